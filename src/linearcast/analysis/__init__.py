@@ -1,0 +1,1 @@
+"""linearcast.analysis."""

@@ -1,0 +1,54 @@
+"""Command line: ``linearcast <command> ...`` (also ``python -m linearcast``).
+
+Each command lives in its own module exposing ``add_parser(subparsers)``; the parser it
+adds sets ``func`` to a callable taking the parsed namespace and returning an exit code.
+Nothing imports this package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from linearcast.errors import LinearcastError
+
+# module name under linearcast.cli -> one line of help (kept in one place so --help lists all)
+COMMANDS: dict[str, str] = {
+    "demo": "run the main example end to end and print its table",
+    "data": "list, describe, convert and download datasets",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with one sub-parser per command."""
+    parser = argparse.ArgumentParser(
+        prog="linearcast",
+        description="Efficient attention-based forecasting (EALA/ELinFormer, SAMoVAR).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"linearcast.cli.{name}")
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except LinearcastError as err:
+        print(f"linearcast: error: {err}", file=sys.stderr)
+        return 1

@@ -1,0 +1,16 @@
+"""Exception types raised for users' mistakes (bad files, shapes, options)."""
+
+
+class LinearcastError(Exception):
+    """Base class of every error linearcast raises on purpose."""
+
+
+class DataError(LinearcastError, ValueError):
+    """A data file or array is missing, malformed or inconsistent.
+
+    The message names the file, what was expected and what was found.
+    """
+
+
+class ConfigError(LinearcastError, ValueError):
+    """An option or a combination of options is invalid."""
