@@ -10,4 +10,4 @@ def add_parser(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "data", help="datasets: list, describe, convert, download"
     )
-    p.set_defaults(func=lambda a: p.print_help() or 0)
+    p.set_defaults(func=lambda a: 0)
