@@ -1,0 +1,44 @@
+"""The contract between models and the engine.
+
+Every model takes ``x: [B, T_in, N, C_in]`` and returns ``[B, T_out, N, C_out]``.
+Channel 0 of ``x`` is the (scaled) target; when a model declares ``needs_time_features``, the
+data pipeline appends time-of-day (fraction in [0, 1)) and day-of-week (0..6, as float) as the
+next channels, in that order (STAEformer's layout). LTSF models see ``N`` = number of series.
+
+A model that has an extra training term (e.g. SAMoVAR's next-patch loss) sets
+``self.aux_loss`` to a scalar tensor in ``forward`` while training; the engine adds it to the
+loss. Otherwise ``aux_loss`` stays None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registry entry: how to build a model and what it needs from the data.
+
+    Attributes:
+        name: registry name (``linearcast train --model NAME``).
+        builder: ``builder(num_nodes=..., in_steps=..., out_steps=..., **overrides) -> nn.Module``.
+        description: one line for ``--help`` and tables; says "beyond the paper" where it is.
+        needs_graph: the builder needs ``adjacency=`` (an ``[N, N]`` array).
+        needs_time_features: ``x`` must carry time-of-day and day-of-week channels.
+        fixed_num_nodes: the trained model only runs on the N it was built for.
+        family: ``"spatiotemporal"`` (PEMS-style, 12 → 12), ``"ltsf"`` or ``"baseline"``.
+        defaults: overrides applied before the user's (e.g. the attention kernel of a variant).
+    """
+
+    name: str
+    builder: Callable[..., nn.Module]
+    description: str
+    needs_graph: bool = False
+    needs_time_features: bool = False
+    fixed_num_nodes: bool = True
+    family: str = "spatiotemporal"
+    defaults: dict[str, Any] = field(default_factory=dict)

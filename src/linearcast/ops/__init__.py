@@ -1,0 +1,50 @@
+"""Attention kernels as pure tensor functions, ``q [B, H, Nq, D], k [B, H, N, D], v [B, H, N, Dv]``.
+
+Each fast path has a readable reference beside it (``*_naive`` / ``*_quadratic``), and the
+tests compare values and gradients between the two.
+"""
+
+from linearcast.ops.eala import (
+    choose_impl,
+    eala_attention,
+    eala_attention_causal,
+    eala_attention_linear,
+)
+from linearcast.ops.eala_naive import (
+    EalaStats,
+    eala_attention_quadratic,
+    eala_stats,
+    eala_weights,
+    exact_theta,
+    paper_first_order_entropy,
+    softmax_entropy,
+    theta_star,
+)
+from linearcast.ops.eala_theta import PAPER_THETA, ThetaRule, theta_from_moments
+from linearcast.ops.linear import linear_attention, linear_attention_naive
+from linearcast.ops.linformer import linformer_attention, linformer_attention_naive
+from linearcast.ops.softmax import softmax_attention, softmax_attention_naive
+
+__all__ = [
+    "PAPER_THETA",
+    "EalaStats",
+    "ThetaRule",
+    "choose_impl",
+    "eala_attention",
+    "eala_attention_causal",
+    "eala_attention_linear",
+    "eala_attention_quadratic",
+    "eala_stats",
+    "eala_weights",
+    "exact_theta",
+    "linear_attention",
+    "linear_attention_naive",
+    "linformer_attention",
+    "linformer_attention_naive",
+    "paper_first_order_entropy",
+    "softmax_attention",
+    "softmax_attention_naive",
+    "softmax_entropy",
+    "theta_from_moments",
+    "theta_star",
+]

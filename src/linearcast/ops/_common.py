@@ -1,0 +1,49 @@
+"""Shape checks and small helpers shared by the kernels."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from linearcast.errors import ConfigError
+
+
+def check_qkv(q: Tensor, k: Tensor, v: Tensor, *, same_length: bool = False) -> None:
+    """Raise a clear error unless ``q, k, v`` are ``[B, H, Nq, D], [B, H, N, D], [B, H, N, Dv]``."""
+    if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
+        raise ConfigError(
+            "attention expects q, k, v of rank 4 [B, H, N, D]; found shapes "
+            f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
+        )
+    if q.shape[:2] != k.shape[:2] or k.shape[:3] != v.shape[:3] or q.shape[-1] != k.shape[-1]:
+        raise ConfigError(
+            "attention expects q [B, H, Nq, D], k [B, H, N, D], v [B, H, N, Dv]; found "
+            f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
+        )
+    if same_length and q.shape[2] != k.shape[2]:
+        raise ConfigError(
+            f"causal attention needs as many queries as keys; found Nq={q.shape[2]}, N={k.shape[2]}"
+        )
+
+
+def resolve_scale(scale: float | None, d: int) -> float:
+    """The score scale τ; ``None`` means ``1/sqrt(d)`` as in SDPA."""
+    return 1.0 / math.sqrt(d) if scale is None else float(scale)
+
+
+def valid_keys(key_padding_mask: Tensor | None, k: Tensor) -> Tensor | None:
+    """Turn a ``[B, N]`` padding mask (True = padded, ignored) into ``[B, 1, N]`` valid weights.
+
+    Returns None when there is no mask. The result has ``k``'s dtype.
+    """
+    if key_padding_mask is None:
+        return None
+    b, _, n, _ = k.shape
+    if key_padding_mask.shape != (b, n) or key_padding_mask.dtype != torch.bool:
+        raise ConfigError(
+            f"key_padding_mask must be a bool tensor [B, N] = [{b}, {n}] (True = padded key); "
+            f"found {key_padding_mask.dtype} {tuple(key_padding_mask.shape)}"
+        )
+    return (~key_padding_mask).to(k.dtype)[:, None, :]

@@ -1,0 +1,235 @@
+"""EALA, linear time: the non-causal and causal fast paths and the ``impl=`` dispatcher.
+
+Non-causal (O(N·D·(D+Dv)) time, O(D·(D+Dv)) extra memory, never an N×N tensor)::
+
+    K̂ = k − mean_N k;  [A | M] = K̂ᵀ [K̂ | v];  sv = Σ_N v
+    S2 = max(rowsum((τq A) ⊙ τq), 0);  θ = rule(S2/n, n)
+    O  = (sv + (τq M)/θ) / n
+
+Causal: prefix-mean centring with chunked prefix sums (inter-chunk state + masked intra-chunk
+terms); keys are shifted by the first key first, which cancels exactly and keeps
+``S2 = b − a²/n`` from cancelling catastrophically. The quadratic reference is in
+:mod:`linearcast.ops.eala_naive`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from linearcast.errors import ConfigError
+from linearcast.ops._common import check_qkv, resolve_scale, valid_keys
+from linearcast.ops.eala_naive import _compute_dtype, eala_attention_quadratic
+from linearcast.ops.eala_theta import ThetaRule, check_theta_rule, theta_from_moments
+
+log = logging.getLogger(__name__)
+
+Impl = Literal["auto", "quadratic", "linear"]
+_announced: set[tuple[object, ...]] = set()
+
+
+def choose_impl(n_keys: int, d: int, *, clamp: bool = False, theta: ThetaRule = "paper") -> str:
+    """The path ``impl="auto"`` takes: quadratic when ``N <= 2·D`` (cheaper there) or when the
+    options need it (``clamp=True``, ``theta="exact"``), linear otherwise."""
+    if clamp or theta == "exact" or n_keys <= 2 * d:
+        return "quadratic"
+    return "linear"
+
+
+def eala_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    theta: ThetaRule = "paper",
+    impl: Impl = "auto",
+    causal: bool = False,
+    scale: float | None = None,
+    key_padding_mask: Tensor | None = None,
+    clamp: bool = False,
+    eps: float = 1e-8,
+    chunk_size: int = 64,
+) -> Tensor:
+    """Entropy-aligned linear attention (EALA): weights ``(1 + x_j/θ)/n`` on centred scores.
+
+    Args:
+        q: ``[B, H, Nq, D]``.
+        k: ``[B, H, N, D]``.
+        v: ``[B, H, N, Dv]``.
+        theta: ``"paper"`` (closed form of the paper's estimate, 1/√2 + eps), ``"gauss"`` (1),
+            ``"gauss_hclamp"`` (``max(1, σ/sqrt(2 ln n))``), a positive float, or ``"exact"``
+            (quadratic only; analysis).
+        impl: ``"quadratic"``, ``"linear"`` or ``"auto"`` (quadratic iff ``N <= 2·D`` or the
+            options need it; the choice is logged once per shape).
+        causal: query ``i`` sees keys ``j <= i`` with prefix-mean centring (needs ``Nq == N``).
+        scale: score scale τ, default ``1/sqrt(D)``; θ is computed from the same scaled scores.
+        key_padding_mask: ``[B, N]`` bool, True = padded key: excluded from the key mean, the
+            statistics and the count n.
+        clamp: clip negative weights (quadratic only).
+        eps: added to the paper's θ.
+        chunk_size: chunk length of the causal linear path.
+
+    Returns:
+        ``[B, H, Nq, Dv]`` in ``q``'s dtype; float16/bfloat16 inputs are computed in float32.
+        The output is an affine (not convex) combination of the values: weights sum to 1 but
+        can be negative where ``x_j < −θ``.
+    """
+    check_qkv(q, k, v, same_length=causal)
+    check_theta_rule(theta, allow_exact=True)
+    n_keys, d = k.shape[2], k.shape[3]
+    if impl == "auto":
+        impl = (
+            "quadratic"
+            if choose_impl(n_keys, d, clamp=clamp, theta=theta) == "quadratic"
+            else "linear"
+        )
+        key = (n_keys, d, causal, impl)
+        if key not in _announced:
+            _announced.add(key)
+            log.info(
+                "eala_attention impl='auto' chose %s for N=%d, D=%d, causal=%s",
+                impl,
+                n_keys,
+                d,
+                causal,
+            )
+    if impl == "quadratic":
+        return eala_attention_quadratic(
+            q, k, v, theta=theta, causal=causal, scale=scale,
+            key_padding_mask=key_padding_mask, clamp=clamp, eps=eps,
+        )  # fmt: skip
+    if impl != "linear":
+        raise ConfigError(f"impl must be 'auto', 'quadratic' or 'linear'; found {impl!r}")
+    if clamp:
+        raise ConfigError("clamp=True needs the weights themselves: use impl='quadratic'")
+    check_theta_rule(theta, allow_exact=False)
+    if causal:
+        return eala_attention_causal(
+            q, k, v, theta=theta, scale=scale, key_padding_mask=key_padding_mask,
+            eps=eps, chunk_size=chunk_size,
+        )  # fmt: skip
+    return eala_attention_linear(
+        q, k, v, theta=theta, scale=scale, key_padding_mask=key_padding_mask, eps=eps
+    )
+
+
+def eala_attention_linear(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    theta: ThetaRule = "paper",
+    scale: float | None = None,
+    key_padding_mask: Tensor | None = None,
+    eps: float = 1e-8,
+) -> Tensor:
+    """Non-causal EALA in O(N·D·(D+Dv)); see :func:`eala_attention` for the arguments."""
+    check_qkv(q, k, v)
+    check_theta_rule(theta, allow_exact=False)
+    dtype = q.dtype
+    cd = _compute_dtype(dtype)
+    q, k, v = q.to(cd), k.to(cd), v.to(cd)
+    d = q.shape[-1]
+    qs = q * resolve_scale(scale, d)
+    valid = valid_keys(key_padding_mask, k)
+    if valid is None:
+        n = torch.full((1, 1, 1), float(k.shape[2]), dtype=cd, device=k.device)
+        kc = k - k.mean(dim=-2, keepdim=True)  # two-pass centring
+        vm = v
+    else:
+        vk = valid[..., None]  # (B, 1, N, 1)
+        n = valid.sum(dim=-1, keepdim=True)  # (B, 1, 1)
+        kbar = (k * vk).sum(dim=-2, keepdim=True) / n[..., None].clamp_min(1.0)
+        kc = (k - kbar) * vk
+        vm = v * vk
+    g = kc.transpose(-1, -2) @ torch.cat([kc, vm], dim=-1)  # (B, H, D, D+Dv) = [A | M]
+    sv = vm.sum(dim=-2, keepdim=True)  # (B, H, 1, Dv)
+    p = qs @ g  # (B, H, Nq, D+Dv) = [τq A | τq M]
+    s2 = (p[..., :d] * qs).sum(dim=-1).clamp_min(0.0)  # (B, H, Nq)
+    n_c = n.clamp_min(1.0)
+    th = theta_from_moments(s2 / n_c, n, theta, eps)
+    out = (sv + p[..., d:] / th[..., None]) / n_c[..., None]
+    return out.to(dtype)
+
+
+def _exclusive_cumsum(x: Tensor, dim: int) -> Tensor:
+    """Sum of all earlier slices along ``dim`` (the first slice gets zeros)."""
+    c = x.cumsum(dim)
+    return torch.cat(
+        [torch.zeros_like(c.narrow(dim, 0, 1)), c.narrow(dim, 0, c.shape[dim] - 1)], dim
+    )
+
+
+def eala_attention_causal(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    theta: ThetaRule = "paper",
+    scale: float | None = None,
+    key_padding_mask: Tensor | None = None,
+    eps: float = 1e-8,
+    chunk_size: int = 64,
+) -> Tensor:
+    """Causal EALA in O(N·D·(D+Dv)) time and O(N·(D+C)) extra memory (C = chunk size).
+
+    For query ``i`` with ``n_i`` visible keys (first key subtracted from all keys)::
+
+        a_i = τq_i·Σ_{j≤i} k_j;  S2_i = τ²q_iᵀ(Σ_{j≤i} k_j k_jᵀ)q_i − a_i²/n_i
+        o_i = [Σv + (τq_iᵀ Σ k_j v_jᵀ − (a_i/n_i) Σv)/θ_i] / n_i
+
+    Position 1 (n = 1) returns ``v_1`` exactly. See :func:`eala_attention` for the arguments.
+    """
+    check_qkv(q, k, v, same_length=True)
+    check_theta_rule(theta, allow_exact=False)
+    if chunk_size < 1:
+        raise ConfigError(f"chunk_size must be >= 1; found {chunk_size}")
+    dtype = q.dtype
+    cd = _compute_dtype(dtype)
+    q, k, v = q.to(cd), k.to(cd), v.to(cd)
+    b, h, n_len, d = q.shape
+    dv = v.shape[-1]
+    qs = q * resolve_scale(scale, d)
+    k0 = k - k[:, :, :1]  # shift by the first key: exact, and k0_1 = 0
+    valid = valid_keys(key_padding_mask, k)
+    if valid is None:
+        cnt = torch.ones(1, 1, n_len, 1, dtype=cd, device=q.device)
+        vm = v
+    else:
+        cnt = valid[..., None]  # (B, 1, N, 1)
+        k0 = k0 * cnt
+        vm = v * cnt
+    c = min(chunk_size, n_len)
+    pad = (-n_len) % c
+    if pad:
+        qs, k0, vm, cnt = (F.pad(t, (0, 0, 0, pad)) for t in (qs, k0, vm, cnt))
+    nc = (n_len + pad) // c
+    qc = qs.reshape(b, h, nc, c, d)
+    kc = k0.reshape(b, h, nc, c, d)
+    vc = vm.reshape(b, h, nc, c, dv)
+    cc = cnt.reshape(cnt.shape[0], 1, nc, c, 1)
+
+    # state before each chunk: Σk, [Σkkᵀ | Σkvᵀ], Σv, n
+    g_state = _exclusive_cumsum(kc.transpose(-1, -2) @ torch.cat([kc, vc], dim=-1), 2)
+    k_state = _exclusive_cumsum(kc.sum(dim=-2), 2)[..., None, :]  # (B, H, nc, 1, D)
+    v_state = _exclusive_cumsum(vc.sum(dim=-2), 2)[..., None, :]  # (B, H, nc, 1, Dv)
+    n_state = _exclusive_cumsum(cc.sum(dim=-2), 2)[..., None, :]  # (B|1, 1, nc, 1, 1)
+
+    tri = torch.ones(c, c, dtype=torch.bool, device=q.device).tril()
+    p = (qc @ kc.transpose(-1, -2)).masked_fill(~tri, 0.0)  # (B, H, nc, C, C) intra-chunk scores
+    qg = qc @ g_state  # (B, H, nc, C, D+Dv)
+    a = (qc * k_state).sum(dim=-1) + p.sum(dim=-1)  # (B, H, nc, C)
+    bq = (qg[..., :d] * qc).sum(dim=-1) + (p * p).sum(dim=-1)
+    qkv = qg[..., d:] + p @ vc  # (B, H, nc, C, Dv)
+    n_i = (n_state + cc.cumsum(dim=-2)).squeeze(-1)  # (B|1, 1, nc, C)
+    sv = v_state + vc.cumsum(dim=-2)  # (B, H, nc, C, Dv)
+
+    n_c = n_i.clamp_min(1.0)
+    s2 = (bq - a * a / n_c).clamp_min(0.0)
+    th = theta_from_moments(s2 / n_c, n_i, theta, eps)
+    out = (sv + (qkv - (a / n_c)[..., None] * sv) / th[..., None]) / n_c[..., None]
+    return out.reshape(b, h, nc * c, dv)[:, :, :n_len].to(dtype)
