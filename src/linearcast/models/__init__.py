@@ -14,7 +14,6 @@ from torch import nn
 from linearcast.errors import ConfigError
 from linearcast.models.base import ModelSpec
 
-
 # One line per model file. Each file exports SPECS: list[ModelSpec].
 _SPECS: list[ModelSpec] = []
 
