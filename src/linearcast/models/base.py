@@ -8,6 +8,11 @@ next channels, in that order (STAEformer's layout). LTSF models see ``N`` = numb
 A model that has an extra training term (e.g. SAMoVAR's next-patch loss) sets
 ``self.aux_loss`` to a scalar tensor in ``forward`` while training; the engine adds it to the
 loss. Otherwise ``aux_loss`` stays None.
+
+A model fitted in closed form (e.g. a least-squares VAR) exposes ``fit(loader)`` taking an
+iterable of ``(x, y)`` training batches (``y: [B, T_out, N, C_out]`` in raw units; the model
+is told the scaler through its config when it needs it); the engine calls it before (or
+instead of, when the model has no trainable parameters) gradient training.
 """
 
 from __future__ import annotations
