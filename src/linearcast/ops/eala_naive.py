@@ -94,13 +94,14 @@ def exact_theta(x: Tensor, mask: Tensor | None, n: Tensor, iters: int = 80) -> T
         spread = (-lowest.min(dim=-1, keepdim=True).values).clamp_min(0.0)
         flat = spread <= 1e-12 * (1.0 + x64.abs().amax(dim=-1, keepdim=True))
         lo = torch.zeros_like(spread)
-        hi = torch.where(flat, torch.ones_like(spread), 1.0 / spread.clamp_min(1e-300))
+        # just inside the non-negative range, so rounding cannot make the smallest weight < 0
+        hi = torch.where(flat, torch.ones_like(spread), (1 - 1e-9) / spread.clamp_min(1e-300))
         for _ in range(iters):
             mid = 0.5 * (lo + hi)
             too_peaked = _linear_entropy(x64, mid, m64, n64) < target
             hi = torch.where(too_peaked, mid, hi)
             lo = torch.where(too_peaked, lo, mid)
-        t = 0.5 * (lo + hi)
+        t = lo  # the side whose entropy is at least the target
         theta = torch.where(flat | (t <= 0), torch.ones_like(t), 1.0 / t.clamp_min(1e-300))
         return theta.squeeze(-1).to(x.dtype)
 
