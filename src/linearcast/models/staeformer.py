@@ -1,0 +1,379 @@
+"""STAEformer (Liu et al., CIKM 2023) and ELinFormer (STAEformer with EALA attention).
+
+The model follows the official code (XDZhelheim/STAEformer, ``model/STAEformer.py``) layer for
+layer: same dimensions, embeddings, initialisation and mixed output projection, so that with
+softmax attention it has the official parameter count, ``1 060 260 + 960·N`` with the default
+config (see ``docs/models.md``). Modules are created in the official order, so one seed gives
+the same initial weights. The attention kernel is a config field (``attention=``); nothing else
+changes between STAEformer and ELinFormer.
+
+Beyond the paper: ``node_embedding="history"`` replaces the adaptive embedding (a ``[T, N, 80]``
+parameter that ties the model to one N) by an embedding computed from each node's own input
+window, so a trained model runs on any number of nodes (registry name ``elinformer-varn``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from linearcast.errors import ConfigError
+from linearcast.models.base import ModelSpec
+from linearcast.nn import SelfAttentionLayer
+from linearcast.nn.attention import KERNELS, EalaImpl
+from linearcast.ops.eala_theta import ThetaRule
+from linearcast.ops.linear import FeatureMap
+
+NodeEmbedding = Literal["adaptive", "history"]
+
+
+@dataclass
+class STAEformerConfig:
+    """STAEformer hyper-parameters; the defaults are the official ones for every dataset.
+
+    Attributes:
+        num_nodes: N, the number of nodes (filled from the data).
+        in_steps: T_in, input window length.
+        out_steps: T_out, horizon.
+        steps_per_day: size of the time-of-day embedding table (288 for 5-minute data).
+        input_dim: input channels fed to the input projection (3: target, time of day, day of
+            week — the official model projects all three).
+        output_dim: output channels C_out.
+        input_embedding_dim: width of the input projection.
+        tod_embedding_dim: time-of-day embedding width (0 disables it).
+        dow_embedding_dim: day-of-week embedding width (0 disables it).
+        spatial_embedding_dim: a ``[N, dim]`` node embedding (official ablation; 0 = off).
+        adaptive_embedding_dim: width of the adaptive ``[T_in, N, dim]`` embedding, or of the
+            history embedding when ``node_embedding="history"`` (0 = no such embedding).
+        feed_forward_dim: FFN hidden width.
+        num_heads: attention heads (model dim 152 / 4 = head dim 38).
+        num_layers: temporal layers, then as many spatial layers.
+        dropout: dropout after attention and FFN.
+        use_mixed_proj: per-node ``Linear(T_in·D → T_out·C_out)`` output (official default);
+            otherwise ``Linear(T_in → T_out)`` over time then ``Linear(D → C_out)``.
+        attention: attention kernel, a key of :data:`linearcast.nn.attention.KERNELS`
+            (``"softmax"`` via SDPA, ``"softmax_naive"`` materialised as in the official code,
+            ``"eala"``, ``"linformer"``, ``"linear"``).
+        theta: EALA θ rule (``"paper"``, ``"gauss"``, ``"gauss_hclamp"``, a float).
+        temporal_impl: EALA path of temporal attention; ``"auto"`` picks quadratic for 12
+            steps (``L <= 2·head_dim``) and the op logs the choice.
+        spatial_impl: EALA path of spatial attention; ``"auto"`` picks linear once
+            ``N > 2·head_dim``.
+        clamp: EALA: clip negative weights (forces the quadratic path).
+        linformer_k: Linformer projected length (capped at the sequence length, so temporal
+            attention keeps all 12 steps).
+        linformer_share_kv: Linformer: one projection for keys and values.
+        feature_map: linear-attention feature map.
+        node_embedding: ``"adaptive"`` (official) or ``"history"`` (beyond the paper: a
+            per-node MLP of the node's input window, ``T_in → adaptive_embedding_dim →
+            T_in·adaptive_embedding_dim``, shared by all nodes, so it does not tie the model to
+            N and keeps the model node-permutation equivariant).
+    """
+
+    num_nodes: int
+    in_steps: int = 12
+    out_steps: int = 12
+    steps_per_day: int = 288
+    input_dim: int = 3
+    output_dim: int = 1
+    input_embedding_dim: int = 24
+    tod_embedding_dim: int = 24
+    dow_embedding_dim: int = 24
+    spatial_embedding_dim: int = 0
+    adaptive_embedding_dim: int = 80
+    feed_forward_dim: int = 256
+    num_heads: int = 4
+    num_layers: int = 3
+    dropout: float = 0.1
+    use_mixed_proj: bool = True
+    attention: str = "softmax"
+    theta: ThetaRule = "paper"
+    temporal_impl: EalaImpl = "auto"
+    spatial_impl: EalaImpl = "auto"
+    clamp: bool = False
+    linformer_k: int = 256
+    linformer_share_kv: bool = False
+    feature_map: FeatureMap = "elu1"
+    node_embedding: NodeEmbedding = "adaptive"
+
+    def __post_init__(self) -> None:
+        for name in ("num_nodes", "in_steps", "out_steps", "steps_per_day", "num_heads"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"STAEformer {name} must be >= 1; found {getattr(self, name)}")
+        if self.attention not in KERNELS:
+            raise ConfigError(
+                f"unknown STAEformer attention {self.attention!r}; known kernels: "
+                f"{', '.join(sorted(KERNELS))}"
+            )
+        if self.node_embedding not in ("adaptive", "history"):
+            raise ConfigError(
+                "STAEformer node_embedding must be 'adaptive' or 'history'; "
+                f"found {self.node_embedding!r}"
+            )
+        if self.model_dim % self.num_heads != 0:
+            raise ConfigError(
+                f"STAEformer num_heads={self.num_heads} must divide the model dim "
+                f"{self.model_dim} (the sum of the embedding widths)"
+            )
+
+    @property
+    def model_dim(self) -> int:
+        """Width D: input + tod + dow + spatial + adaptive embedding widths (152 by default)."""
+        return (
+            self.input_embedding_dim
+            + self.tod_embedding_dim
+            + self.dow_embedding_dim
+            + self.spatial_embedding_dim
+            + self.adaptive_embedding_dim
+        )
+
+    @property
+    def fixed_num_nodes(self) -> bool:
+        """Whether a parameter depends on N (adaptive or spatial embedding, Linformer's E/F)."""
+        return (
+            (self.node_embedding == "adaptive" and self.adaptive_embedding_dim > 0)
+            or self.spatial_embedding_dim > 0
+            or self.attention == "linformer"
+        )
+
+    @property
+    def min_input_channels(self) -> int:
+        """Channels ``x`` must carry: the projected ones and the time features used."""
+        need = self.input_dim
+        if self.tod_embedding_dim > 0:
+            need = max(need, 2)
+        if self.dow_embedding_dim > 0:
+            need = max(need, 3)
+        return need
+
+
+class HistoryEmbedding(nn.Module):
+    """Beyond the paper: a node embedding computed from the node's own input window.
+
+    ``e = W2 ReLU(W1 x_window + b1) + b2`` maps each node's ``T_in`` target values to a
+    ``[T_in, dim]`` embedding — the shape of the adaptive embedding's slice for one node — with
+    weights shared by all nodes. It has no per-node parameter, so the model runs on any N and
+    permuting the nodes permutes the embedding.
+
+    Args:
+        in_steps: T_in.
+        dim: embedding width (also the hidden width).
+    """
+
+    def __init__(self, in_steps: int, dim: int) -> None:
+        super().__init__()
+        self.in_steps = in_steps
+        self.dim = dim
+        self.mlp = nn.Sequential(
+            nn.Linear(in_steps, dim), nn.ReLU(inplace=True), nn.Linear(dim, in_steps * dim)
+        )
+
+    def forward(self, target: Tensor) -> Tensor:
+        """``[B, T_in, N]`` scaled target → ``[B, T_in, N, dim]``."""
+        e = self.mlp(target.transpose(1, 2))  # (B, N, T_in·dim)
+        return e.unflatten(-1, (self.in_steps, self.dim)).transpose(1, 2)  # (B, T_in, N, dim)
+
+
+class STAEformer(nn.Module):
+    """Spatio-temporal adaptive-embedding transformer with a pluggable attention kernel.
+
+    Input ``x: [B, T_in, N, C_in]`` with channels [scaled target, time-of-day fraction in
+    [0, 1), day-of-week 0..6 as float, ...]. The first ``input_dim`` channels go through
+    ``Linear(input_dim → 24)``; time of day indexes ``Embedding(steps_per_day, 24)`` by
+    ``floor(tod · steps_per_day)``, day of week ``Embedding(7, 24)``; the adaptive embedding
+    ``[T_in, N, 80]`` (xavier-uniform) is broadcast over the batch. The concatenation
+    (model dim 152) passes ``num_layers`` temporal blocks (attention across T per node), then
+    ``num_layers`` spatial blocks (attention across N per step), then the mixed projection.
+
+    Args:
+        config: the hyper-parameters.
+    """
+
+    def __init__(self, config: STAEformerConfig) -> None:
+        super().__init__()
+        c = config
+        self.config = c
+        self.aux_loss: Tensor | None = None  # the engine contract: no auxiliary loss term
+        d = c.model_dim
+        # creation order = the official one, so a seed gives the official initial weights
+        self.input_proj = nn.Linear(c.input_dim, c.input_embedding_dim)
+        self.tod_embedding = (
+            nn.Embedding(c.steps_per_day, c.tod_embedding_dim) if c.tod_embedding_dim > 0 else None
+        )
+        self.dow_embedding = (
+            nn.Embedding(7, c.dow_embedding_dim) if c.dow_embedding_dim > 0 else None
+        )
+        self.node_emb: nn.Parameter | None = None
+        if c.spatial_embedding_dim > 0:
+            self.node_emb = nn.Parameter(torch.empty(c.num_nodes, c.spatial_embedding_dim))
+            nn.init.xavier_uniform_(self.node_emb)
+        self.adaptive_embedding: nn.Parameter | None = None
+        self.history_embedding: HistoryEmbedding | None = None
+        if c.adaptive_embedding_dim > 0 and c.node_embedding == "adaptive":
+            self.adaptive_embedding = nn.Parameter(
+                torch.empty(c.in_steps, c.num_nodes, c.adaptive_embedding_dim)
+            )
+            nn.init.xavier_uniform_(self.adaptive_embedding)
+        elif c.adaptive_embedding_dim > 0:
+            self.history_embedding = HistoryEmbedding(c.in_steps, c.adaptive_embedding_dim)
+        self.temporal_proj: nn.Linear | None = None
+        if c.use_mixed_proj:
+            self.output_proj = nn.Linear(c.in_steps * d, c.out_steps * c.output_dim)
+        else:
+            self.temporal_proj = nn.Linear(c.in_steps, c.out_steps)
+            self.output_proj = nn.Linear(d, c.output_dim)
+        self.attn_layers_t = nn.ModuleList(
+            [self._layer(seq_len=c.in_steps, impl=c.temporal_impl) for _ in range(c.num_layers)]
+        )
+        self.attn_layers_s = nn.ModuleList(
+            [self._layer(seq_len=c.num_nodes, impl=c.spatial_impl) for _ in range(c.num_layers)]
+        )
+
+    def _layer(self, *, seq_len: int, impl: EalaImpl) -> SelfAttentionLayer:
+        c = self.config
+        return SelfAttentionLayer(
+            c.model_dim, c.feed_forward_dim, c.num_heads, c.dropout,
+            kernel=c.attention, seq_len=seq_len, theta=c.theta, impl=impl, clamp=c.clamp,
+            linformer_k=c.linformer_k, linformer_share_kv=c.linformer_share_kv,
+            feature_map=c.feature_map,
+        )  # fmt: skip
+
+    def _check_input(self, x: Tensor) -> None:
+        c = self.config
+        if x.dim() != 4 or x.shape[1] != c.in_steps or x.shape[3] < c.min_input_channels:
+            raise ConfigError(
+                f"STAEformer expects x of shape [B, T_in={c.in_steps}, N, C_in>="
+                f"{c.min_input_channels}] (target, time of day, day of week); "
+                f"found {tuple(x.shape)}"
+            )
+        if c.fixed_num_nodes and x.shape[2] != c.num_nodes:
+            raise ConfigError(
+                f"this STAEformer was built for N={c.num_nodes} nodes and found "
+                f"{x.shape[2]}: its adaptive/spatial embedding or Linformer projections tie "
+                "it to N (node_embedding='history' gives a model that runs on any N)"
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Forecast ``out_steps`` steps.
+
+        Args:
+            x: ``[B, T_in, N, C_in]``: channel 0 the scaled target, 1 time-of-day fraction,
+                2 day-of-week index (as float).
+
+        Returns:
+            ``[B, T_out, N, output_dim]`` in the target's scaled units.
+        """
+        self._check_input(x)
+        c = self.config
+        b, t, n, _ = x.shape
+        features = [self.input_proj(x[..., : c.input_dim])]  # (B, T, N, 24)
+        if self.tod_embedding is not None:
+            tod = (x[..., 1] * c.steps_per_day).long().clamp(0, c.steps_per_day - 1)
+            features.append(self.tod_embedding(tod))  # (B, T, N, 24)
+        if self.dow_embedding is not None:
+            dow = x[..., 2].long().clamp(0, 6)
+            features.append(self.dow_embedding(dow))  # (B, T, N, 24)
+        if self.node_emb is not None:
+            features.append(self.node_emb.expand(b, t, *self.node_emb.shape))  # (B, T, N, Ds)
+        if self.adaptive_embedding is not None:
+            features.append(self.adaptive_embedding.expand(b, *self.adaptive_embedding.shape))
+        elif self.history_embedding is not None:
+            features.append(self.history_embedding(x[..., 0]))  # (B, T, N, 80)
+        h = torch.cat(features, dim=-1)  # (B, T, N, D)
+        for layer in self.attn_layers_t:
+            h = layer(h, dim=1)  # attention across T, per node
+        for layer in self.attn_layers_s:
+            h = layer(h, dim=2)  # attention across N, per step
+        if self.temporal_proj is None:
+            out = h.transpose(1, 2).reshape(b, n, t * c.model_dim)  # (B, N, T·D)
+            out = self.output_proj(out).view(b, n, c.out_steps, c.output_dim)  # (B, N, T', C)
+            return out.transpose(1, 2)  # (B, T_out, N, C)
+        out = self.temporal_proj(h.transpose(1, 3))  # (B, D, N, T_out)
+        return self.output_proj(out.transpose(1, 3))  # (B, T_out, N, C)
+
+
+def build_staeformer(
+    *, num_nodes: int, in_steps: int, out_steps: int, **overrides: Any
+) -> STAEformer:
+    """Registry builder: ``STAEformer(STAEformerConfig(num_nodes, in_steps, out_steps, ...))``.
+
+    Raises:
+        ConfigError: for an override that is not a :class:`STAEformerConfig` field.
+    """
+    known = {f.name for f in dataclasses.fields(STAEformerConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown STAEformer option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    config = STAEformerConfig(
+        num_nodes=num_nodes, in_steps=in_steps, out_steps=out_steps, **overrides
+    )
+    return STAEformer(config)
+
+
+def _spec(
+    name: str, description: str, *, fixed_num_nodes: bool = True, **defaults: Any
+) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        builder=build_staeformer,
+        description=description,
+        needs_time_features=True,
+        fixed_num_nodes=fixed_num_nodes,
+        family="spatiotemporal",
+        defaults=defaults,
+    )
+
+
+SPECS: list[ModelSpec] = [
+    _spec("staeformer", "STAEformer (Liu et al. 2023), softmax attention via SDPA"),
+    _spec(
+        "staeformer-naive",
+        "STAEformer with materialised softmax as in the official code (the paper's baseline)",
+        attention="softmax_naive",
+    ),
+    _spec(
+        "elinformer",
+        "ELinFormer: STAEformer with EALA attention, the paper's θ (= 1/√2)",
+        attention="eala",
+        theta="paper",
+    ),
+    _spec(
+        "elinformer-gauss",
+        "ELinFormer with the corrected θ = 1 (beyond the paper)",
+        attention="eala",
+        theta="gauss",
+    ),
+    _spec(
+        "elinformer-hclamp",
+        "ELinFormer with the adaptive θ = max(1, σ/sqrt(2 ln n)) (beyond the paper)",
+        attention="eala",
+        theta="gauss_hclamp",
+    ),
+    _spec(
+        "staeformer-linformer",
+        "STAEformer with Linformer attention (projected length 256)",
+        attention="linformer",
+    ),
+    _spec(
+        "staeformer-linear",
+        "STAEformer with elu+1 linear attention (Katharopoulos et al. 2020)",
+        attention="linear",
+    ),
+    _spec(
+        "elinformer-varn",
+        "ELinFormer (paper θ) with a history node embedding instead of the adaptive one: "
+        "runs on any N (beyond the paper)",
+        fixed_num_nodes=False,
+        attention="eala",
+        theta="paper",
+        node_embedding="history",
+    ),
+]
+
+__all__ = ["SPECS", "HistoryEmbedding", "STAEformer", "STAEformerConfig", "build_staeformer"]
