@@ -1,13 +1,191 @@
-"""``linearcast data ...`` (filled in by the data issue)."""
+"""``linearcast data list|describe|convert|download``.
+
+- ``list``: the known datasets, their shapes, protocols and whether they download directly;
+- ``describe PATH``: shape, frequency, zeros/NaN per channel, graph statistics and the window
+  counts under a protocol (``PATH`` may be ``synthetic``);
+- ``convert SRC OUT_DIR``: any supported format to a BasicTS folder;
+- ``download NAME``: a catalogue dataset into the cache, checked after download.
+
+The data modules are imported inside the commands so that ``linearcast --help`` stays fast.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 from typing import Any
+
+from linearcast.errors import DataError
+
+
+def _load(path: str, fmt: str) -> Any:
+    from linearcast.data import load, synthetic_traffic
+
+    if path == "synthetic":
+        return synthetic_traffic()
+    return load(path, format=fmt)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from linearcast.data import CATALOG, PROTOCOLS
+
+    if args.json:
+        rows = [
+            {
+                "name": e.name,
+                "format": e.format,
+                "protocol": e.protocol,
+                "shape": list(e.shape),
+                "downloadable": e.downloadable,
+                "description": e.description,
+                "source": e.source,
+            }
+            for e in CATALOG.values()
+        ]
+        print(json.dumps({"datasets": rows, "protocols": sorted(PROTOCOLS)}, indent=2))
+        return 0
+    print(f"{'name':<16}{'format':<12}{'protocol':<10}{'shape [T, N, F]':<22}{'download':<10}")
+    for e in CATALOG.values():
+        shape = f"{e.shape[0]} x {e.shape[1]} x {e.shape[2]}"
+        dl = "yes" if e.downloadable else "manual"
+        print(f"{e.name:<16}{e.format:<12}{e.protocol:<10}{shape:<22}{dl:<10}")
+    print(f"{'synthetic':<16}{'generated':<12}{'pems':<10}{'(configurable)':<22}{'built-in':<10}")
+    print("\nprotocols:")
+    for name, p in PROTOCOLS.items():
+        print(f"  {name:<17}{p.description}")
+    return 0
+
+
+def _fmt_null(x: float) -> str:
+    return "NaN" if math.isnan(x) else f"{x:g}"
+
+
+def _cmd_describe(args: argparse.Namespace) -> int:
+    from linearcast.data import get_protocol
+
+    ds = _load(args.path, args.format)
+    info = ds.describe()
+    proto = get_protocol(args.protocol) if args.protocol else None
+    if proto is not None:
+        try:
+            info["protocol"] = {
+                "label": proto.label,
+                "counts": proto.counts(ds.num_steps, ds.steps_per_day),
+            }
+        except DataError as err:
+            info["protocol"] = {"label": proto.label, "error": str(err)}
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    t, n, f = info["shape"]
+    print(f"{info['name']}  ({info['format']}{', memory-mapped' if info['memmap'] else ''})")
+    if info["path"]:
+        print(f"  path          {info['path']}")
+    print(f"  shape         T={t} N={n} F={f}")
+    freq = f"{info['freq_minutes']} min" if info["freq_minutes"] else "unknown"
+    print(f"  frequency     {freq}, steps/day {info['steps_per_day'] or 'unknown'}")
+    print(f"  start         {info['start'] or 'unknown'}")
+    print(f"  null value    {_fmt_null(ds.null_value)}")
+    total = t * n
+    for ch in info["channels"]:
+        rng = (
+            ""
+            if ch["min"] is None
+            else f"min {ch['min']:.4g} max {ch['max']:.4g} mean {ch['mean']:.4g}"
+        )
+        print(
+            f"  {ch['name']:<13} zeros {ch['zeros']} ({100 * ch['zeros'] / total:.2f}%)  "
+            f"NaN {ch['nan']}  inf {ch['inf']}  {rng}"
+        )
+    g = info["graph"]
+    if g is None:
+        print("  graph         none")
+    else:
+        print(
+            f"  graph         {g['nodes']} nodes, {g['undirected_edges']} edges, "
+            f"density {g['density']:.4f}, symmetric {g['symmetric']}, self loops "
+            f"{g['self_loops']}, isolated {g['isolated_nodes']}, weights "
+            f"{g['weight_min']}..{g['weight_max']}"
+        )
+    if proto is not None:
+        p = info["protocol"]
+        print(f"  protocol      {p['label']}: {p.get('counts', p.get('error'))}")
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from linearcast.data import write_basicts
+
+    ds = _load(args.src, args.format)
+    if args.name:
+        ds.name = args.name
+    out = write_basicts(
+        ds,
+        args.out_dir,
+        protocol=args.protocol,
+        add_time_of_day=not args.no_time_features,
+        add_day_of_week=not args.no_time_features,
+        overwrite=args.overwrite,
+    )
+    print(f"wrote {out}/data.dat, desc.json" + (", adj_mx.pkl" if ds.adjacency is not None else ""))
+    return 0
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from linearcast.data import download
+
+    path = download(
+        args.name,
+        cache=args.cache_dir,
+        base_url=args.base_url,
+        force=args.force,
+        progress=not args.no_progress,
+    )
+    print(path)
+    return 0
 
 
 def add_parser(sub: Any) -> None:
+    """Add ``data`` and its sub-commands to the top-level sub-parsers."""
     p: argparse.ArgumentParser = sub.add_parser(
         "data", help="datasets: list, describe, convert, download"
     )
-    p.set_defaults(func=lambda a: 0)
+
+    def _usage(_: argparse.Namespace) -> int:
+        p.print_help()
+        return 2
+
+    p.set_defaults(func=_usage)
+    dsub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+
+    q = dsub.add_parser("list", help="known datasets and their protocols")
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.set_defaults(func=_cmd_list)
+
+    q = dsub.add_parser("describe", help="shape, frequency, zeros/NaN, graph statistics")
+    q.add_argument("path", help="a dataset file, a BasicTS folder, or 'synthetic'")
+    q.add_argument("--format", default="auto", help="reader format (default: auto)")
+    q.add_argument("--protocol", default=None, help="also print window counts under it")
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.set_defaults(func=_cmd_describe)
+
+    q = dsub.add_parser("convert", help="convert any supported format to the BasicTS layout")
+    q.add_argument("src", help="a dataset file, a BasicTS folder, or 'synthetic'")
+    q.add_argument("out_dir", help="output folder (data.dat, desc.json, adj_mx.pkl)")
+    q.add_argument("--format", default="auto", help="reader format of SRC (default: auto)")
+    q.add_argument("--protocol", default="pems", help="protocol for regular_settings")
+    q.add_argument("--name", default=None, help="dataset name written to desc.json")
+    q.add_argument("--no-time-features", action="store_true", help="omit tod/dow channels")
+    q.add_argument("--overwrite", action="store_true", help="replace an existing data.dat")
+    q.set_defaults(func=_cmd_convert)
+
+    q = dsub.add_parser("download", help="download a catalogue dataset into the cache")
+    q.add_argument("name", help="catalogue name (see `linearcast data list`)")
+    q.add_argument(
+        "--cache-dir", default=None, help="default $LINEARCAST_CACHE or ~/.cache/linearcast"
+    )
+    q.add_argument("--base-url", default=None, help="fetch files from this URL prefix instead")
+    q.add_argument("--force", action="store_true", help="download again")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
+    q.set_defaults(func=_cmd_download)
