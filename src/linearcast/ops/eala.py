@@ -134,7 +134,7 @@ def eala_attention_linear(
     cd = _compute_dtype(dtype)
     q, k, v = q.to(cd), k.to(cd), v.to(cd)
     d = q.shape[-1]
-    qs = q * resolve_scale(scale, d)
+    tau = resolve_scale(scale, d)
     valid = valid_keys(key_padding_mask, k)
     if valid is None:
         n = torch.full((1, 1, 1), float(k.shape[2]), dtype=cd, device=k.device)
@@ -146,13 +146,15 @@ def eala_attention_linear(
         kbar = (k * vk).sum(dim=-2, keepdim=True) / n[..., None].clamp_min(1.0)
         kc = (k - kbar) * vk
         vm = v * vk
-    g = kc.transpose(-1, -2) @ torch.cat([kc, vm], dim=-1)  # (B, H, D, D+Dv) = [A | M]
+    kct = kc.transpose(-1, -2)
+    g = torch.cat([kct @ kc, kct @ vm], dim=-1)  # (B, H, D, D+Dv) = [A | M]; no N-sized copy
     sv = vm.sum(dim=-2, keepdim=True)  # (B, H, 1, Dv)
-    p = qs @ g  # (B, H, Nq, D+Dv) = [τq A | τq M]
-    s2 = (p[..., :d] * qs).sum(dim=-1).clamp_min(0.0)  # (B, H, Nq)
+    p = q @ g  # (B, H, Nq, D+Dv) = [q A | q M]; τ is applied to the small results below
+    s2 = (tau * tau) * torch.linalg.vecdot(p[..., :d], q).clamp_min(0.0)  # (B, H, Nq)
     n_c = n.clamp_min(1.0)
     th = theta_from_moments(s2 / n_c, n, theta, eps)
-    out = (sv + p[..., d:] / th[..., None]) / n_c[..., None]
+    # O = sv/n + (τ q M) / (θ n), in one fused pass over [Nq, Dv]
+    out = torch.addcmul(sv / n_c[..., None], p[..., d:], (tau / (th * n_c))[..., None])
     return out.to(dtype)
 
 
