@@ -26,7 +26,7 @@ from linearcast.errors import DataError
 NonFinitePolicy = Literal["error", "null"]
 
 # Elements per chunk when scanning (possibly memory-mapped) arrays; keeps peak memory small.
-_CHUNK_ELEMENTS = 1 << 24
+_CHUNK_ELEMENTS = 1 << 21
 
 
 def _source(path: Path | str | None, name: str) -> str:

@@ -27,7 +27,7 @@ from linearcast.errors import DataError
 ScalerMode = Literal["global", "per_channel"]
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
-_CHUNK_ROWS_ELEMS = 1 << 23
+_CHUNK_ROWS_ELEMS = 1 << 20
 _NULL_ATOL = 5e-5
 
 

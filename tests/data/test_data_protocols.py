@@ -1,0 +1,241 @@
+"""Protocols: exact sample counts of the reference code, splits, scaler, window contents."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from linearcast.data import (
+    PROTOCOLS,
+    StandardScaler,
+    TimeSeriesDataset,
+    WindowDataset,
+    get_protocol,
+    read_ltsf_csv,
+    synthetic_traffic,
+)
+from linearcast.errors import ConfigError, DataError
+
+# (T, ratios, train, val, test) of the index.npz files published with STAEformer
+# (XDZhelheim/STAEformer, data/<NAME>/index.npz), read once and written down here.
+STAEFORMER_INDEX = {
+    "PEMS03": (26208, "pems", 15711, 5237, 5237),
+    "PEMS04": (16992, "pems", 10181, 3394, 3394),
+    "PEMS07": (28224, "pems", 16921, 5640, 5640),
+    "PEMS08": (17856, "pems", 10700, 3567, 3566),
+    "METR-LA": (34272, "metr", 23974, 3425, 6850),
+    "PEMS-BAY": (52116, "metr", 36465, 5209, 10419),
+}
+
+
+def test_pems08_basicts_counts() -> None:
+    p = get_protocol("pems")
+    assert p.split_mode == "basicts"
+    # BasicTS: val = test = int(17856 * 0.2) = 3571 rows, train 10714 rows; windows stay inside
+    assert p.split_rows(17856) == {
+        "train": (0, 10714),
+        "val": (10714, 14285),
+        "test": (14285, 17856),
+    }
+    assert p.counts(17856) == {"train": 10714 - 23, "val": 3571 - 23, "test": 3571 - 23}
+    assert p.counts(17856) == {"train": 10691, "val": 3548, "test": 3548}
+
+
+def test_pems08_staeformer_counts() -> None:
+    p = get_protocol("pems", split_mode="staeformer")
+    assert p.counts(17856) == {"train": 10700, "val": 3567, "test": 3566}
+    assert sum(p.counts(17856).values()) == 17856 - 12 - 12 + 1 == 17833
+    assert get_protocol("pems-staeformer").counts(17856) == p.counts(17856)
+    starts = p.window_starts(17856)
+    # index.npz rows: train[0] = (0, 12, 24), val[0] = (10700, ...), test[-1] ends at T
+    assert starts["val"][0] == 10700 and starts["test"][0] == 14267
+    assert starts["test"][-1] + 24 == 17856
+
+
+@pytest.mark.parametrize("name", sorted(STAEFORMER_INDEX))
+def test_staeformer_counts_match_published_index(name: str) -> None:
+    t, proto, train, val, test = STAEFORMER_INDEX[name]
+    assert get_protocol(proto, split_mode="staeformer").counts(t) == {
+        "train": train,
+        "val": val,
+        "test": test,
+    }
+
+
+def test_basicts_windows_never_borrow_across_splits() -> None:
+    p = get_protocol("metr")
+    rows = p.split_rows(34272)
+    for part, starts in p.window_starts(34272).items():
+        a, b = rows[part]
+        assert starts.min() == a and starts.max() + 24 == b
+    assert p.counts(34272) == {
+        "train": 34272 - int(34272 * 0.1) - int(34272 * 0.2) - 23,
+        "val": int(34272 * 0.1) - 23,
+        "test": int(34272 * 0.2) - 23,
+    }
+
+
+def test_ltsf_and_ett_counts_borrow_lookback(shared_data: Path) -> None:
+    ds = read_ltsf_csv(shared_data / "ETT" / "ETTh1.csv")
+    p = get_protocol("ett")
+    # Informer/Autoformer Dataset_ETT_hour: 12/4/4 months of 30 days
+    assert p.counts(ds.num_steps, ds.steps_per_day) == {"train": 8449, "val": 2785, "test": 2785}
+    starts = p.window_starts(ds.num_steps, ds.steps_per_day)
+    assert starts["val"][0] == 8640 - 96 and starts["test"][0] == 8640 + 2880 - 96
+    # Dataset_Custom: int(0.7 T) train, int(0.2 T) test; exchange_rate 96->96
+    assert get_protocol("ltsf").counts(7588) == {"train": 5120, "val": 665, "test": 1422}
+    assert get_protocol("ili").counts(966) == {"train": 617, "val": 74, "test": 170}
+    assert get_protocol("ett", out_steps=720).counts(17420, 24) == {
+        "train": 8640 - 96 - 720 + 1,
+        "val": 2880 - 720 + 1,
+        "test": 2880 - 720 + 1,
+    }
+
+
+def test_presets_and_overrides() -> None:
+    assert {"pems", "metr", "ett", "ltsf"} <= set(PROTOCOLS)
+    p = get_protocol("metr", in_steps=24)
+    assert (
+        p.in_steps == 24 and p.split_ratios == (0.7, 0.1, 0.2) and p.label == "metr[basicts,24->12]"
+    )
+    assert get_protocol("ett").scaler == "per_channel" and get_protocol("pems").scaler == "global"
+    assert get_protocol("pems").null_value == 0.0 and math.isnan(
+        get_protocol("ltsf").null_value or 0
+    )
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) \['window'\]"):
+        get_protocol("pems", window=3)
+    with pytest.raises(ConfigError, match="unknown protocol 'nope'"):
+        get_protocol("nope")
+    with pytest.raises(ConfigError, match="split_ratios"):
+        get_protocol("pems", split_ratios=(0.5, 0.2, 0.2))
+    with pytest.raises(DataError, match=r"expected at least 14400 steps .* found T=1000"):
+        get_protocol("ett").counts(1000, 24)
+
+
+def test_stride() -> None:
+    p = get_protocol("pems", stride=3)
+    s = p.window_starts(17856)
+    assert (np.diff(s["train"]) == 3).all() and s["val"][0] == 10714
+    assert p.counts(17856)["train"] == len(range(0, 10714 - 23, 3))
+
+
+# ----------------------------------------------------------------------------- scaler
+def _ds(values: np.ndarray, **kw: object) -> TimeSeriesDataset:
+    return TimeSeriesDataset(values=values.astype(np.float32), name="toy", steps_per_day=288, **kw)  # type: ignore[arg-type]
+
+
+def test_scaler_fits_training_rows_only_and_masks_nulls() -> None:
+    t, n = 1000, 3
+    rng = np.random.default_rng(0)
+    v = rng.uniform(10, 20, size=(t, n, 1)).astype(np.float32).astype(np.float64)
+    v[5:50, 1, 0] = 0.0  # missing readings in the training part
+    prep = get_protocol("pems").prepare(_ds(v))
+    train_end = prep.split_rows["train"][1]
+    assert train_end == 600
+    tr = v[:train_end, :, 0]
+    valid = tr[tr != 0]
+    assert prep.scaler.mean == pytest.approx(valid.mean(), rel=1e-9)
+    assert prep.scaler.std == pytest.approx(valid.std(), rel=1e-9)
+    # changing the val/test rows does not change the scaler
+    v2 = v.copy()
+    v2[train_end:] *= 100.0
+    prep2 = get_protocol("pems").prepare(_ds(v2))
+    assert float(prep2.scaler.mean) == float(prep.scaler.mean)
+    # unmasked (BasicTS/STAEformer style)
+    prep3 = get_protocol("pems", scaler_mask_null=False).prepare(_ds(v))
+    assert prep3.scaler.mean == pytest.approx(tr.mean(), rel=1e-9)
+
+
+def test_staeformer_scaler_rows_are_training_inputs() -> None:
+    p = get_protocol("pems-staeformer")
+    assert p.scaler_rows(17856) == (0, 10699 + 12)
+
+
+def test_per_channel_scaler_and_state_dict() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal([[1.0, -5.0, 100.0]], [[2.0, 0.5, 10.0]], size=(500, 3))
+    sc = StandardScaler(mode="per_channel").fit(x, null_value=float("nan"))
+    np.testing.assert_allclose(sc.mean, x.mean(0), rtol=1e-10)
+    np.testing.assert_allclose(sc.std, x.std(0), rtol=1e-10)
+    z = sc.transform(x)
+    np.testing.assert_allclose(z.mean(0), 0, atol=1e-10)
+    b = torch.tensor(x[None, :12, :, None], dtype=torch.float32)  # [B, T, N, 1]
+    zb = sc.transform(b)
+    np.testing.assert_allclose(zb[0, :, :, 0].numpy(), z[:12], rtol=1e-5, atol=1e-5)
+    back = sc.inverse_transform(zb)
+    assert isinstance(back, torch.Tensor) and back.dtype == torch.float32
+    torch.testing.assert_close(back, b, rtol=1e-5, atol=1e-4)
+    sc2 = StandardScaler.from_state_dict(sc.state_dict())
+    np.testing.assert_array_equal(sc2.mean, sc.mean)
+    assert sc2.mode == "per_channel" and sc2.state_dict() == sc.state_dict()
+    with pytest.raises(DataError, match=r"N=3 series cannot scale an array of shape \(4, 5\)"):
+        sc.transform(np.zeros((4, 5)))
+
+
+# ----------------------------------------------------------------------------- windows
+def test_window_layout_matches_staeformer() -> None:
+    ds = synthetic_traffic(num_nodes=6, days=3, seed=3)
+    prep = get_protocol("pems-staeformer").prepare(ds)
+    assert prep.input_channels == 3
+    i = 123
+    x, y = prep.val[i]
+    s = int(prep.val.starts[i])
+    assert x.shape == (12, 6, 3) and y.shape == (12, 6, 1)
+    assert x.dtype == torch.float32 and y.dtype == torch.float32
+    raw = ds.values[:, :, 0]
+    np.testing.assert_allclose(
+        x[..., 0].numpy(),
+        (raw[s : s + 12] - prep.scaler.mean) / prep.scaler.std,
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    np.testing.assert_array_equal(y[..., 0].numpy(), raw[s + 12 : s + 24])  # raw targets
+    tod = (np.arange(s, s + 12) % 288) / 288
+    np.testing.assert_allclose(x[:, 0, 1].numpy(), tod, atol=1e-6)
+    assert (x[:, :, 1] == x[:, :1, 1]).all()  # same for every node
+    assert (x[..., 1] >= 0).all() and (x[..., 1] < 1).all()
+    # synthetic starts on Monday 2024-01-01: day index = weekday
+    np.testing.assert_array_equal(x[:, 0, 2].numpy(), (np.arange(s, s + 12) // 288) % 7)
+
+
+def test_scaled_metrics_space_scales_targets(shared_data: Path) -> None:
+    ds = read_ltsf_csv(shared_data / "ETT" / "ETTh1.csv")
+    prep = get_protocol("ett").prepare(ds)
+    assert prep.input_channels == 1
+    x, y = prep.test[0]
+    assert x.shape == (96, 7, 1)
+    s = int(prep.test.starts[0])
+    expect = (ds.values[s + 96 : s + 192, :, 0] - prep.scaler.mean) / prep.scaler.std
+    np.testing.assert_allclose(y[..., 0].numpy(), expect, rtol=1e-4, atol=1e-4)
+    train = ds.values[:8640, :, 0]
+    np.testing.assert_allclose(prep.scaler.mean, train.mean(0), rtol=1e-5)
+
+
+def test_windows_hold_no_sample_array() -> None:
+    ds = synthetic_traffic(num_nodes=8, days=4, seed=0)
+    prep = get_protocol("pems").prepare(ds)
+    w = prep.train
+    assert w.values is ds.values  # the array itself, not a copy of the windows
+    big = [
+        k
+        for k, v in vars(w).items()
+        if isinstance(v, np.ndarray) and v.ndim >= 2 and v is not ds.values
+    ]
+    assert big == []
+    assert w.starts.shape == (len(w),)
+    loader = prep.dataloaders(batch_size=32, seed=0)
+    xb, yb = next(iter(loader["train"]))
+    assert xb.shape == (32, 12, 8, 3) and yb.shape == (32, 12, 8, 1)
+    xb2, _ = next(iter(prep.dataloaders(batch_size=32, seed=0)["train"]))
+    torch.testing.assert_close(xb, xb2)  # seeded shuffle
+
+
+def test_window_dataset_rejects_out_of_range_starts() -> None:
+    with pytest.raises(
+        DataError, match=r"starts 0\.\.90 with 12\+12 steps do not fit in T=100 rows"
+    ):
+        WindowDataset(np.zeros((100, 2, 1), np.float32), np.array([0, 90]), 12, 12)

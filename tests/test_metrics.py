@@ -1,0 +1,178 @@
+"""Masked metrics against hand computations; the streaming evaluator's global weighting."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from linearcast.errors import ConfigError, DataError
+from linearcast.metrics import (
+    StreamingEvaluator,
+    get_loss,
+    huber_loss,
+    masked_mae,
+    masked_mae_loss,
+    masked_mape,
+    masked_mse,
+    masked_rmse,
+    null_mask,
+)
+
+NAN = float("nan")
+
+
+def test_hand_computation_with_zeros_and_nans() -> None:
+    target = torch.tensor([[10.0, 0.0, 4.0], [NAN, 2.0, 1e-6]])
+    pred = torch.tensor([[12.0, 5.0, 1.0], [3.0, 3.0, 1.0]])
+    # null 0: valid are 10, 4, 2 (0 and 1e-6 ≈ 0 within 5e-5; NaN always masked)
+    assert masked_mae(pred, target).item() == pytest.approx((2 + 3 + 1) / 3)
+    assert masked_mse(pred, target).item() == pytest.approx((4 + 9 + 1) / 3)
+    assert masked_rmse(pred, target).item() == pytest.approx(math.sqrt(14 / 3))
+    assert masked_mape(pred, target).item() == pytest.approx((2 / 10 + 3 / 4 + 1 / 2) / 3)
+    # null NaN: the zeros count (the 0 target is excluded from MAPE only)
+    assert masked_mae(pred, target, null_value=NAN).item() == pytest.approx(
+        (2 + 5 + 3 + 1 + 1) / 5, rel=1e-5
+    )
+    assert masked_mape(pred, target, null_value=NAN).item() == pytest.approx((0.2 + 0.75 + 0.5) / 3)
+
+
+def test_numpy_inputs_and_return_type() -> None:
+    t = np.array([1.0, 2.0, 0.0])
+    p = np.array([2.0, 2.0, 9.0])
+    out = masked_mae(p, t)
+    assert isinstance(out, torch.Tensor) and out.ndim == 0
+    assert out.item() == pytest.approx(0.5)
+    with pytest.raises(DataError, match=r"same shape, found \(3,\) and \(2,\)"):
+        masked_mae(p, t[:2])
+
+
+def test_nothing_valid_gives_zero_not_nan() -> None:
+    t = torch.tensor([0.0, NAN, 0.0])
+    p = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    for fn in (masked_mae, masked_mse, masked_rmse, masked_mape):
+        v = fn(p, t)
+        assert v.item() == 0.0 and not torch.isnan(v)
+
+
+def test_null_mask_matches_basicts_isclose() -> None:
+    t = torch.tensor([0.0, 4e-5, 6e-5, -4e-5, NAN, 3.0])
+    assert null_mask(t, 0.0).tolist() == [False, False, True, False, False, True]
+    assert null_mask(t, NAN).tolist() == [True, True, True, True, False, True]
+
+
+def test_loss_gradients_are_finite_with_nan_targets() -> None:
+    t = torch.tensor([1.0, NAN, 0.0, 4.0])
+    p = torch.tensor([2.0, 5.0, 3.0, 1.0], requires_grad=True)
+    loss = masked_mae_loss(p, t)
+    loss.backward()
+    assert loss.item() == pytest.approx(2.0)
+    assert p.grad is not None and torch.isfinite(p.grad).all()
+    assert p.grad.tolist() == pytest.approx([0.5, 0.0, 0.0, -0.5])
+
+
+def test_huber_matches_torch_and_masks_when_asked() -> None:
+    p = torch.tensor([0.0, 3.0, -1.0, 2.0])
+    t = torch.tensor([0.5, 0.0, 1.0, 2.0])
+    ref = torch.nn.functional.huber_loss(p, t, delta=1.0)
+    assert huber_loss(p, t).item() == pytest.approx(ref.item())  # STAEformer: unmasked
+    masked = huber_loss(p, t, null_value=0.0)
+    ref_m = torch.nn.functional.huber_loss(p[[0, 2, 3]], t[[0, 2, 3]], delta=1.0)
+    assert masked.item() == pytest.approx(ref_m.item())
+    assert get_loss("huber") is huber_loss
+    with pytest.raises(ConfigError, match="unknown loss 'l7'"):
+        get_loss("l7")
+
+
+def _batch(seed: int, b: int = 5, t: int = 12, n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.rand(b, t, n, 1, generator=g) * 100
+    y[torch.rand(b, t, n, 1, generator=g) < 0.2] = 0.0
+    y[torch.rand(b, t, n, 1, generator=g) < 0.05] = NAN
+    p = y.nan_to_num(50.0) + torch.randn(b, t, n, 1, generator=g) * 5
+    return p, y
+
+
+def test_evaluator_equals_global_hand_computation() -> None:
+    p, y = _batch(0, b=20)
+    ev = StreamingEvaluator()
+    for i in range(0, 20, 3):  # uneven batches
+        ev.update(p[i : i + 3], y[i : i + 3])
+    res = ev.compute()
+    assert set(res) == {"overall", "horizon_3", "horizon_6", "horizon_12"}
+    pn, yn = p.double().numpy(), y.double().numpy()
+    m = ~np.isnan(yn) & ~np.isclose(yn, 0, atol=5e-5, rtol=0)
+    e = pn - yn
+    assert res["overall"]["MAE"] == pytest.approx(np.abs(e[m]).mean())
+    assert res["overall"]["RMSE"] == pytest.approx(np.sqrt((e[m] ** 2).mean()))
+    assert res["overall"]["MAPE"] == pytest.approx(100 * np.abs(e[m] / yn[m]).mean())
+    h3 = m[:, 2]
+    assert res["horizon_3"]["MAE"] == pytest.approx(np.abs(e[:, 2][h3]).mean())
+    assert res["horizon_12"]["MSE"] == pytest.approx((e[:, 11][m[:, 11]] ** 2).mean())
+    assert ev.count == int(m.sum())
+    # and equal to the one-shot functional metrics (MAPE as a fraction there)
+    assert res["overall"]["MAE"] == pytest.approx(masked_mae(p, y).item(), rel=1e-5)
+    assert res["overall"]["MAPE"] == pytest.approx(100 * masked_mape(p, y).item(), rel=1e-5)
+
+
+def test_batch_size_does_not_change_the_result() -> None:
+    p, y = _batch(1, b=24)
+    results = []
+    for bs in (1, 5, 24):
+        ev = StreamingEvaluator()
+        for i in range(0, 24, bs):
+            ev.update(p[i : i + bs], y[i : i + bs])
+        results.append(ev.compute())
+    for r in results[1:]:
+        for k in r:
+            for metric in r[k]:
+                assert r[k][metric] == pytest.approx(results[0][k][metric], rel=1e-12)
+
+
+def test_not_a_mean_of_batch_means() -> None:
+    ev = StreamingEvaluator(horizons=(1,))
+    ev.update(torch.tensor([[[1.0]]]), torch.tensor([[[2.0]]]))  # one entry, error 1
+    ev.update(torch.full((1, 1, 3), 5.0), torch.tensor([[[2.0, 2.0, 2.0]]]))  # three, error 3
+    assert ev.compute()["overall"]["MAE"] == pytest.approx((1 + 3 * 3) / 4)  # not (1 + 3) / 2
+
+
+def test_all_missing_batch_contributes_nothing() -> None:
+    p, y = _batch(2)
+    ev = StreamingEvaluator()
+    ev.update(p, y)
+    before = ev.compute()
+    ev.update(torch.rand(3, 12, 4, 1), torch.zeros(3, 12, 4, 1))
+    ev.update(torch.rand(3, 12, 4, 1), torch.full((3, 12, 4, 1), NAN))
+    assert ev.compute() == before
+    empty = StreamingEvaluator()
+    empty.update(torch.rand(2, 12, 4), torch.zeros(2, 12, 4))
+    out = empty.compute()
+    assert all(v == 0.0 for d in out.values() for v in d.values())
+    assert not any(math.isnan(v) for d in out.values() for v in d.values())
+
+
+def test_horizons_beyond_length_are_skipped_and_merge() -> None:
+    p, y = _batch(3, t=6)
+    a, b = StreamingEvaluator(), StreamingEvaluator()
+    a.update(p[:2], y[:2])
+    b.update(p[2:], y[2:])
+    a.merge(b)
+    full = StreamingEvaluator()
+    full.update(p, y)
+    assert set(full.compute()) == {"overall", "horizon_3", "horizon_6"}
+    for k, v in full.compute().items():
+        assert a.compute()[k] == pytest.approx(v)
+    with pytest.raises(DataError, match=r"expected 6 horizon steps .* found 12"):
+        full.update(*_batch(4))
+
+
+def test_format_table() -> None:
+    ev = StreamingEvaluator()
+    ev.update(*_batch(5))
+    table = ev.format_table(title="PEMS08")
+    lines = table.splitlines()
+    assert lines[0] == "PEMS08" and "MAPE(%)" in lines[1]
+    assert lines[2].startswith("overall") and lines[3].startswith("horizon 3")
+    assert f"{ev.compute()['overall']['MAE']:.4f}" in lines[2]
