@@ -239,3 +239,24 @@ def test_window_dataset_rejects_out_of_range_starts() -> None:
         DataError, match=r"starts 0\.\.90 with 12\+12 steps do not fit in T=100 rows"
     ):
         WindowDataset(np.zeros((100, 2, 1), np.float32), np.array([0, 90]), 12, 12)
+
+
+def test_end_to_end_persistence_through_the_evaluator() -> None:
+    """Loader -> to_target_space -> evaluator equals a direct masked computation."""
+    ds = synthetic_traffic(num_nodes=6, days=4, seed=5, channels=1)
+    prep = get_protocol("pems").prepare(ds)
+    ev = prep.evaluator()
+    assert ev.horizons == (3, 6, 12) and ev.null_value == 0.0
+    for x, y in prep.dataloaders(batch_size=64)["test"]:
+        last = x[:, -1:, :, :1].expand(-1, 12, -1, -1)  # scaled last value, [B, 12, N, 1]
+        ev.update(prep.to_target_space(last), y)
+    starts = prep.test.starts
+    raw = ds.values[:, :, 0].astype(np.float64)
+    pred = np.stack([np.repeat(raw[s + 11][None], 12, 0) for s in starts])
+    true = np.stack([raw[s + 12 : s + 24] for s in starts])
+    m = true != 0
+    assert ev.compute()["overall"]["MAE"] == pytest.approx(np.abs(pred - true)[m].mean(), rel=1e-5)
+    # scaled protocols leave predictions alone
+    ett = get_protocol("ltsf", in_steps=24, out_steps=12).prepare(ds)
+    z = torch.randn(2, 12, 6, 1)
+    assert ett.to_target_space(z) is z

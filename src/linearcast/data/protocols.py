@@ -31,15 +31,19 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
 from linearcast.data.dataset import TimeSeriesDataset
 from linearcast.data.scaler import ScalerMode, StandardScaler
 from linearcast.data.windows import WindowDataset
 from linearcast.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from linearcast.metrics import StreamingEvaluator
 
 SplitMode = Literal["basicts", "staeformer", "ltsf"]
 SPLITS = ("train", "val", "test")
@@ -351,6 +355,28 @@ class PreparedData:
         """N."""
         return self.dataset.num_nodes
 
+    def to_target_space(self, pred: torch.Tensor) -> torch.Tensor:
+        """Map model outputs (scaled units) to the units of ``y``.
+
+        ``metrics_space="raw"`` (pems, metr): ``scaler.inverse_transform(pred)``, as STAEformer
+        does before its loss and metrics; ``"scaled"`` (ett, ltsf): ``pred`` unchanged.
+
+        Args:
+            pred: ``[B, out_steps, N, 1]`` (or ``[B, out_steps, N]``).
+
+        Returns:
+            Same shape, comparable with ``y``.
+        """
+        if self.protocol.metrics_space == "raw":
+            return self.scaler.inverse_transform(pred)
+        return pred
+
+    def evaluator(self) -> StreamingEvaluator:
+        """A :class:`~linearcast.metrics.StreamingEvaluator` with this protocol's horizons/null."""
+        from linearcast.metrics import StreamingEvaluator
+
+        return StreamingEvaluator(horizons=self.protocol.horizons, null_value=self.null_value)
+
     def dataloaders(
         self,
         batch_size: int = 16,
@@ -366,8 +392,6 @@ class PreparedData:
             ``{"train": ..., "val": ..., "test": ...}`` yielding ``(x [B, in, N, C_in],
             y [B, out, N, 1])``.
         """
-        import torch
-
         gen = torch.Generator().manual_seed(seed)
         return {
             k: DataLoader(
