@@ -56,8 +56,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--num-nodes", type=int, default=8600)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     n = a.num_nodes
     with torch.device(a.device):
