@@ -12,12 +12,14 @@ from typing import Any
 from torch import nn
 
 from linearcast.errors import ConfigError
-from linearcast.models import staeformer
+from linearcast.models import baselines, samovar, staeformer
 from linearcast.models.base import ModelSpec
 
 # One line per model file. Each file exports SPECS: list[ModelSpec].
 _SPECS: list[ModelSpec] = [
     *staeformer.SPECS,
+    *samovar.SPECS,
+    *baselines.SPECS,
 ]
 
 REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
