@@ -360,7 +360,7 @@ class StructuralMatrix(nn.Module):
         return lower @ upper
 
 
-class _VarBackbone(nn.Module):
+class VarBackbone(nn.Module):
     """SAMoVAR/FixedVAR backbone: MLP stack, RMSNorm, aligned attention stack, ``x0 + Sᵀ Σ o``."""
 
     def __init__(self, cfg: SAMoVARConfig) -> None:
@@ -381,6 +381,14 @@ class _VarBackbone(nn.Module):
         for norm, mlp in zip(self.mlp_norms, self.mlps):
             x = x + mlp(norm(x))
         return self.var_input_norm(x)
+
+    def queries_values(self, x0: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """Each attention layer's ``(q, v)``, ``[B', H, T, d_h]`` each, from ``x0: [B', T, d]``."""
+        out = []
+        for layer in self.attn:
+            assert isinstance(layer, _VarAttention)
+            out.append(layer.queries_values(x0))
+        return out
 
     def trace(self, tokens: Tensor) -> BackboneTrace:
         """Run the backbone on ``tokens: [B', T, d]`` and keep the intermediates."""
@@ -484,7 +492,7 @@ class SAMoVAR(nn.Module):
         cfg = config
         self.tokenizer = PatchTokenizer(cfg, paired=cfg.variant != "lintrans")
         self.backbone: nn.Module = (
-            _LinTransBackbone(cfg) if cfg.variant == "lintrans" else _VarBackbone(cfg)
+            _LinTransBackbone(cfg) if cfg.variant == "lintrans" else VarBackbone(cfg)
         )
         self.final_norm = nn.RMSNorm(cfg.width, eps=_NORM_EPS)
         self.head = nn.Linear(cfg.width, cfg.horizon)
@@ -534,7 +542,7 @@ class SAMoVAR(nn.Module):
         patches = self.tokenizer.segment((series - mean) / std)  # (B, C, N_seg, s)
         tokens = self.tokenizer.embed(patches)  # (B·C, T, d)
         bb: BackboneTrace | None = None
-        if isinstance(self.backbone, _VarBackbone):
+        if isinstance(self.backbone, VarBackbone):
             bb = self.backbone.trace(tokens)
             y = bb.y
         else:
@@ -638,5 +646,6 @@ __all__ = [
     "SAMoVARConfig",
     "SAMoVARTrace",
     "StructuralMatrix",
+    "VarBackbone",
     "build_samovar",
 ]
