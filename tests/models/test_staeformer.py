@@ -254,3 +254,35 @@ def test_elinformer_forward_at_n_8600_never_forms_an_n_by_n_tensor() -> None:
     assert report["max_numel"] < n * n / 2
     # one [T·H, N, N] float32 score tensor alone would be 14 GB
     assert report["peak_rss_mib"] < 3 * 1024
+
+
+def test_activation_checkpointing_gives_the_same_gradients_and_saves_less() -> None:
+    """Memory-saving mode: same values and gradients, fewer bytes kept for backward."""
+    from linearcast.models import build
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 12, 90, 3, dtype=torch.float64)
+    x[..., 1] = torch.rand(2, 12, 90, dtype=torch.float64)
+    x[..., 2] = torch.randint(0, 7, (2, 12, 90)).double()
+    results = []
+    for ckpt in (False, True):
+        torch.manual_seed(1)
+        model = build("elinformer", num_nodes=90, in_steps=12, out_steps=12,
+                      dropout=0.0, checkpoint_activations=ckpt).double()  # fmt: skip
+        model.train()
+        saved: list[int] = []
+
+        def pack(t: torch.Tensor, saved: list[int] = saved) -> torch.Tensor:
+            saved.append(t.numel())
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = model(x)
+        out.square().sum().backward()
+        grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+        results.append((out.detach(), grads, sum(saved)))
+    (o0, g0, s0), (o1, g1, s1) = results
+    torch.testing.assert_close(o1, o0)
+    for a, b in zip(g1, g0, strict=True):
+        torch.testing.assert_close(a, b)
+    assert s1 < s0 / 3

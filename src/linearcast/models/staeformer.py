@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from linearcast.errors import ConfigError
 from linearcast.models.base import ModelSpec
@@ -72,6 +73,9 @@ class STAEformerConfig:
             per-node MLP of the node's input window, ``T_in → adaptive_embedding_dim →
             T_in·adaptive_embedding_dim``, shared by all nodes, so it does not tie the model to
             N and keeps the model node-permutation equivariant).
+        checkpoint_activations: memory-saving mode (beyond the paper): while training, each
+            block's activations are recomputed in backward instead of stored
+            (``torch.utils.checkpoint``), trading about one extra forward for memory.
     """
 
     num_nodes: int
@@ -99,6 +103,7 @@ class STAEformerConfig:
     linformer_share_kv: bool = False
     feature_map: FeatureMap = "elu1"
     node_embedding: NodeEmbedding = "adaptive"
+    checkpoint_activations: bool = False
 
     def __post_init__(self) -> None:
         for name in ("num_nodes", "in_steps", "out_steps", "steps_per_day", "num_heads"):
@@ -257,6 +262,13 @@ class STAEformer(nn.Module):
                 "it to N (node_embedding='history' gives a model that runs on any N)"
             )
 
+    def _run(self, layer: nn.Module, h: Tensor, dim: int) -> Tensor:
+        if self.config.checkpoint_activations and self.training and torch.is_grad_enabled():
+            out = checkpoint(layer, h, dim, use_reentrant=False)
+            assert isinstance(out, Tensor)
+            return out
+        return layer(h, dim=dim)
+
     def forward(self, x: Tensor) -> Tensor:
         """Forecast ``out_steps`` steps.
 
@@ -285,9 +297,9 @@ class STAEformer(nn.Module):
             features.append(self.history_embedding(x[..., 0]))  # (B, T, N, 80)
         h = torch.cat(features, dim=-1)  # (B, T, N, D)
         for layer in self.attn_layers_t:
-            h = layer(h, dim=1)  # attention across T, per node
+            h = self._run(layer, h, dim=1)  # attention across T, per node
         for layer in self.attn_layers_s:
-            h = layer(h, dim=2)  # attention across N, per step
+            h = self._run(layer, h, dim=2)  # attention across N, per step
         if self.temporal_proj is None:
             out = h.transpose(1, 2).reshape(b, n, t * c.model_dim)  # (B, N, T·D)
             out = self.output_proj(out).view(b, n, c.out_steps, c.output_dim)  # (B, N, T', C)
