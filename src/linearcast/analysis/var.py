@@ -337,6 +337,7 @@ def plot_var_coefficients(coeffs: VarCoefficients, path: str | Path) -> Path:
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     norms = {k: v.detach().double().cpu().numpy() for k, v in lag_norms(coeffs).items()}
     has_time = "time_own" in norms
@@ -349,6 +350,7 @@ def plot_var_coefficients(coeffs: VarCoefficients, path: str | Path) -> Path:
     ax.semilogy(lag, norms["ex"], "s-", label="total, exogenous")
     for m, row in enumerate(norms["layers_en"]):
         ax.semilogy(lag, row, ":", label=f"layer {m + 1}, endogenous")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("lag (patches before the forecast token's patch)")
     ax.set_ylabel("Frobenius norm of the lag matrix")
     ax.set_title("token-space VAR coefficients (exact)")
