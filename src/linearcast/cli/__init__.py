@@ -17,8 +17,10 @@ from linearcast.errors import LinearcastError
 
 # module name under linearcast.cli -> one line of help (kept in one place so --help lists all)
 COMMANDS: dict[str, str] = {
-    "demo": "run the main example end to end and print its table",
+    "demo": "train and test ELinFormer on the synthetic dataset and print its table",
+    "train": "train, evaluate, predict; list the models (train/evaluate/predict/models)",
     "data": "list, describe, convert and download datasets",
+    "bench": "small benchmarks (eala-accuracy)",
 }
 
 

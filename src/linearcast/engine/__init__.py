@@ -1,1 +1,80 @@
-"""linearcast.engine."""
+"""The training engine: a short loop on Lightning Fabric, checkpoints, run directories.
+
+Typical use::
+
+    from linearcast.engine import preset, train
+
+    result = train(preset("demo"))            # trains, tests, writes runs/<model>-<data>-<time>
+    result.metrics["test"]["overall"]["MAE"]
+
+    from linearcast.engine import TrainConfig
+    cfg = TrainConfig(model="elinformer", data="PEMS08.npz", protocol="pems", max_epochs=50)
+    cfg = cfg.with_sets(["lr=3e-4", "model_overrides.num_layers=2"])
+
+Names are imported on first use (``import linearcast.engine`` loads neither torch nor Fabric).
+See ``docs/engine.md``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from linearcast.engine.checkpoint import EarlyStopping, atomic_save, load_checkpoint
+    from linearcast.engine.config import PRESETS, SyntheticConfig, TrainConfig, preset
+    from linearcast.engine.evaluation import EvalResult, ShardSampler, evaluate
+    from linearcast.engine.inference import evaluate_run, predict_run
+    from linearcast.engine.run_dir import create_run_dir
+    from linearcast.engine.trainer import RunResult, Trainer, train
+
+_EXPORTS: dict[str, str] = {
+    "EarlyStopping": "checkpoint",
+    "atomic_save": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "PRESETS": "config",
+    "SyntheticConfig": "config",
+    "TrainConfig": "config",
+    "preset": "config",
+    "EvalResult": "evaluation",
+    "ShardSampler": "evaluation",
+    "evaluate": "evaluation",
+    "evaluate_run": "inference",
+    "predict_run": "inference",
+    "create_run_dir": "run_dir",
+    "RunResult": "trainer",
+    "Trainer": "trainer",
+    "train": "trainer",
+}
+
+__all__ = [
+    "PRESETS",
+    "EarlyStopping",
+    "EvalResult",
+    "RunResult",
+    "ShardSampler",
+    "SyntheticConfig",
+    "TrainConfig",
+    "Trainer",
+    "atomic_save",
+    "create_run_dir",
+    "evaluate",
+    "evaluate_run",
+    "load_checkpoint",
+    "predict_run",
+    "preset",
+    "train",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'linearcast.engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"linearcast.engine.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

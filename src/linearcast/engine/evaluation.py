@@ -1,0 +1,195 @@
+"""Validation and test passes, exact across processes.
+
+Each process evaluates its own shard of the windows (no padding, no duplicates: a distributed
+sampler would repeat windows to even out the shards and bias the metrics). The
+:class:`~linearcast.metrics.StreamingEvaluator` keeps float64 sums per horizon step; the sums of
+all processes are added with one ``all_reduce``, so the DDP result equals a single-process
+evaluation of the same weights (up to float32 forward-pass rounding).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sized
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Sampler
+
+from linearcast.metrics import StreamingEvaluator
+
+if TYPE_CHECKING:
+    from lightning_fabric import Fabric
+
+    from linearcast.data import PreparedData
+    from linearcast.engine.setup import LossFn
+
+
+class ShardSampler(Sampler[int]):
+    """Indices ``rank, rank + world, rank + 2·world, ...`` of a dataset, in order, unpadded.
+
+    Args:
+        data: the dataset (only its length is used).
+        rank: this process's global rank.
+        world_size: number of processes.
+    """
+
+    def __init__(self, data: Sized, rank: int = 0, world_size: int = 1) -> None:
+        self.length = len(data)
+        self.rank = rank
+        self.world_size = world_size
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.length, self.world_size))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.length, self.world_size))
+
+
+def unit_converter(prep: PreparedData) -> Callable[[Tensor], Tensor]:
+    """Map model outputs (scaled units) to the units of ``y``.
+
+    ``raw`` protocols: inverse-transform with the training scaler (loss and metrics in data
+    units, as STAEformer and BasicTS do); ``scaled`` protocols: identity. Always float32 or
+    wider, so that a bf16 forward pass does not round the loss.
+    """
+    scaler = prep.scaler
+    raw = prep.protocol.metrics_space == "raw"
+
+    def convert(pred: Tensor) -> Tensor:
+        pred = pred.float() if pred.dtype in (torch.float16, torch.bfloat16) else pred
+        return scaler.inverse_transform(pred) if raw else pred
+
+    return convert
+
+
+def forward_eval(fabric: Fabric, module: nn.Module, x: Tensor) -> Tensor:
+    """Forward pass without gradients on the unwrapped module, with Fabric's precision.
+
+    The DDP wrapper is bypassed on purpose: processes evaluate different numbers of batches,
+    and a wrapped forward may synchronise buffers (a collective each process must join).
+    """
+    precision = fabric.strategy.precision
+    x = precision.convert_input(x)
+    with torch.no_grad(), precision.forward_context():
+        out = module(x)
+    return precision.convert_output(out)
+
+
+@dataclass
+class EvalResult:
+    """Metrics of one pass over a split (all processes together).
+
+    Attributes:
+        metrics: ``{"overall": {"MAE", "RMSE", "MAPE", "MSE"}, "horizon_3": {...}, ...}``.
+        loss: the training loss over the split, weighted by kept entries (NaN without one).
+        windows: windows evaluated (all processes).
+    """
+
+    metrics: dict[str, dict[str, float]]
+    loss: float
+    windows: int
+
+
+def all_reduce_sum(fabric: Fabric, tensor: Tensor) -> Tensor:
+    """Sum ``tensor`` over all processes (a collective); returned on the CPU."""
+    if fabric.world_size == 1:
+        return tensor.detach().cpu()
+    out = fabric.all_reduce(tensor, reduce_op="sum")
+    assert isinstance(out, Tensor)
+    return out.detach().cpu()
+
+
+def _evaluator_sums(ev: StreamingEvaluator, steps: int) -> Tensor:
+    # the evaluator has no public accessor for its sums; ask metrics.py for one (see report)
+    sums = getattr(ev, "_sums", None)
+    if sums is None:
+        return torch.zeros(5, steps, dtype=torch.float64)
+    return sums.to(torch.float64)
+
+
+def _set_evaluator_sums(ev: StreamingEvaluator, sums: Tensor, steps: int) -> None:
+    ev.reset()
+    ev.steps = steps
+    ev._sums = sums.cpu()
+
+
+def evaluate(
+    fabric: Fabric,
+    module: nn.Module,
+    loader: Any,
+    prep: PreparedData,
+    *,
+    loss_fn: LossFn | None = None,
+    max_batches: int = 0,
+) -> EvalResult:
+    """Run ``module`` over ``loader`` (this process's shard) and combine all processes.
+
+    Every process must call this (it ends with collectives).
+
+    Args:
+        fabric: the Fabric instance.
+        module: the unwrapped model (eval mode is set here).
+        loader: a Fabric-set-up DataLoader over a :class:`ShardSampler`.
+        prep: the prepared data (scaler, protocol, null value).
+        loss_fn: also compute this loss over the split.
+        max_batches: stop after this many batches (0: all).
+
+    Returns:
+        An :class:`EvalResult`.
+    """
+    module.eval()
+    protocol = prep.protocol
+    to_units = unit_converter(prep)
+    ev = StreamingEvaluator(horizons=protocol.horizons, null_value=prep.null_value)
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    loss_count = torch.zeros((), dtype=torch.float64)
+    windows = 0
+    for i, (x, y) in enumerate(loader):
+        if max_batches and i >= max_batches:
+            break
+        pred = to_units(forward_eval(fabric, module, x))  # (B, T_out, N, C)
+        ev.update(pred, y)
+        windows += int(x.shape[0])
+        if loss_fn is not None:
+            n = loss_fn.count(y)
+            loss_sum += loss_fn(pred, y).detach().double().cpu() * n.double().cpu()
+            loss_count += n.double().cpu()
+    steps = protocol.out_steps
+    # one all_reduce: evaluator sums (5, T), loss sum/count and window count
+    local = torch.cat(
+        [
+            _evaluator_sums(ev, steps).flatten(),
+            torch.stack([loss_sum, loss_count, torch.tensor(float(windows), dtype=torch.float64)]),
+        ]
+    )
+    total = all_reduce_sum(fabric, local)
+    sums = total[: 5 * steps].reshape(5, steps)
+    _set_evaluator_sums(ev, sums, steps)
+    ls, lc, w = (float(v) for v in total[5 * steps :])
+    loss = ls / lc if lc > 0 else math.nan
+    if loss_fn is not None and lc == 0:
+        loss = 0.0
+    return EvalResult(metrics=ev.compute(), loss=loss, windows=int(w))
+
+
+def format_metrics_table(rows: dict[str, dict[str, dict[str, float]]], *, title: str = "") -> str:
+    """An aligned table: one row per (model, horizon), columns MAE, RMSE, MAPE(%).
+
+    Args:
+        rows: ``{label: metrics}`` where ``metrics`` is an :class:`EvalResult` metrics dict.
+        title: first line.
+    """
+    width = max([12, *(len(k) + 2 for k in rows)])
+    lines = [title] if title else []
+    lines.append(f"{'model':<{width}}{'horizon':<12}{'MAE':>10}{'RMSE':>10}{'MAPE(%)':>10}")
+    for label, metrics in rows.items():
+        for key, m in metrics.items():
+            horizon = key.replace("_", " ")
+            lines.append(
+                f"{label:<{width}}{horizon:<12}{m['MAE']:>10.4f}{m['RMSE']:>10.4f}"
+                f"{m['MAPE']:>10.3f}"
+            )
+    return "\n".join(lines)

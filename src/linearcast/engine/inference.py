@@ -1,0 +1,214 @@
+"""Use a finished run: recompute its metrics (``evaluate``) or write forecasts (``predict``).
+
+Both reload ``best.ckpt`` and the run's resolved config. Inputs are scaled with the scaler
+saved in the checkpoint (the one the model was trained with), also on a different dataset
+given with ``data=``; the protocol (split, windows) is the run's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from linearcast.engine.checkpoint import BEST, load_checkpoint
+from linearcast.engine.config import TrainConfig
+from linearcast.engine.evaluation import (
+    ShardSampler,
+    evaluate,
+    format_metrics_table,
+    forward_eval,
+    unit_converter,
+)
+from linearcast.engine.setup import build_model, prepare_data
+from linearcast.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lightning_fabric import Fabric
+
+    from linearcast.data import PreparedData
+
+SPLITS = ("train", "val", "test")
+
+
+def load_run(
+    run_dir: str | Path, data: str | None = None, data_format: str = "auto"
+) -> tuple[dict[str, Any], TrainConfig, PreparedData]:
+    """The best checkpoint, the run's config (``data`` replaced when given) and the data.
+
+    Raises:
+        ConfigError: no run directory / checkpoint, or data whose shape the model cannot take.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: run directory not found.")
+    ckpt = load_checkpoint(run_dir / BEST)
+    config = TrainConfig.from_dict(ckpt["config"])
+    if data is not None:
+        config = config.replace(data=data, data_format=data_format)
+    prep = prepare_data(config)
+    from linearcast.data import StandardScaler
+
+    scaler = StandardScaler.from_state_dict(ckpt["scaler"])
+    prep.scaler = scaler
+    for part in (prep.train, prep.val, prep.test):
+        part.scaler = scaler
+    meta = ckpt.get("meta", {})
+    from linearcast.models import REGISTRY
+
+    spec = REGISTRY.get(config.model)
+    if spec is not None and spec.fixed_num_nodes and meta.get("num_nodes") != prep.num_nodes:
+        raise ConfigError(
+            f"{prep.dataset.source}: model {config.model!r} of {run_dir} was trained on "
+            f"N={meta.get('num_nodes')} nodes and runs only on that many; found N={prep.num_nodes}."
+        )
+    return ckpt, config, prep
+
+
+def _fabric(config: TrainConfig, accelerator: str | None) -> Fabric:
+    from lightning_fabric import Fabric
+
+    fabric = Fabric(
+        accelerator=accelerator or config.accelerator,
+        devices=1,
+        precision=config.precision,  # type: ignore[arg-type]
+    )
+    fabric.launch()
+    return fabric
+
+
+def _model(ckpt: dict[str, Any], config: TrainConfig, prep: PreparedData, fabric: Fabric) -> Any:
+    model = build_model(config, prep)
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    return fabric.to_device(model)
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    data: str | None = None,
+    data_format: str = "auto",
+    split: str = "test",
+    batch_size: int = 0,
+    accelerator: str | None = None,
+    max_batches: int = 0,
+) -> dict[str, Any]:
+    """Recompute a run's metrics with its best weights.
+
+    Args:
+        run_dir: a run directory holding ``best.ckpt``.
+        data: evaluate on this dataset instead of the run's own.
+        data_format: reader format of ``data``.
+        split: ``"test"``, ``"val"`` or ``"train"``.
+        batch_size: evaluation batch size (0: the run's).
+        accelerator: override the run's accelerator (e.g. ``"cpu"``).
+        max_batches: evaluate only this many batches (0: all).
+
+    Returns:
+        ``{"run_dir", "model", "dataset", "protocol", "split", "windows", "metrics",
+        "baseline", "table"}``.
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"split must be one of {', '.join(SPLITS)}; found {split!r}.")
+    ckpt, config, prep = load_run(run_dir, data, data_format)
+    fabric = _fabric(config, accelerator)
+    model = _model(ckpt, config, prep, fabric)
+    part = getattr(prep, split)
+    bs = batch_size or config.eval_batch_size or config.batch_size
+    loader = fabric.setup_dataloaders(
+        DataLoader(part, batch_size=bs, sampler=ShardSampler(part)),
+        use_distributed_sampler=False,
+    )
+    result = evaluate(fabric, model, loader, prep, max_batches=max_batches)
+    rows = {config.model: result.metrics}
+    baseline = None
+    if config.baseline:
+        from linearcast.models import build
+
+        p = prep.protocol
+        floor = build(
+            config.baseline, num_nodes=prep.num_nodes, in_steps=p.in_steps, out_steps=p.out_steps
+        )
+        base = evaluate(fabric, fabric.to_device(floor), loader, prep, max_batches=max_batches)
+        baseline = {"model": config.baseline, split: base.metrics}
+        rows[config.baseline] = base.metrics
+    name = prep.dataset.name
+    table = format_metrics_table(
+        rows,
+        title=f"{split} metrics on {name} under {prep.protocol.label} ({result.windows} windows; "
+        f"MAPE in %)",
+    )
+    return {
+        "run_dir": str(run_dir),
+        "model": config.model,
+        "dataset": name,
+        "protocol": prep.protocol.label,
+        "split": split,
+        "windows": result.windows,
+        "metrics": result.metrics,
+        "baseline": baseline,
+        "table": table,
+    }
+
+
+def predict_run(
+    run_dir: str | Path,
+    out: str | Path,
+    *,
+    data: str | None = None,
+    data_format: str = "auto",
+    split: str = "test",
+    batch_size: int = 0,
+    accelerator: str | None = None,
+) -> dict[str, Any]:
+    """Forecast every window of a split and save them.
+
+    Args:
+        run_dir: a run directory holding ``best.ckpt``.
+        out: ``.npy`` (predictions ``[S, T_out, N, C]`` in the units of the targets: data
+            units for ``pems``/``metr``, standardised for ``ett``/``ltsf``) or ``.npz``
+            (arrays ``prediction``, ``target`` and ``start``, the first input row of each
+            window).
+        data: forecast this dataset instead of the run's own.
+        data_format: reader format of ``data``.
+        split: ``"test"``, ``"val"`` or ``"train"``.
+        batch_size: batch size (0: the run's evaluation batch size).
+        accelerator: override the run's accelerator.
+
+    Returns:
+        ``{"path", "shape", "windows", "split"}``.
+    """
+    out = Path(out)
+    if out.suffix not in (".npy", ".npz"):
+        raise ConfigError(f"{out}: expected an output file ending in .npy or .npz.")
+    if split not in SPLITS:
+        raise ConfigError(f"split must be one of {', '.join(SPLITS)}; found {split!r}.")
+    ckpt, config, prep = load_run(run_dir, data, data_format)
+    fabric = _fabric(config, accelerator)
+    model = _model(ckpt, config, prep, fabric)
+    part = getattr(prep, split)
+    bs = batch_size or config.eval_batch_size or config.batch_size
+    to_units = unit_converter(prep)
+    preds, targets = [], []
+    for x, y in DataLoader(part, batch_size=bs):
+        pred = to_units(forward_eval(fabric, model, fabric.to_device(x)))
+        preds.append(pred.float().cpu())
+        targets.append(y)
+    if not preds:
+        raise ConfigError(f"{prep.dataset.source}: the {split} split has no windows.")
+    prediction = torch.cat(preds).numpy()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".npz":
+        np.savez(
+            out,
+            prediction=prediction,
+            target=torch.cat(targets).numpy(),
+            start=np.asarray(part.starts),
+        )
+    else:
+        np.save(out, prediction)
+    return {"path": str(out), "shape": list(prediction.shape), "windows": len(part), "split": split}

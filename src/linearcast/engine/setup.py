@@ -1,0 +1,248 @@
+"""What a run is made of: data, model, loss, optimizer and scheduler, built from a config.
+
+The engine sees models only through :func:`linearcast.models.build` and the one forward
+signature ``[B, T_in, N, C_in] -> [B, T_out, N, C_out]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+from linearcast.engine.config import TrainConfig
+from linearcast.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from linearcast.data import PreparedData, Protocol, TimeSeriesDataset
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------- data
+def load_dataset(config: TrainConfig) -> TimeSeriesDataset:
+    """The dataset named by ``config.data`` (a path, or ``"synthetic"``).
+
+    Raises:
+        ConfigError: ``data`` empty (a preset for a real dataset needs ``--data``).
+        DataError: the file does not exist or cannot be read.
+    """
+    from linearcast.data import load, synthetic_traffic
+
+    if config.data == "synthetic":
+        s = config.synthetic
+        return synthetic_traffic(
+            num_nodes=s.num_nodes,
+            days=s.days,
+            steps_per_day=s.steps_per_day,
+            seed=s.seed,
+            missing_rate=s.missing_rate,
+        )
+    if not config.data:
+        raise ConfigError(
+            "no dataset given: pass --data PATH (a dataset file or folder) or --data synthetic."
+        )
+    path = Path(config.data)
+    if not path.exists():
+        raise DataError(
+            f"{path}: dataset not found (expected a file or a BasicTS folder; "
+            f"`linearcast data list` shows the known datasets and how to get them)."
+        )
+    return load(path, format=config.data_format)
+
+
+def resolve_protocol(config: TrainConfig) -> Protocol:
+    """The protocol named by the config, with its overrides (lists become tuples)."""
+    from linearcast.data import get_protocol
+
+    overrides = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in config.protocol_overrides.items()
+    }
+    return get_protocol(config.protocol, **overrides)
+
+
+def prepare_data(config: TrainConfig, dataset: TimeSeriesDataset | None = None) -> PreparedData:
+    """Load (unless given) and split the dataset under the config's protocol."""
+    ds = load_dataset(config) if dataset is None else dataset
+    return resolve_protocol(config).prepare(ds)
+
+
+def dataset_label(prep: PreparedData) -> str:
+    """Short dataset name for run directories: the dataset's name or the file stem."""
+    name = prep.dataset.name or (Path(str(prep.dataset.path)).stem if prep.dataset.path else "")
+    return name or "data"
+
+
+# ---------------------------------------------------------------------- model
+def build_model(config: TrainConfig, prep: PreparedData) -> nn.Module:
+    """Build ``config.model`` from the registry for the prepared data's shape.
+
+    The adjacency is passed to models that declare ``needs_graph``; models that need time
+    features are checked against the protocol's input channels.
+
+    Raises:
+        ConfigError: unknown model, missing graph or time features.
+    """
+    from linearcast.models import REGISTRY, build
+
+    spec = REGISTRY.get(config.model)
+    if spec is None:
+        raise ConfigError(
+            f"unknown model {config.model!r}; known models: {', '.join(sorted(REGISTRY))} "
+            f"(see `linearcast models`)."
+        )
+    overrides = dict(config.model_overrides)
+    if spec.needs_graph and "adjacency" not in overrides:
+        if prep.dataset.adjacency is None:
+            raise ConfigError(
+                f"model {spec.name!r} needs a graph, but {prep.dataset.source} has no adjacency."
+            )
+        overrides["adjacency"] = prep.dataset.adjacency
+    if spec.needs_time_features and prep.input_channels < 3:
+        raise ConfigError(
+            f"model {spec.name!r} needs time-of-day and day-of-week input channels, but protocol "
+            f"{prep.protocol.label} gives C_in={prep.input_channels}; use a protocol with time "
+            f"features (pems, metr) or set protocol_overrides.add_time_of_day/add_day_of_week."
+        )
+    p = prep.protocol
+    return build(
+        spec.name,
+        num_nodes=prep.num_nodes,
+        in_steps=p.in_steps,
+        out_steps=p.out_steps,
+        **overrides,
+    )
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    """``{"trainable": ..., "total": ...}`` parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"trainable": int(trainable), "total": int(total)}
+
+
+def has_trainable_parameters(model: nn.Module) -> bool:
+    """Whether gradient training has anything to update."""
+    return any(p.requires_grad for p in model.parameters())
+
+
+# ---------------------------------------------------------------------- loss
+class LossFn:
+    """The training loss on predictions and targets in the same units.
+
+    Args:
+        name: ``huber``, ``masked_mae``, ``masked_mse``, ``mae`` or ``mse``.
+        null_value: the data's null value (0.0 or NaN).
+        mask: skip null targets (NaN targets are always skipped); ``mae``/``mse`` never mask
+            the null value.
+        huber_delta: Huber switch point.
+
+    The loss is a mean over the kept entries; :meth:`count` says how many, so that means over
+    several batches (and processes) can be weighted exactly.
+    """
+
+    def __init__(
+        self, name: str, null_value: float, *, mask: bool = True, huber_delta: float = 1.0
+    ) -> None:
+        from linearcast import metrics
+
+        known = ("huber", "masked_mae", "masked_mse", "mae", "mse")
+        if name not in known:
+            raise ConfigError(f"unknown loss {name!r}; expected one of {', '.join(known)}.")
+        self.name = name
+        masked = mask and name not in ("mae", "mse")
+        self.null_value = float(null_value) if masked else math.nan
+        self.delta = float(huber_delta)
+        self._null_mask = metrics.null_mask
+        fn: Callable[..., Tensor]
+        if name == "huber":
+            fn = metrics.huber_loss
+        elif name in ("masked_mae", "mae"):
+            fn = metrics.masked_mae_loss
+        else:
+            fn = metrics.masked_mse_loss
+        self._fn: Callable[..., Tensor] = fn
+
+    def __call__(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Mean loss over the kept entries (0-dim tensor; 0 when none is kept)."""
+        if self.name == "huber":
+            return self._fn(pred, target, delta=self.delta, null_value=self.null_value)
+        return self._fn(pred, target, null_value=self.null_value)
+
+    def count(self, target: Tensor) -> Tensor:
+        """Number of entries the mean runs over (0-dim integer tensor)."""
+        return self._null_mask(target, self.null_value).sum()
+
+    def __repr__(self) -> str:
+        null = "NaN only" if math.isnan(self.null_value) else f"null {self.null_value:g}"
+        return f"{self.name} (masked: {null})"
+
+
+def make_loss(config: TrainConfig, prep: PreparedData) -> LossFn:
+    """The loss the config asks for (``auto``: the protocol's)."""
+    name = prep.protocol.loss if config.loss == "auto" else config.loss
+    return LossFn(name, prep.null_value, mask=config.mask_loss, huber_delta=config.huber_delta)
+
+
+# ---------------------------------------------------------------------- optimisation
+def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """Adam (L2 weight decay, as the STAEformer code) or AdamW (decoupled)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    betas = (float(config.betas[0]), float(config.betas[1]))
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(
+            params, lr=config.lr, betas=betas, weight_decay=config.weight_decay
+        )
+    return torch.optim.Adam(params, lr=config.lr, betas=betas, weight_decay=config.weight_decay)
+
+
+def make_scheduler(
+    config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """MultiStepLR (stepped per epoch), OneCycleLR (per iteration) or None.
+
+    OneCycle: warm-up over ``onecycle_pct_start`` of all iterations from ``lr/div_factor`` to
+    ``lr``, then linear decay; momentum is not cycled (the betas stay as configured).
+    """
+    if config.scheduler == "multistep":
+        return torch.optim.lr_scheduler.MultiStepLR(
+            optimizer, milestones=[int(m) for m in config.milestones], gamma=config.gamma
+        )
+    if config.scheduler == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=config.lr,
+            total_steps=max(1, config.max_epochs * steps_per_epoch),
+            pct_start=config.onecycle_pct_start,
+            div_factor=config.onecycle_div_factor,
+            anneal_strategy="linear",
+            cycle_momentum=False,
+        )
+    return None
+
+
+def current_lr(optimizer: torch.optim.Optimizer | None) -> float:
+    """Learning rate of the first parameter group (NaN without an optimizer)."""
+    if optimizer is None:
+        return math.nan
+    return float(optimizer.param_groups[0]["lr"])
+
+
+def describe_model(name: str) -> dict[str, Any]:
+    """Registry facts about a model (family, flags, description)."""
+    from linearcast.models import REGISTRY
+
+    spec = REGISTRY[name]
+    return {
+        "name": spec.name,
+        "family": spec.family,
+        "description": spec.description,
+        "needs_graph": spec.needs_graph,
+        "needs_time_features": spec.needs_time_features,
+        "fixed_num_nodes": spec.fixed_num_nodes,
+    }

@@ -1,0 +1,586 @@
+"""The training loop: short, linear, on Lightning Fabric (devices, DDP, precision).
+
+Read :meth:`Trainer._run` top to bottom: data -> model (closed-form ``fit`` when the model has
+one) -> optimizer and scheduler -> Fabric setup -> run directory -> epochs (train, validate,
+early stopping, checkpoints) -> best weights restored -> test metrics and a baseline row ->
+``metrics.json``, ``history.csv`` and plots.
+
+Distributed runs: :func:`train` calls ``fabric.launch(fn)``. With ``strategy="ddp"`` Fabric's
+subprocess launcher starts the other ranks by re-running the current command line
+(``python -m linearcast train ...`` works; a Python session such as pytest or a notebook does
+not, use ``strategy="ddp_spawn"`` there). Every rank builds the data and the model; the
+training windows are sharded by a seeded ``DistributedSampler`` (reshuffled per epoch), the
+validation/test windows by an unpadded :class:`~linearcast.engine.evaluation.ShardSampler`
+whose metric sums are all-reduced. Only rank 0 prints and writes files.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import platform
+import resource
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from linearcast.engine import checkpoint as ckpt_mod
+from linearcast.engine.checkpoint import BEST, LAST, EarlyStopping, atomic_save, load_checkpoint
+from linearcast.engine.config import TrainConfig
+from linearcast.engine.evaluation import (
+    EvalResult,
+    ShardSampler,
+    all_reduce_sum,
+    evaluate,
+    format_metrics_table,
+    forward_eval,
+    unit_converter,
+)
+from linearcast.engine.run_dir import (
+    create_run_dir,
+    plot_curves,
+    plot_forecast,
+    write_history,
+    write_json,
+)
+from linearcast.engine.setup import (
+    build_model,
+    count_parameters,
+    current_lr,
+    dataset_label,
+    describe_model,
+    has_trainable_parameters,
+    make_loss,
+    make_optimizer,
+    make_scheduler,
+    prepare_data,
+)
+from linearcast.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lightning_fabric import Fabric
+
+    from linearcast.data import PreparedData
+
+log = logging.getLogger(__name__)
+
+EpochCallback = Callable[["Trainer", int, dict[str, Any]], None]
+"""Called on every rank after each epoch's checkpoint: ``fn(trainer, epoch, history_row)``."""
+
+
+@dataclass
+class RunResult:
+    """What a finished run returns (on rank 0; other ranks get the same ``run_dir``).
+
+    Attributes:
+        run_dir: the run directory.
+        metrics: the contents of ``metrics.json``.
+        history: the rows of ``history.csv``.
+    """
+
+    run_dir: Path
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def make_fabric(config: TrainConfig) -> Fabric:
+    """A Fabric instance for the config's accelerator, devices, strategy, nodes and precision.
+
+    Raises:
+        ConfigError: Fabric rejects the combination (the message says why).
+    """
+    from lightning_fabric import Fabric
+
+    devices: int | str = config.devices
+    if isinstance(devices, str) and devices.isdigit():
+        devices = int(devices)
+    try:
+        return Fabric(
+            accelerator=config.accelerator,
+            devices=devices,
+            strategy=config.strategy,
+            num_nodes=config.num_nodes,
+            precision=config.precision,  # type: ignore[arg-type]
+        )
+    except (ValueError, TypeError, RuntimeError) as err:
+        raise ConfigError(
+            f"cannot set up accelerator={config.accelerator!r}, devices={config.devices!r}, "
+            f"strategy={config.strategy!r}, num_nodes={config.num_nodes}, "
+            f"precision={config.precision!r}: {err}"
+        ) from err
+
+
+def train(
+    config: TrainConfig,
+    *,
+    progress: bool | None = None,
+    verbose: bool = True,
+    report: bool | None = None,
+    callbacks: Sequence[EpochCallback] = (),
+) -> RunResult:
+    """Train and test ``config`` (see :class:`Trainer`)."""
+    trainer = Trainer(
+        config, progress=progress, verbose=verbose, report=report, callbacks=callbacks
+    )
+    return trainer.fit()
+
+
+class Trainer:
+    """Runs one training run described by a :class:`TrainConfig`.
+
+    Args:
+        config: the run.
+        progress: show tqdm bars (rank 0); ``None``: only when stderr is a terminal.
+        verbose: print what is happening (dataset, model, one line per epoch).
+        report: print the final test table and the run directory (``None``: as ``verbose``).
+        callbacks: called after every epoch (see :data:`EpochCallback`).
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        progress: bool | None = None,
+        verbose: bool = True,
+        report: bool | None = None,
+        callbacks: Sequence[EpochCallback] = (),
+    ) -> None:
+        self.config = config
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.verbose = verbose
+        self.report = verbose if report is None else report
+        self.callbacks = list(callbacks)
+        self.fabric: Fabric | None = None
+
+    # ------------------------------------------------------------------ entry point
+    def fit(self) -> RunResult:
+        """Launch the processes Fabric needs and run :meth:`_run` in each."""
+        fabric = make_fabric(self.config)
+        result: RunResult = fabric.launch(self._run)
+        return result
+
+    # ------------------------------------------------------------------ helpers
+    def _say(self, text: str, *, result: bool = False) -> None:
+        wanted = self.report if result else self.verbose
+        if wanted and self.fabric is not None and self.fabric.is_global_zero:
+            print(text, flush=True)
+
+    def _resume_dir(self) -> Path | None:
+        cfg = self.config
+        if cfg.resume is False or cfg.resume == "":
+            return None
+        if cfg.resume is True:
+            if not cfg.run_name:
+                raise ConfigError("resume=True needs run_name (the run directory to continue).")
+            path = Path(cfg.out_dir) / cfg.run_name
+        else:
+            path = Path(str(cfg.resume))
+        if not (path / LAST).is_file():
+            raise ConfigError(f"{path}: cannot resume, no {LAST} in this run directory.")
+        return path
+
+    def _loader(self, data: Any, batch_size: int, sampler: Any) -> DataLoader[Any]:
+        return DataLoader(
+            data,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=self.config.num_workers,
+            persistent_workers=self.config.num_workers > 0,
+        )
+
+    @staticmethod
+    def _gather(fabric: Fabric, local: torch.Tensor) -> torch.Tensor:
+        """``[world, *local.shape]``: every rank's tensor (a sum of one-hot rows; a collective)."""
+        rows = torch.zeros((fabric.world_size, *local.shape), dtype=torch.float64)
+        rows[fabric.global_rank] = local.to(torch.float64)
+        return all_reduce_sum(fabric, rows)
+
+    def _gathered_rng(self, fabric: Fabric) -> dict[str, Any]:
+        """RNG states: python/numpy of this rank, torch CPU of every rank (CUDA: this rank's)."""
+        state = ckpt_mod.rng_state()
+        per_rank = self._gather(fabric, state["torch"])
+        state["torch_per_rank"] = per_rank.to(torch.uint8) if fabric.world_size > 1 else None
+        return state
+
+    def _restore_rng(self, fabric: Fabric, state: dict[str, Any]) -> None:
+        per_rank = state.get("torch_per_rank")
+        local = dict(state)
+        if per_rank is not None and per_rank.shape[0] == fabric.world_size:
+            local["torch"] = per_rank[fabric.global_rank].to(torch.uint8)
+        ckpt_mod.set_rng_state(local)
+
+    # ------------------------------------------------------------------ the run
+    def _run(self, fabric: Fabric) -> RunResult:
+        cfg = self.config
+        self.fabric = fabric
+        say = self._say
+        started = time.perf_counter()
+        resume_dir = self._resume_dir()
+        ckpt = load_checkpoint(resume_dir / LAST) if resume_dir is not None else None
+        fabric.seed_everything(cfg.seed, verbose=False)
+
+        # ---- data
+        prep = prepare_data(cfg)
+        say(f"data      {prep.summary()}")
+        if prep.dataset.meta.get("synthetic"):
+            say("          (synthetic traffic-like data: numbers say nothing about real roads)")
+
+        # ---- model; closed-form models are fitted here (before any gradient step)
+        model = build_model(cfg, prep)
+        facts = describe_model(cfg.model)
+        closed_form = getattr(model, "fit", None)
+        if ckpt is None and callable(closed_form):
+            say(f"fit       {cfg.model}: closed-form fit on the training windows")
+            closed_form(self._fit_batches(prep))
+        trainable = has_trainable_parameters(model)
+        n_params = count_parameters(model)
+        say(
+            f"model     {cfg.model} ({facts['family']}): {n_params['trainable']:,} trainable "
+            f"parameters ({n_params['total']:,} in all) -- {facts['description']}"
+        )
+
+        # ---- loaders: training shuffled per epoch and sharded; evaluation sharded, unpadded
+        world, rank = fabric.world_size, fabric.global_rank
+        eval_bs = cfg.eval_batch_size or cfg.batch_size
+        train_sampler: DistributedSampler[Any] = DistributedSampler(
+            prep.train, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed
+        )
+        train_loader, val_loader, test_loader = fabric.setup_dataloaders(
+            self._loader(prep.train, cfg.batch_size, train_sampler),
+            self._loader(prep.val, eval_bs, ShardSampler(prep.val, rank, world)),
+            self._loader(prep.test, eval_bs, ShardSampler(prep.test, rank, world)),
+            use_distributed_sampler=False,
+        )
+        steps_per_epoch = len(train_loader)
+        if cfg.max_train_batches:
+            steps_per_epoch = min(steps_per_epoch, cfg.max_train_batches)
+
+        # ---- optimizer, scheduler, Fabric setup (state restored when resuming)
+        raw: nn.Module = model
+        if ckpt is not None:
+            raw.load_state_dict(ckpt["model"])
+        optimizer: torch.optim.Optimizer | None = None
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        if trainable:
+            optimizer = make_optimizer(cfg, raw)
+            scheduler = make_scheduler(cfg, optimizer, steps_per_epoch)
+            model, optimizer = fabric.setup(raw, optimizer)
+            if ckpt is not None:
+                optimizer.load_state_dict(ckpt["optimizer"])
+                if scheduler is not None and ckpt.get("scheduler") is not None:
+                    scheduler.load_state_dict(ckpt["scheduler"])
+        else:
+            model = fabric.to_device(raw)
+        loss_fn = make_loss(cfg, prep)
+        stopper = EarlyStopping(patience=cfg.patience, min_delta=cfg.min_delta)
+        history: list[dict[str, Any]] = []
+        start_epoch, global_step = 1, 0
+        if ckpt is not None:
+            stopper.load_state_dict(ckpt["early_stopping"])
+            history = list(ckpt.get("history", []))
+            start_epoch = int(ckpt["epoch"]) + 1
+            global_step = int(ckpt["global_step"])
+            self._restore_rng(fabric, ckpt["rng"])
+
+        # ---- run directory (rank 0 creates it, everyone learns its name)
+        run_dir = self._open_run_dir(fabric, prep, resume_dir)
+        meta = self._meta(prep)
+        say(f"loss      {loss_fn}; optimizer {cfg.optimizer if trainable else 'none'}")
+        say(
+            f"device    {fabric.device} x {world} process(es), precision {cfg.precision}, "
+            f"strategy {cfg.strategy}"
+        )
+        say(f"run dir   {run_dir}")
+        if ckpt is not None:
+            say(f"resume    from epoch {start_epoch - 1} (global step {global_step})")
+
+        def save(path: Path, epoch: int) -> None:
+            state = {
+                "format": ckpt_mod.FORMAT,
+                "version": ckpt_mod.VERSION,
+                "model": raw.state_dict(),
+                "optimizer": optimizer.state_dict() if optimizer is not None else None,
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "epoch": epoch,
+                "global_step": global_step,
+                "early_stopping": stopper.state_dict(),
+                "rng": self._gathered_rng(fabric),  # a collective: every rank calls save()
+                "scaler": prep.scaler.state_dict(),
+                "config": cfg.to_dict(),
+                "history": history,
+                "meta": meta,
+            }
+            if fabric.is_global_zero:
+                atomic_save(state, path)
+            fabric.barrier()
+
+        # ---- epochs
+        epoch_seconds: list[float] = [float(r["seconds"]) for r in history]
+        rank_counts = torch.zeros(2, dtype=torch.float64)
+        if not trainable:
+            say("train     no trainable parameters: skipping gradient training")
+            result = evaluate(fabric, raw, val_loader, prep, loss_fn=loss_fn,
+                              max_batches=cfg.max_eval_batches)  # fmt: skip
+            stopper.step(result.loss, 0)
+            save(run_dir / BEST, 0)
+            save(run_dir / LAST, 0)
+            start_epoch = cfg.max_epochs + 1
+        elif stopper.should_stop:
+            say(f"train     this run already stopped early at epoch {start_epoch - 1}")
+            start_epoch = cfg.max_epochs + 1
+        for epoch in range(start_epoch, cfg.max_epochs + 1):
+            t0 = time.perf_counter()
+            train_sampler.set_epoch(epoch)
+            model.train()
+            lr = current_lr(optimizer)
+            sums = torch.zeros(2, dtype=torch.float64)  # loss·count, count
+            rank_counts = torch.zeros(2, dtype=torch.float64)  # windows, Σ targets (this rank)
+            bar = self._bar(steps_per_epoch, f"epoch {epoch}/{cfg.max_epochs}")
+            to_units = unit_converter(prep)
+            for i, (x, y) in enumerate(train_loader):
+                if i >= steps_per_epoch:
+                    break
+                pred = to_units(model(x))  # (B, T_out, N, C) in the units of y
+                loss = loss_fn(pred, y)
+                aux = getattr(raw, "aux_loss", None)
+                total = loss + aux if aux is not None else loss
+                assert optimizer is not None
+                optimizer.zero_grad(set_to_none=True)
+                fabric.backward(total)
+                if cfg.grad_clip > 0:
+                    fabric.clip_gradients(model, optimizer, max_norm=cfg.grad_clip)
+                optimizer.step()
+                if cfg.scheduler == "onecycle" and scheduler is not None:
+                    scheduler.step()
+                global_step += 1
+                n = loss_fn.count(y).double().cpu()
+                sums += torch.stack([total.detach().double().cpu() * n, n])
+                rank_counts += torch.stack(
+                    [torch.tensor(float(x.shape[0]), dtype=torch.float64),
+                     torch.nan_to_num(y.detach().double()).sum().cpu()]
+                )  # fmt: skip
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{float(total):.4f}")
+            if bar is not None:
+                bar.close()
+            if cfg.scheduler == "multistep" and scheduler is not None:
+                scheduler.step()
+            sums = all_reduce_sum(fabric, sums)
+            train_loss = float(sums[0] / sums[1]) if sums[1] > 0 else math.nan
+
+            row: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "lr": lr}
+            improved = False
+            if epoch % cfg.eval_every == 0 or epoch == cfg.max_epochs:
+                val = evaluate(fabric, raw, val_loader, prep, loss_fn=loss_fn,
+                               max_batches=cfg.max_eval_batches)  # fmt: skip
+                o = val.metrics["overall"]
+                row |= {"val_loss": val.loss, "val_MAE": o["MAE"], "val_RMSE": o["RMSE"],
+                        "val_MAPE": o["MAPE"]}  # fmt: skip
+                improved = stopper.step(val.loss, epoch)
+            row["seconds"] = time.perf_counter() - t0
+            epoch_seconds.append(row["seconds"])
+            history.append(row)
+            if improved:
+                save(run_dir / BEST, epoch)
+            save(run_dir / LAST, epoch)
+            say(self._epoch_line(row, cfg.max_epochs, improved))
+            for callback in self.callbacks:
+                callback(self, epoch, row)
+            if stopper.should_stop:
+                say(
+                    f"early stop: no better validation loss for {stopper.bad_epochs} epochs; "
+                    f"best epoch {stopper.best_epoch} (val loss {stopper.best:.4f})"
+                )
+                break
+
+        # ---- best weights back, then test
+        fabric.barrier()
+        if (run_dir / BEST).is_file():
+            raw.load_state_dict(load_checkpoint(run_dir / BEST)["model"])
+        test = evaluate(fabric, raw, test_loader, prep, max_batches=cfg.max_eval_batches)
+        val_best = evaluate(fabric, raw, val_loader, prep, loss_fn=loss_fn,
+                            max_batches=cfg.max_eval_batches)  # fmt: skip
+        baseline = self._baseline(fabric, prep, test_loader)
+        ddp_counts = self._gather(fabric, rank_counts)  # (world, 2)
+
+        metrics = {
+            "model": cfg.model,
+            "model_family": facts["family"],
+            "parameters": n_params,
+            "dataset": {
+                "name": dataset_label(prep),
+                "source": prep.dataset.source,
+                "shape": list(prep.dataset.shape),
+                "synthetic": bool(prep.dataset.meta.get("synthetic", False)),
+            },
+            "protocol": prep.protocol.label,
+            "protocol_name": prep.protocol.name,
+            "windows": prep.counts,
+            "loss": repr(loss_fn),
+            "epochs": len(history),
+            "best_epoch": stopper.best_epoch,
+            "stopped_early": stopper.should_stop,
+            "seconds_per_epoch": epoch_seconds,
+            "mean_epoch_seconds": float(np.mean(epoch_seconds)) if epoch_seconds else 0.0,
+            "total_seconds": time.perf_counter() - started,
+            "peak_memory": self._peak_memory(fabric),
+            "device": str(fabric.device),
+            "world_size": world,
+            "precision": cfg.precision,
+            "val": val_best.metrics,
+            "val_loss": val_best.loss,
+            "test": test.metrics,
+            "test_windows": test.windows,
+            "baseline": baseline,
+            "train_windows_per_rank": [int(v) for v in ddp_counts[:, 0]],
+            "train_target_sum_per_rank": [float(v) for v in ddp_counts[:, 1]],
+            "host": platform.node(),
+        }
+        if fabric.is_global_zero:
+            self._write_outputs(run_dir, metrics, history, prep, raw, fabric)
+        fabric.barrier()
+        say("\n" + self.results_table(metrics), result=True)
+        say(f"\nrun directory: {run_dir}", result=True)
+        return RunResult(run_dir=run_dir, metrics=metrics, history=history)
+
+    # ------------------------------------------------------------------ pieces
+    def _fit_batches(self, prep: PreparedData) -> Iterable[Any]:
+        """Training batches in order for a closed-form ``fit`` (limited by max_train_batches)."""
+        cfg = self.config
+        loader = DataLoader(prep.train, batch_size=cfg.eval_batch_size or cfg.batch_size)
+        return itertools.islice(loader, cfg.max_train_batches or None)
+
+    def _open_run_dir(self, fabric: Fabric, prep: PreparedData, resume: Path | None) -> Path:
+        cfg = self.config
+        if resume is not None:
+            return resume
+        name = ""
+        if fabric.is_global_zero:
+            path = create_run_dir(cfg.out_dir, cfg.model, dataset_label(prep), name=cfg.run_name)
+            write_json(path / "config.json", cfg.to_dict())
+            name = str(path)
+        name = fabric.broadcast(name, src=0)
+        return Path(name)
+
+    def _meta(self, prep: PreparedData) -> dict[str, Any]:
+        p = prep.protocol
+        return {
+            "model": self.config.model,
+            "num_nodes": prep.num_nodes,
+            "in_steps": p.in_steps,
+            "out_steps": p.out_steps,
+            "input_channels": prep.input_channels,
+            "protocol": p.label,
+            "dataset": dataset_label(prep),
+            "null_value": prep.null_value,
+        }
+
+    def _bar(self, total: int, desc: str) -> Any:
+        if not (self.progress and self.fabric is not None and self.fabric.is_global_zero):
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+    @staticmethod
+    def _epoch_line(row: dict[str, Any], max_epochs: int, improved: bool) -> str:
+        text = f"epoch {row['epoch']:>3}/{max_epochs}  train {row['train_loss']:.4f}"
+        if "val_loss" in row:
+            text += (
+                f"  val {row['val_loss']:.4f} (MAE {row['val_MAE']:.3f}, RMSE "
+                f"{row['val_RMSE']:.3f}, MAPE {row['val_MAPE']:.2f}%)"
+            )
+        text += f"  lr {row['lr']:.2e}  {row['seconds']:.1f}s"
+        return text + ("  *" if improved else "")
+
+    def _baseline(self, fabric: Fabric, prep: PreparedData, loader: Any) -> dict[str, Any] | None:
+        """The floor on the same test windows (``config.baseline``, last value by default)."""
+        name = self.config.baseline
+        if not name:
+            return None
+        from linearcast.models import build
+
+        p = prep.protocol
+        floor = build(name, num_nodes=prep.num_nodes, in_steps=p.in_steps, out_steps=p.out_steps)
+        floor = fabric.to_device(floor)
+        result: EvalResult = evaluate(
+            fabric, floor, loader, prep, max_batches=self.config.max_eval_batches
+        )
+        return {"model": name, "test": result.metrics}
+
+    @staticmethod
+    def _peak_memory(fabric: Fabric) -> dict[str, Any]:
+        if fabric.device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated(fabric.device)
+            return {"kind": "cuda_max_allocated", "MiB": peak / 2**20}
+        rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+        scale = 1 / 2**20 if sys.platform == "darwin" else 1 / 2**10
+        return {"kind": "process_peak_rss_rank0", "MiB": rss_kib * scale}
+
+    def _write_outputs(
+        self,
+        run_dir: Path,
+        metrics: dict[str, Any],
+        history: list[dict[str, Any]],
+        prep: PreparedData,
+        model: nn.Module,
+        fabric: Fabric,
+    ) -> None:
+        write_json(run_dir / "metrics.json", metrics)
+        write_history(run_dir / "history.csv", history)
+        if not self.config.plots:
+            return
+        title = f"{self.config.model} on {metrics['dataset']['name']} ({metrics['protocol']})"
+        plot_curves(run_dir / "curves.png", history, title=title)
+        self._plot_forecast(run_dir / "forecast.png", prep, model, fabric, title)
+
+    def _plot_forecast(
+        self, path: Path, prep: PreparedData, model: nn.Module, fabric: Fabric, title: str
+    ) -> None:
+        """One test window (the middle one): history, truth, forecast and the baseline."""
+        if len(prep.test) == 0:
+            return
+        x, y = prep.test[len(prep.test) // 2]
+        to_units = unit_converter(prep)
+        xb = fabric.to_device(x[None])
+        pred = to_units(forward_eval(fabric, model, xb))[0, ..., 0].cpu().numpy()  # (T_out, N)
+        hist = prep.scaler.inverse_transform(x[..., 0].double()).numpy()  # (T_in, N)
+        if prep.protocol.metrics_space == "scaled":
+            hist = x[..., 0].double().numpy()
+        baseline = None
+        if self.config.baseline == "last-value":
+            baseline = np.repeat(hist[-1:], y.shape[0], axis=0)
+        n = prep.num_nodes
+        nodes = sorted({round(v) for v in np.linspace(0, n - 1, min(4, n))})
+        plot_forecast(
+            path,
+            hist,
+            y[..., 0].numpy(),
+            pred,
+            nodes=nodes,
+            baseline=baseline,
+            title=title,
+            null_value=prep.null_value,
+        )
+
+    @staticmethod
+    def results_table(metrics: dict[str, Any]) -> str:
+        """The test table: the model and the baseline, overall and per horizon."""
+        rows = {metrics["model"]: metrics["test"]}
+        if metrics.get("baseline"):
+            rows[metrics["baseline"]["model"]] = metrics["baseline"]["test"]
+        title = (
+            f"test metrics on {metrics['dataset']['name']} under {metrics['protocol']} "
+            f"({metrics['test_windows']} windows; MAPE in %)"
+        )
+        return format_metrics_table(rows, title=title)
