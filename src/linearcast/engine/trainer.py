@@ -9,7 +9,8 @@ Distributed runs: :func:`train` calls ``fabric.launch(fn)``. With ``strategy="dd
 subprocess launcher starts the other ranks by re-running the current command line
 (``python -m linearcast train ...`` works; a Python session such as pytest or a notebook does
 not, use ``strategy="ddp_spawn"`` there). Every rank builds the data and the model; the
-training windows are sharded by a seeded ``DistributedSampler`` (reshuffled per epoch), the
+training windows are sharded by a seeded :class:`~linearcast.engine.evaluation.EpochShardSampler`
+(reshuffled per epoch, as ``DistributedSampler``), the
 validation/test windows by an unpadded :class:`~linearcast.engine.evaluation.ShardSampler`
 whose metric sums are all-reduced. Only rank 0 prints and writes files.
 """
@@ -31,12 +32,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
 from linearcast.engine import checkpoint as ckpt_mod
 from linearcast.engine.checkpoint import BEST, LAST, EarlyStopping, atomic_save, load_checkpoint
 from linearcast.engine.config import TrainConfig
 from linearcast.engine.evaluation import (
+    EpochShardSampler,
     EvalResult,
     ShardSampler,
     all_reduce_sum,
@@ -251,9 +253,7 @@ class Trainer:
         # ---- loaders: training shuffled per epoch and sharded; evaluation sharded, unpadded
         world, rank = fabric.world_size, fabric.global_rank
         eval_bs = cfg.eval_batch_size or cfg.batch_size
-        train_sampler: DistributedSampler[Any] = DistributedSampler(
-            prep.train, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed
-        )
+        train_sampler = EpochShardSampler(prep.train, rank, world, seed=cfg.seed)
         train_loader, val_loader, test_loader = fabric.setup_dataloaders(
             self._loader(prep.train, cfg.batch_size, train_sampler),
             self._loader(prep.val, eval_bs, ShardSampler(prep.val, rank, world)),
@@ -339,7 +339,7 @@ class Trainer:
             start_epoch = cfg.max_epochs + 1
         for epoch in range(start_epoch, cfg.max_epochs + 1):
             t0 = time.perf_counter()
-            train_sampler.set_epoch(epoch)
+            train_sampler.use_epoch(epoch)
             model.train()
             lr = current_lr(optimizer)
             sums = torch.zeros(2, dtype=torch.float64)  # loss·count, count
@@ -439,6 +439,7 @@ class Trainer:
             "precision": cfg.precision,
             "val": val_best.metrics,
             "val_loss": val_best.loss,
+            "val_windows": val_best.windows,
             "test": test.metrics,
             "test_windows": test.windows,
             "baseline": baseline,

@@ -1,0 +1,195 @@
+"""End-to-end training on tiny synthetic data: outputs, resume, early stopping, loss, fit."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from linearcast.engine.checkpoint import load_checkpoint
+from linearcast.engine.config import TrainConfig
+from linearcast.engine.evaluation import unit_converter
+from linearcast.engine.run_dir import read_history
+from linearcast.engine.setup import LossFn, build_model, make_loss, prepare_data
+from linearcast.engine.trainer import Trainer, train
+from linearcast.models import REGISTRY
+from linearcast.models.base import ModelSpec
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_one_epoch_writes_the_run_directory(make_config: Any) -> None:
+    cfg: TrainConfig = make_config(plots=True)
+    res = train(cfg, verbose=False)
+    d = res.run_dir
+    assert re.fullmatch(r"elinformer-synthetic-\d{8}-\d{6}(-\d+)?", d.name)
+    names = {p.name for p in d.iterdir()}
+    assert {
+        "config.json",
+        "metrics.json",
+        "history.csv",
+        "last.ckpt",
+        "best.ckpt",
+        "curves.png",
+        "forecast.png",
+    } <= names
+    assert not [n for n in names if n.endswith(".tmp")]
+    for png in ("curves.png", "forecast.png"):
+        assert (d / png).read_bytes()[:8] == PNG
+
+    assert TrainConfig.from_dict(json.loads((d / "config.json").read_text())) == cfg
+    m = json.loads((d / "metrics.json").read_text())
+    assert m["model"] == "elinformer" and m["protocol"] == "pems[basicts,12->12]"
+    assert m["protocol_name"] == "pems" and m["dataset"]["name"] == "synthetic"
+    assert m["dataset"]["shape"] == [864, 6, 3] and m["dataset"]["synthetic"] is True
+    model = build_model(cfg, prepare_data(cfg))
+    assert m["parameters"]["trainable"] == sum(p.numel() for p in model.parameters())
+    assert m["epochs"] == 1 and len(m["seconds_per_epoch"]) == 1
+    assert m["peak_memory"]["MiB"] > 0
+    assert set(m["test"]) == {"overall", "horizon_3", "horizon_6", "horizon_12"}
+    assert m["test_windows"] == m["windows"]["test"] == 149
+    assert m["baseline"]["model"] == "last-value"
+    assert set(m["baseline"]["test"]) == set(m["test"])
+    for metrics in (m["test"], m["baseline"]["test"]):
+        assert all(v["MAE"] > 0 and v["RMSE"] >= v["MAE"] for v in metrics.values())
+
+    rows = read_history(d / "history.csv")
+    assert [r["epoch"] for r in rows] == [1.0]
+    assert rows[0]["train_loss"] > 0 and rows[0]["lr"] == pytest.approx(cfg.lr)
+    # masked MAE is both the loss and the metric: the validation loss is the raw-unit masked MAE
+    assert rows[0]["val_loss"] == pytest.approx(rows[0]["val_MAE"], rel=1e-5)
+
+
+def test_two_runs_never_share_a_directory(make_config: Any) -> None:
+    a = train(make_config(max_train_batches=1, baseline=""), verbose=False)
+    b = train(make_config(max_train_batches=1, baseline=""), verbose=False)
+    assert a.run_dir != b.run_dir and a.run_dir.parent == b.run_dir.parent
+    assert (a.run_dir / "metrics.json").is_file() and (b.run_dir / "metrics.json").is_file()
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop_after_first_epoch(trainer: Trainer, epoch: int, row: dict[str, Any]) -> None:
+    if epoch == 1:
+        raise _Stop
+
+
+def test_resume_continues_exactly_where_it_stopped(make_config: Any) -> None:
+    full = train(make_config(max_epochs=2, run_name="full"), verbose=False)
+    with pytest.raises(_Stop):
+        train(make_config(max_epochs=2, run_name="cut"), verbose=False,
+              callbacks=[_stop_after_first_epoch])  # fmt: skip
+    cut_dir = full.run_dir.parent / "cut"
+    after_one = load_checkpoint(cut_dir / "last.ckpt")
+    assert after_one["epoch"] == 1
+    resumed = train(make_config(max_epochs=2, run_name="cut", resume=True), verbose=False)
+    assert resumed.run_dir == cut_dir
+
+    a = load_checkpoint(full.run_dir / "last.ckpt")
+    b = load_checkpoint(resumed.run_dir / "last.ckpt")
+    assert a["epoch"] == b["epoch"] == 2 and a["global_step"] == b["global_step"] == 8
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+        # the second epoch did change the weights (so equality above is not vacuous)
+    assert any(not torch.equal(v, after_one["model"][k]) for k, v in a["model"].items())
+    for state_a, state_b in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert torch.equal(state_a["exp_avg"], state_b["exp_avg"])
+    assert [r["train_loss"] for r in full.history] == [r["train_loss"] for r in resumed.history]
+    assert full.metrics["test"] == resumed.metrics["test"]
+
+
+class _Drift(nn.Module):
+    """Predicts a constant ``w`` (scaled units); in training mode ``w - 100``.
+
+    Every training step therefore pushes ``w`` up, away from the validation optimum: the
+    validation loss rises from the first epoch on, whatever the data.
+    """
+
+    def __init__(self, out_steps: int) -> None:
+        super().__init__()
+        self.out_steps = out_steps
+        self.w = nn.Parameter(torch.tensor(1.0))
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, _, n, _ = x.shape
+        shift = -100.0 if self.training else 0.0
+        return (self.w + shift) * x.new_ones(b, self.out_steps, n, 1)
+
+
+def _build_drift(*, num_nodes: int, in_steps: int, out_steps: int, **_: Any) -> nn.Module:
+    return _Drift(out_steps)
+
+
+def test_early_stopping_stops_and_restores_the_best_weights(
+    make_config: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = ModelSpec("test-drift", _build_drift, "test model", fixed_num_nodes=False)
+    monkeypatch.setitem(REGISTRY, "test-drift", spec)
+    cfg = make_config(
+        model="test-drift",
+        model_overrides={},
+        max_epochs=10,
+        patience=2,
+        lr=0.2,
+        max_train_batches=2,
+        scheduler="none",
+    )
+    res = train(cfg, verbose=False)
+    h = res.history
+    assert [r["epoch"] for r in h] == [1, 2, 3]  # 1 best, then 2 epochs without improvement
+    assert h[0]["val_loss"] < h[1]["val_loss"] < h[2]["val_loss"]
+    m = res.metrics
+    assert m["stopped_early"] is True and m["best_epoch"] == 1 and m["epochs"] == 3
+    best = load_checkpoint(res.run_dir / "best.ckpt")
+    last = load_checkpoint(res.run_dir / "last.ckpt")
+    assert best["epoch"] == 1 and last["epoch"] == 3
+    assert float(best["model"]["w"]) < float(last["model"]["w"])
+    # validation recomputed after restoring equals epoch 1's, not the last epoch's
+    assert m["val"]["overall"]["MAE"] == pytest.approx(h[0]["val_MAE"], rel=1e-9)
+    assert m["val"]["overall"]["MAE"] < h[2]["val_MAE"]
+
+
+def test_training_loss_is_in_raw_units_and_skips_nulls(make_config: Any) -> None:
+    cfg = make_config()
+    prep = prepare_data(cfg)
+    y = next(y for _, y in DataLoader(prep.train, batch_size=64) if (y == 0).any())
+    valid = y != 0
+    pred_raw = torch.where(valid, y + 2.0, torch.full_like(y, 1e4))  # error 2 where valid
+    pred_model = prep.scaler.transform(pred_raw)  # what a model outputs: scaled units
+    loss = make_loss(cfg, prep)(unit_converter(prep)(pred_model), y)
+    # raw units (scaled units would give 2/std = 2/{std}) and null targets skipped
+    assert float(loss) == pytest.approx(2.0, rel=1e-4)
+    unmasked = LossFn("masked_mae", prep.null_value, mask=False)
+    assert float(unmasked(unit_converter(prep)(pred_model), y)) > 10.0
+    huber = LossFn("huber", prep.null_value, mask=True)
+    assert float(huber(pred_raw, y)) == pytest.approx(1.5, rel=1e-5)  # 0.5 + (2 - 1)
+
+
+def test_closed_form_model_is_fitted_and_not_trained(make_config: Any) -> None:
+    res = train(make_config(model="var", model_overrides={"order": 2}, max_epochs=5), verbose=False)
+    m = res.metrics
+    assert m["epochs"] == 0 and m["parameters"]["trainable"] == 0 and res.history == []
+    ckpt = load_checkpoint(res.run_dir / "best.ckpt")
+    assert bool(ckpt["model"]["fitted"]) and ckpt["optimizer"] is None
+    # before fit the VAR is persistence, i.e. exactly the last-value baseline
+    assert m["test"]["overall"]["MAE"] != pytest.approx(
+        m["baseline"]["test"]["overall"]["MAE"], rel=1e-6
+    )
+
+
+def test_config_is_checked_before_anything_is_written(make_config: Any, tmp_path: Path) -> None:
+    from linearcast.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown model"):
+        train(make_config(model="nope"), verbose=False)
+    with pytest.raises(ConfigError, match=r"no last\.ckpt"):
+        train(make_config(resume=str(tmp_path / "nowhere")), verbose=False)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
