@@ -220,21 +220,30 @@ def evaluate(
     return EvalResult(metrics=ev.compute(), loss=loss, windows=int(w))
 
 
-def format_metrics_table(rows: dict[str, dict[str, dict[str, float]]], *, title: str = "") -> str:
-    """An aligned table: one row per (model, horizon), columns MAE, RMSE, MAPE(%).
+def format_metrics_table(
+    rows: dict[str, dict[str, dict[str, float]]],
+    *,
+    title: str = "",
+    columns: tuple[str, ...] = ("MAE", "RMSE", "MAPE"),
+) -> str:
+    """An aligned table: one row per (model, horizon), one column per metric.
 
     Args:
         rows: ``{label: metrics}`` where ``metrics`` is an :class:`EvalResult` metrics dict.
         title: first line.
+        columns: metric names (``MAE``, ``RMSE``, ``MAPE`` (shown in %), ``MSE``).
     """
     width = max([12, *(len(k) + 2 for k in rows)])
+    heads = "".join(f"{c + '(%)' if c == 'MAPE' else c:>10}" for c in columns)
     lines = [title] if title else []
-    lines.append(f"{'model':<{width}}{'horizon':<12}{'MAE':>10}{'RMSE':>10}{'MAPE(%)':>10}")
+    lines.append(f"{'model':<{width}}{'horizon':<12}{heads}")
     for label, metrics in rows.items():
         for key, m in metrics.items():
-            horizon = key.replace("_", " ")
-            lines.append(
-                f"{label:<{width}}{horizon:<12}{m['MAE']:>10.4f}{m['RMSE']:>10.4f}"
-                f"{m['MAPE']:>10.3f}"
-            )
+            cells = "".join(f"{m[c]:>10.3f}" if c == "MAPE" else f"{m[c]:>10.4f}" for c in columns)
+            lines.append(f"{label:<{width}}{key.replace('_', ' '):<12}{cells}")
     return "\n".join(lines)
+
+
+def table_columns(metrics_space: str) -> tuple[str, ...]:
+    """Traffic tables report MAE/RMSE/MAPE in data units; LTSF tables MSE/MAE (standardised)."""
+    return ("MSE", "MAE") if metrics_space == "scaled" else ("MAE", "RMSE", "MAPE")

@@ -21,6 +21,7 @@ from linearcast.engine.evaluation import (
     evaluate,
     format_metrics_table,
     forward_eval,
+    table_columns,
     unit_converter,
 )
 from linearcast.engine.setup import build_model, prepare_data
@@ -137,10 +138,13 @@ def evaluate_run(
         baseline = {"model": config.baseline, split: base.metrics}
         rows[config.baseline] = base.metrics
     name = prep.dataset.name
+    space = prep.protocol.metrics_space
+    units = "data units" if space == "raw" else "standardised units"
     table = format_metrics_table(
         rows,
-        title=f"{split} metrics on {name} under {prep.protocol.label} ({result.windows} windows; "
-        f"MAPE in %)",
+        title=f"{split} metrics on {name} under {prep.protocol.label} ({result.windows} windows, "
+        f"{units})",
+        columns=table_columns(space),
     )
     return {
         "run_dir": str(run_dir),

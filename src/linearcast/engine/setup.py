@@ -214,11 +214,17 @@ def make_scheduler(
             optimizer, milestones=[int(m) for m in config.milestones], gamma=config.gamma
         )
     if config.scheduler == "onecycle":
+        total = config.max_epochs * steps_per_epoch
+        if total < 4:
+            log.warning("onecycle: only %d iterations in all; keeping the lr constant", total)
+            return None
+        # torch divides by the warm-up length in steps: keep it >= 1 step on very short runs
+        pct_start = min(max(config.onecycle_pct_start, 2.0 / total), 0.5)
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer,
             max_lr=config.lr,
-            total_steps=max(1, config.max_epochs * steps_per_epoch),
-            pct_start=config.onecycle_pct_start,
+            total_steps=total,
+            pct_start=pct_start,
             div_factor=config.onecycle_div_factor,
             anneal_strategy="linear",
             cycle_momentum=False,

@@ -45,6 +45,7 @@ from linearcast.engine.evaluation import (
     evaluate,
     format_metrics_table,
     forward_eval,
+    table_columns,
     unit_converter,
 )
 from linearcast.engine.run_dir import (
@@ -425,6 +426,7 @@ class Trainer:
             },
             "protocol": prep.protocol.label,
             "protocol_name": prep.protocol.name,
+            "metrics_space": prep.protocol.metrics_space,
             "windows": prep.counts,
             "loss": repr(loss_fn),
             "epochs": len(history),
@@ -580,8 +582,10 @@ class Trainer:
         rows = {metrics["model"]: metrics["test"]}
         if metrics.get("baseline"):
             rows[metrics["baseline"]["model"]] = metrics["baseline"]["test"]
+        space = metrics.get("metrics_space", "raw")
+        units = "data units" if space == "raw" else "standardised units"
         title = (
             f"test metrics on {metrics['dataset']['name']} under {metrics['protocol']} "
-            f"({metrics['test_windows']} windows; MAPE in %)"
+            f"({metrics['test_windows']} windows, {units})"
         )
-        return format_metrics_table(rows, title=title)
+        return format_metrics_table(rows, title=title, columns=table_columns(space))
