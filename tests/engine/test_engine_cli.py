@@ -166,3 +166,19 @@ def test_bench_eala_accuracy_prints_its_tables(
     (run,) = tmp_path.iterdir()
     assert run.name.startswith("bench-eala-accuracy-")
     assert (run / "eala_vs_softmax.png").is_file() and (run / "tables.md").is_file()
+
+
+def test_resume_from_the_command_line_extends_a_finished_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "runs"
+    argv = ["train", *TINY_SETS, "--epochs", "1", "--max-train-batches", "2", "--quiet"]
+    argv += ["--accelerator", "cpu", "--out", str(out), "--run-name", "r", "--set", "plots=false"]
+    assert main(argv) == 0
+    run = out / "r"
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--quiet"]) == 0
+    assert "r" == next(out.iterdir()).name and len(list(out.iterdir())) == 1  # same directory
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs"] == 2
+    assert json.loads((run / "config.json").read_text())["max_epochs"] == 2
+    assert (run / "history.csv").read_text().count("\n") == 3  # header + 2 epochs

@@ -204,7 +204,7 @@ class Trainer:
     def _gather(fabric: Fabric, local: torch.Tensor) -> torch.Tensor:
         """``[world, *local.shape]``: every rank's tensor (a sum of one-hot rows; a collective)."""
         rows = torch.zeros((fabric.world_size, *local.shape), dtype=torch.float64)
-        rows[fabric.global_rank] = local.to(torch.float64)
+        rows[fabric.global_rank] = local.detach().to("cpu", torch.float64)
         return all_reduce_sum(fabric, rows)
 
     def _gathered_rng(self, fabric: Fabric) -> dict[str, Any]:
@@ -326,6 +326,7 @@ class Trainer:
 
         # ---- epochs
         epoch_seconds: list[float] = [float(r["seconds"]) for r in history]
+        acc_dtype = torch.float32 if fabric.device.type == "mps" else torch.float64  # no f64 on MPS
         rank_counts = torch.zeros(2, dtype=torch.float64)
         if not trainable:
             say("train     no trainable parameters: skipping gradient training")
@@ -343,8 +344,9 @@ class Trainer:
             train_sampler.use_epoch(epoch)
             model.train()
             lr = current_lr(optimizer)
-            sums = torch.zeros(2, dtype=torch.float64)  # loss·count, count
-            rank_counts = torch.zeros(2, dtype=torch.float64)  # windows, Σ targets (this rank)
+            # accumulated on the device: no host synchronisation per step
+            sums = torch.zeros(2, dtype=acc_dtype, device=fabric.device)  # loss·count, count
+            rank_counts = torch.zeros_like(sums)  # windows, Σ targets (this rank)
             bar = self._bar(steps_per_epoch, f"epoch {epoch}/{cfg.max_epochs}")
             to_units = unit_converter(prep)
             for i, (x, y) in enumerate(train_loader):
@@ -363,15 +365,14 @@ class Trainer:
                 if cfg.scheduler == "onecycle" and scheduler is not None:
                     scheduler.step()
                 global_step += 1
-                n = loss_fn.count(y).double().cpu()
-                sums += torch.stack([total.detach().double().cpu() * n, n])
-                rank_counts += torch.stack(
-                    [torch.tensor(float(x.shape[0]), dtype=torch.float64),
-                     torch.nan_to_num(y.detach().double()).sum().cpu()]
-                )  # fmt: skip
+                n = loss_fn.count(y).to(acc_dtype)
+                sums += torch.stack([total.detach().to(acc_dtype) * n, n])
+                rank_counts[0] += x.shape[0]
+                rank_counts[1] += torch.nan_to_num(y.detach().to(acc_dtype)).sum()
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(loss=f"{float(total):.4f}")
+                    if i % 10 == 0:  # reading the loss synchronises an accelerator
+                        bar.set_postfix(loss=f"{total.detach().item():.4f}")
             if bar is not None:
                 bar.close()
             if cfg.scheduler == "multistep" and scheduler is not None:
@@ -466,6 +467,8 @@ class Trainer:
     def _open_run_dir(self, fabric: Fabric, prep: PreparedData, resume: Path | None) -> Path:
         cfg = self.config
         if resume is not None:
+            if fabric.is_global_zero:  # the continuation's config (e.g. a raised max_epochs)
+                write_json(resume / "config.json", cfg.to_dict())
             return resume
         name = ""
         if fabric.is_global_zero:
