@@ -138,6 +138,8 @@ def test_print_config_resolves_preset_file_and_sets(
         (["train", "--preset", "staeformer-pems08"], "no dataset given"),
         (["train", "--data", "missing.npz"], "dataset not found"),
         (["train", "--resume", "nowhere"], "not a run directory"),
+        (["train", "--strategy", "fsdp"], "not supported"),
+        (["train", "--precision", "float7"], "cannot set up"),
         (["evaluate", "nowhere"], "run directory not found"),
         (["predict", "nowhere", "--out", "p.csv"], "ending in .npy or .npz"),
     ],

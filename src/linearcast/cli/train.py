@@ -267,7 +267,7 @@ def add_parser(sub: Any) -> None:
     )
     g.add_argument(
         "--strategy",
-        help="auto (default), ddp (re-runs this command per extra process), ddp_spawn, fsdp, ...",
+        help="auto (default), ddp (re-runs this command per extra process), ddp_spawn",
     )
     g.add_argument("--num-nodes", type=int, help="machines for multi-node DDP (default 1)")
     g.add_argument(

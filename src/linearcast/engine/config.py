@@ -99,7 +99,8 @@ class TrainConfig:
         precision: Fabric precision (``"32-true"``, ``"bf16-mixed"``, ``"16-mixed"``, ...).
         accelerator: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``.
         devices: devices per node (an int, ``"auto"`` or a list string as Fabric accepts).
-        strategy: ``"auto"``, ``"ddp"``, ``"ddp_spawn"``, ``"fsdp"``, ...
+        strategy: ``"auto"``, ``"ddp"`` (subprocess launcher: re-runs the command line),
+            ``"ddp_spawn"`` (from a Python session), ``"ddp_fork"``, ``"ddp_notebook"``.
         num_nodes: machines (multi-node DDP; the launcher sets the rank variables).
         seed: seeds weights, shuffling and dropout.
         max_train_batches: training batches per epoch at most (0: all).

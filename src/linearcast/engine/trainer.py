@@ -103,6 +103,13 @@ def make_fabric(config: TrainConfig) -> Fabric:
     """
     from lightning_fabric import Fabric
 
+    if config.strategy.startswith(("fsdp", "deepspeed", "xla")):
+        # evaluation runs the unwrapped module on unpadded shards, which sharded-parameter
+        # strategies cannot do; the models here fit one device, so DDP is what they need
+        raise ConfigError(
+            f"strategy {config.strategy!r} is not supported by the engine; use auto, ddp, "
+            f"ddp_spawn, ddp_fork or ddp_notebook."
+        )
     devices: int | str = config.devices
     if isinstance(devices, str) and devices.isdigit():
         devices = int(devices)
