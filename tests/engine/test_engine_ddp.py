@@ -19,8 +19,8 @@ import pytest
 import torch
 
 from linearcast.engine.config import TrainConfig
-from linearcast.engine.evaluation import EpochShardSampler
 from linearcast.engine.inference import evaluate_run
+from linearcast.engine.samplers import EpochShardSampler
 from linearcast.engine.setup import prepare_data
 
 TINY_SETS = [

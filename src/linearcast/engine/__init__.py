@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from linearcast.engine.checkpoint import EarlyStopping, atomic_save, load_checkpoint
     from linearcast.engine.config import PRESETS, SyntheticConfig, TrainConfig, preset
-    from linearcast.engine.evaluation import EvalResult, ShardSampler, evaluate
+    from linearcast.engine.evaluation import EvalResult, evaluate
     from linearcast.engine.inference import evaluate_run, predict_run
     from linearcast.engine.run_dir import create_run_dir
+    from linearcast.engine.samplers import EpochShardSampler, ShardSampler
     from linearcast.engine.trainer import RunResult, Trainer, train
 
 _EXPORTS: dict[str, str] = {
@@ -37,7 +38,8 @@ _EXPORTS: dict[str, str] = {
     "TrainConfig": "config",
     "preset": "config",
     "EvalResult": "evaluation",
-    "ShardSampler": "evaluation",
+    "EpochShardSampler": "samplers",
+    "ShardSampler": "samplers",
     "evaluate": "evaluation",
     "evaluate_run": "inference",
     "predict_run": "inference",
@@ -50,6 +52,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "PRESETS",
     "EarlyStopping",
+    "EpochShardSampler",
     "EvalResult",
     "RunResult",
     "ShardSampler",

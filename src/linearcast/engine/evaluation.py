@@ -1,6 +1,7 @@
 """Validation and test passes, exact across processes.
 
-Each process evaluates its own shard of the windows (no padding, no duplicates: a distributed
+Each process evaluates its own shard of the windows
+(:class:`~linearcast.engine.samplers.ShardSampler`: no padding, no duplicates; a distributed
 sampler would repeat windows to even out the shards and bias the metrics). The
 :class:`~linearcast.metrics.StreamingEvaluator` keeps float64 sums per horizon step; the sums of
 all processes are added with one ``all_reduce``, so the DDP result equals a single-process
@@ -10,13 +11,12 @@ evaluation of the same weights (up to float32 forward-pass rounding).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sized
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import Sampler
 
 from linearcast.metrics import StreamingEvaluator
 
@@ -25,72 +25,6 @@ if TYPE_CHECKING:
 
     from linearcast.data import PreparedData
     from linearcast.engine.setup import LossFn
-
-
-class ShardSampler(Sampler[int]):
-    """Indices ``rank, rank + world, rank + 2·world, ...`` of a dataset, in order, unpadded.
-
-    Args:
-        data: the dataset (only its length is used).
-        rank: this process's global rank.
-        world_size: number of processes.
-    """
-
-    def __init__(self, data: Sized, rank: int = 0, world_size: int = 1) -> None:
-        self.length = len(data)
-        self.rank = rank
-        self.world_size = world_size
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(range(self.rank, self.length, self.world_size))
-
-    def __len__(self) -> int:
-        return len(range(self.rank, self.length, self.world_size))
-
-
-class EpochShardSampler(Sampler[int]):
-    """A seeded shuffle per epoch, sharded over processes, padded to equal shard sizes.
-
-    The same indices as ``torch.utils.data.DistributedSampler`` (permutation seeded with
-    ``seed + epoch``, padded by repeating its first indices, every ``world_size``-th index from
-    ``rank``), but the engine owns the epoch: Fabric calls ``set_epoch`` on any sampler that has
-    one with its own count of iterations, which restarts at 0 when a run is resumed -- so this
-    sampler's method is named :meth:`use_epoch` instead.
-
-    Args:
-        data: the dataset (only its length is used).
-        rank: this process's global rank.
-        world_size: number of processes.
-        seed: shuffling seed.
-        shuffle: shuffle (else the natural order, still sharded and padded).
-    """
-
-    def __init__(
-        self, data: Sized, rank: int = 0, world_size: int = 1, seed: int = 0, shuffle: bool = True
-    ) -> None:
-        self.length = len(data)
-        self.rank, self.world_size = rank, world_size
-        self.seed, self.shuffle = seed, shuffle
-        self.epoch = 0
-
-    def use_epoch(self, epoch: int) -> None:
-        """Choose the permutation of this epoch."""
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return math.ceil(self.length / self.world_size)
-
-    def __iter__(self) -> Iterator[int]:
-        if self.shuffle:
-            g = torch.Generator()
-            g.manual_seed(self.seed + self.epoch)
-            indices = torch.randperm(self.length, generator=g).tolist()
-        else:
-            indices = list(range(self.length))
-        total = len(self) * self.world_size
-        while len(indices) < total:  # pad with the first indices, as DistributedSampler
-            indices += indices[: total - len(indices)]
-        return iter(indices[self.rank : total : self.world_size])
 
 
 def unit_converter(prep: PreparedData) -> Callable[[Tensor], Tensor]:

@@ -17,13 +17,13 @@ from torch.utils.data import DataLoader
 from linearcast.engine.checkpoint import BEST, load_checkpoint
 from linearcast.engine.config import TrainConfig
 from linearcast.engine.evaluation import (
-    ShardSampler,
     evaluate,
     format_metrics_table,
     forward_eval,
     table_columns,
     unit_converter,
 )
+from linearcast.engine.samplers import ShardSampler
 from linearcast.engine.setup import build_model, prepare_data
 from linearcast.errors import ConfigError
 

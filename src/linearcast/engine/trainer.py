@@ -8,10 +8,9 @@ early stopping, checkpoints) -> best weights restored -> test metrics and a base
 Distributed runs: :func:`train` calls ``fabric.launch(fn)``. With ``strategy="ddp"`` Fabric's
 subprocess launcher starts the other ranks by re-running the current command line
 (``python -m linearcast train ...`` works; a Python session such as pytest or a notebook does
-not, use ``strategy="ddp_spawn"`` there). Every rank builds the data and the model; the
-training windows are sharded by a seeded :class:`~linearcast.engine.evaluation.EpochShardSampler`
-(reshuffled per epoch, as ``DistributedSampler``), the
-validation/test windows by an unpadded :class:`~linearcast.engine.evaluation.ShardSampler`
+not, use ``strategy="ddp_spawn"`` there). Every rank builds the data and the model. Training
+windows are sharded by :class:`~linearcast.engine.samplers.EpochShardSampler` (reshuffled per
+epoch), validation/test windows by the unpadded :class:`~linearcast.engine.samplers.ShardSampler`,
 whose metric sums are all-reduced. Only rank 0 prints and writes files.
 """
 
@@ -38,9 +37,7 @@ from linearcast.engine import checkpoint as ckpt_mod
 from linearcast.engine.checkpoint import BEST, LAST, EarlyStopping, atomic_save, load_checkpoint
 from linearcast.engine.config import TrainConfig
 from linearcast.engine.evaluation import (
-    EpochShardSampler,
     EvalResult,
-    ShardSampler,
     all_reduce_sum,
     evaluate,
     format_metrics_table,
@@ -55,6 +52,7 @@ from linearcast.engine.run_dir import (
     write_history,
     write_json,
 )
+from linearcast.engine.samplers import EpochShardSampler, ShardSampler
 from linearcast.engine.setup import (
     build_model,
     count_parameters,
