@@ -260,11 +260,11 @@ def plot(result: dict[str, Any], path: Path) -> None:
             [
                 ("forward_s", "forward time (s)"),
                 ("forward_backward_s", "forward + backward time (s)"),
-                ("delta_peak_forward_backward_bytes", "Δ peak RSS, fwd+bwd (MiB)"),
+                ("delta_peak_forward_backward_bytes", "Δ peak RSS, fwd+bwd (MiB; 0 omitted)"),
             ]
         ):
             ax = axes[row][col]
-            for kernel, (label, _) in KERNELS.items():
+            for idx, (kernel, (label, _)) in enumerate(KERNELS.items()):
                 pts = sorted(
                     (r["n"], r[key])
                     for r in result["records"]
@@ -272,10 +272,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
                 )
                 if not pts:
                     continue
+                if key.endswith("bytes"):  # a rise below the RSS resolution is not plotted
+                    pts = [(x, y / 2**20) for x, y in pts if y > 0]
+                if not pts:
+                    continue
                 xs, ys = zip(*pts, strict=True)
-                if key.endswith("bytes"):
-                    ys = tuple(max(y, 1) / 2**20 for y in ys)
-                ax.plot(xs, ys, marker="o", label=label)
+                ax.plot(xs, ys, marker="o", label=label, color=f"C{idx}")
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             ax.set_xlabel("sequence length N")
@@ -306,7 +308,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-memory-gib", type=float, default=12.0)
     p.add_argument("--out", type=Path, default=RESULTS / "attention.json")
     p.add_argument("--worker", nargs=6, metavar="ARG", help=argparse.SUPPRESS)
+    p.add_argument("--replot", type=Path, help="only redraw the plot of an existing JSON")
     args = p.parse_args(argv)
+    if args.replot:
+        plot(json.loads(args.replot.read_text()), args.replot.with_suffix(".png"))
+        return 0
     if args.worker:
         kernel, h, n, d, repeats, budget = args.worker
         rec = worker(kernel, int(h), int(n), int(d), int(repeats), float(budget))

@@ -176,3 +176,24 @@ def test_format_table() -> None:
     assert lines[0] == "PEMS08" and "MAPE(%)" in lines[1]
     assert lines[2].startswith("overall") and lines[3].startswith("horizon 3")
     assert f"{ev.compute()['overall']['MAE']:.4f}" in lines[2]
+
+
+def test_sums_round_trip_equals_merge() -> None:
+    """Reducing ``sums()`` across evaluators and ``load_sums`` equals evaluating all at once."""
+    g = torch.Generator().manual_seed(3)
+    target = torch.rand(10, 12, 5, generator=g) * 50
+    target[target < 10] = 0.0  # nulls
+    pred = target + torch.randn(10, 12, 5, generator=g)
+    whole, a, b = StreamingEvaluator(), StreamingEvaluator(), StreamingEvaluator()
+    whole.update(pred, target)
+    a.update(pred[:3], target[:3])
+    b.update(pred[3:], target[3:])
+    reduced = StreamingEvaluator()
+    reduced.load_sums(a.sums() + b.sums())
+    got, want = reduced.compute(), whole.compute()
+    assert got.keys() == want.keys()
+    for key in want:
+        assert got[key] == pytest.approx(want[key])
+    assert torch.equal(StreamingEvaluator().sums(steps=12), torch.zeros(5, 12, dtype=torch.float64))
+    with pytest.raises(DataError, match=r"\[5, T\]"):
+        reduced.load_sums(torch.zeros(4, 12))

@@ -258,6 +258,25 @@ class StreamingEvaluator:
             raise DataError(f"evaluator: cannot merge {other.steps} steps into {self.steps}.")
         self._sums = self._sums + other._sums
 
+    def sums(self, steps: int | None = None) -> torch.Tensor:
+        """The accumulated sums, ``[5, T]`` float64: Σ|e|, Σe², Σ|e/y|, count, MAPE count.
+
+        Summing these across processes (``all_reduce``) and :meth:`load_sums` gives the
+        globally weighted metrics. ``steps`` gives the shape to return before any update.
+        """
+        if self._sums is None:
+            if steps is None:
+                raise DataError("evaluator: no batch seen yet; pass steps= to get zero sums.")
+            return torch.zeros(5, steps, dtype=torch.float64)
+        return self._sums.clone()
+
+    def load_sums(self, sums: torch.Tensor) -> None:
+        """Replace the state by ``sums`` (as returned by :meth:`sums`, e.g. reduced)."""
+        if sums.dim() != 2 or sums.shape[0] != 5:
+            raise DataError(f"evaluator: sums must be [5, T]; found {tuple(sums.shape)}.")
+        self.steps = int(sums.shape[1])
+        self._sums = sums.detach().to(torch.float64).cpu().clone()
+
     @property
     def count(self) -> int:
         """Valid entries seen so far."""

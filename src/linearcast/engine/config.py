@@ -70,6 +70,8 @@ class TrainConfig:
         data: a dataset path (any format ``linearcast.data.load`` reads) or ``"synthetic"``;
             ``""`` means "must be given" (presets for real datasets).
         data_format: reader format (``"auto"`` sniffs it).
+        data_options: keyword arguments of the reader (e.g. ``{"freq_minutes": 5}`` for a
+            Los-loop CSV, which does not state its frequency).
         synthetic: options of the synthetic dataset.
         protocol: protocol name (``pems``, ``pems-staeformer``, ``metr``, ``ett``, ...).
         protocol_overrides: protocol fields to change (e.g. ``{"in_steps": 336}``).
@@ -119,6 +121,7 @@ class TrainConfig:
     model_overrides: dict[str, Any] = field(default_factory=dict)
     data: str = "synthetic"
     data_format: str = "auto"
+    data_options: dict[str, Any] = field(default_factory=dict)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     protocol: str = "pems"
     protocol_overrides: dict[str, Any] = field(default_factory=dict)
@@ -263,10 +266,15 @@ class TrainConfig:
             value = parse_value(raw.strip())
             head, _, rest = key.partition(".")
             if rest:
-                if head not in ("model_overrides", "protocol_overrides", "synthetic"):
+                if head not in (
+                    "model_overrides",
+                    "protocol_overrides",
+                    "data_options",
+                    "synthetic",
+                ):
                     raise ConfigError(
-                        f"--set {key}: only model_overrides.*, protocol_overrides.* and "
-                        f"synthetic.* take a dotted key."
+                        f"--set {key}: only model_overrides.*, protocol_overrides.*, "
+                        f"data_options.* and synthetic.* take a dotted key."
                     )
                 cfg[head] = {**cfg[head], rest: value}
             else:
@@ -303,7 +311,7 @@ def _synthetic_from_dict(values: dict[str, Any]) -> SyntheticConfig:
 
 def _coerce(key: str, value: Any, current: Any) -> Any:
     """Check ``value`` against the type of the field's current value; widen int -> float."""
-    if key in ("model_overrides", "protocol_overrides"):
+    if key in ("model_overrides", "protocol_overrides", "data_options"):
         if not isinstance(value, dict):
             raise ConfigError(f"config: {key} must be a table/dict, found {value!r}.")
         return copy.deepcopy(value)

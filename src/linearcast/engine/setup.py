@@ -53,7 +53,7 @@ def load_dataset(config: TrainConfig) -> TimeSeriesDataset:
             f"{path}: dataset not found (expected a file or a BasicTS folder; "
             f"`linearcast data list` shows the known datasets and how to get them)."
         )
-    return load(path, format=config.data_format)
+    return load(path, format=config.data_format, **config.data_options)
 
 
 def resolve_protocol(config: TrainConfig) -> Protocol:
