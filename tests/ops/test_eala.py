@@ -372,3 +372,46 @@ def test_linear_path_never_forms_an_n_by_n_tensor():
     with Largest():
         eala_attention(q, k, v, impl="quadratic")
     assert Largest.biggest >= n * n  # the probe does see N×N tensors when they exist
+
+
+@pytest.mark.parametrize("n", [1, 2, 12, 40])
+@pytest.mark.parametrize("rule", RULES)
+def test_short_path_matches_reference_values_and_grads(n, rule):
+    from linearcast.ops import eala_attention_short
+
+    q, k, v = (t.requires_grad_() for t in _qkv(n, nq=max(n - 1, 1)))
+    ref = eala_attention_quadratic(q, k, v, theta=rule, scale=1.0)
+    out = eala_attention_short(q, k, v, theta=rule, scale=1.0)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    w = torch.randn_like(ref)
+    g_ref = torch.autograd.grad((ref * w).sum(), (q, k, v))
+    g_out = torch.autograd.grad((out * w).sum(), (q, k, v))
+    for a, b in zip(g_out, g_ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_short_path_gradcheck(rule):
+    from linearcast.ops import eala_attention_short
+
+    q, k, v = (t.requires_grad_() for t in _qkv(5, b=1, h=1, d=3, dv=2, nq=4, offset=0.5))
+    assert torch.autograd.gradcheck(
+        lambda q, k, v: eala_attention_short(q, k, v, theta=rule, scale=1.0), (q, k, v)
+    )
+
+
+def test_quadratic_dispatch_uses_the_short_path_only_when_it_applies(monkeypatch):
+    import linearcast.ops.eala as eala_mod
+
+    calls = []
+    real = eala_mod.eala_attention_short
+    monkeypatch.setattr(
+        eala_mod, "eala_attention_short", lambda *a, **kw: calls.append(1) or real(*a, **kw)
+    )
+    q, k, v = _qkv(12)
+    eala_attention(q, k, v, impl="quadratic")
+    assert calls == [1]
+    eala_attention(q, k, v, impl="quadratic", causal=True)
+    eala_attention(q, k, v, impl="quadratic", key_padding_mask=_mask(2, 12))
+    eala_attention(q, k, v, impl="quadratic", clamp=True)
+    assert calls == [1]

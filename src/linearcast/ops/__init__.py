@@ -9,6 +9,7 @@ from linearcast.ops.eala import (
     eala_attention,
     eala_attention_causal,
     eala_attention_linear,
+    eala_attention_short,
 )
 from linearcast.ops.eala_naive import (
     EalaStats,
@@ -34,6 +35,7 @@ __all__ = [
     "eala_attention_causal",
     "eala_attention_linear",
     "eala_attention_quadratic",
+    "eala_attention_short",
     "eala_stats",
     "eala_weights",
     "exact_theta",

@@ -98,10 +98,12 @@ def eala_attention(
                 causal,
             )
     if impl == "quadratic":
-        return eala_attention_quadratic(
-            q, k, v, theta=theta, causal=causal, scale=scale,
-            key_padding_mask=key_padding_mask, clamp=clamp, eps=eps,
-        )  # fmt: skip
+        if causal or clamp or key_padding_mask is not None or theta == "exact":
+            return eala_attention_quadratic(
+                q, k, v, theta=theta, causal=causal, scale=scale,
+                key_padding_mask=key_padding_mask, clamp=clamp, eps=eps,
+            )  # fmt: skip
+        return eala_attention_short(q, k, v, theta=theta, scale=scale, eps=eps)
     if impl != "linear":
         raise ConfigError(f"impl must be 'auto', 'quadratic' or 'linear'; found {impl!r}")
     if clamp:
@@ -155,6 +157,49 @@ def eala_attention_linear(
     th = theta_from_moments(s2 / n_c, n, theta, eps)
     # O = sv/n + (τ q M) / (θ n), in one fused pass over [Nq, Dv]
     out = torch.addcmul(sv / n_c[..., None], p[..., d:], (tau / (th * n_c))[..., None])
+    return out.to(dtype)
+
+
+def eala_attention_short(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    theta: ThetaRule = "paper",
+    scale: float | None = None,
+    eps: float = 1e-8,
+) -> Tensor:
+    """Non-causal, unmasked EALA with materialised scores and few temporaries (short N).
+
+    The same function as :func:`eala_attention_quadratic` (its reference) for that case, written
+    for speed and memory on short sequences such as STAEformer's 12 steps:
+    ``X = S − mean_j S`` (centred in place), ``S2 = rowdot(X, X)``, and
+    ``O = v̄ + (X v)/(θ n)`` — the weights ``1 + X/θ`` are never formed (they sum to n exactly).
+    Autograd keeps q, k, v and X only.
+
+    Args:
+        q: ``[B, H, Nq, D]``.
+        k: ``[B, H, N, D]``.
+        v: ``[B, H, N, Dv]``.
+        theta: a linear-time θ rule.
+        scale: score scale τ, default ``1/sqrt(D)``.
+        eps: added to the paper's θ.
+
+    Returns:
+        ``[B, H, Nq, Dv]``.
+    """
+    check_qkv(q, k, v)
+    check_theta_rule(theta, allow_exact=False)
+    dtype = q.dtype
+    cd = _compute_dtype(dtype)
+    q, k, v = q.to(cd), k.to(cd), v.to(cd)
+    n = k.shape[2]
+    x = (q * resolve_scale(scale, q.shape[-1])) @ k.transpose(-1, -2)  # (B, H, Nq, N)
+    x = x - x.mean(dim=-1, keepdim=True)
+    s2 = torch.linalg.vecdot(x, x)  # (B, H, Nq)
+    n_t = torch.full((), float(n), dtype=cd, device=q.device)
+    th = theta_from_moments(s2 / n, n_t, theta, eps)
+    out = torch.addcmul(v.mean(dim=-2, keepdim=True), x @ v, (1.0 / (th * n))[..., None])
     return out.to(dtype)
 
 
