@@ -103,6 +103,9 @@ def build_model(config: TrainConfig, prep: PreparedData) -> nn.Module:
                 f"model {spec.name!r} needs a graph, but {prep.dataset.source} has no adjacency."
             )
         overrides["adjacency"] = prep.dataset.adjacency
+    steps_per_day = prep.dataset.steps_per_day
+    if "steps_per_day" in spec.data_fields and "steps_per_day" not in overrides and steps_per_day:
+        overrides["steps_per_day"] = int(steps_per_day)
     if spec.needs_time_features and prep.input_channels < 3:
         raise ConfigError(
             f"model {spec.name!r} needs time-of-day and day-of-week input channels, but protocol "

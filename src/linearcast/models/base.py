@@ -37,6 +37,8 @@ class ModelSpec:
         fixed_num_nodes: the trained model only runs on the N it was built for.
         family: ``"spatiotemporal"`` (PEMS-style, 12 → 12), ``"ltsf"`` or ``"baseline"``.
         defaults: overrides applied before the user's (e.g. the attention kernel of a variant).
+        data_fields: config fields the engine fills from the dataset unless the user set them
+            (``"steps_per_day"``; the graph goes through ``needs_graph``).
     """
 
     name: str
@@ -47,3 +49,4 @@ class ModelSpec:
     fixed_num_nodes: bool = True
     family: str = "spatiotemporal"
     defaults: dict[str, Any] = field(default_factory=dict)
+    data_fields: tuple[str, ...] = ()

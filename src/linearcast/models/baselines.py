@@ -492,6 +492,7 @@ SPECS: list[ModelSpec] = [
         description="Seasonal naive: the value one day (or week) earlier (no parameters)",
         fixed_num_nodes=False,
         family="baseline",
+        data_fields=("steps_per_day",),
     ),
     ModelSpec(
         name="dlinear",

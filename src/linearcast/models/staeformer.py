@@ -339,6 +339,7 @@ def _spec(
         fixed_num_nodes=fixed_num_nodes,
         family="spatiotemporal",
         defaults=defaults,
+        data_fields=("steps_per_day",),
     )
 
 
