@@ -213,6 +213,10 @@ def test_auto_rule_takes_quadratic_over_time_and_linear_over_nodes(
     monkeypatch.setattr(
         eala_module, "eala_attention_linear", spy("linear", eala_module.eala_attention_linear)
     )
+    # the fused short-sequence path is the quadratic path without masks
+    monkeypatch.setattr(
+        eala_module, "eala_attention_short", spy("quadratic", eala_module.eala_attention_short)
+    )
     n = 100  # the real dims: head dim 38, so linear once N > 76
     model = build("elinformer", num_nodes=n, in_steps=12, out_steps=12, num_layers=2).eval()
     with torch.no_grad():
