@@ -162,9 +162,14 @@ def test_bad_input_is_one_line_error(
 def test_bench_eala_accuracy_prints_its_tables(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["bench", "eala-accuracy", "--n", "128", "--out", str(tmp_path)]) == 0
+    argv = ["bench", "eala-accuracy", "--n", "128", "--out", str(tmp_path)]
+    argv += ["--keys", "96", "--queries", "8", "--sigmas", "0.1", "2"]
+    assert main(argv) == 0
     text = capsys.readouterr().out
-    assert "relative output error" in text and "| 128 |" in text
+    assert "relative output error" in text and "| 128 |" in text and "N=96" in text
+    # one accuracy-table row per requested σ
+    table = text.split("| score σ")[1].split("\n\n")[0].strip().splitlines()
+    assert len(table) == 2 + 2  # header rest, separator, two rows
     (run,) = tmp_path.iterdir()
     assert run.name.startswith("bench-eala-accuracy-")
     assert (run / "eala_vs_softmax.png").is_file() and (run / "tables.md").is_file()

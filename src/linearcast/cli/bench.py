@@ -54,6 +54,17 @@ def add_parser(sub: Any) -> None:
         help="sequence lengths timed (default 1024 4096 16384)",
     )
     q.add_argument("--seed", type=int, default=0, help="seed of the generated inputs (default 0)")
+    q.add_argument(
+        "--keys", type=int, default=1024, help="keys per sequence in the accuracy sweep (1024)"
+    )
+    q.add_argument("--queries", type=int, default=128, help="queries in the accuracy sweep (128)")
+    q.add_argument(
+        "--sigmas",
+        type=float,
+        nargs="+",
+        default=[0.1, 0.25, 0.5, 1.0, 2.0, 4.0],
+        help="score standard deviations swept (default 0.1 0.25 0.5 1 2 4)",
+    )
     q.set_defaults(func=run_eala_accuracy)
 
 
@@ -80,9 +91,9 @@ def run_eala_accuracy(args: argparse.Namespace) -> int:
     from linearcast.ops import eala_attention, softmax_attention
 
     run_dir = create_run_dir(args.out, "bench", "eala-accuracy")
-    print("EALA vs softmax on Gaussian inputs (N=512, D=64): relative output error")
+    print(f"EALA vs softmax on Gaussian inputs (N={args.keys}, D=64): relative output error")
     print("(1.0 = no better than averaging the values; see docs/eala.md)\n")
-    rows = accuracy_sweep((0.1, 0.5, 1.0, 2.0), n=512, nq=64, seed=args.seed)
+    rows = accuracy_sweep(tuple(args.sigmas), n=args.keys, nq=args.queries, seed=args.seed)
     table = format_accuracy_table(rows)
     print(table)
     plot_accuracy(rows, str(run_dir / "eala_vs_softmax.png"))
