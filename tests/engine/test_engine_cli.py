@@ -112,6 +112,11 @@ def test_train_evaluate_predict(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["predict", str(run), "--out", str(npy), "--split", "val"]) == 0
     assert np.load(npy).shape == (149, 12, 6, 1)
 
+    assert main(["bench", "attention-profile", str(run), "--max-sequences", "3"]) == 0
+    text = capsys.readouterr().out
+    assert "attn_layers_t.0.attn.kernel | 12 |" in text
+    assert "attn_layers_s.0.attn.kernel | 6 |" in text
+
 
 def test_print_config_resolves_preset_file_and_sets(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

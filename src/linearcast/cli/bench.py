@@ -66,6 +66,21 @@ def add_parser(sub: Any) -> None:
         help="score standard deviations swept (default 0.1 0.25 0.5 1 2 4)",
     )
     q.set_defaults(func=run_eala_accuracy)
+    a = bsub.add_parser(
+        "attention-profile",
+        help="score spread, entropy and negative EALA weights inside a trained model",
+        description=(
+            "Run a trained model (its best.ckpt) on one test batch and report, per attention "
+            "layer, the score standard deviation σ, the softmax entropy relative to log n and "
+            "the fraction of negative EALA weights per θ rule (docs/eala.md explains why σ "
+            "decides how well EALA can follow softmax)."
+        ),
+        epilog="example: linearcast bench attention-profile runs/elinformer-synthetic-<date>",
+    )
+    a.add_argument("run_dir", type=Path, help="a run directory written by `linearcast train`")
+    a.add_argument("--batch-size", type=int, default=16, help="test windows analysed (16)")
+    a.add_argument("--max-sequences", type=int, default=16, help="folded rows per layer (16)")
+    a.set_defaults(func=run_attention_profile)
 
 
 def _time(fn: Any, repeats: int = 3) -> float:
@@ -110,4 +125,19 @@ def run_eala_accuracy(args: argparse.Namespace) -> int:
     print("\n".join(lines))
     (run_dir / "tables.md").write_text(table + "\n\n" + "\n".join(lines) + "\n")
     print(f"\nwrote {run_dir / 'eala_vs_softmax.png'} and {run_dir / 'tables.md'}")
+    return 0
+
+
+def run_attention_profile(args: argparse.Namespace) -> int:
+    """Print :func:`linearcast.analysis.attention_profile` for a trained run."""
+    from linearcast.analysis import attention_profile, format_profile
+    from linearcast.engine.inference import load_run
+    from linearcast.engine.setup import build_model
+
+    ckpt, config, prep = load_run(args.run_dir)
+    model = build_model(config, prep)
+    model.load_state_dict(ckpt["model"])
+    x, _ = next(iter(prep.dataloaders(batch_size=args.batch_size)["test"]))
+    print(f"{config.model} on {prep.dataset.name}, one test batch of {x.shape[0]} windows")
+    print(format_profile(attention_profile(model, x, max_sequences=args.max_sequences)))
     return 0
