@@ -266,3 +266,10 @@ def test_all_null_training_part_cannot_fit_scaler() -> None:
         DataError, match=r"synthetic.*expected valid \(non-null, non-NaN\) training values"
     ):
         get_protocol("pems").prepare(ds)
+
+
+def test_an_edge_list_is_not_taken_for_a_dataset(tmp_path: Path) -> None:
+    edges = tmp_path / "PEMS08.csv"
+    edges.write_text("from,to,cost\n0,1,10.5\n1,2,3.0\n")
+    with pytest.raises(DataError, match=r"PEMS08\.csv: this is an edge list.*PEMS08\.npz"):
+        load(edges)

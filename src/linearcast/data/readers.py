@@ -945,7 +945,14 @@ def sniff_format(path: PathLike) -> str:
     if suffix in (".csv", ".txt"):
         with open(p, encoding="utf-8", errors="replace") as fh:
             first = fh.readline().strip().split(",")
-        return "ltsf" if first and first[0].strip().lower() == "date" else "matrix_csv"
+        names = [c.strip().lower() for c in first]
+        if names[:2] == ["from", "to"]:
+            raise DataError(
+                f"{p}: this is an edge list (header {','.join(first)}), not a dataset: expected "
+                f"the data file (e.g. {p.with_suffix('.npz').name}); the reader takes the graph "
+                "from this file beside it."
+            )
+        return "ltsf" if names and names[0] == "date" else "matrix_csv"
     raise DataError(
         f"{p}: could not tell the format from suffix {suffix!r}; expected one of .npz, .npy, "
         f".h5, .csv, .json, data.dat, or pass format= one of {sorted(READERS)}."
