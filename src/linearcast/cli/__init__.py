@@ -20,7 +20,7 @@ COMMANDS: dict[str, str] = {
     "demo": "train and test ELinFormer on the synthetic dataset and print its table",
     "train": "train, evaluate, predict; list the models (train/evaluate/predict/models)",
     "data": "list, describe, convert and download datasets",
-    "bench": "small benchmarks (eala-accuracy)",
+    "bench": "eala-accuracy (EALA vs softmax) and attention-profile (inside a trained model)",
 }
 
 

@@ -24,7 +24,7 @@ def add_parser(sub: Any) -> None:
     """Add ``bench`` and its sub-commands to the top-level sub-parsers."""
     p: argparse.ArgumentParser = sub.add_parser(
         "bench",
-        help="small benchmarks (eala-accuracy: EALA vs softmax accuracy and speed)",
+        help="eala-accuracy (EALA vs softmax) and attention-profile (inside a trained model)",
         description="Small benchmarks that print tables and write plots.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
