@@ -174,3 +174,33 @@ def test_spatial_block_is_node_permutation_equivariant(kernel: str) -> None:
         torch.testing.assert_close(permuted_then_block, block_then_permuted)
     else:  # Linformer's E/F are node-specific parameters: the property must break
         assert not torch.allclose(permuted_then_block, block_then_permuted, atol=1e-6)
+
+
+def test_eala_recompute_gives_the_same_gradients_and_keeps_only_q_k_v() -> None:
+    """EALA's default recompute mode: identical gradients, fewer bytes kept for backward."""
+    from linearcast.nn import MultiHeadAttention
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 40, 16, dtype=torch.float64)
+    results = []
+    for recompute in (False, True):
+        torch.manual_seed(1)
+        mha = MultiHeadAttention(16, 2, kernel="eala", theta="gauss_hclamp", recompute=recompute)
+        mha = mha.double()
+        saved: list[int] = []
+
+        def pack(t: torch.Tensor, saved: list[int] = saved) -> torch.Tensor:
+            saved.append(t.untyped_storage().nbytes())
+            return t
+
+        xi = x.clone().requires_grad_()
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = mha(xi)
+        out.square().sum().backward()
+        grads = [xi.grad, *(p.grad for p in mha.parameters())]
+        results.append((out.detach(), grads, sum(saved)))
+    (o0, g0, s0), (o1, g1, s1) = results
+    torch.testing.assert_close(o1, o0)
+    for a, b in zip(g1, g0, strict=True):
+        torch.testing.assert_close(a, b)
+    assert s1 < s0
