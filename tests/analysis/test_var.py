@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +21,6 @@ from linearcast.errors import ConfigError
 from linearcast.models.samovar import FixedVAR, SAMoVAR, SAMoVARConfig
 
 RTOL = 1e-10
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _model(variant: str = "samovar", **kw: Any) -> SAMoVAR:

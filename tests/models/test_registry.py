@@ -7,7 +7,6 @@ defaults.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -36,15 +35,6 @@ BATCH = 2
 
 OVERFIT_STEPS = 100
 OVERFIT_FACTOR = 20.0  # the loss must fall at least this many times
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # tiny models: on a shared 2-core machine intra-op threads only contend (100x slower)
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _shapes(spec: ModelSpec) -> tuple[int, int, int, int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,15 +21,6 @@ from linearcast.models.samovar import (
 
 # (variant, attention) pairs: the three models of the paper and the EALA variant
 KINDS = [("samovar", "linear"), ("lintrans", "linear"), ("fixedvar", "linear"), ("samovar", "eala")]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # tiny models on a shared 2-core machine: intra-op threads only contend
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _model(variant: str = "samovar", attention: str = "linear", **kw: Any) -> SAMoVAR:

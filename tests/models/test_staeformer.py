@@ -6,7 +6,6 @@ import importlib.util
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -33,15 +32,6 @@ SMALL: dict[str, Any] = dict(
     dropout=0.0,
     linformer_k=8,
 )
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # tiny models: on a shared 2-core machine intra-op threads only contend (100x slower)
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _inputs(b: int, n: int, t: int = 12, dtype: torch.dtype = torch.float32) -> Tensor:

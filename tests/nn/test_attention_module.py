@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -15,15 +14,6 @@ from linearcast.ops import linformer_attention
 
 F64 = torch.float64
 EQUIVARIANT = ["softmax", "softmax_naive", "eala", "linear"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # tiny models: on a shared 2-core machine intra-op threads only contend (100x slower)
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _official_formulation(mha: MultiHeadAttention, x: Tensor) -> Tensor:
