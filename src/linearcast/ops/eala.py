@@ -32,7 +32,9 @@ Impl = Literal["auto", "quadratic", "linear"]
 _announced: set[tuple[object, ...]] = set()
 
 
-def choose_impl(n_keys: int, d: int, *, clamp: bool = False, theta: ThetaRule = "paper") -> str:
+def choose_impl(
+    n_keys: int, d: int, *, clamp: bool = False, theta: ThetaRule = "paper"
+) -> Literal["quadratic", "linear"]:
     """The path ``impl="auto"`` takes: quadratic when ``N <= 2·D`` (cheaper there) or when the
     options need it (``clamp=True``, ``theta="exact"``), linear otherwise."""
     if clamp or theta == "exact" or n_keys <= 2 * d:
@@ -82,11 +84,7 @@ def eala_attention(
     check_theta_rule(theta, allow_exact=True)
     n_keys, d = k.shape[2], k.shape[3]
     if impl == "auto":
-        impl = (
-            "quadratic"
-            if choose_impl(n_keys, d, clamp=clamp, theta=theta) == "quadratic"
-            else "linear"
-        )
+        impl = choose_impl(n_keys, d, clamp=clamp, theta=theta)
         key = (n_keys, d, causal, impl)
         if key not in _announced:
             _announced.add(key)
