@@ -32,7 +32,7 @@ test: lint typecheck
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/attention.py
+	$(BIN)/python benchmarks/attention.py --repeats 3
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
