@@ -106,6 +106,15 @@ def exact_theta(x: Tensor, mask: Tensor | None, n: Tensor, iters: int = 80) -> T
         return theta.squeeze(-1).to(x.dtype)
 
 
+def _theta(
+    x: Tensor, mask: Tensor | None, n: Tensor, m2: Tensor, theta: ThetaRule, eps: float
+) -> Tensor:
+    """θ per query ``[B, H, Nq]`` from centred scores (``"exact"``) or their variance ``m2``."""
+    if theta == "exact":
+        return exact_theta(x, mask, n)
+    return theta_from_moments(m2, n.squeeze(-1), theta, eps)
+
+
 def eala_attention_quadratic(
     q: Tensor,
     k: Tensor,
@@ -176,12 +185,8 @@ def _eala_weights(
     cd = _compute_dtype(dtype)
     q, k, v = q.to(cd), k.to(cd), v.to(cd)
     x, mask, n = _centred_scores(q, k, causal, scale, key_padding_mask)
-    s2 = (x * x).sum(dim=-1)  # (B, H, Nq)
-    if theta == "exact":
-        th = exact_theta(x, mask, n)
-    else:
-        n_q = n.squeeze(-1)
-        th = theta_from_moments(s2 / n_q.clamp_min(1.0), n_q, theta, eps)
+    n_q = n.squeeze(-1)
+    th = _theta(x, mask, n, (x * x).sum(dim=-1) / n_q.clamp_min(1.0), theta, eps)
     w = 1.0 + x / th[..., None]
     if mask is not None:
         w = w * mask
@@ -233,10 +238,7 @@ def eala_stats(
         x, mask, n = _centred_scores(q, k, causal, scale, key_padding_mask)
         n_q = n.squeeze(-1).expand(x.shape[:-1])
         m2 = (x * x).sum(dim=-1) / n_q.clamp_min(1.0)
-        if theta == "exact":
-            th = exact_theta(x, mask, n)
-        else:
-            th = theta_from_moments(m2, n_q, theta, eps)
+        th = _theta(x, mask, n, m2, theta, eps)
         w = 1.0 + x / th[..., None]
         seen = torch.ones_like(x) if mask is None else mask
         phi = w * seen / n_q.clamp_min(1.0)[..., None]
