@@ -130,13 +130,16 @@ def run_eala_accuracy(args: argparse.Namespace) -> int:
 
 def run_attention_profile(args: argparse.Namespace) -> int:
     """Print :func:`linearcast.analysis.attention_profile` for a trained run."""
+    from pathlib import Path
+
     from linearcast.analysis import attention_profile, format_profile
+    from linearcast.engine.checkpoint import BEST, load_weights
     from linearcast.engine.inference import load_run
     from linearcast.engine.setup import build_model
 
     ckpt, config, prep = load_run(args.run_dir)
     model = build_model(config, prep)
-    model.load_state_dict(ckpt["model"])
+    load_weights(model, ckpt["model"], Path(args.run_dir) / BEST)
     x, _ = next(iter(prep.dataloaders(batch_size=args.batch_size)["test"]))
     print(f"{config.model} on {prep.dataset.name}, one test batch of {x.shape[0]} windows")
     print(format_profile(attention_profile(model, x, max_sequences=args.max_sequences)))

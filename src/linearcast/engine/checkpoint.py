@@ -1,17 +1,25 @@
-"""Atomic checkpoints and RNG state capture.
+"""Atomic checkpoints that load without running code, and RNG state capture.
 
 A checkpoint is written to a temporary file in the destination's directory, flushed and
 ``fsync``-ed, then ``os.replace``-d over the destination (atomic on POSIX and Windows), and the
 directory entry is synced. A crash while writing leaves the previous file intact.
 
-Contents (a plain dict, ``torch.load(..., weights_only=False)``)::
+Loading never runs code from the file: it uses ``torch.load(..., weights_only=True)``, whose
+unpickler builds only tensors, numbers, strings, ``None`` and lists/tuples/dicts of them, and
+refuses any other import with an error naming it. So everything a checkpoint holds is stored in
+those forms (format version 2); RNG states are tensors and numbers, the config a plain dict.
+Version-1 files (written before 2026-12) also held NumPy's RNG state as an array: they load
+with exactly three NumPy names allowed (``ndarray``, ``dtype`` and the array reconstructor,
+which build arrays and nothing else).
 
-    format, version          "linearcast-checkpoint", 1
+Contents (a plain dict)::
+
+    format, version          "linearcast-checkpoint", 2
     model                    the model's state_dict (unwrapped from DDP)
     optimizer, scheduler     their state_dicts (None for closed-form models)
     epoch, global_step       completed epochs and optimizer steps
     early_stopping           EarlyStopping.state_dict()
-    rng                      python, numpy, torch (one per rank) and cuda states
+    rng                      python, numpy, torch (one per rank) and cuda states (see rng_state)
     scaler                   StandardScaler.state_dict()
     config                   the resolved TrainConfig as a dict
     history                  the rows of history.csv so far
@@ -21,8 +29,12 @@ Contents (a plain dict, ``torch.load(..., weights_only=False)``)::
 from __future__ import annotations
 
 import os
+import pickle
 import random
+import re
 import tempfile
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +45,7 @@ import torch
 from linearcast.errors import ConfigError
 
 FORMAT = "linearcast-checkpoint"
-VERSION = 1
+VERSION = 2
 LAST = "last.ckpt"
 BEST = "best.ckpt"
 
@@ -78,8 +90,20 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _legacy_numpy_globals() -> list[Any]:
+    """The NumPy names a version-1 checkpoint needs (its NumPy RNG state is an array)."""
+    try:
+        from numpy._core.multiarray import _reconstruct  # NumPy >= 2
+    except ImportError:  # pragma: no cover - NumPy 1.x
+        from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
+    return [_reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by the engine.
+    """Read a checkpoint written by the engine, without running any code from the file.
 
     Args:
         path: a ``.ckpt`` file.
@@ -89,33 +113,105 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         The checkpoint dict.
 
     Raises:
-        ConfigError: missing file, unreadable file, or not an engine checkpoint.
+        ConfigError: missing, unreadable, not a linearcast checkpoint, newer than this version,
+            or asking to import anything beyond tensors and plain containers (the sentence names
+            the refused import; nothing of it ran).
     """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: checkpoint not found.")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as err:  # torch raises many types for a corrupt file
+        with torch.serialization.safe_globals(_legacy_numpy_globals()), warnings.catch_warnings():
+            # torch warns about pickle protocols it was not written with; the refusal below says
+            # what matters about such a file
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        refused = _GLOBAL.search(str(err))
+        what = f"to import {refused.group(1)}" if refused else "for an unsupported pickle operation"
         raise ConfigError(
-            f"{path}: cannot read the checkpoint ({type(err).__name__}: {err})."
+            f"{path}: refused to load: the file asks {what}, which a linearcast checkpoint never "
+            f"contains (only tensors, numbers, strings and lists/dicts of them); nothing from it "
+            f"was run. It was not written by linearcast, or it was altered."
+        ) from None
+    except (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
+        raise ConfigError(
+            f"{path}: cannot read the checkpoint ({type(err).__name__}: {err}); expected a file "
+            f"written by `linearcast train` (best.ckpt or last.ckpt)."
         ) from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ConfigError(f"{path}: not a linearcast checkpoint (expected format {FORMAT!r}).")
-    if int(ckpt.get("version", 0)) > VERSION:
+    version = ckpt.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise ConfigError(f"{path}: expected an integer checkpoint version, found {version!r}.")
+    if version > VERSION:
         raise ConfigError(
-            f"{path}: checkpoint version {ckpt['version']} is newer than this linearcast "
-            f"reads ({VERSION}); upgrade linearcast."
+            f"{path}: checkpoint version {version} is newer than this linearcast reads "
+            f"({VERSION}); upgrade linearcast."
+        )
+    if not isinstance(ckpt.get("model"), dict):
+        raise ConfigError(
+            f"{path}: incomplete checkpoint: expected the model weights under 'model', found "
+            f"{type(ckpt.get('model')).__name__}."
         )
     return ckpt
 
 
+def load_weights(model: torch.nn.Module, state: dict[str, Any], source: str | Path) -> None:
+    """``model.load_state_dict(state)``, with a sentence instead of a traceback on a mismatch.
+
+    Args:
+        model: the model built from the run's config.
+        state: the checkpoint's ``model`` entry.
+        source: the checkpoint file, named in the message.
+
+    Raises:
+        ConfigError: keys missing from or unknown to the model, or tensors of other shapes
+            (weights from another model, width or number of nodes).
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [
+        f"{k} {list(state[k].shape)} vs {list(own[k].shape)}"
+        for k in own
+        if k in state and isinstance(state[k], torch.Tensor) and state[k].shape != own[k].shape
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if shapes:
+            parts.append(f"{len(shapes)} of other shapes (checkpoint vs model: {shapes[0]})")
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unknown to the model (e.g. {unexpected[0]})")
+        raise ConfigError(
+            f"{source}: the weights do not fit the model the run's config builds: "
+            f"{'; '.join(parts)}. The checkpoint belongs to another model, width or number of "
+            f"nodes; use the run directory it was written in."
+        )
+    model.load_state_dict(state)
+
+
 # ---------------------------------------------------------------------- RNG states
 def rng_state() -> dict[str, Any]:
-    """This process's RNG states: python, numpy, torch CPU and (when present) CUDA."""
+    """This process's RNG states, as tensors and numbers (so that they load with
+    ``weights_only=True``): python, numpy, torch CPU and (when initialised) CUDA."""
+    py_version, py_internal, py_gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)  # noqa: NPY002
     state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),  # noqa: NPY002 (global state is what we save)
+        "python": {
+            "version": int(py_version),
+            "internal": torch.tensor(py_internal, dtype=torch.int64),
+            "gauss_next": py_gauss,
+        },
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -124,9 +220,18 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore states captured by :func:`rng_state`."""
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])  # noqa: NPY002
+    """Restore states captured by :func:`rng_state` (also the raw tuples of version-1 files)."""
+    py = state["python"]
+    if isinstance(py, dict):
+        internal = tuple(int(x) for x in py["internal"].tolist())
+        random.setstate((py["version"], internal, py["gauss_next"]))
+    else:
+        random.setstate(py)
+    npy = state["numpy"]
+    if isinstance(npy, dict):
+        keys = npy["keys"].numpy().astype(np.uint32)
+        npy = (npy["kind"], keys, npy["pos"], npy["has_gauss"], npy["cached_gaussian"])
+    np.random.set_state(npy)  # noqa: NPY002
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from linearcast.engine.checkpoint import BEST, load_checkpoint
+from linearcast.engine.checkpoint import BEST, load_checkpoint, load_weights
 from linearcast.engine.config import TrainConfig
 from linearcast.engine.evaluation import (
     evaluate,
@@ -35,19 +35,37 @@ if TYPE_CHECKING:
 SPLITS = ("train", "val", "test")
 
 
+# config fields that decide the model's architecture and inputs: a checkpoint must agree with
+# its run's config.json on these (epochs, lr, ... may differ after a resume)
+_ARCHITECTURE_FIELDS = ("model", "model_overrides", "protocol", "protocol_overrides")
+
+
 def load_run(
     run_dir: str | Path, data: str | None = None, data_format: str = "auto"
 ) -> tuple[dict[str, Any], TrainConfig, PreparedData]:
     """The best checkpoint, the run's config (``data`` replaced when given) and the data.
 
+    The run is described by its ``config.json``; ``best.ckpt`` must have been written by that
+    run (same model, architecture options and protocol, same N and window lengths) -- a
+    checkpoint copied from another run is refused.
+
     Raises:
-        ConfigError: no run directory / checkpoint, or data whose shape the model cannot take.
+        ConfigError: no run directory / config / checkpoint, a checkpoint from another run, or
+            data whose shape the model cannot take.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: run directory not found.")
-    ckpt = load_checkpoint(run_dir / BEST)
-    config = TrainConfig.from_dict(ckpt["config"])
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        raise ConfigError(
+            f"{run_dir}: not a run directory (no config.json); expected a folder written by "
+            f"`linearcast train`."
+        )
+    config = TrainConfig.load(config_path)
+    ckpt_path = run_dir / BEST
+    ckpt = load_checkpoint(ckpt_path)
+    _check_same_run(ckpt, config, ckpt_path, config_path)
     if data is not None:
         config = config.replace(data=data, data_format=data_format)
     prep = prepare_data(config)
@@ -58,6 +76,13 @@ def load_run(
     for part in (prep.train, prep.val, prep.test):
         part.scaler = scaler
     meta = ckpt.get("meta", {})
+    p = prep.protocol
+    if (meta.get("in_steps"), meta.get("out_steps")) != (p.in_steps, p.out_steps):
+        raise ConfigError(
+            f"{ckpt_path}: the model was trained on {meta.get('in_steps')} -> "
+            f"{meta.get('out_steps')} windows, but the run's protocol now gives "
+            f"{p.in_steps} -> {p.out_steps}."
+        )
     from linearcast.models import REGISTRY
 
     spec = REGISTRY.get(config.model)
@@ -67,6 +92,25 @@ def load_run(
             f"N={meta.get('num_nodes')} nodes and runs only on that many; found N={prep.num_nodes}."
         )
     return ckpt, config, prep
+
+
+def _check_same_run(
+    ckpt: dict[str, Any], config: TrainConfig, ckpt_path: Path, config_path: Path
+) -> None:
+    """Refuse a checkpoint whose saved config disagrees with the run's config.json."""
+    saved = ckpt.get("config")
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{ckpt_path}: the checkpoint holds no config; it is not from a run.")
+    own = config.to_dict()
+    differ = [k for k in _ARCHITECTURE_FIELDS if saved.get(k, own[k]) != own[k]]
+    if differ:
+        k = differ[0]
+        raise ConfigError(
+            f"{ckpt_path}: this checkpoint was written by another run: its {k} is "
+            f"{saved.get(k)!r} but {config_path} says {own[k]!r}"
+            f"{f' (and {len(differ) - 1} more fields differ)' if len(differ) > 1 else ''}. "
+            f"Evaluate the run directory the checkpoint came from."
+        )
 
 
 def _fabric(config: TrainConfig, accelerator: str | None) -> Fabric:
@@ -81,9 +125,11 @@ def _fabric(config: TrainConfig, accelerator: str | None) -> Fabric:
     return fabric
 
 
-def _model(ckpt: dict[str, Any], config: TrainConfig, prep: PreparedData, fabric: Fabric) -> Any:
+def _model(
+    ckpt: dict[str, Any], config: TrainConfig, prep: PreparedData, fabric: Fabric, run_dir: Path
+) -> Any:
     model = build_model(config, prep)
-    model.load_state_dict(ckpt["model"])
+    load_weights(model, ckpt["model"], run_dir / BEST)
     model.eval()
     return fabric.to_device(model)
 
@@ -117,7 +163,7 @@ def evaluate_run(
         raise ConfigError(f"split must be one of {', '.join(SPLITS)}; found {split!r}.")
     ckpt, config, prep = load_run(run_dir, data, data_format)
     fabric = _fabric(config, accelerator)
-    model = _model(ckpt, config, prep, fabric)
+    model = _model(ckpt, config, prep, fabric, Path(run_dir))
     part = getattr(prep, split)
     bs = batch_size or config.eval_batch_size or config.batch_size
     loader = fabric.setup_dataloaders(
@@ -193,7 +239,7 @@ def predict_run(
         raise ConfigError(f"split must be one of {', '.join(SPLITS)}; found {split!r}.")
     ckpt, config, prep = load_run(run_dir, data, data_format)
     fabric = _fabric(config, accelerator)
-    model = _model(ckpt, config, prep, fabric)
+    model = _model(ckpt, config, prep, fabric, Path(run_dir))
     part = getattr(prep, split)
     bs = batch_size or config.eval_batch_size or config.batch_size
     to_units = unit_converter(prep)
