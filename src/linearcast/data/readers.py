@@ -21,8 +21,9 @@ and what was found.
 
 from __future__ import annotations
 
+import inspect
 import json
-import pickle
+import logging
 import re
 import warnings
 import zipfile
@@ -34,7 +35,10 @@ import numpy as np
 import pandas as pd
 
 from linearcast.data.dataset import NonFinitePolicy, TimeSeriesDataset, handle_non_finite
-from linearcast.errors import DataError
+from linearcast.data.safe_pickle import load_pickle_file, pytables_restricted
+from linearcast.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
 
 PathLike = str | Path
 GraphWeights = Literal["connectivity", "distance", "gaussian"]
@@ -53,6 +57,31 @@ def _require_file(path: PathLike, what: str) -> Path:
     if p.is_dir():
         raise DataError(f"{p}: expected {what}, found a directory.")
     return p
+
+
+def _np_reason(err: Exception) -> str:
+    """NumPy's reason, minus its advice to load pickles unsafely (linearcast never does)."""
+    if "pickle" in str(err).lower():
+        return (
+            "it holds pickled Python objects, which linearcast refuses to load (they can run code)"
+        )
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def _read_csv(path: Path, what: str, **kwargs: Any) -> pd.DataFrame:
+    """``pd.read_csv`` with a :class:`DataError` naming the file for empty or unparsable text."""
+    try:
+        df = pd.read_csv(path, **kwargs)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: expected {what}, found an empty file (no columns).") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"{path}: expected {what}, could not parse it as CSV ({first}).") from err
+    if df.shape[0] == 0:
+        raise DataError(
+            f"{path}: expected {what}, found a header ({df.shape[1]} columns) but no data rows."
+        )
+    return df
 
 
 def _as_3d(arr: np.ndarray, source: str, what: str = "values") -> np.ndarray:
@@ -110,9 +139,9 @@ def _read_npz_key(path: Path, key: str | None, default: str = "data") -> tuple[n
     """Return one array of an ``.npz`` (memory-mapped when stored float32 uncompressed)."""
     try:
         npz = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise DataError(
-            f"{path}: expected a numpy .npz archive, could not open it ({err})."
+            f"{path}: expected a numpy .npz archive, could not open it ({_np_reason(err)})."
         ) from err
     with npz:
         keys = list(npz.files)
@@ -131,21 +160,12 @@ def _read_npz_key(path: Path, key: str | None, default: str = "data") -> tuple[n
         mm = _npz_member_memmap(path, key + ".npy")
         if mm is not None and mm.dtype == np.float32:
             return mm, key
-        return np.asarray(npz[key]), key
-
-
-def _read_pickle(path: Path) -> Any:
-    # DCRNN's adj_mx.pkl was written by Python 2: fall back to latin1 for its byte strings.
-    try:
-        with open(path, "rb") as fh:
-            return pickle.load(fh)
-    except UnicodeDecodeError:
-        with open(path, "rb") as fh:
-            return pickle.load(fh, encoding="latin1")
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as err:
-        raise DataError(
-            f"{path}: expected a pickled adjacency, could not unpickle ({err})."
-        ) from err
+        try:
+            return np.asarray(npz[key]), key
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise DataError(
+                f"{path}: could not read array {key!r} of the archive ({_np_reason(err)})."
+            ) from err
 
 
 def read_adjacency_pickle(path: PathLike) -> tuple[np.ndarray, list[str] | None]:
@@ -158,7 +178,7 @@ def read_adjacency_pickle(path: PathLike) -> tuple[np.ndarray, list[str] | None]
         ``(adjacency [N, N] float32, sensor_ids or None)``.
     """
     p = _require_file(path, "a pickled adjacency (adj_mx.pkl)")
-    obj = _read_pickle(p)
+    obj = load_pickle_file(p, "a pickled adjacency (DCRNN/BasicTS adj_mx.pkl)")
     ids: list[str] | None = None
     if isinstance(obj, (list, tuple)) and len(obj) == 3:
         ids = [x.decode() if isinstance(x, bytes) else str(x) for x in obj[0]]
@@ -193,15 +213,20 @@ def read_adjacency(path: PathLike) -> np.ndarray:
     if suffix == ".pkl":
         return read_adjacency_pickle(p)[0]
     if suffix == ".npy":
-        adj = np.load(p)
+        try:
+            adj = np.load(p, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as err:
+            raise DataError(
+                f"{p}: expected an [N, N] .npy adjacency, could not read it ({_np_reason(err)})."
+            ) from err
     elif suffix == ".npz":
         adj, _ = _read_npz_key(p, None, default="adj")
     else:
-        df = pd.read_csv(p, header=None)
+        df = _read_csv(p, "an [N, N] adjacency CSV", header=None)
         bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
         if bad and len(df) > 1:
             # a header row of ids: drop it and retry
-            df = pd.read_csv(p)
+            df = _read_csv(p, "an [N, N] adjacency CSV")
             bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
         if bad:
             raise DataError(
@@ -309,7 +334,7 @@ def read_pems_graph(
         ``[N, N]`` float32 symmetric adjacency.
     """
     p = _require_file(path, "a PEMS edge list CSV (from,to,cost)")
-    df = pd.read_csv(p)
+    df = _read_csv(p, "a PEMS edge list CSV (from,to,cost)")
     if df.shape[1] != 3:
         raise DataError(
             f"{p}: expected 3 columns from,to,cost (or from,to,distance), "
@@ -466,11 +491,21 @@ def read_basicts(
         desc = json.loads(desc_path.read_text())
     except json.JSONDecodeError as err:
         raise DataError(f"{desc_path}: expected valid JSON, could not parse it ({err}).") from err
+    if not isinstance(desc, dict):
+        raise DataError(f"{desc_path}: expected a JSON object, found {type(desc).__name__}.")
     if "shape" not in desc:
         raise DataError(f"{desc_path}: expected key 'shape', found keys {sorted(desc)}.")
-    shape = tuple(int(s) for s in desc["shape"])
-    if len(shape) != 3:
-        raise DataError(f"{desc_path}: expected a rank-3 shape [L, N, C], found {list(shape)}.")
+    raw_shape = desc["shape"]
+    if (
+        not isinstance(raw_shape, list)
+        or len(raw_shape) != 3
+        or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in raw_shape)
+    ):
+        raise DataError(
+            f"{desc_path}: expected 'shape' as three positive integers [L, N, C], "
+            f"found {raw_shape!r}."
+        )
+    shape = tuple(raw_shape)
     expected_bytes = int(np.prod(shape)) * 4
     found_bytes = dat.stat().st_size
     if found_bytes != expected_bytes:
@@ -553,8 +588,10 @@ def read_metr_h5(
     """
     p = _require_file(path, "a pandas HDF5 file (.h5)")
     try:
-        with pd.HDFStore(p, mode="r") as store:
+        with pytables_restricted(p), pd.HDFStore(p, mode="r") as store:
             keys = [k.lstrip("/") for k in store.keys()]
+    except DataError:
+        raise
     except Exception as err:
         raise DataError(f"{p}: expected a pandas HDF5 file, could not open it ({err}).") from err
     if key is None:
@@ -563,7 +600,16 @@ def read_metr_h5(
         key = keys[0]
     if key.lstrip("/") not in keys:
         raise DataError(f"{p}: expected key {key!r}, found keys {keys}.")
-    df = pd.read_hdf(p, key=key)
+    try:
+        with pytables_restricted(p):
+            df = pd.read_hdf(p, key=key)
+    except DataError:
+        raise
+    except Exception as err:  # PyTables/pandas raise many types for a damaged file
+        raise DataError(
+            f"{p}: expected a pandas frame under key {key!r}, could not read it "
+            f"({type(err).__name__}: {err})."
+        ) from err
     if not isinstance(df, pd.DataFrame):
         raise DataError(f"{p}: expected a DataFrame under key {key!r}, found {type(df).__name__}.")
     if not isinstance(df.index, pd.DatetimeIndex):
@@ -639,10 +685,7 @@ def read_ltsf_csv(
         A dataset with ``values [T, N, 1]`` (N = number of series) and its timestamps.
     """
     p = _require_file(path, "an LTSF CSV with a 'date' column")
-    try:
-        df = pd.read_csv(p)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise DataError(f"{p}: expected a CSV file, could not parse it ({err}).") from err
+    df = _read_csv(p, f"an LTSF CSV ({date_column!r} column, then one column per series)")
     if date_column not in df.columns:
         raise DataError(
             f"{p}: expected a {date_column!r} column, found columns {list(df.columns)[:10]}."
@@ -706,7 +749,7 @@ def read_matrix_csv(
         A dataset with ``values [T, N, 1]``.
     """
     p = _require_file(path, "a [T, N] CSV")
-    df = pd.read_csv(p, header=0 if header else None)
+    df = _read_csv(p, "a [T, N] CSV (one column per node)", header=0 if header else None)
     arr = _numeric_frame(df.copy(), str(p))
     values = handle_non_finite(arr.astype(np.float32)[:, :, None], str(p), null_value, non_finite)
     n = values.shape[1]
@@ -874,9 +917,9 @@ def read_array(
     if p.suffix.lower() == ".npy":
         try:
             arr = np.load(p, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, EOFError) as err:
             raise DataError(
-                f"{p}: expected a numpy .npy array, could not read it ({err})."
+                f"{p}: expected a numpy .npy array, could not read it ({_np_reason(err)})."
             ) from err
         label = str(p)
     else:
@@ -959,6 +1002,20 @@ def sniff_format(path: PathLike) -> str:
     )
 
 
+def _check_reader_options(
+    reader: Callable[..., TimeSeriesDataset], fmt: str, path: PathLike, options: dict[str, Any]
+) -> None:
+    """Unknown reader options are a :class:`ConfigError` listing the ones this format takes."""
+    params = inspect.signature(reader).parameters
+    known = [n for n, p in params.items() if n != "path" and p.kind is not p.VAR_KEYWORD]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"{path}: the {fmt!r} reader has no option(s) {unknown}; it takes "
+            f"{', '.join(known)} (set them with --set data_options.NAME=VALUE)."
+        )
+
+
 def load(path: PathLike, format: str = "auto", **kwargs: Any) -> TimeSeriesDataset:
     """Read any supported dataset.
 
@@ -970,10 +1027,27 @@ def load(path: PathLike, format: str = "auto", **kwargs: Any) -> TimeSeriesDatas
     Returns:
         The dataset.
     """
+    p = Path(path)
     fmt = sniff_format(path) if format == "auto" else format
     if fmt not in READERS:
         raise DataError(f"{path}: unknown format {fmt!r}; expected one of {sorted(READERS)}.")
-    ds = READERS[fmt](path, **kwargs)
+    if p.is_file() and p.stat().st_size == 0:
+        raise DataError(f"{p}: the file is empty (0 bytes); expected a {fmt!r} dataset.")
+    reader = READERS[fmt]
+    _check_reader_options(reader, fmt, path, kwargs)
+    try:
+        ds = reader(path, **kwargs)
+    except (DataError, ConfigError):
+        raise
+    except Exception as err:
+        # a damaged file can fail deep inside numpy/pandas/PyTables in ways no reader foresees;
+        # the contract is one sentence naming the file, so the net catches what slipped through
+        log.debug("reader %s failed on %s", fmt, path, exc_info=True)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise DataError(
+            f"{path}: could not read it as {fmt!r} data ({type(err).__name__}"
+            f"{': ' + first if first else ''})."
+        ) from err
     if "format" not in ds.meta:
         ds.meta["format"] = fmt
     return ds
