@@ -14,3 +14,11 @@ class DataError(LinearcastError, ValueError):
 
 class ConfigError(LinearcastError, ValueError):
     """An option or a combination of options is invalid."""
+
+
+class TrainingDiverged(LinearcastError, RuntimeError):
+    """The training or validation loss became NaN or infinite; the run stopped.
+
+    The message names the epoch and step, the last finite loss, where the last good weights
+    are, and the usual causes (learning rate, precision, data scale).
+    """

@@ -12,10 +12,10 @@ The data modules are imported inside the commands so that ``linearcast --help`` 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from typing import Any
 
+from linearcast import jsonio
 from linearcast.errors import DataError
 
 
@@ -43,7 +43,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
             }
             for e in CATALOG.values()
         ]
-        print(json.dumps({"datasets": rows, "protocols": sorted(PROTOCOLS)}, indent=2))
+        print(jsonio.dumps({"datasets": rows, "protocols": sorted(PROTOCOLS)}))
         return 0
     print(f"{'name':<16}{'format':<12}{'protocol':<10}{'shape [T, N, F]':<22}{'download':<10}")
     for e in CATALOG.values():
@@ -76,7 +76,7 @@ def _cmd_describe(args: argparse.Namespace) -> int:
         except DataError as err:
             info["protocol"] = {"label": proto.label, "error": str(err)}
     if args.json:
-        print(json.dumps(info, indent=2, default=str))
+        print(jsonio.dumps(info, fallback=str))
         return 0
     t, n, f = info["shape"]
     print(f"{info['name']}  ({info['format']}{', memory-mapped' if info['memmap'] else ''})")

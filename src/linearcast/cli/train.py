@@ -14,10 +14,10 @@ Heavy modules (torch, Fabric, the models) are imported inside the commands so th
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
+from linearcast import jsonio
 from linearcast.errors import ConfigError
 
 TRAIN_EPILOG = """\
@@ -109,7 +109,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     cfg = build_config(args)
     if args.print_config:
-        print(json.dumps(cfg.to_dict(), indent=2))
+        print(jsonio.dumps(cfg.to_dict()))
         return 0
     trainer = Trainer(
         cfg, progress=False if args.quiet else None, verbose=not args.quiet, report=True
@@ -132,7 +132,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         max_batches=args.max_batches or 0,
     )
     if args.json:
-        print(json.dumps({k: v for k, v in res.items() if k != "table"}, indent=2))
+        print(jsonio.dumps({k: v for k, v in res.items() if k != "table"}))
     else:
         print(res["table"])
     if args.out:
@@ -179,7 +179,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
             }
             for s in specs
         ]
-        print(json.dumps(rows, indent=2))
+        print(jsonio.dumps(rows))
         return 0
     width = max([6, *(len(s.name) + 2 for s in specs)])
     print(f"{'name':<{width}}{'family':<16}{'flags':<14}description")

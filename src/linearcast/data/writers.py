@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import pickle
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from linearcast import jsonio
 from linearcast.data.dataset import TimeSeriesDataset, _iter_row_chunks
 from linearcast.data.protocols import Protocol, get_protocol
 from linearcast.errors import DataError
@@ -95,7 +95,7 @@ def write_basicts(
         },
         "source": str(dataset.path) if dataset.path is not None else None,
     }
-    (out / "desc.json").write_text(json.dumps(desc, indent=4))
+    (out / "desc.json").write_text(jsonio.dumps(desc, indent=4))
     adj_path = out / "adj_mx.pkl"
     if dataset.adjacency is not None:
         with open(adj_path, "wb") as fh:

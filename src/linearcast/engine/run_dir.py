@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from linearcast import jsonio
 from linearcast.errors import ConfigError
 
 HISTORY_FIELDS = (
@@ -96,18 +97,6 @@ def create_run_dir(
     raise ConfigError(f"{parent}: no free run directory name for {base}.")
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, tuple | set):
-        return list(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write a text file through a temp file + ``os.replace`` (readers never see half a file)."""
     path = Path(path)
@@ -123,8 +112,38 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 
 
 def write_json(path: str | Path, data: Any) -> Path:
-    """Write ``data`` as indented JSON, atomically (NaN is written as ``NaN``)."""
-    return write_text_atomic(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+    """Write ``data`` as indented, strict JSON, atomically (NaN and ±inf become ``null``)."""
+    return write_text_atomic(path, jsonio.dumps(data) + "\n")
+
+
+def keep_earlier_result(run_dir: str | Path) -> Path | None:
+    """Rename a finished run's ``metrics.json``/``history.csv`` before a resumed run rewrites them.
+
+    A run resumed after it finished (e.g. with more epochs) writes a new result; the earlier one
+    is kept as ``metrics.<epochs>.json`` and ``history.<epochs>.csv`` (``<epochs>``: the epochs
+    it had run; ``-1``, ``-2``, ... appended if that name is taken), so nothing measured is lost.
+
+    Returns:
+        The renamed metrics file, or None when there was none.
+    """
+    run_dir = Path(run_dir)
+    metrics = run_dir / "metrics.json"
+    if not metrics.is_file():
+        return None
+    try:
+        epochs = int(json.loads(metrics.read_text()).get("epochs", 0))
+    except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
+        epochs = 0
+    for k in range(10_000):
+        tag = f"{epochs}" if k == 0 else f"{epochs}-{k}"
+        target = run_dir / f"metrics.{tag}.json"
+        if not target.exists():
+            break
+    os.replace(metrics, target)
+    history = run_dir / "history.csv"
+    if history.is_file():
+        os.replace(history, run_dir / f"history.{tag}.csv")
+    return target
 
 
 def read_json(path: str | Path) -> Any:

@@ -34,7 +34,14 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from linearcast.engine import checkpoint as ckpt_mod
-from linearcast.engine.checkpoint import BEST, LAST, EarlyStopping, atomic_save, load_checkpoint
+from linearcast.engine.checkpoint import (
+    BEST,
+    LAST,
+    EarlyStopping,
+    atomic_save,
+    load_checkpoint,
+    load_weights,
+)
 from linearcast.engine.config import TrainConfig
 from linearcast.engine.evaluation import (
     EvalResult,
@@ -47,6 +54,7 @@ from linearcast.engine.evaluation import (
 )
 from linearcast.engine.run_dir import (
     create_run_dir,
+    keep_earlier_result,
     plot_curves,
     plot_forecast,
     write_history,
@@ -65,7 +73,7 @@ from linearcast.engine.setup import (
     make_scheduler,
     prepare_data,
 )
-from linearcast.errors import ConfigError
+from linearcast.errors import ConfigError, TrainingDiverged
 
 if TYPE_CHECKING:
     from lightning_fabric import Fabric
@@ -273,7 +281,8 @@ class Trainer:
         # ---- optimizer, scheduler, Fabric setup (state restored when resuming)
         raw: nn.Module = model
         if ckpt is not None:
-            raw.load_state_dict(ckpt["model"])
+            assert resume_dir is not None
+            load_weights(raw, ckpt["model"], resume_dir / LAST)
         optimizer: torch.optim.Optimizer | None = None
         scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         if trainable:
@@ -344,6 +353,7 @@ class Trainer:
         elif stopper.should_stop:
             say(f"train     this run already stopped early at epoch {start_epoch - 1}")
             start_epoch = cfg.max_epochs + 1
+        last_finite: tuple[float, int] | None = None  # (loss, global step) for the message
         for epoch in range(start_epoch, cfg.max_epochs + 1):
             t0 = time.perf_counter()
             train_sampler.use_epoch(epoch)
@@ -361,6 +371,12 @@ class Trainer:
                 loss = loss_fn(pred, y)
                 aux = getattr(raw, "aux_loss", None)
                 total = loss + aux if aux is not None else loss
+                if not self._all_finite(fabric, total):  # before a step can spoil the weights
+                    raise self._diverged(
+                        run_dir, "training loss", total, epoch, i + 1, steps_per_epoch,
+                        global_step, last_finite, current_lr(optimizer),
+                    )  # fmt: skip
+                last_finite = (float(total.detach()), global_step + 1)
                 assert optimizer is not None
                 optimizer.zero_grad(set_to_none=True)
                 fabric.backward(total)
@@ -390,6 +406,11 @@ class Trainer:
             if epoch % cfg.eval_every == 0 or epoch == cfg.max_epochs:
                 val = evaluate(fabric, raw, val_loader, prep, loss_fn=loss_fn,
                                max_batches=cfg.max_eval_batches)  # fmt: skip
+                if not math.isfinite(val.loss):
+                    raise self._diverged(
+                        run_dir, "validation loss", torch.tensor(val.loss), epoch, 0,
+                        steps_per_epoch, global_step, last_finite, current_lr(optimizer),
+                    )  # fmt: skip
                 o = val.metrics["overall"]
                 row |= {"val_loss": val.loss, "val_MAE": o["MAE"], "val_RMSE": o["RMSE"],
                         "val_MAPE": o["MAPE"]}  # fmt: skip
@@ -463,6 +484,53 @@ class Trainer:
         return RunResult(run_dir=run_dir, metrics=metrics, history=history)
 
     # ------------------------------------------------------------------ pieces
+    @staticmethod
+    def _all_finite(fabric: Fabric, value: torch.Tensor) -> bool:
+        """Whether ``value`` is finite on every rank (so that all ranks stop together)."""
+        bad = (~torch.isfinite(value.detach())).to(torch.float64).reshape(1).cpu()
+        if fabric.world_size > 1:
+            bad = all_reduce_sum(fabric, bad)
+        return bool(bad.item() == 0)
+
+    def _diverged(
+        self,
+        run_dir: Path,
+        what: str,
+        value: torch.Tensor,
+        epoch: int,
+        step: int,
+        steps_per_epoch: int,
+        global_step: int,
+        last_finite: tuple[float, int] | None,
+        lr: float,
+    ) -> TrainingDiverged:
+        """The sentence that stops a run whose loss is no longer finite."""
+        cfg = self.config
+        where = f"step {step}/{steps_per_epoch} of epoch {epoch}" if step else f"epoch {epoch}"
+        last = (
+            f"the last finite training loss was {last_finite[0]:.6g} (global step {last_finite[1]})"
+            if last_finite is not None
+            else "no finite loss was seen in this run"
+        )
+        kept = (
+            f"{run_dir / LAST} keeps the weights of epoch {epoch - 1} (resume from it with "
+            f"--resume {run_dir} once the cause is fixed)"
+            if (run_dir / LAST).is_file()
+            else "No checkpoint was written (it failed in the first epoch)"
+        )
+        hints = [f"a learning rate too high (now {lr:.3g}; try --lr {lr / 10:.3g})"]
+        if cfg.precision not in ("32-true", "32", "64-true", "64"):
+            hints.append(f"reduced precision ({cfg.precision}; try --precision 32-true)")
+        hints.append(
+            "unscaled or extreme data (check `linearcast data describe` for sentinel values "
+            "such as -9999 and set the null value)"
+        )
+        return TrainingDiverged(
+            f"training stopped: the {what} became {float(value.detach()):g} at {where} "
+            f"(global step {global_step + 1}); {last}. {kept}. Likely causes: "
+            f"{'; '.join(hints)}."
+        )
+
     def _fit_batches(self, prep: PreparedData) -> Iterable[Any]:
         """Training batches in order for a closed-form ``fit`` (limited by max_train_batches)."""
         cfg = self.config
@@ -547,6 +615,7 @@ class Trainer:
         model: nn.Module,
         fabric: Fabric,
     ) -> None:
+        keep_earlier_result(run_dir)
         write_json(run_dir / "metrics.json", metrics)
         write_history(run_dir / "history.csv", history)
         if not self.config.plots:
