@@ -139,7 +139,7 @@ def test_print_config_resolves_preset_file_and_sets(
     ("argv", "message"),
     [
         (["train", "--model", "nope"], "unknown model 'nope'"),
-        (["train", "--set", "lr=fast"], "lr must be a number"),
+        (["train", "--set", "lr=fast"], "cannot parse 'fast' as a value; lr expects a number"),
         (["train", "--preset", "staeformer-pems08"], "no dataset given"),
         (["train", "--data", "missing.npz"], "dataset not found"),
         (["train", "--resume", "nowhere"], "not a run directory"),

@@ -139,7 +139,7 @@ def test_set_parses_values_and_dotted_keys() -> None:
     ("sets", "message"),
     [
         (["learning_rate=1"], "unknown option"),
-        (["lr=fast"], "lr must be a number"),
+        (["lr=fast"], "cannot parse .fast. as a value; lr expects a number"),
         (["max_epochs=1.5"], "max_epochs must be an integer"),
         (["optimizer=sgd"], "optimizer must be one of"),
         (["synthetic.nodes=3"], "unknown synthetic option"),

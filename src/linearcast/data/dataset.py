@@ -101,6 +101,40 @@ def handle_non_finite(
     return out
 
 
+def check_time_features(
+    source: str, tod: np.ndarray | None = None, dow: np.ndarray | None = None
+) -> None:
+    """Check time features where data enters: time of day in [0, 1), day of week in 0..6.
+
+    Models index embedding tables with them (STAEformer: ``floor(tod · steps_per_day)`` and the
+    day); a value out of range (e.g. a step index given as time of day) would otherwise land
+    silently in the last slot or fail deep inside the model.
+
+    Raises:
+        DataError: naming the file, the expected range and the values found.
+    """
+    if tod is not None and len(tod):
+        t = np.asarray(tod, dtype=np.float64)
+        bad = ~np.isfinite(t) | (t < 0.0) | (t >= 1.0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{source}: expected time-of-day fractions in [0, 1), found {int(bad.sum())} "
+                f"outside (first {t[i]:g} at step {i}; range "
+                f"{np.nanmin(t):g}..{np.nanmax(t):g}). "
+                f"A column of step indices or hours must be divided by steps per day or 24."
+            )
+    if dow is not None and len(dow):
+        d = np.asarray(dow, dtype=np.float64)
+        bad = ~np.isfinite(d) | (d < 0) | (d > 6) | (d != np.round(d))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{source}: expected day-of-week integers 0..6 (Monday = 0), found "
+                f"{int(bad.sum())} other values (first {d[i]:g} at step {i})."
+            )
+
+
 @dataclass
 class TimeSeriesDataset:
     """A multivariate / spatio-temporal series, ``values: [T, N, F]`` float32.
@@ -194,6 +228,7 @@ class TimeSeriesDataset:
         for label, arr in (("time-of-day", self.tod_values), ("day-of-week", self.dow_values)):
             if arr is not None and len(arr) != t:
                 raise DataError(f"{src}: expected {t} {label} values, found {len(arr)}.")
+        check_time_features(src, self.tod_values, self.dow_values)
 
     # ------------------------------------------------------------------ shape helpers
     @property

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from linearcast.data.dataset import TimeSeriesDataset
+from linearcast.data.dataset import TimeSeriesDataset, check_time_features
 from linearcast.data.scaler import ScalerMode, StandardScaler
 from linearcast.data.windows import WindowDataset
 from linearcast.errors import ConfigError, DataError
@@ -147,8 +147,10 @@ class Protocol:
         if self.split_months is not None:
             if not steps_per_day:
                 raise DataError(
-                    f"protocol {self.name!r}: a month-based split needs steps per day; the "
-                    f"dataset has none (pass split_ratios instead)."
+                    f"protocol {self.name!r}: a month-based split needs steps per day, which the "
+                    f"dataset does not have (its step is unknown or does not divide a day); use "
+                    f"a ratio split (--protocol ltsf), or give the step of a file without "
+                    f"timestamps (--set data_options.freq_minutes=60)."
                 )
             month = 30 * steps_per_day
             a, b, c = self.split_months
@@ -156,7 +158,8 @@ class Protocol:
             if ends[2] > t:
                 raise DataError(
                     f"protocol {self.name!r}: expected at least {ends[2]} steps for a "
-                    f"{a}/{b}/{c}-month split at {steps_per_day} steps per day, found T={t}."
+                    f"{a}/{b}/{c}-month split at {steps_per_day} steps per day, found T={t} "
+                    f"(use a ratio split: --protocol ltsf)."
                 )
             return ends
         r_train, r_val, r_test = self.split_ratios
@@ -267,7 +270,10 @@ class Protocol:
                 f"{src}: protocol {self.name!r} forecasts channel {self.target_channel}, but the "
                 f"data has F={f} channels (shape {dataset.shape})."
             )
-        starts = self.window_starts(t, dataset.steps_per_day)
+        try:
+            starts = self.window_starts(t, dataset.steps_per_day)
+        except DataError as err:
+            raise DataError(f"{src}: {err}") from None  # name the file
         counts = {k: len(v) for k, v in starts.items()}
         if min(counts.values()) < 1:
             rows = (
@@ -290,6 +296,7 @@ class Protocol:
         )
         tod = dataset.time_of_day() if self.add_time_of_day else None
         dow = dataset.day_of_week() if self.add_day_of_week else None
+        check_time_features(src, tod, dow)
         parts = {
             k: WindowDataset(
                 dataset.values,

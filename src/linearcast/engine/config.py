@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime as dt
 import json
 import math
 import tomllib
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from linearcast import jsonio
 from linearcast.errors import ConfigError
 
 OPTIMIZERS = ("adam", "adamw")
@@ -162,6 +164,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.synthetic, dict):
             self.synthetic = _synthetic_from_dict(self.synthetic)
+        elif not isinstance(self.synthetic, SyntheticConfig):
+            raise ConfigError(f"config: synthetic must be a table/dict, found {self.synthetic!r}.")
+        # types first, so that validate() compares numbers with numbers
+        for f in dataclasses.fields(self):
+            if f.name != "synthetic":
+                setattr(self, f.name, _coerce(f.name, getattr(self, f.name), _default(f)))
         self.validate()
 
     # ------------------------------------------------------------------ checks
@@ -193,8 +201,17 @@ class TrainConfig:
                     f"config: {name} must be one of {', '.join(allowed)}; "
                     f"found {getattr(self, name)!r}."
                 )
-        if len(self.betas) != 2:
+
+        def numbers(values: list[Any], kind: Any) -> bool:
+            return all(isinstance(v, kind) and not isinstance(v, bool) for v in values)
+
+        if len(self.betas) != 2 or not numbers(self.betas, int | float):
             raise ConfigError(f"config: betas must be two numbers, found {self.betas!r}.")
+        if not numbers(self.milestones, int):
+            raise ConfigError(
+                f"config: milestones must be a list of epochs (integers), "
+                f"found {self.milestones!r}."
+            )
         if any(int(m) < 1 for m in self.milestones):
             raise ConfigError(f"config: milestones are epochs >= 1, found {self.milestones!r}.")
         if not 0.0 < self.onecycle_pct_start < 1.0:
@@ -265,6 +282,7 @@ class TrainConfig:
                 raise ConfigError(f"--set expects key=value, found {item!r}.")
             value = parse_value(raw.strip())
             head, _, rest = key.partition(".")
+            _check_parsed(key, raw.strip(), value, None if rest else cfg.get(head))
             if rest:
                 if head not in (
                     "model_overrides",
@@ -288,13 +306,22 @@ class TrainConfig:
         if path.suffix == ".toml":
             path.write_text(to_toml(self.to_dict()))
         else:
-            path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+            path.write_text(jsonio.dumps(self.to_dict()) + "\n")
         return path
 
     @classmethod
     def load(cls, path: str | Path, *, base: TrainConfig | None = None) -> TrainConfig:
         """Read a ``.toml`` or ``.json`` config (partial: missing keys keep their defaults)."""
         return cls.from_dict(read_config_file(path), base=base)
+
+
+def _default(f: dataclasses.Field[Any]) -> Any:
+    """A field's default value (calling its factory)."""
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
 
 
 def _synthetic_from_dict(values: dict[str, Any]) -> SyntheticConfig:
@@ -349,11 +376,44 @@ def _coerce(key: str, value: Any, current: Any) -> Any:
 
 
 def parse_value(raw: str) -> Any:
-    """Parse a ``--set`` value as a TOML value, falling back to the raw string."""
+    """Parse a ``--set`` value as a TOML value, falling back to the raw string.
+
+    TOML dates and times (``2020-10-01``, ``2020-10-01T08:00``) become ISO strings, which every
+    option taking a time (e.g. ``data_options.start``) accepts.
+    """
     try:
-        return tomllib.loads(f"v = {raw}")["v"]
+        value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         return raw
+    return _dates_as_text(value)
+
+
+def _dates_as_text(value: Any) -> Any:
+    if isinstance(value, dt.date | dt.time):  # dt.datetime is a dt.date
+        return value.isoformat()
+    if isinstance(value, list):
+        return [_dates_as_text(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _dates_as_text(v) for k, v in value.items()}
+    return value
+
+
+def _check_parsed(key: str, raw: str, value: Any, current: Any) -> None:
+    """A ``--set`` value that is not valid TOML is taken as a plain string; for a field that
+    wants a number, flag or list, say that it did not parse (not that its type is wrong)."""
+    if not isinstance(value, str) or value != raw or isinstance(current, str) or current is None:
+        return
+    if key in ("resume", "devices"):  # these take a string too (a path, "auto", "0,1")
+        return
+    if isinstance(current, bool):
+        kind = "true or false"
+    elif isinstance(current, list):
+        kind = "a list such as [20, 30]"
+    elif isinstance(current, int | float):
+        kind = "a number such as 3e-4"
+    else:
+        return
+    raise ConfigError(f"--set {key}={raw}: cannot parse {raw!r} as a value; {key} expects {kind}.")
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -561,7 +621,7 @@ def preset(name: str) -> TrainConfig:
     Raises:
         ConfigError: for an unknown name (the known ones are listed).
     """
-    if name not in PRESETS:
+    if not isinstance(name, str) or name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}.")
     values = copy.deepcopy(PRESETS[name][1])
     synthetic = values.pop("synthetic", {})
