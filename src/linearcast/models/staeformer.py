@@ -284,6 +284,8 @@ class STAEformer(nn.Module):
         b, t, n, _ = x.shape
         features = [self.input_proj(x[..., : c.input_dim])]  # (B, T, N, 24)
         if self.tod_embedding is not None:
+            # the ranges are checked where data enters (data.check_time_features); the clamp only
+            # absorbs float rounding of tod·steps_per_day at the top of the day
             tod = (x[..., 1] * c.steps_per_day).long().clamp(0, c.steps_per_day - 1)
             features.append(self.tod_embedding(tod))  # (B, T, N, 24)
         if self.dow_embedding is not None:
