@@ -151,7 +151,7 @@ class _EalaLinear(torch.autograd.Function):
     With ``c = τ/(θ n)`` per query, ``out = Σv/n + c·(qM)``, ``r = qᵀAq``, ``S2 = τ² max(r, 0)``::
 
         dM = qᵀ(c·gO);  dq = (c·gO)Mᵀ + 2 dr·(qA);  dA = qᵀ diag(dr) q
-        dr = (θ rule)ᵀ · dθ,  dθ = −Σ_dv gO·(qM)·τ/(θ² n) = −q·dq / θ
+        dθ = −Σ_dv gO·(qM)·τ/(θ² n) = −q·((c·gO)Mᵀ)/θ;  dr = dθ · ∂θ/∂r (through the rule)
         dK̂ = K̂(dA + dAᵀ) + v dMᵀ;  dv = K̂ dM + Σ_q gO / n
         dk = dK̂ − mean_valid dK̂ = K̂(dA + dAᵀ) + (v − Σv/n) dMᵀ   (Σ_valid K̂ = 0)
 
