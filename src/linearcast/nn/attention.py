@@ -46,9 +46,11 @@ class KernelOptions:
         linformer_share_kv: Linformer: one projection for keys and values (``F = E``).
         feature_map: linear attention feature map (``"elu1"`` or ``"identity"``).
         recompute: EALA: while training, keep only q, k, v for backward and recompute the op
-            there (``torch.utils.checkpoint``) instead of storing its intermediates (centred
-            keys, ``[qA | qM]``, scores). Off by default: at the PEMS07 shape on our CPU it
-            saved ~5% of the peak memory for ~30% more step time (see README).
+            there (``torch.utils.checkpoint``) instead of storing its intermediates (scores,
+            chunk states). Off by default: at the PEMS07 shape on our CPU it saved ~5% of the
+            peak memory for ~30% more step time (see README; measured before the non-causal
+            linear path got its own backward, which already keeps only q, k, v and
+            D×(D+Dv) statistics, so there it now only costs time).
     """
 
     causal: bool = False

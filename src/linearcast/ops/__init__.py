@@ -11,6 +11,7 @@ from linearcast.ops.eala import (
     eala_attention_linear,
     eala_attention_short,
 )
+from linearcast.ops.eala_linear_ref import eala_attention_linear_autograd
 from linearcast.ops.eala_naive import (
     EalaStats,
     eala_attention_quadratic,
@@ -34,6 +35,7 @@ __all__ = [
     "eala_attention",
     "eala_attention_causal",
     "eala_attention_linear",
+    "eala_attention_linear_autograd",
     "eala_attention_quadratic",
     "eala_attention_short",
     "eala_stats",

@@ -15,11 +15,12 @@ terms); keys are shifted by the first key first, which cancels exactly and keeps
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from linearcast.errors import ConfigError
 from linearcast.ops._common import check_qkv, resolve_scale, valid_keys
@@ -127,35 +128,135 @@ def eala_attention_linear(
     key_padding_mask: Tensor | None = None,
     eps: float = 1e-8,
 ) -> Tensor:
-    """Non-causal EALA in O(N·D·(D+Dv)); see :func:`eala_attention` for the arguments."""
+    """Non-causal EALA in O(N·D·(D+Dv)) with a hand-written backward.
+
+    The same function as :func:`linearcast.ops.eala_linear_ref.eala_attention_linear_autograd`
+    (its reference), but backward keeps only ``q, k, v``, the mask, ``[A | M]``, the key mean,
+    ``Σv`` and one scalar per query, and recomputes the centred keys: no ``[B, H, N, D]`` or
+    ``[B, H, Nq, D+Dv]`` intermediate is stored. Differentiable once (no double backward).
+    See :func:`eala_attention` for the arguments.
+    """
     check_qkv(q, k, v)
     check_theta_rule(theta, allow_exact=False)
-    dtype = q.dtype
-    cd = _compute_dtype(dtype)
-    q, k, v = q.to(cd), k.to(cd), v.to(cd)
-    d = q.shape[-1]
-    tau = resolve_scale(scale, d)
-    valid = valid_keys(key_padding_mask, k)
+    out = _EalaLinear.apply(
+        q, k, v, key_padding_mask, theta, resolve_scale(scale, q.shape[-1]), eps
+    )
+    assert isinstance(out, Tensor)
+    return out
+
+
+class _EalaLinear(torch.autograd.Function):
+    """Non-causal linear EALA; backward recomputes ``K̂`` from the saved ``k`` and key mean.
+
+    With ``c = τ/(θ n)`` per query, ``out = Σv/n + c·(qM)``, ``r = qᵀAq``, ``S2 = τ² max(r, 0)``::
+
+        dM = qᵀ(c·gO);  dq = (c·gO)Mᵀ + 2 dr·(qA);  dA = qᵀ diag(dr) q
+        dθ = −Σ_dv gO·(qM)·τ/(θ² n) = −q·((c·gO)Mᵀ)/θ;  dr = dθ · ∂θ/∂r (through the rule)
+        dK̂ = K̂(dA + dAᵀ) + v dMᵀ;  dv = K̂ dM + Σ_q gO / n
+        dk = dK̂ − mean_valid dK̂ = K̂(dA + dAᵀ) + (v − Σv/n) dMᵀ   (Σ_valid K̂ = 0)
+
+    Padded keys get zero gradient. ``dr`` is nonzero only for rules where θ depends on S2
+    (``gauss_hclamp``); it is taken through :func:`theta_from_moments` itself on ``[B, H, Nq]``
+    scalars, so the rule is written once.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        key_padding_mask: Tensor | None,
+        theta: ThetaRule,
+        tau: float,
+        eps: float,
+    ) -> Tensor:
+        dtype = q.dtype
+        cd = _compute_dtype(dtype)
+        qf, kf, vf = q.to(cd), k.to(cd), v.to(cd)
+        d = q.shape[-1]
+        valid = valid_keys(key_padding_mask, kf)
+        n = _key_count(valid, k.shape[2], kf)
+        n_c = n.clamp_min(1.0)
+        if valid is None:
+            kbar = kf.mean(dim=-2, keepdim=True)
+            kc = kf - kbar  # two-pass centring
+            vm = vf
+        else:
+            vk = valid[..., None]  # (B, 1, N, 1)
+            kbar = (kf * vk).sum(dim=-2, keepdim=True) / n_c[..., None]
+            kc = (kf - kbar) * vk
+            vm = vf * vk
+        kct = kc.transpose(-1, -2)
+        g = torch.cat([kct @ kc, kct @ vm], dim=-1)  # (B, H, D, D+Dv) = [A | M]
+        del kc, kct
+        sv = vm.sum(dim=-2, keepdim=True)  # (B, H, 1, Dv)
+        p = qf @ g  # (B, H, Nq, D+Dv) = [q A | q M]; τ is applied to the small results below
+        r = torch.linalg.vecdot(p[..., :d], qf)  # (B, H, Nq); kept unclamped for backward
+        th = theta_from_moments((tau * tau) * r.clamp_min(0.0) / n_c, n, theta, eps)
+        out = torch.addcmul(sv / n_c[..., None], p[..., d:], (tau / (th * n_c))[..., None])
+        ctx.save_for_backward(q, k, v, key_padding_mask, g, kbar, sv, r)
+        ctx.rule, ctx.tau, ctx.eps = theta, tau, eps
+        return out.to(dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        q, k, v, key_padding_mask, g, kbar, sv, r = ctx.saved_tensors
+        need_q, need_k, need_v = ctx.needs_input_grad[:3]
+        tau: float = ctx.tau
+        cd, d = g.dtype, q.shape[-1]
+        qf, go = q.to(cd), grad_out.to(cd)
+        a, m = g[..., :d], g[..., d:]  # A (B, H, D, D), M (B, H, D, Dv)
+        valid = None if key_padding_mask is None else (~key_padding_mask).to(cd)[:, None, :]
+        n = _key_count(valid, k.shape[2], g)
+        n_c = n.clamp_min(1.0)
+        with torch.enable_grad():  # θ(r) on [B, H, Nq] scalars, to take dr through the rule
+            r_in = r.detach().requires_grad_()
+            th = theta_from_moments((tau * tau) * r_in.clamp_min(0.0) / n_c, n, ctx.rule, ctx.eps)
+        varying = th.requires_grad  # False for the constant rules (paper, gauss, a float)
+        th_d = th.detach()
+        gc = go * (tau / (th_d * n_c))[..., None]  # c·gO (B, H, Nq, Dv)
+        dq = dr = None
+        if need_q or (varying and need_k):
+            dq = gc @ m.transpose(-1, -2)  # (B, H, Nq, D)
+            if varying:
+                g_th = -torch.linalg.vecdot(qf, dq) / th_d  # dL/dθ per query
+                (dr,) = torch.autograd.grad(th, r_in, g_th)
+                if need_q:
+                    dq.addcmul_(qf @ a, dr[..., None], value=2.0)
+        dk = dv = None
+        if need_k or need_v:
+            dm = qf.transpose(-1, -2) @ gc  # (B, H, D, Dv)
+            kc = None  # K̂, recomputed only where needed; its padded rows are zeroed at the end
+            if need_v:
+                kc = k.to(cd) - kbar
+                dv = torch.matmul(kc, dm).add_(go.sum(dim=-2, keepdim=True) / n_c[..., None])
+                dv = _zero_padded(dv, valid).to(v.dtype)
+            if need_k:
+                # the key-mean backward folded into one row: mean_valid(v dMᵀ) = (Σv/n) dMᵀ
+                dk = torch.matmul(v.to(cd), dm.transpose(-1, -2))
+                dk.sub_((sv / n_c[..., None]) @ dm.transpose(-1, -2))
+                if dr is not None:
+                    da = (qf * dr[..., None]).transpose(-1, -2) @ qf  # (B, H, D, D)
+                    kc = k.to(cd) - kbar if kc is None else kc
+                    dk.add_(kc @ (da + da.transpose(-1, -2)))
+                dk = _zero_padded(dk, valid).to(k.dtype)
+        if dq is not None:
+            dq = dq.to(q.dtype) if need_q else None
+        return dq, dk, dv, None, None, None, None
+
+
+def _key_count(valid: Tensor | None, n_keys: int, like: Tensor) -> Tensor:
+    """Valid keys per batch row, ``(B, 1, 1)`` from a ``(B, 1, N)`` mask, else ``(1, 1, 1)``,
+    in ``like``'s dtype (the compute dtype: bfloat16 cannot count to 65536)."""
     if valid is None:
-        n = torch.full((1, 1, 1), float(k.shape[2]), dtype=cd, device=k.device)
-        kc = k - k.mean(dim=-2, keepdim=True)  # two-pass centring
-        vm = v
-    else:
-        vk = valid[..., None]  # (B, 1, N, 1)
-        n = valid.sum(dim=-1, keepdim=True)  # (B, 1, 1)
-        kbar = (k * vk).sum(dim=-2, keepdim=True) / n[..., None].clamp_min(1.0)
-        kc = (k - kbar) * vk
-        vm = v * vk
-    kct = kc.transpose(-1, -2)
-    g = torch.cat([kct @ kc, kct @ vm], dim=-1)  # (B, H, D, D+Dv) = [A | M]; no N-sized copy
-    sv = vm.sum(dim=-2, keepdim=True)  # (B, H, 1, Dv)
-    p = q @ g  # (B, H, Nq, D+Dv) = [q A | q M]; τ is applied to the small results below
-    s2 = (tau * tau) * torch.linalg.vecdot(p[..., :d], q).clamp_min(0.0)  # (B, H, Nq)
-    n_c = n.clamp_min(1.0)
-    th = theta_from_moments(s2 / n_c, n, theta, eps)
-    # O = sv/n + (τ q M) / (θ n), in one fused pass over [Nq, Dv]
-    out = torch.addcmul(sv / n_c[..., None], p[..., d:], (tau / (th * n_c))[..., None])
-    return out.to(dtype)
+        return torch.full((1, 1, 1), float(n_keys), dtype=like.dtype, device=like.device)
+    return valid.sum(dim=-1, keepdim=True)
+
+
+def _zero_padded(x: Tensor, valid: Tensor | None) -> Tensor:
+    return x if valid is None else x * valid[..., None]
 
 
 def eala_attention_short(
