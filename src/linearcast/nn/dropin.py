@@ -268,8 +268,8 @@ class EALAMultiheadAttention(nn.Module):
         """
         if need_weights:
             raise ConfigError(
-                "EALAMultiheadAttention cannot return attention weights (need_weights=True): "
-                f"kernel {self.kernel_name!r} never forms them; pass need_weights=False"
+                "EALAMultiheadAttention does not return attention weights (found "
+                "need_weights=True): its linear kernels never form them; pass need_weights=False"
             )
         if query.dim() not in (2, 3) or key.dim() != query.dim() or value.dim() != query.dim():
             raise ConfigError(
