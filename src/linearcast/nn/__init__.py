@@ -1,4 +1,5 @@
-"""Modules built on :mod:`linearcast.ops`: multi-head attention with a pluggable kernel, blocks."""
+"""Modules built on :mod:`linearcast.ops`: multi-head attention with a pluggable kernel, blocks,
+and a drop-in for ``torch.nn.MultiheadAttention`` (:func:`swap_attention`)."""
 
 from linearcast.nn.attention import (
     KERNELS,
@@ -11,9 +12,11 @@ from linearcast.nn.attention import (
     make_kernel,
 )
 from linearcast.nn.blocks import SelfAttentionLayer
+from linearcast.nn.dropin import EALAMultiheadAttention, swap_attention
 
 __all__ = [
     "KERNELS",
+    "EALAMultiheadAttention",
     "EalaKernel",
     "KernelOptions",
     "LinearKernel",
@@ -22,4 +25,5 @@ __all__ = [
     "SelfAttentionLayer",
     "SoftmaxKernel",
     "make_kernel",
+    "swap_attention",
 ]

@@ -1,0 +1,495 @@
+"""A drop-in for :class:`torch.nn.MultiheadAttention` that runs any kernel of :data:`KERNELS`.
+
+:class:`EALAMultiheadAttention` has torch's constructor, parameters and ``forward`` signature,
+so a torch state dict loads unchanged and a transformer written for torch calls it as it is;
+:func:`swap_attention` replaces every ``nn.MultiheadAttention`` in a model by one, weights copied.
+
+What the weights are
+    ``in_proj_weight [3E, E]`` and ``in_proj_bias [3E]`` hold the query, key and value
+    projections stacked (or ``q_proj_weight [E, E]``, ``k_proj_weight [E, kdim]``,
+    ``v_proj_weight [E, vdim]`` when ``kdim``/``vdim`` differ from ``E``), and ``out_proj`` is a
+    ``Linear(E, E)``, exactly as in torch. Head ``h`` uses channels ``h·E/H : (h+1)·E/H`` of the
+    projections, and the score scale is ``1/sqrt(E/H)``, as in torch. Only the step from
+    ``q, k, v`` to the mixed values changes: the kernel. With ``kernel="softmax"`` the module
+    computes what torch's does (tested to 1e-6). Linformer adds its own projections
+    (``kernel.e_proj``, ``kernel.f_proj``), so a torch state dict loads into it with
+    ``strict=False`` (:meth:`EALAMultiheadAttention.from_torch` does that).
+
+What the kernel does with them
+    EALA gives key ``j`` the weight ``(1 + x_j/θ)/n``, where ``x_j`` is the query's score with
+    key ``j`` centred over the ``n`` visible keys. The weights sum to 1 but are **not** a
+    probability distribution: a key scoring far below the mean (``x_j < −θ``) gets a negative
+    weight, so the output is an affine, not a convex, combination of the values (``clamp=True``
+    clips them, on the quadratic path only). Linear attention (``"linear"``) and Linformer never
+    form the ``[Lq, L]`` weights either, which is why ``need_weights=True`` is refused.
+
+Masks
+    ``key_padding_mask`` ``[B, S]`` (``[S]`` unbatched) has torch's meaning: bool True, or a float
+    ``-inf``, marks a key to ignore; a float mask may hold only ``0`` and ``-inf`` (torch adds it
+    to the scores, which a linear kernel never forms). A padded key is left out of EALA's key
+    mean, its statistics and its count ``n``. A query that sees no key returns zeros (torch
+    returns NaN there). ``attn_mask`` may only be the causal mask (``[L, L]``, True or ``-inf``
+    above the diagonal, as ``nn.Transformer.generate_square_subsequent_mask`` builds it); it,
+    ``is_causal=True`` (with or without that mask) or the constructor's ``causal=True`` select
+    the kernel's causal mode. Any other ``attn_mask`` is refused.
+
+Dropout
+    ``dropout`` is the probability of dropping attention weights in training, as in torch. It
+    applies to the softmax kernels only (through SDPA's ``dropout_p``): the linear kernels never
+    form the weights, so there it is kept as an attribute (a swapped model keeps its value) and
+    has no effect. The residual and feed-forward dropout of a transformer layer are untouched.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields, replace
+from typing import Any, TypeVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from linearcast.errors import ConfigError
+from linearcast.nn.attention import EalaImpl, KernelOptions, SoftmaxKernel, make_kernel
+from linearcast.ops.eala_theta import ThetaRule
+from linearcast.ops.linear import FeatureMap
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+_KERNEL_OPTIONS = frozenset(f.name for f in fields(KernelOptions))
+
+
+class EALAMultiheadAttention(nn.Module):
+    """``torch.nn.MultiheadAttention`` with a pluggable kernel (EALA by default).
+
+    The positional arguments, parameters and ``forward`` are torch's; see the module docstring
+    for what the weights mean to the kernels, the masks and dropout. Deliberately not a subclass
+    of ``nn.MultiheadAttention``: torch's transformer layers would then take their fused fast
+    path, which runs softmax on these weights without calling :meth:`forward`.
+
+    Args:
+        embed_dim: width ``E`` of the queries and of the output.
+        num_heads: number of heads ``H``; must divide ``E``.
+        dropout: attention-weight dropout in training; softmax kernels only (see above).
+        bias: biases on the input and output projections.
+        add_bias_kv: not supported (refused with a ConfigError).
+        add_zero_attn: not supported (refused with a ConfigError).
+        kdim: width of the keys; default ``E``.
+        vdim: width of the values; default ``E``.
+        batch_first: inputs and output are ``[B, L, E]`` instead of ``[L, B, E]``.
+        device: where the parameters are created.
+        dtype: dtype of the parameters.
+        kernel: a key of :data:`linearcast.nn.KERNELS` (``"eala"``, ``"softmax"``,
+            ``"softmax_naive"``, ``"linformer"``, ``"linear"``).
+        causal: always causal, whatever ``forward`` is given (not with Linformer).
+        seq_len: fixed key length; Linformer needs it.
+        theta: EALA θ rule (``"paper"``, ``"gauss"``, ``"gauss_hclamp"``, a float, ``"exact"``).
+        impl: EALA path (``"auto"``, ``"quadratic"``, ``"linear"``).
+        clamp: EALA: clip negative weights (quadratic path only).
+        eps: EALA: added to the paper's θ.
+        linformer_k: Linformer projected length (capped at ``seq_len``).
+        linformer_share_kv: Linformer: one projection for keys and values.
+        feature_map: linear attention feature map (``"elu1"`` or ``"identity"``).
+        recompute: EALA: recompute the op in backward instead of storing its intermediates.
+    """
+
+    # torch's TransformerEncoder and TransformerEncoderLayer read this private flag only to
+    # decide on their fused fast path (torch._transformer_encoder_layer_fwd, nested tensors),
+    # which applies torch's softmax to in_proj_weight and never calls forward(). False keeps
+    # them on the path that calls us; our own layout flag is `packed_in_proj`.
+    _qkv_same_embed_dim = False
+
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        dropout: float = 0.0,
+        bias: bool = True,
+        add_bias_kv: bool = False,
+        add_zero_attn: bool = False,
+        kdim: int | None = None,
+        vdim: int | None = None,
+        batch_first: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        kernel: str = "eala",
+        causal: bool = False,
+        seq_len: int | None = None,
+        theta: ThetaRule = "paper",
+        impl: EalaImpl = "auto",
+        clamp: bool = False,
+        eps: float = 1e-8,
+        linformer_k: int = 256,
+        linformer_share_kv: bool = False,
+        feature_map: FeatureMap = "elu1",
+        recompute: bool = False,
+    ) -> None:
+        super().__init__()
+        if embed_dim < 1 or num_heads < 1 or embed_dim % num_heads != 0:
+            raise ConfigError(
+                "EALAMultiheadAttention needs num_heads >= 1 dividing embed_dim >= 1; found "
+                f"embed_dim={embed_dim}, num_heads={num_heads}"
+            )
+        for name, on in (("add_bias_kv", add_bias_kv), ("add_zero_attn", add_zero_attn)):
+            if on:
+                raise ConfigError(
+                    f"EALAMultiheadAttention does not support {name}=True (extra key/value "
+                    f"tokens appended to every sequence); found {name}=True. Keep "
+                    "torch.nn.MultiheadAttention for this layer"
+                )
+        if not 0.0 <= dropout <= 1.0:
+            raise ConfigError(f"dropout must be in [0, 1]; found {dropout}")
+        factory: dict[str, Any] = {"device": device, "dtype": dtype}
+        self.embed_dim = embed_dim
+        self.kdim = embed_dim if kdim is None else kdim
+        self.vdim = embed_dim if vdim is None else vdim
+        self.packed_in_proj = self.kdim == embed_dim and self.vdim == embed_dim
+        self.num_heads = num_heads
+        self.head_dim = embed_dim // num_heads
+        self.dropout = dropout
+        self.batch_first = batch_first
+        self.kernel_name = kernel
+        # torch's layout, parameter for parameter, so that its state dicts load unchanged
+        self.in_proj_weight: nn.Parameter | None
+        self.q_proj_weight: nn.Parameter | None
+        self.k_proj_weight: nn.Parameter | None
+        self.v_proj_weight: nn.Parameter | None
+        self.in_proj_bias: nn.Parameter | None
+        if self.packed_in_proj:
+            self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim, **factory))
+            self.register_parameter("q_proj_weight", None)
+            self.register_parameter("k_proj_weight", None)
+            self.register_parameter("v_proj_weight", None)
+        else:
+            self.register_parameter("in_proj_weight", None)
+            self.q_proj_weight = nn.Parameter(torch.empty(embed_dim, embed_dim, **factory))
+            self.k_proj_weight = nn.Parameter(torch.empty(embed_dim, self.kdim, **factory))
+            self.v_proj_weight = nn.Parameter(torch.empty(embed_dim, self.vdim, **factory))
+        if bias:
+            self.in_proj_bias = nn.Parameter(torch.empty(3 * embed_dim, **factory))
+        else:
+            self.register_parameter("in_proj_bias", None)
+        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)
+        # read by code written for torch's module; always absent here (refused above)
+        self.bias_k: Tensor | None = None
+        self.bias_v: Tensor | None = None
+        self.add_zero_attn = False
+
+        opts = KernelOptions(
+            causal=causal, seq_len=seq_len, theta=theta, impl=impl, clamp=clamp, eps=eps,
+            linformer_k=linformer_k, linformer_share_kv=linformer_share_kv,
+            feature_map=feature_map, recompute=recompute,
+        )  # fmt: skip
+        self.causal = causal
+        self.kernel = make_kernel(kernel, opts)
+        self.causal_kernel = None if causal else _causal_twin(kernel, opts, self.kernel)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """torch's initialisation: xavier-uniform projections, zero biases."""
+        for w in (self.in_proj_weight, self.q_proj_weight, self.k_proj_weight, self.v_proj_weight):
+            if w is not None:
+                nn.init.xavier_uniform_(w)
+        self.out_proj.reset_parameters()
+        if self.in_proj_bias is not None:
+            nn.init.zeros_(self.in_proj_bias)
+        if self.out_proj.bias is not None:
+            nn.init.zeros_(self.out_proj.bias)
+
+    @classmethod
+    def from_torch(
+        cls, mha: nn.MultiheadAttention, *, kernel: str = "eala", **options: Any
+    ) -> EALAMultiheadAttention:
+        """The drop-in for ``mha``: same sizes, dropout, ``batch_first``, device, dtype, weights
+        (copied) and ``requires_grad`` flags, and the training mode.
+
+        Args:
+            mha: the module to convert.
+            kernel: a key of :data:`linearcast.nn.KERNELS`.
+            **options: kernel options, the fields of :class:`KernelOptions` (``theta=``, ...).
+
+        Raises:
+            ConfigError: an unknown option, or ``mha`` uses what the drop-in refuses.
+        """
+        unknown = sorted(set(options) - _KERNEL_OPTIONS)
+        if unknown:
+            raise ConfigError(
+                f"unknown kernel option(s) {', '.join(unknown)}; the options are the fields of "
+                f"KernelOptions: {', '.join(sorted(_KERNEL_OPTIONS))}"
+            )
+        ref = mha.out_proj.weight
+        new = cls(
+            mha.embed_dim, mha.num_heads, dropout=mha.dropout, bias=mha.in_proj_bias is not None,
+            add_bias_kv=mha.bias_k is not None, add_zero_attn=mha.add_zero_attn,
+            kdim=mha.kdim, vdim=mha.vdim, batch_first=mha.batch_first,
+            device=ref.device, dtype=ref.dtype, kernel=kernel, **options,
+        )  # fmt: skip
+        missing, unexpected = new.load_state_dict(mha.state_dict(), strict=False)
+        # only a kernel's own parameters (Linformer's E, F) are not in torch's state dict
+        if unexpected or any(not k.startswith("kernel.") for k in missing):
+            raise ConfigError(
+                "could not copy the weights of a torch MultiheadAttention: missing "
+                f"{missing}, unexpected {unexpected}"
+            )
+        own = dict(new.named_parameters())
+        for name, p in mha.named_parameters():
+            own[name].requires_grad_(p.requires_grad)
+        return new.train(mha.training)
+
+    def forward(
+        self,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        key_padding_mask: Tensor | None = None,
+        need_weights: bool = False,
+        attn_mask: Tensor | None = None,
+        average_attn_weights: bool = True,
+        is_causal: bool = False,
+    ) -> tuple[Tensor, None]:
+        """Attend from ``query`` to ``key``/``value``, with torch's arguments.
+
+        Args:
+            query: ``[L, B, E]`` (``[B, L, E]`` if ``batch_first``, ``[L, E]`` unbatched).
+            key: ``[S, B, kdim]`` (same conventions).
+            value: ``[S, B, vdim]`` (same conventions).
+            key_padding_mask: ``[B, S]`` (``[S]`` unbatched), bool True or float ``-inf`` =
+                ignore that key.
+            need_weights: must be False: the linear kernels never form attention weights.
+            attn_mask: None, or the causal ``[L, L]`` mask (then causal, as ``is_causal``).
+            average_attn_weights: ignored (no weights are returned).
+            is_causal: query ``i`` sees keys ``j <= i`` (needs ``S == L``).
+
+        Returns:
+            ``(output, None)``, output ``[L, B, E]`` (``[B, L, E]`` if ``batch_first``,
+            ``[L, E]`` unbatched).
+        """
+        if need_weights:
+            raise ConfigError(
+                "EALAMultiheadAttention does not return attention weights (found "
+                "need_weights=True): its linear kernels never form them; pass need_weights=False"
+            )
+        if query.dim() not in (2, 3) or key.dim() != query.dim() or value.dim() != query.dim():
+            raise ConfigError(
+                "EALAMultiheadAttention expects query, key, value all of rank 3 (batched) or "
+                f"all of rank 2 (unbatched); found shapes {tuple(query.shape)}, "
+                f"{tuple(key.shape)}, {tuple(value.shape)}"
+            )
+        batched = query.dim() == 3
+        self_attention = query is key and key is value
+        if not batched:
+            query, key, value = query[None], key[None], value[None]
+            if key_padding_mask is not None:
+                key_padding_mask = key_padding_mask[None]
+        elif not self.batch_first:
+            query, key, value = query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1)
+        b, lq, _ = query.shape
+        lk = key.shape[1]
+        if (
+            query.shape[2] != self.embed_dim
+            or key.shape[2] != self.kdim
+            or value.shape[2] != self.vdim
+            or key.shape[0] != b
+            or value.shape[:2] != key.shape[:2]
+        ):
+            raise ConfigError(
+                f"EALAMultiheadAttention(embed_dim={self.embed_dim}, kdim={self.kdim}, "
+                f"vdim={self.vdim}) expects query [B, L, {self.embed_dim}], key "
+                f"[B, S, {self.kdim}] and value [B, S, {self.vdim}] (batch axis first here, "
+                f"after batch_first={self.batch_first}); found {tuple(query.shape)}, "
+                f"{tuple(key.shape)}, {tuple(value.shape)}"
+            )
+        pad = _padding_mask(key_padding_mask, b, lk)  # (B, S) bool or None
+        causal = self._wants_causal(attn_mask, is_causal, lq, lk)
+
+        q, k, v = self._project(query, key, value, self_attention)  # (B, L|S, E) each
+        q = self._heads(q)  # (B, H, L, hd)
+        k = self._heads(k)  # (B, H, S, hd)
+        v = self._heads(v)  # (B, H, S, hd)
+        p = self.dropout if self.training else 0.0
+        if p > 0.0 and isinstance(self.kernel, SoftmaxKernel):
+            out = _softmax_with_dropout(q, k, v, pad, causal, p)
+        else:
+            kern = self.kernel if self.causal or not causal else self.causal_kernel
+            assert kern is not None  # _wants_causal refused a kernel without a causal mode
+            out = kern(q, k, v, pad)  # (B, H, L, hd)
+        out = self.out_proj(out.transpose(1, 2).reshape(b, lq, self.embed_dim))  # (B, L, E)
+        if not batched:
+            return out[0], None
+        return (out if self.batch_first else out.transpose(0, 1)), None
+
+    def _project(
+        self, query: Tensor, key: Tensor, value: Tensor, self_attention: bool
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        bq = bk = bv = None
+        if self.in_proj_bias is not None:
+            bq, bk, bv = self.in_proj_bias.chunk(3)
+        if self.in_proj_weight is None:
+            assert self.q_proj_weight is not None and self.k_proj_weight is not None
+            assert self.v_proj_weight is not None
+            return (
+                F.linear(query, self.q_proj_weight, bq),
+                F.linear(key, self.k_proj_weight, bk),
+                F.linear(value, self.v_proj_weight, bv),
+            )
+        if self_attention:
+            # one GEMM for the three projections, as torch does for self-attention
+            qkv = F.linear(query, self.in_proj_weight, self.in_proj_bias)
+            q, k, v = qkv.chunk(3, dim=-1)
+            return q, k, v
+        wq, wk, wv = self.in_proj_weight.chunk(3)
+        return F.linear(query, wq, bq), F.linear(key, wk, bk), F.linear(value, wv, bv)
+
+    def _heads(self, x: Tensor) -> Tensor:
+        # (B, L, E) -> (B, H, L, hd)
+        return x.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)
+
+    def _wants_causal(self, attn_mask: Tensor | None, is_causal: bool, lq: int, lk: int) -> bool:
+        if attn_mask is not None and not _is_causal_mask(attn_mask, lq, lk):
+            raise ConfigError(
+                "EALAMultiheadAttention accepts as attn_mask only the causal mask [L, L] (True "
+                f"or -inf above the diagonal), since kernel {self.kernel_name!r} cannot apply an "
+                f"arbitrary mask to weights it does not form; found a {attn_mask.dtype} mask "
+                f"{tuple(attn_mask.shape)} for L={lq}, S={lk} that is not causal"
+                + (" (with is_causal=True)" if is_causal else "")
+            )
+        wants = self.causal or is_causal or attn_mask is not None
+        if wants and not self.causal and self.causal_kernel is None:
+            raise ConfigError(
+                f"kernel {self.kernel_name!r} has no causal mode; found is_causal=True or a "
+                "causal attn_mask"
+            )
+        if wants and lq != lk:
+            raise ConfigError(
+                "causal attention needs as many queries as keys (self-attention); found "
+                f"L={lq} queries and S={lk} keys"
+            )
+        return wants
+
+    def extra_repr(self) -> str:
+        return (
+            f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, kdim={self.kdim}, "
+            f"vdim={self.vdim}, dropout={self.dropout}, batch_first={self.batch_first}, "
+            f"kernel={self.kernel_name!r}"
+        )
+
+
+def swap_attention(model: ModuleT, kernel: str = "eala", **options: Any) -> ModuleT:
+    """Replace every ``nn.MultiheadAttention`` inside ``model`` by :class:`EALAMultiheadAttention`.
+
+    Weights, ``requires_grad`` flags, dropout, ``batch_first`` and the training mode are copied;
+    a module shared between several places stays shared. Nothing is changed unless every module
+    converts. Build the optimizer after swapping (the parameters are new objects); forward hooks
+    registered on the replaced modules are not carried over. ``nn.TransformerEncoder``'s
+    nested-tensor fast path is switched off (``use_nested_tensor = False``) in the encoders that
+    now hold a drop-in, since it would bypass it.
+
+    Args:
+        model: any module tree, e.g. ``nn.TransformerEncoder``, ``nn.Transformer`` or one's own.
+        kernel: a key of :data:`linearcast.nn.KERNELS`.
+        **options: kernel options, the fields of :class:`KernelOptions` (``theta="gauss"``, ...).
+
+    Returns:
+        ``model`` itself, changed in place.
+
+    Raises:
+        ConfigError: naming the qualified name of a module that cannot be converted and why.
+    """
+    if isinstance(model, nn.MultiheadAttention):
+        raise ConfigError(
+            "swap_attention replaces the MultiheadAttention modules inside a model, and the "
+            "model given is one itself; use EALAMultiheadAttention.from_torch(mha) for it"
+        )
+    drop_ins: dict[int, EALAMultiheadAttention] = {}
+    for name, module in model.named_modules():
+        if isinstance(module, nn.MultiheadAttention) and id(module) not in drop_ins:
+            try:
+                drop_ins[id(module)] = EALAMultiheadAttention.from_torch(
+                    module, kernel=kernel, **options
+                )
+            except ConfigError as err:
+                raise ConfigError(f"swap_attention cannot convert {name!r}: {err}") from err
+    # every conversion succeeded: now change the model (all parents of a shared module)
+    for parent in model.modules():
+        # _modules, not named_children(): that skips a second name for the same module
+        for child_name, child in list(parent._modules.items()):
+            if child is not None and id(child) in drop_ins:
+                setattr(parent, child_name, drop_ins[id(child)])
+    for module in model.modules():
+        if isinstance(module, nn.TransformerEncoder) and any(
+            isinstance(m, EALAMultiheadAttention) for m in module.modules()
+        ):
+            module.use_nested_tensor = False
+    return model
+
+
+def _causal_twin(name: str, opts: KernelOptions, kernel: nn.Module) -> nn.Module | None:
+    """The causal version of a parameter-free kernel, for ``is_causal=True`` calls; None for
+    kernels with parameters (a twin would not share them) or without a causal mode."""
+    if any(True for _ in kernel.parameters()):
+        return None
+    try:
+        return make_kernel(name, replace(opts, causal=True))
+    except ConfigError:
+        return None
+
+
+def _padding_mask(mask: Tensor | None, b: int, s: int) -> Tensor | None:
+    """torch's ``key_padding_mask`` (bool True or float ``-inf`` = ignore) as bool ``[B, S]``."""
+    if mask is None:
+        return None
+    if mask.dtype == torch.bool:
+        pad = mask
+    elif mask.is_floating_point():
+        pad = mask == float("-inf")
+        if not bool(((mask == 0) | pad).all()):
+            raise ConfigError(
+                "a float key_padding_mask may hold only 0 (attend) and -inf (ignore): torch adds "
+                "it to the scores, which a linear kernel never forms; found other values"
+            )
+    else:
+        raise ConfigError(
+            f"key_padding_mask must be bool (True = ignore) or float (-inf = ignore); found "
+            f"{mask.dtype}"
+        )
+    if pad.shape != (b, s):
+        raise ConfigError(
+            f"key_padding_mask must be [B, S] = [{b}, {s}] ([S] for unbatched inputs); found "
+            f"{tuple(mask.shape)}"
+        )
+    return pad
+
+
+def _is_causal_mask(mask: Tensor, lq: int, lk: int) -> bool:
+    """Whether ``mask`` blocks exactly the keys after each query, in torch's bool or float form."""
+    if mask.shape != (lq, lk) or lq != lk:
+        return False
+    above = torch.ones(lq, lk, dtype=torch.bool, device=mask.device).triu(1)
+    if mask.dtype == torch.bool:
+        return torch.equal(mask, above)
+    if not mask.is_floating_point():
+        return False
+    blocked = mask == float("-inf")
+    return torch.equal(blocked, above) and bool((mask[~blocked] == 0).all())
+
+
+def _softmax_with_dropout(
+    q: Tensor, k: Tensor, v: Tensor, pad: Tensor | None, causal: bool, p: float
+) -> Tensor:
+    """Softmax attention with dropout ``p`` on its weights, as torch's module applies in training.
+
+    q ``[B, H, L, D]``, k ``[B, H, S, D]``, v ``[B, H, S, Dv]`` → ``[B, H, L, Dv]``; a query that
+    sees no key returns zeros, like :class:`SoftmaxKernel`.
+    """
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    if pad is None:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=causal, scale=scale)
+    allowed = (~pad)[:, None, None, :]  # (B, 1, 1, S)
+    if causal:
+        tril = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool, device=q.device).tril()
+        allowed = allowed & tril  # (B, 1, L, S)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=p, scale=scale)
+    seen = allowed.any(dim=-1, keepdim=True)
+    return torch.where(seen, out, torch.zeros((), dtype=out.dtype, device=out.device))
