@@ -1,0 +1,208 @@
+"""Readers for the file formats of the field: one module per format, one table, one ``load``.
+
+Each module declares a :class:`~linearcast.data.readers._common.ReaderFormat` -- its reader,
+the suffixes it reads and how it recognises a file -- and :data:`FORMATS` lists them. ``load``
+sniffs the format (or takes ``format=``), checks the reader's options and turns anything a
+damaged file provokes into one :class:`~linearcast.errors.DataError` naming the file.
+
+=============== ==========================================================================
+format          files
+=============== ==========================================================================
+``pems``        ``PEMS0x.npz`` (key ``data``) + ``PEMS0x.csv`` edge list (+ ``PEMS03.txt``)
+``basicts``     ``data.dat`` float32 memmap ``[L, N, C]`` + ``desc.json`` (+ ``adj_mx.pkl``)
+``metr``        pandas HDF5 ``.h5`` (time index x sensors) + DCRNN ``adj_mx.pkl``
+``ltsf``        CSV with a ``date`` column then one column per series (ETT, Weather, ...)
+``matrix_csv``  ``[T, N]`` CSV (header optional) + ``[N, N]`` adjacency beside it (Los-loop)
+``pgt``         pytorch-geometric-temporal JSON; networkx node-link JSON
+``flow_pair``   ``*inflow*`` / ``*outflow*`` arrays (.npz, .npy, .mat) → ``[T, N, 2]``
+``mat``         a MATLAB ``.mat`` array (``[T, N]`` or ``[N, days, steps]``)
+``array``       generic ``.npy`` / ``.npz`` holding ``[T, N]`` or ``[T, N, F]``
+=============== ==========================================================================
+
+Large arrays are memory-mapped (``.npy``, BasicTS ``data.dat``, float32 members of
+uncompressed ``.npz``); compressed ``.npz`` and CSV/HDF5/JSON/MAT files are loaded into memory.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from linearcast.data.dataset import TimeSeriesDataset
+from linearcast.data.readers import array, basicts, flows, ltsf, matrix_csv, metr, pems, pgt
+from linearcast.data.readers._common import PathLike, ReaderFormat, check_timestamps
+from linearcast.data.readers.array import read_array
+from linearcast.data.readers.basicts import read_basicts
+from linearcast.data.readers.flows import read_flow_pair
+from linearcast.data.readers.graph import (
+    looks_like_adjacency,
+    read_adjacency,
+    read_adjacency_pickle,
+)
+from linearcast.data.readers.ltsf import read_ltsf_csv
+from linearcast.data.readers.matrix_csv import read_matrix_csv
+from linearcast.data.readers.metr import read_metr_h5
+from linearcast.data.readers.pems import is_edge_list, read_pems_graph, read_pems_npz
+from linearcast.data.readers.pgt import read_pgt_json
+from linearcast.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+#: Every format, by name. A new format = one module declaring ``FORMAT`` + one entry here.
+FORMATS: dict[str, ReaderFormat] = {
+    f.name: f
+    for f in (
+        basicts.FORMAT,
+        pems.FORMAT,
+        flows.FORMAT,
+        flows.MAT_FORMAT,
+        metr.FORMAT,
+        ltsf.FORMAT,
+        matrix_csv.FORMAT,
+        pgt.FORMAT,
+        array.FORMAT,
+    )
+}
+
+#: ``format name -> reader`` (the table above, as functions).
+READERS: dict[str, Callable[..., TimeSeriesDataset]] = {n: f.read for n, f in FORMATS.items()}
+
+
+def _format_list(formats: list[ReaderFormat]) -> str:
+    return ", ".join(f"--format {f.name} ({f.files})" for f in formats)
+
+
+def sniff_format(path: PathLike) -> str:
+    """Tell the format of a file or folder from its suffix, name, siblings and first line.
+
+    Args:
+        path: a file or a BasicTS folder.
+
+    Returns:
+        A key of :data:`FORMATS`.
+
+    Raises:
+        DataError: no format recognises the file, or two recognise it equally (the message
+            lists the ``--format`` values that would read it).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{p}: file not found (expected a dataset file or BasicTS folder).")
+    if p.is_dir():
+        if (p / "desc.json").exists():
+            return "basicts"
+        raise DataError(f"{p}: expected a BasicTS folder with desc.json and data.dat, found none.")
+    if p.name in ("data.dat", "desc.json"):
+        return "basicts"
+    suffix = p.suffix.lower()
+    readable = [f for f in FORMATS.values() if suffix in f.suffixes]
+    if not readable:
+        known = sorted({s for f in FORMATS.values() for s in f.suffixes if s != "/"})
+        raise DataError(
+            f"{p}: could not tell the format from suffix {suffix!r}; expected one of "
+            f"{', '.join(known)}, data.dat, or pass --format one of {sorted(FORMATS)}."
+        )
+    if suffix in (".csv", ".txt") and is_edge_list(p):
+        raise DataError(
+            f"{p}: this is an edge list (header from,to,...), not a dataset: expected the data "
+            f"file (e.g. {p.with_suffix('.npz').name}); the reader takes the graph from this "
+            "file beside it."
+        )
+    claimed = [f for f in readable if f.claims is None or f.claims(p)]
+    if not claimed:
+        if looks_like_adjacency(p):
+            raise DataError(
+                f"{p}: the name says this is a graph (adjacency), not a dataset: pass the data "
+                f"file; the graph beside it is read with it (or set it with --set "
+                f"data_options.adjacency={p.name}). If it is data, pass {_format_list(readable)}."
+            )
+        raise DataError(f"{p}: no format recognises this file; pass {_format_list(readable)}.")
+    best = max(f.priority for f in claimed)
+    top = [f for f in claimed if f.priority == best]
+    if len(top) > 1:
+        raise DataError(f"{p}: the file fits several formats; choose with {_format_list(top)}.")
+    return top[0].name
+
+
+def reader_options(fmt: str) -> list[str]:
+    """The keyword options of a format's reader (``--set data_options.NAME=VALUE``)."""
+    params = inspect.signature(READERS[fmt]).parameters
+    return [n for n, p in params.items() if n != "path" and p.kind is not p.VAR_KEYWORD]
+
+
+def _check_reader_options(fmt: str, path: PathLike, options: dict[str, Any]) -> None:
+    """Unknown reader options are a :class:`ConfigError` listing the ones this format takes."""
+    known = reader_options(fmt)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"{path}: the {fmt!r} reader has no option(s) {unknown}; it takes "
+            f"{', '.join(known)} (set them with --set data_options.NAME=VALUE)."
+        )
+
+
+def load(path: PathLike, format: str = "auto", **options: Any) -> TimeSeriesDataset:
+    """Read any supported dataset.
+
+    Args:
+        path: file or BasicTS folder.
+        format: ``"auto"`` (see :func:`sniff_format`) or a key of :data:`FORMATS`.
+        **options: the reader's options (:func:`reader_options` lists them).
+
+    Returns:
+        The dataset.
+
+    Raises:
+        DataError: for any problem with the file (one sentence naming it).
+        ConfigError: an unknown format name or reader option.
+    """
+    p = Path(path)
+    fmt = sniff_format(path) if format == "auto" else format
+    if fmt not in FORMATS:
+        raise ConfigError(
+            f"{path}: unknown format {fmt!r}; expected one of {sorted(FORMATS)} (--format)."
+        )
+    if p.is_file() and p.stat().st_size == 0:
+        raise DataError(f"{p}: the file is empty (0 bytes); expected a {fmt!r} dataset.")
+    _check_reader_options(fmt, path, options)
+    try:
+        ds = READERS[fmt](path, **options)
+    except (DataError, ConfigError):
+        raise
+    except Exception as err:
+        # a damaged file can fail deep inside numpy/pandas/PyTables/SciPy in ways no reader
+        # foresees; the contract is one sentence naming the file, so the net catches the rest
+        log.debug("reader %s failed on %s", fmt, path, exc_info=True)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise DataError(
+            f"{path}: could not read it as {fmt!r} data ({type(err).__name__}"
+            f"{': ' + first if first else ''})."
+        ) from err
+    if "format" not in ds.meta:
+        ds.meta["format"] = fmt
+    return ds
+
+
+__all__ = [
+    "FORMATS",
+    "READERS",
+    "ReaderFormat",
+    "check_timestamps",
+    "load",
+    "read_adjacency",
+    "read_adjacency_pickle",
+    "read_array",
+    "read_basicts",
+    "read_flow_pair",
+    "read_ltsf_csv",
+    "read_matrix_csv",
+    "read_metr_h5",
+    "read_pems_graph",
+    "read_pems_npz",
+    "read_pgt_json",
+    "reader_options",
+    "sniff_format",
+]

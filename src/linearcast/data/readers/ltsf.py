@@ -1,0 +1,100 @@
+"""``ltsf``: the long-horizon CSVs (ETT, Weather, ECL, Traffic, Exchange, ILI), a ``date``
+column then one column per series (``OT`` last by convention)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from linearcast.data.dataset import NonFinitePolicy, TimeSeriesDataset, handle_non_finite
+from linearcast.data.readers._common import (
+    Dedupe,
+    PathLike,
+    ReaderFormat,
+    check_timestamps,
+    dedupe_rows,
+    first_csv_line,
+    numeric_frame,
+    read_csv,
+    require_file,
+)
+from linearcast.errors import DataError
+
+
+def read_ltsf_csv(
+    path: PathLike,
+    *,
+    date_column: str = "date",
+    columns: list[str] | None = None,
+    name: str | None = None,
+    null_value: float = float("nan"),
+    non_finite: NonFinitePolicy = "error",
+    dedupe: Dedupe = "error",
+) -> TimeSeriesDataset:
+    """Read an LTSF CSV (ETT, Weather, ECL, Traffic, Exchange, ILI): ``date`` then one column each.
+
+    Args:
+        path: the CSV.
+        date_column: name of the timestamp column (first column by convention).
+        columns: keep only these series, in this order (default: all; ``OT`` is last).
+        name: dataset name (default: the file stem).
+        null_value: NaN (these datasets have no missing-value marker).
+        non_finite: ``"error"`` or ``"null"``.
+        dedupe: rows with a repeated timestamp: ``"error"`` (the default: say so),
+            ``"first"``, ``"last"`` or ``"mean"`` (keep one; a warning counts them).
+
+    Returns:
+        A dataset with ``values [T, N, 1]`` (N = number of series) and its timestamps.
+    """
+    p = require_file(path, "an LTSF CSV with a 'date' column")
+    df = read_csv(p, f"an LTSF CSV ({date_column!r} column, then one column per series)")
+    if date_column not in df.columns:
+        raise DataError(
+            f"{p}: expected a {date_column!r} column, found columns {list(df.columns)[:10]}."
+        )
+    try:
+        ts = pd.DatetimeIndex(pd.to_datetime(df[date_column]))
+    except (ValueError, TypeError) as err:
+        raise DataError(
+            f"{p}: expected dates in column {date_column!r}, could not parse them ({err})."
+        ) from err
+    data = df.drop(columns=[date_column])
+    data, ts = dedupe_rows(data, ts, dedupe, str(p))
+    freq = check_timestamps(ts, str(p))
+    if columns is not None:
+        missing = [c for c in columns if c not in data.columns]
+        if missing:
+            raise DataError(f"{p}: expected columns {missing}, found {list(data.columns)}.")
+        data = data[columns]
+    if data.shape[1] == 0:
+        raise DataError(f"{p}: expected at least one series column besides {date_column!r}.")
+    arr = numeric_frame(data.copy(), str(p))
+    values = handle_non_finite(arr.astype(np.float32)[:, :, None], str(p), null_value, non_finite)
+    return TimeSeriesDataset(
+        values=values,
+        name=name or p.stem,
+        path=p,
+        freq_minutes=freq,
+        timestamps=ts,
+        node_names=[str(c) for c in data.columns],
+        channel_names=["value"],
+        null_value=null_value,
+        meta={"format": "ltsf"},
+    )
+
+
+def _claims(path: Path) -> bool:
+    first = first_csv_line(path)
+    return bool(first) and first[0] in ("date", "datetime", "time", "timestamp")
+
+
+FORMAT = ReaderFormat(
+    name="ltsf",
+    read=read_ltsf_csv,
+    files="LTSF CSV: a 'date' column, then one column per series (ETT, Weather, ECL, ...)",
+    suffixes=(".csv", ".txt"),
+    claims=_claims,
+    priority=10,
+)

@@ -1,0 +1,130 @@
+"""``metr``: METR-LA / PEMS-BAY as DCRNN ships them, a pandas HDF5 frame (time index x sensors)
+and ``adj_mx.pkl``. PyTables' unpickling runs through the restricted unpickler."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from linearcast.data.dataset import NonFinitePolicy, TimeSeriesDataset, handle_non_finite
+from linearcast.data.readers._common import (
+    PathLike,
+    ReaderFormat,
+    check_timestamps,
+    numeric_frame,
+    require_file,
+)
+from linearcast.data.readers.graph import check_graph_size, read_adjacency_pickle
+from linearcast.data.safe_pickle import pytables_restricted
+from linearcast.errors import DataError
+
+
+def read_metr_h5(
+    path: PathLike,
+    adjacency: PathLike | Literal["auto"] | None = "auto",
+    *,
+    key: str | None = None,
+    name: str | None = None,
+    null_value: float = 0.0,
+    non_finite: NonFinitePolicy = "error",
+) -> TimeSeriesDataset:
+    """Read METR-LA / PEMS-BAY: a pandas HDF5 frame (time index x sensor columns) + adj pickle.
+
+    Args:
+        path: the ``.h5`` (DCRNN's ``metr-la.h5`` uses key ``df``, ``pems-bay.h5`` key
+            ``speed``; ``None`` reads the only frame in the file).
+        adjacency: DCRNN ``adj_mx.pkl`` (``[sensor_ids, id_to_ind, adj]``); ``"auto"`` tries
+            ``adj_mx.pkl``, ``adj_mx_bay.pkl``, ``adj_<stem>.pkl`` beside the file and keeps the
+            one whose size matches N. Rows are reordered to the frame's column order.
+        key: HDF5 key.
+        name: dataset name (default: the file stem).
+        null_value: zeros mark missing readings.
+        non_finite: ``"error"`` or ``"null"``.
+
+    Returns:
+        A dataset with ``values [T, N, 1]`` (speed, mph) and its timestamps.
+    """
+    p = require_file(path, "a pandas HDF5 file (.h5)")
+    try:
+        with pytables_restricted(p), pd.HDFStore(p, mode="r") as store:
+            keys = [k.lstrip("/") for k in store.keys()]
+    except DataError:
+        raise
+    except Exception as err:
+        raise DataError(f"{p}: expected a pandas HDF5 file, could not open it ({err}).") from err
+    if key is None:
+        if len(keys) != 1:
+            raise DataError(f"{p}: expected a single frame or key=..., found keys {keys}.")
+        key = keys[0]
+    if key.lstrip("/") not in keys:
+        raise DataError(f"{p}: expected key {key!r}, found keys {keys}.")
+    try:
+        with pytables_restricted(p):
+            df = pd.read_hdf(p, key=key)
+    except DataError:
+        raise
+    except Exception as err:  # PyTables/pandas raise many types for a damaged file
+        raise DataError(
+            f"{p}: expected a pandas frame under key {key!r}, could not read it "
+            f"({type(err).__name__}: {err})."
+        ) from err
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"{p}: expected a DataFrame under key {key!r}, found {type(df).__name__}.")
+    if not isinstance(df.index, pd.DatetimeIndex):
+        raise DataError(
+            f"{p}: expected a DatetimeIndex (one row per time step), "
+            f"found {type(df.index).__name__}."
+        )
+    freq = check_timestamps(df.index, str(p))
+    arr = numeric_frame(df.copy(), str(p))
+    values = handle_non_finite(arr.astype(np.float32)[:, :, None], str(p), null_value, non_finite)
+    columns = [str(c) for c in df.columns]
+    adj = None
+    if adjacency == "auto":
+        cands = [p.with_name(n) for n in ("adj_mx.pkl", "adj_mx_bay.pkl", f"adj_{p.stem}.pkl")]
+        found = [c for c in cands if c.exists()]
+        adjacency = None
+        for c in found:
+            if read_adjacency_pickle(c)[0].shape[0] == len(columns):
+                adjacency = c
+                break
+        if adjacency is None and found:
+            adjacency = found[0]  # wrong size: the check below names it
+    if adjacency is not None:
+        adj, ids = read_adjacency_pickle(adjacency)
+        check_graph_size(adj, len(columns), adjacency, values.shape)
+        if ids is not None and ids != columns:
+            if set(ids) == set(columns):
+                order = {s: i for i, s in enumerate(ids)}
+                idx = np.array([order[c] for c in columns])
+                adj = adj[np.ix_(idx, idx)]
+            else:
+                warnings.warn(
+                    f"{adjacency}: sensor ids differ from the columns of {p.name}; "
+                    f"using the adjacency in file order.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+    return TimeSeriesDataset(
+        values=values,
+        name=name or p.stem,
+        path=p,
+        freq_minutes=freq,
+        timestamps=df.index,
+        adjacency=adj,
+        node_names=columns,
+        channel_names=["speed"],
+        null_value=null_value,
+        meta={"format": "metr", "key": key, "adjacency": str(adjacency) if adjacency else None},
+    )
+
+
+FORMAT = ReaderFormat(
+    name="metr",
+    read=read_metr_h5,
+    files="METR-LA/PEMS-BAY: a pandas HDF5 .h5 (time index x sensors) + DCRNN adj_mx.pkl",
+    suffixes=(".h5", ".hdf5", ".hdf"),
+)

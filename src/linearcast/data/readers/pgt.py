@@ -1,0 +1,187 @@
+"""``pgt``: the JSON layouts of pytorch-geometric-temporal (chickenpox, pedalme, england_covid)
+and networkx node-link graphs whose nodes carry the series."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from linearcast.data.dataset import NonFinitePolicy, TimeSeriesDataset, handle_non_finite
+from linearcast.data.readers._common import PathLike, ReaderFormat, require_file
+from linearcast.data.readers.graph import edges_to_adj
+from linearcast.errors import DataError
+
+# Frequencies of the pytorch-geometric-temporal files (the JSON does not say).
+_PGT_FREQ_MINUTES = {"chickenpox": 7 * 1440, "pedalme_london": 7 * 1440, "england_covid": 1440}
+
+
+def _from_node_link(
+    d: dict[str, Any], src: str, series_key: str | None
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(series [T, N], adjacency [N, N], node names)`` of a networkx node-link document."""
+    nodes, links = d["nodes"], d["links"]
+    if not isinstance(nodes, list) or not nodes or not all(isinstance(x, dict) for x in nodes):
+        raise DataError(f"{src}: expected 'nodes' as a non-empty list of objects.")
+    if not isinstance(links, list) or not all(isinstance(x, dict) for x in links):
+        raise DataError(f"{src}: expected 'links' as a list of objects.")
+    listed = [k for k, v in nodes[0].items() if isinstance(v, list) and k != "id"]
+    if series_key is None:
+        if len(listed) != 1:
+            raise DataError(
+                f"{src}: expected one list-valued node attribute holding the series, found "
+                f"{listed or 'none'}; choose with --set data_options.series_key=NAME."
+            )
+        series_key = listed[0]
+    missing = [i for i, node in enumerate(nodes) if not isinstance(node.get(series_key), list)]
+    if missing:
+        raise DataError(
+            f"{src}: expected every node to have a list {series_key!r}, missing at node "
+            f"{missing[0]} ({len(missing)} in all)."
+        )
+    lengths = {len(node[series_key]) for node in nodes}
+    if len(lengths) != 1:
+        raise DataError(
+            f"{src}: expected series of one length under {series_key!r}, found lengths "
+            f"{sorted(lengths)[:5]}."
+        )
+    try:
+        arr = np.asarray([node[series_key] for node in nodes], dtype=np.float64).T  # (T, N)
+    except (TypeError, ValueError) as err:
+        raise DataError(f"{src}: expected numbers in the node series ({err}).") from err
+    ids = [node.get("id", i) for i, node in enumerate(nodes)]
+    index = {json.dumps(x): i for i, x in enumerate(ids)}
+    if len(index) != len(ids):
+        raise DataError(f"{src}: expected unique node ids, found {len(ids) - len(index)} repeated.")
+    n = len(nodes)
+    adj = np.zeros((n, n), dtype=np.float64)
+    for j, link in enumerate(links):
+        try:
+            a, b = index[json.dumps(link["source"])], index[json.dumps(link["target"])]
+            w = float(link.get("weight", 1.0))
+        except (KeyError, TypeError, ValueError):
+            raise DataError(
+                f"{src}: link {j} ({link}) must have a source and a target among the node ids "
+                f"and a numeric weight."
+            ) from None
+        adj[a, b] += w
+        if not d.get("directed", False) and a != b:
+            adj[b, a] += w
+    return arr, adj.astype(np.float32), [str(x) for x in ids]
+
+
+def read_pgt_json(
+    path: PathLike,
+    *,
+    name: str | None = None,
+    freq_minutes: int | None = None,
+    null_value: float = float("nan"),
+    non_finite: NonFinitePolicy = "error",
+    series_key: str | None = None,
+) -> TimeSeriesDataset:
+    """Read the pytorch-geometric-temporal JSON layouts.
+
+    Layouts recognised by their keys:
+
+    - ``FX`` ``[T, N]`` + ``edges`` (+ ``node_ids`` name -> index): chickenpox, weight 1;
+    - ``X`` ``[T, N]`` + ``edges`` + ``weights``: pedalme_london;
+    - ``y`` ``[T, N]`` + ``edge_mapping`` (``edge_index`` / ``edge_weight`` per time period):
+      england_covid; the graph changes daily and ``adjacency`` is the mean weight over periods;
+    - networkx node-link (``nodes``, ``links``, ``directed``, ``multigraph``, ``graph``): each
+      node's series is a list-valued attribute (``series_key``; found when there is one), each
+      link's ``weight`` (default 1) enters the adjacency, both ways unless ``directed``.
+
+    Args:
+        path: the JSON file.
+        name: dataset name (default: the file stem).
+        freq_minutes: step in minutes (default: weekly for chickenpox and pedalme_london, daily
+            for england_covid, else unknown).
+        null_value: NaN (values are counts or z-scores, zeros are real readings).
+        non_finite: ``"error"`` or ``"null"``.
+        series_key: node-link files: the node attribute holding the series.
+
+    Returns:
+        A dataset with ``values [T, N, 1]`` and a static adjacency ``[N, N]``.
+    """
+    p = require_file(path, "a pytorch-geometric-temporal JSON file")
+    try:
+        d = json.loads(p.read_text())
+    except json.JSONDecodeError as err:
+        raise DataError(f"{p}: expected valid JSON, could not parse it ({err}).") from err
+    if not isinstance(d, dict):
+        raise DataError(f"{p}: expected a JSON object, found {type(d).__name__}.")
+    src = str(p)
+    node_names: list[str] | None = None
+    layout: str
+    if "nodes" in d and "links" in d:
+        arr, adj, node_names = _from_node_link(d, src, series_key)
+        values = handle_non_finite(arr.astype(np.float32)[:, :, None], src, null_value, non_finite)
+        return TimeSeriesDataset(
+            values=values,
+            name=name or p.stem,
+            path=p,
+            freq_minutes=freq_minutes
+            if freq_minutes is not None
+            else _PGT_FREQ_MINUTES.get(p.stem),
+            adjacency=adj,
+            node_names=node_names,
+            null_value=null_value,
+            meta={"format": "pgt", "layout": "node-link"},
+        )
+    if "FX" in d and "edges" in d:
+        layout, key = "FX+edges", "FX"
+    elif "X" in d and "edges" in d:
+        layout, key = "X+edges+weights", "X"
+    elif "y" in d and "edge_mapping" in d:
+        layout, key = "y+edge_mapping", "y"
+    else:
+        raise DataError(
+            f"{p}: expected a pytorch-geometric-temporal layout (keys FX+edges, X+edges+weights, "
+            f"y+edge_mapping, or networkx node-link nodes+links), found keys {sorted(d)[:10]}."
+        )
+    try:
+        arr = np.asarray(d[key], dtype=np.float64)
+    except (ValueError, TypeError) as err:
+        raise DataError(f"{p}: expected a numeric [T, N] matrix under {key!r} ({err}).") from err
+    if arr.ndim != 2:
+        raise DataError(f"{p}: expected {key!r} of rank 2 [T, N], found shape {arr.shape}.")
+    n = arr.shape[1]
+    if layout == "FX+edges":
+        adj = edges_to_adj(d["edges"], None, n, src)
+        ids = d.get("node_ids")
+        if isinstance(ids, dict) and len(ids) == n:
+            node_names = [k for k, _ in sorted(ids.items(), key=lambda kv: kv[1])]
+    elif layout == "X+edges+weights":
+        adj = edges_to_adj(d["edges"], d.get("weights"), n, src)
+    else:
+        em = d["edge_mapping"]
+        ei, ew = em.get("edge_index", {}), em.get("edge_weight", {})
+        periods = sorted(ei, key=int)
+        acc = np.zeros((n, n), dtype=np.float64)
+        for t in periods:
+            acc += edges_to_adj(ei[t], ew.get(t), n, src, what=f"edges of period {t}")
+        adj = (acc / max(1, len(periods))).astype(np.float32)
+    values = handle_non_finite(arr.astype(np.float32)[:, :, None], src, null_value, non_finite)
+    if freq_minutes is None:
+        freq_minutes = _PGT_FREQ_MINUTES.get(p.stem)
+    return TimeSeriesDataset(
+        values=values,
+        name=name or p.stem,
+        path=p,
+        freq_minutes=freq_minutes,
+        adjacency=adj,
+        node_names=node_names,
+        null_value=null_value,
+        meta={"format": "pgt", "layout": layout},
+    )
+
+
+FORMAT = ReaderFormat(
+    name="pgt",
+    read=read_pgt_json,
+    files="pytorch-geometric-temporal JSON (chickenpox, pedalme, england_covid) or a "
+    "networkx node-link graph whose nodes carry the series",
+    suffixes=(".json",),
+    priority=5,
+)
