@@ -194,6 +194,7 @@ def test_sums_round_trip_equals_merge() -> None:
     assert got.keys() == want.keys()
     for key in want:
         assert got[key] == pytest.approx(want[key])
-    assert torch.equal(StreamingEvaluator().sums(steps=12), torch.zeros(5, 12, dtype=torch.float64))
-    with pytest.raises(DataError, match=r"\[5, T\]"):
+    assert torch.equal(StreamingEvaluator().sums(steps=12), torch.zeros(6, 12, dtype=torch.float64))
+    assert reduced.masked_fraction == pytest.approx(whole.masked_fraction)
+    with pytest.raises(DataError, match=r"\[6, T\]"):
         reduced.load_sums(torch.zeros(4, 12))

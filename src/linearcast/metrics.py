@@ -30,6 +30,7 @@ from linearcast.errors import ConfigError, DataError
 Array = torch.Tensor | np.ndarray
 NULL_ATOL = 5e-5
 METRIC_NAMES = ("MAE", "RMSE", "MAPE", "MSE")
+SUM_ROWS = 6  # rows of StreamingEvaluator.sums()
 
 
 def _as_tensor(x: Array | float) -> torch.Tensor:
@@ -200,17 +201,26 @@ class StreamingEvaluator:
         >>> ev.compute()["horizon_3"]["MAE"]  # doctest: +SKIP
     """
 
-    def __init__(self, horizons: Sequence[int] = (3, 6, 12), null_value: float = 0.0) -> None:
+    def __init__(
+        self,
+        horizons: Sequence[int] = (3, 6, 12),
+        null_value: float = 0.0,
+        mape_floor: float = NULL_ATOL,
+    ) -> None:
         if any(h < 1 for h in horizons):
             raise ConfigError(f"horizons are 1-indexed steps >= 1, found {tuple(horizons)}.")
+        if not mape_floor >= 0:
+            raise ConfigError(f"mape_floor must be >= 0, found {mape_floor!r}.")
         self.horizons = tuple(int(h) for h in horizons)
         self.null_value = float(null_value)
+        self.mape_floor = float(mape_floor)
         self.reset()
 
     def reset(self) -> None:
         """Forget everything accumulated."""
         self.steps: int | None = None
-        self._sums: torch.Tensor | None = None  # (5, T): |e|, e², |e/y|, count, count_ape
+        # (6, T): Σ|e|, Σe², Σ|e/y|, valid count, MAPE count, all targets
+        self._sums: torch.Tensor | None = None
 
     def update(self, pred: Array, target: Array) -> None:
         """Add one batch.
@@ -236,14 +246,22 @@ class StreamingEvaluator:
         p64 = p.detach().to(torch.float64).transpose(0, 1).reshape(steps, -1)  # (T, B·N·C)
         t64 = t.detach().to(torch.float64).transpose(0, 1).reshape(steps, -1)
         mask = null_mask(t64, self.null_value)
-        ape_mask = mask & ~torch.isclose(t64, torch.zeros_like(t64), atol=NULL_ATOL, rtol=0.0)
+        ape_mask = mask & (t64.abs() > self.mape_floor)  # near-zero targets would dominate
         err = p64 - t64
         zero = torch.zeros_like(err)
         abs_e = torch.where(mask, err.abs(), zero).sum(1)
         sq_e = torch.where(mask, err * err, zero).sum(1)
         ape = torch.where(ape_mask, (err / torch.where(ape_mask, t64, 1.0)).abs(), zero).sum(1)
+        entries = torch.full_like(abs_e, float(t64.shape[1]))
         stats = torch.stack(
-            [abs_e, sq_e, ape, mask.sum(1).to(torch.float64), ape_mask.sum(1).to(torch.float64)]
+            [
+                abs_e,
+                sq_e,
+                ape,
+                mask.sum(1).to(torch.float64),
+                ape_mask.sum(1).to(torch.float64),
+                entries,
+            ]
         ).cpu()
         self._sums = stats if self._sums is None else self._sums + stats
 
@@ -259,7 +277,8 @@ class StreamingEvaluator:
         self._sums = self._sums + other._sums
 
     def sums(self, steps: int | None = None) -> torch.Tensor:
-        """The accumulated sums, ``[5, T]`` float64: Σ|e|, Σe², Σ|e/y|, count, MAPE count.
+        """The accumulated sums, ``[6, T]`` float64: Σ|e|, Σe², Σ|e/y|, valid count, MAPE count,
+        all targets (valid or masked).
 
         Summing these across processes (``all_reduce``) and :meth:`load_sums` gives the
         globally weighted metrics. ``steps`` gives the shape to return before any update.
@@ -267,13 +286,13 @@ class StreamingEvaluator:
         if self._sums is None:
             if steps is None:
                 raise DataError("evaluator: no batch seen yet; pass steps= to get zero sums.")
-            return torch.zeros(5, steps, dtype=torch.float64)
+            return torch.zeros(SUM_ROWS, steps, dtype=torch.float64)
         return self._sums.clone()
 
     def load_sums(self, sums: torch.Tensor) -> None:
         """Replace the state by ``sums`` (as returned by :meth:`sums`, e.g. reduced)."""
-        if sums.dim() != 2 or sums.shape[0] != 5:
-            raise DataError(f"evaluator: sums must be [5, T]; found {tuple(sums.shape)}.")
+        if sums.dim() != 2 or sums.shape[0] != SUM_ROWS:
+            raise DataError(f"evaluator: sums must be [{SUM_ROWS}, T]; found {tuple(sums.shape)}.")
         self.steps = int(sums.shape[1])
         self._sums = sums.detach().to(torch.float64).cpu().clone()
 
@@ -282,9 +301,16 @@ class StreamingEvaluator:
         """Valid entries seen so far."""
         return 0 if self._sums is None else int(self._sums[3].sum())
 
+    @property
+    def masked_fraction(self) -> float:
+        """Fraction of the targets seen that the null rule masked (0 before any update)."""
+        if self._sums is None or float(self._sums[5].sum()) == 0:
+            return 0.0
+        return 1.0 - float(self._sums[3].sum()) / float(self._sums[5].sum())
+
     @staticmethod
     def _metrics(s: torch.Tensor) -> dict[str, float]:
-        abs_e, sq_e, ape, cnt, cnt_ape = (float(v) for v in s)
+        abs_e, sq_e, ape, cnt, cnt_ape, _ = (float(v) for v in s)
         mse = sq_e / cnt if cnt > 0 else 0.0
         return {
             "MAE": abs_e / cnt if cnt > 0 else 0.0,

@@ -194,3 +194,32 @@ def test_eala_recompute_gives_the_same_gradients_and_keeps_only_q_k_v() -> None:
     for a, b in zip(g1, g0, strict=True):
         torch.testing.assert_close(a, b)
     assert s1 < s0
+
+
+def test_learned_theta_equals_the_constant_rule_at_its_value() -> None:
+    """θ = exp(log_theta) per head gives exactly EALA with that constant θ (with and without
+    padding, on the short and the linear path), and the parameter receives a gradient."""
+    torch.manual_seed(0)
+    learned = MultiHeadAttention(16, 2, kernel="eala", theta="learned").double()
+    with torch.no_grad():
+        learned.kernel.log_theta.copy_(torch.log(torch.tensor([0.5, 2.0])))
+    for n in (6, 40):  # N <= 2·D: short path; N > 2·D: linear path
+        q, k, v = (torch.randn(2, 2, n, 8, dtype=torch.float64) for _ in range(3))
+        mask = torch.zeros(2, n, dtype=torch.bool)
+        mask[1, n // 2 :] = True
+        for m in (None, mask):
+            got = learned.kernel(q, k, v, m)
+            for head, value in enumerate((0.5, 2.0)):
+                ref = MultiHeadAttention(16, 2, kernel="eala", theta=value).kernel(q, k, v, m)
+                torch.testing.assert_close(got[:, head], ref[:, head])
+    learned.kernel(q, k, v, mask).sum().backward()
+    grad = learned.kernel.log_theta.grad
+    assert grad is not None and torch.all(grad != 0)
+    torch.testing.assert_close(learned.kernel.theta_values(), torch.tensor([0.5, 2.0]).double())
+
+
+def test_learned_theta_refuses_causal_and_clamp() -> None:
+    with pytest.raises(ConfigError, match="learned"):
+        MultiHeadAttention(16, 2, kernel="eala", theta="learned", causal=True)
+    with pytest.raises(ConfigError, match="learned"):
+        MultiHeadAttention(16, 2, kernel="eala", theta="learned", clamp=True)

@@ -41,6 +41,7 @@ from linearcast.data.dataset import TimeSeriesDataset, check_time_features
 from linearcast.data.scaler import ScalerMode, StandardScaler
 from linearcast.data.windows import WindowDataset
 from linearcast.errors import ConfigError, DataError
+from linearcast.metrics import NULL_ATOL
 
 if TYPE_CHECKING:
     from linearcast.metrics import StreamingEvaluator
@@ -69,6 +70,10 @@ class Protocol:
         metrics_space: ``"raw"`` (targets and metrics in data units) or ``"scaled"``.
         loss: name of the training loss the reference code uses (a hint for the engine).
         horizons: 1-indexed steps reported separately by the evaluator.
+        mape_floor: MAPE leaves out targets with ``|y|`` at or below this (data units); ``None``:
+            ``max(5e-5, 1e-3 · mean |y|)`` over the training targets, so that readings near zero
+            (a speed of 1e-17, a count of 0.001) cannot dominate it. At 5e-5 it is BasicTS's
+            rule; on PEMS/METR-LA data the automatic floor leaves out no real reading.
         target_channel: the channel of ``values`` that is forecast.
         description: one line for listings.
     """
@@ -88,6 +93,7 @@ class Protocol:
     metrics_space: Literal["raw", "scaled"] = "raw"
     loss: str = "masked_mae"
     horizons: tuple[int, ...] = (3, 6, 12)
+    mape_floor: float | None = None
     target_channel: int = 0
     description: str = ""
 
@@ -294,6 +300,9 @@ class Protocol:
             mask_null=self.scaler_mask_null,
             source=f"{src} (training rows {a}..{b})",
         )
+        mape_floor = self.mape_floor
+        if mape_floor is None:
+            mape_floor = max(NULL_ATOL, 1e-3 * _mean_abs(target_rows, null_value))
         tod = dataset.time_of_day() if self.add_time_of_day else None
         dow = dataset.day_of_week() if self.add_day_of_week else None
         check_time_features(src, tod, dow)
@@ -320,7 +329,22 @@ class Protocol:
             val=parts["val"],
             test=parts["test"],
             split_rows=self.split_rows(t, dataset.steps_per_day),
+            mape_floor=float(mape_floor),
         )
+
+
+def _mean_abs(rows: np.ndarray, null_value: float) -> float:
+    """Mean of ``|y|`` over the finite, non-null entries of ``rows`` (chunked; memmap-friendly)."""
+    total, count = 0.0, 0
+    step = max(1, (1 << 21) // max(1, int(np.prod(rows.shape[1:]))))
+    for a in range(0, rows.shape[0], step):
+        c = np.abs(np.asarray(rows[a : a + step], dtype=np.float64))
+        ok = np.isfinite(c)
+        if not math.isnan(null_value):
+            ok &= ~np.isclose(c, abs(null_value), atol=NULL_ATOL, rtol=0.0)
+        total += float(c[ok].sum())
+        count += int(ok.sum())
+    return total / count if count else 0.0
 
 
 @dataclass
@@ -336,6 +360,8 @@ class PreparedData:
         val: validation windows.
         test: test windows.
         split_rows: row range each part owns.
+        mape_floor: MAPE leaves out targets with ``|y|`` at or below this (see
+            :attr:`Protocol.mape_floor`).
     """
 
     protocol: Protocol
@@ -346,6 +372,7 @@ class PreparedData:
     val: WindowDataset
     test: WindowDataset
     split_rows: dict[str, tuple[int, int]] = field(default_factory=dict)
+    mape_floor: float = 5e-5
 
     @property
     def counts(self) -> dict[str, int]:
@@ -411,6 +438,24 @@ class PreparedData:
             )
             for k in SPLITS
         }
+
+    def masked_fraction(self, part: str = "test") -> float:
+        """Fraction of a part's target readings equal to the null value (rows it owns; each
+        reading counted once, not once per window)."""
+        a, b = self.split_rows.get(part, (0, 0))
+        rows = self.dataset.values[a:b, :, self.protocol.target_channel]
+        if rows.size == 0:
+            return 0.0
+        null = self.null_value
+        masked = 0
+        step = max(1, (1 << 21) // max(1, rows.shape[1]))
+        for i in range(0, rows.shape[0], step):
+            c = np.asarray(rows[i : i + step], dtype=np.float64)
+            hit = np.isnan(c)
+            if not math.isnan(null):
+                hit |= np.isclose(c, null, atol=NULL_ATOL, rtol=0.0)
+            masked += int(hit.sum())
+        return masked / rows.size
 
     def summary(self) -> str:
         """One line: dataset, shape, protocol label and counts."""

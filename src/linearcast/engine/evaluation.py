@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from linearcast.metrics import StreamingEvaluator
+from linearcast.metrics import SUM_ROWS, StreamingEvaluator
 
 if TYPE_CHECKING:
     from lightning_fabric import Fabric
@@ -65,11 +65,13 @@ class EvalResult:
         metrics: ``{"overall": {"MAE", "RMSE", "MAPE", "MSE"}, "horizon_3": {...}, ...}``.
         loss: the training loss over the split, weighted by kept entries (NaN without one).
         windows: windows evaluated (all processes).
+        masked_fraction: fraction of the targets the null rule masked (not scored).
     """
 
     metrics: dict[str, dict[str, float]]
     loss: float
     windows: int
+    masked_fraction: float = 0.0
 
 
 def all_reduce_sum(fabric: Fabric, tensor: Tensor) -> Tensor:
@@ -117,7 +119,9 @@ def evaluate(
     module.eval()
     protocol = prep.protocol
     to_units = unit_converter(prep)
-    ev = StreamingEvaluator(horizons=protocol.horizons, null_value=prep.null_value)
+    ev = StreamingEvaluator(
+        horizons=protocol.horizons, null_value=prep.null_value, mape_floor=prep.mape_floor
+    )
     loss_sum = torch.zeros((), dtype=torch.float64)
     loss_count = torch.zeros((), dtype=torch.float64)
     windows = 0
@@ -140,13 +144,15 @@ def evaluate(
         ]
     )
     total = all_reduce_sum(fabric, local)
-    sums = total[: 5 * steps].reshape(5, steps)
+    sums = total[: SUM_ROWS * steps].reshape(SUM_ROWS, steps)
     _set_evaluator_sums(ev, sums, steps)
-    ls, lc, w = (float(v) for v in total[5 * steps :])
+    ls, lc, w = (float(v) for v in total[SUM_ROWS * steps :])
     loss = ls / lc if lc > 0 else math.nan
     if loss_fn is not None and lc == 0:
         loss = 0.0
-    return EvalResult(metrics=ev.compute(), loss=loss, windows=int(w))
+    return EvalResult(
+        metrics=ev.compute(), loss=loss, windows=int(w), masked_fraction=ev.masked_fraction
+    )
 
 
 def format_metrics_table(

@@ -5,7 +5,8 @@ What a finished run directory holds::
     config.json    the resolved TrainConfig
     metrics.json   test metrics (overall and per horizon), the baseline row, the protocol,
                    model, parameter count, dataset, epochs, seconds per epoch, peak memory
-    history.csv    epoch, train_loss, val_loss, val_MAE, val_RMSE, val_MAPE, lr, seconds
+    history.csv    epoch, train_loss, val_loss, val_MAE, val_RMSE, val_MAPE, lr, seconds,
+                   cpu_seconds
     last.ckpt      state after the last epoch (resume from it)
     best.ckpt      the weights with the best validation loss (evaluate/predict use it)
     curves.png     training and validation loss per epoch
@@ -42,6 +43,7 @@ HISTORY_FIELDS = (
     "val_MAPE",
     "lr",
     "seconds",
+    "cpu_seconds",
 )
 
 

@@ -63,6 +63,9 @@ def resolve_protocol(config: TrainConfig) -> Protocol:
     overrides = {
         k: tuple(v) if isinstance(v, list) else v for k, v in config.protocol_overrides.items()
     }
+    if "null_value" in config.data_options and "null_value" not in overrides:
+        # the reader's null value (--set data_options.null_value=...) wins over the preset's
+        overrides["null_value"] = None
     return get_protocol(config.protocol, **overrides)
 
 

@@ -247,6 +247,7 @@ class Trainer:
         # ---- data
         prep = prepare_data(cfg)
         say(f"data      {prep.summary()}")
+        self._say_masking(prep)
         if prep.dataset.meta.get("synthetic"):
             say("          (synthetic traffic-like data: numbers say nothing about real roads)")
 
@@ -355,7 +356,7 @@ class Trainer:
             start_epoch = cfg.max_epochs + 1
         last_finite: tuple[float, int] | None = None  # (loss, global step) for the message
         for epoch in range(start_epoch, cfg.max_epochs + 1):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             train_sampler.use_epoch(epoch)
             model.train()
             lr = current_lr(optimizer)
@@ -416,12 +417,14 @@ class Trainer:
                         "val_MAPE": o["MAPE"]}  # fmt: skip
                 improved = stopper.step(val.loss, epoch)
             row["seconds"] = time.perf_counter() - t0
+            # CPU time of this process: less disturbed than wall time by other work on the machine
+            row["cpu_seconds"] = time.process_time() - c0
             epoch_seconds.append(row["seconds"])
             history.append(row)
             if improved:
                 save(run_dir / BEST, epoch)
             save(run_dir / LAST, epoch)
-            say(self._epoch_line(row, cfg.max_epochs, improved))
+            say(self._epoch_line(row, cfg.max_epochs, improved, prep.protocol.metrics_space))
             for callback in self.callbacks:
                 callback(self, epoch, row)
             if stopper.should_stop:
@@ -471,6 +474,14 @@ class Trainer:
             "val_windows": val_best.windows,
             "test": test.metrics,
             "test_windows": test.windows,
+            "null_value": prep.null_value,
+            "masked_fraction": {"val": val_best.masked_fraction, "test": test.masked_fraction},
+            "mape_floor": prep.mape_floor,
+            "mean_epoch_cpu_seconds": (
+                float(np.mean([r["cpu_seconds"] for r in history if "cpu_seconds" in r]))
+                if any("cpu_seconds" in r for r in history)
+                else None
+            ),
             "baseline": baseline,
             "train_windows_per_rank": [int(v) for v in ddp_counts[:, 0]],
             "train_target_sum_per_rank": [float(v) for v in ddp_counts[:, 1]],
@@ -484,6 +495,26 @@ class Trainer:
         return RunResult(run_dir=run_dir, metrics=metrics, history=history)
 
     # ------------------------------------------------------------------ pieces
+    def _say_masking(self, prep: PreparedData) -> None:
+        """State how many targets the null rule leaves out; warn when it is more than 10%."""
+        frac = prep.masked_fraction("test")
+        null = "NaN" if math.isnan(prep.null_value) else f"{prep.null_value:g}"
+        text = (
+            f"targets   {100 * frac:.1f}% of the test targets equal the null value {null} and are "
+            f"masked (not scored)"
+        )
+        if prep.protocol.metrics_space == "raw":
+            text += f"; MAPE also leaves out |y| <= {prep.mape_floor:.3g}"
+        self._say(text)
+        if frac > 0.10 and not math.isnan(prep.null_value):
+            log.warning(
+                "%.1f%% of the targets are masked as missing (null value %s): metrics cover only "
+                "the rest. If these are genuine readings (counts of zero), score them with "
+                "--set protocol_overrides.null_value=nan.",
+                100 * frac,
+                null,
+            )
+
     @staticmethod
     def _all_finite(fabric: Fabric, value: torch.Tensor) -> bool:
         """Whether ``value`` is finite on every rank (so that all ranks stop together)."""
@@ -572,13 +603,18 @@ class Trainer:
         return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
 
     @staticmethod
-    def _epoch_line(row: dict[str, Any], max_epochs: int, improved: bool) -> str:
+    def _epoch_line(
+        row: dict[str, Any], max_epochs: int, improved: bool, metrics_space: str = "raw"
+    ) -> str:
         text = f"epoch {row['epoch']:>3}/{max_epochs}  train {row['train_loss']:.4f}"
         if "val_loss" in row:
-            text += (
-                f"  val {row['val_loss']:.4f} (MAE {row['val_MAE']:.3f}, RMSE "
-                f"{row['val_RMSE']:.3f}, MAPE {row['val_MAPE']:.2f}%)"
-            )
+            if metrics_space == "scaled":  # MAPE of standardised values means nothing
+                text += f"  val {row['val_loss']:.4f} (MAE {row['val_MAE']:.4f})"
+            else:
+                text += (
+                    f"  val {row['val_loss']:.4f} (MAE {row['val_MAE']:.3f}, RMSE "
+                    f"{row['val_RMSE']:.3f}, MAPE {row['val_MAPE']:.2f}%)"
+                )
         text += f"  lr {row['lr']:.2e}  {row['seconds']:.1f}s"
         return text + ("  *" if improved else "")
 

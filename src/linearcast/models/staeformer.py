@@ -25,8 +25,7 @@ from torch.utils.checkpoint import checkpoint
 from linearcast.errors import ConfigError
 from linearcast.models.base import ModelSpec
 from linearcast.nn import SelfAttentionLayer
-from linearcast.nn.attention import KERNELS, EalaImpl
-from linearcast.ops.eala_theta import ThetaRule
+from linearcast.nn.attention import KERNELS, EalaImpl, KernelTheta
 from linearcast.ops.linear import FeatureMap
 
 NodeEmbedding = Literal["adaptive", "history"]
@@ -59,7 +58,8 @@ class STAEformerConfig:
         attention: attention kernel, a key of :data:`linearcast.nn.attention.KERNELS`
             (``"softmax"`` via SDPA, ``"softmax_naive"`` materialised as in the official code,
             ``"eala"``, ``"linformer"``, ``"linear"``).
-        theta: EALA θ rule (``"paper"``, ``"gauss"``, ``"gauss_hclamp"``, a float).
+        theta: EALA θ rule (``"paper"``, ``"gauss"``, ``"gauss_hclamp"``, a float, or
+            ``"learned"``: one positive θ per head and layer, a parameter initialised at 1).
         temporal_impl: EALA path of temporal attention; ``"auto"`` picks quadratic for 12
             steps (``L <= 2·head_dim``) and the op logs the choice.
         spatial_impl: EALA path of spatial attention; ``"auto"`` picks linear once
@@ -95,7 +95,7 @@ class STAEformerConfig:
     dropout: float = 0.1
     use_mixed_proj: bool = True
     attention: str = "softmax"
-    theta: ThetaRule = "paper"
+    theta: KernelTheta = "paper"
     temporal_impl: EalaImpl = "auto"
     spatial_impl: EalaImpl = "auto"
     clamp: bool = False
@@ -369,6 +369,13 @@ SPECS: list[ModelSpec] = [
         "ELinFormer with the adaptive θ = max(1, σ/sqrt(2 ln n)) (beyond the paper)",
         attention="eala",
         theta="gauss_hclamp",
+    ),
+    _spec(
+        "elinformer-learned",
+        "ELinFormer with a learned θ per head and layer, positive, initialised at 1 "
+        "(beyond the paper)",
+        attention="eala",
+        theta="learned",
     ),
     _spec(
         "staeformer-linformer",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from torch import Tensor, nn
@@ -28,6 +28,8 @@ from linearcast.ops.eala_theta import ThetaRule, check_theta_rule
 from linearcast.ops.linear import FeatureMap
 
 EalaImpl = Literal["auto", "quadratic", "linear"]
+#: θ options of the EALA kernel: the op's rules, or "learned" (a parameter per head)
+KernelTheta = ThetaRule | Literal["learned"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,8 @@ class KernelOptions:
     Attributes:
         causal: query ``i`` sees keys ``j <= i`` (softmax, EALA, linear; not Linformer).
         seq_len: the fixed key length L; Linformer's projections ``E, F: [k, L]`` need it.
-        theta: EALA θ rule (``"paper"``, ``"gauss"``, ``"gauss_hclamp"``, a float, ``"exact"``).
+        theta: EALA θ rule (``"paper"``, ``"gauss"``, ``"gauss_hclamp"``, a float, ``"exact"``,
+            or ``"learned"``: one positive θ per head, a parameter initialised at 1).
         impl: EALA path, ``"auto"`` (quadratic iff ``L <= 2·head_dim``, logged by the op),
             ``"quadratic"`` or ``"linear"``.
         clamp: EALA: clip negative weights (quadratic path only).
@@ -55,7 +58,7 @@ class KernelOptions:
 
     causal: bool = False
     seq_len: int | None = None
-    theta: ThetaRule = "paper"
+    theta: KernelTheta = "paper"
     impl: EalaImpl = "auto"
     clamp: bool = False
     eps: float = 1e-8
@@ -63,6 +66,7 @@ class KernelOptions:
     linformer_share_kv: bool = False
     feature_map: FeatureMap = "elu1"
     recompute: bool = False
+    num_heads: int = 1
 
 
 class SoftmaxKernel(nn.Module):
@@ -82,16 +86,36 @@ class SoftmaxKernel(nn.Module):
 
 
 class EalaKernel(nn.Module):
-    """Entropy-aligned linear attention (:func:`linearcast.ops.eala_attention`)."""
+    """Entropy-aligned linear attention (:func:`linearcast.ops.eala_attention`).
+
+    ``theta="learned"`` (beyond the paper) makes θ a parameter, one per head, positive
+    (``θ = exp(log_theta)``, initialised at 1): non-causally the output is
+    ``v̄ + (X v)/(θ n)``, so it is the θ = 1 output with its centred part divided by θ_h.
+    """
 
     def __init__(self, opts: KernelOptions) -> None:
         super().__init__()
-        check_theta_rule(opts.theta, allow_exact=True)
+        self.log_theta: nn.Parameter | None = None
+        if opts.theta == "learned":
+            if opts.causal or opts.clamp:
+                raise ConfigError(
+                    "theta='learned' is for non-causal, unclamped EALA (the output is then "
+                    "affine in 1/θ); use a θ rule with causal=True or clamp=True"
+                )
+            if opts.num_heads < 1:
+                raise ConfigError(f"theta='learned' needs num_heads >= 1; found {opts.num_heads}")
+            self.log_theta = nn.Parameter(torch.zeros(opts.num_heads))
+        else:
+            check_theta_rule(opts.theta, allow_exact=True)
         if opts.impl not in ("auto", "quadratic", "linear"):
             raise ConfigError(
                 f"EALA impl must be 'auto', 'quadratic' or 'linear'; found {opts.impl!r}"
             )
         self.opts = opts
+
+    def theta_values(self) -> Tensor | None:
+        """The learned θ per head ``[H]`` (None for a θ rule)."""
+        return None if self.log_theta is None else self.log_theta.detach().exp()
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Tensor:
         """q ``[B, H, Lq, D]``, k ``[B, H, L, D]``, v ``[B, H, L, Dv]`` → ``[B, H, Lq, Dv]``."""
@@ -104,10 +128,23 @@ class EalaKernel(nn.Module):
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
         o = self.opts
-        return eala_attention(
-            q, k, v, theta=o.theta, impl=o.impl, causal=o.causal,
+        # a learned θ: the θ = 1 output, rescaled per head below ("learned" never reaches the op)
+        theta = "gauss" if self.log_theta is not None else cast(ThetaRule, o.theta)
+        out = eala_attention(
+            q, k, v, theta=theta, impl=o.impl, causal=o.causal,
             key_padding_mask=mask, clamp=o.clamp, eps=o.eps,
         )  # fmt: skip
+        if self.log_theta is None:
+            return out
+        if mask is None:
+            vbar = v.mean(dim=-2, keepdim=True)  # (B, H, 1, Dv)
+        else:
+            valid = (~mask).to(v.dtype)[:, None, :, None]  # (B, 1, L, 1)
+            vbar = (v * valid).sum(dim=-2, keepdim=True) / valid.sum(dim=-2, keepdim=True).clamp(
+                min=1.0
+            )
+        inv = torch.exp(-self.log_theta).to(out.dtype)[None, :, None, None]  # (1, H, 1, 1)
+        return vbar + (out - vbar) * inv
 
     def extra_repr(self) -> str:
         o = self.opts
@@ -231,7 +268,7 @@ class MultiHeadAttention(nn.Module):
         kernel: str = "softmax",
         seq_len: int | None = None,
         causal: bool = False,
-        theta: ThetaRule = "paper",
+        theta: KernelTheta = "paper",
         impl: EalaImpl = "auto",
         clamp: bool = False,
         eps: float = 1e-8,
@@ -257,7 +294,7 @@ class MultiHeadAttention(nn.Module):
         opts = KernelOptions(
             causal=causal, seq_len=seq_len, theta=theta, impl=impl, clamp=clamp, eps=eps,
             linformer_k=linformer_k, linformer_share_kv=linformer_share_kv,
-            feature_map=feature_map, recompute=recompute,
+            feature_map=feature_map, recompute=recompute, num_heads=num_heads,
         )  # fmt: skip
         self.kernel = make_kernel(kernel, opts)
 
