@@ -90,8 +90,22 @@ def test_toml_writes_nan_and_strings_with_quotes() -> None:
     import tomllib
 
     back = tomllib.loads(text)
-    assert math.isnan(back["protocol_overrides"]["null_value"])
+    assert back["protocol_overrides"]["null_value"] == "nan"  # kept exact through JSON too
     assert back["run_name"] == 'a "quoted" name'
+    again = TrainConfig.from_dict(back)
+    assert again.to_dict() == cfg.to_dict()
+    import json
+
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_nan_options_reach_the_protocol_as_nan(tmp_path: Path) -> None:
+    from linearcast.engine.setup import resolve_protocol
+
+    cfg = TrainConfig().with_sets(["protocol_overrides.null_value=nan"])
+    assert cfg.protocol_overrides == {"null_value": "nan"}
+    null = resolve_protocol(cfg).null_value
+    assert null is not None and math.isnan(null)
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.toml")), ids=lambda p: p.name)

@@ -110,6 +110,9 @@ class TrainConfig:
         max_train_batches: training batches per epoch at most (0: all).
         max_eval_batches: validation/test batches at most (0: all) -- quick runs only; metrics
             then cover part of the set.
+        max_val_batches: per-epoch validation (early stopping, best checkpoint) on this many
+            batches of windows spread evenly over the validation period (0: all); the final
+            validation and test numbers always use every window.
         eval_every: validate every this many epochs (and on the last).
         num_workers: DataLoader worker processes.
         out_dir: parent folder of run directories.
@@ -153,6 +156,7 @@ class TrainConfig:
     seed: int = 0
     max_train_batches: int = 0
     max_eval_batches: int = 0
+    max_val_batches: int = 0
     eval_every: int = 1
     num_workers: int = 0
     out_dir: str = "runs"
@@ -170,6 +174,8 @@ class TrainConfig:
         for f in dataclasses.fields(self):
             if f.name != "synthetic":
                 setattr(self, f.name, _coerce(f.name, getattr(self, f.name), _default(f)))
+        for name in ("model_overrides", "protocol_overrides", "data_options"):
+            setattr(self, name, _nonfinite_as_text(getattr(self, name)))
         self.validate()
 
     # ------------------------------------------------------------------ checks
@@ -182,6 +188,7 @@ class TrainConfig:
             "grad_clip",
             "max_train_batches",
             "max_eval_batches",
+            "max_val_batches",
             "num_workers",
             "weight_decay",
             "min_delta",
@@ -313,6 +320,24 @@ class TrainConfig:
     def load(cls, path: str | Path, *, base: TrainConfig | None = None) -> TrainConfig:
         """Read a ``.toml`` or ``.json`` config (partial: missing keys keep their defaults)."""
         return cls.from_dict(read_config_file(path), base=base)
+
+
+def _nonfinite_as_text(values: dict[str, Any]) -> dict[str, Any]:
+    """NaN/±inf option values as the strings ``"nan"``, ``"inf"``, ``"-inf"``: JSON has no
+    such numbers, and config.json must give back exactly the run (``null_value = nan`` is a
+    common option). :func:`numbers_from_text` turns them back into floats where they are used."""
+    out = {}
+    for k, v in values.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            v = "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+        out[k] = v
+    return out
+
+
+def numbers_from_text(values: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of :func:`_nonfinite_as_text` for options handed to readers and protocols."""
+    table = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+    return {k: table.get(v, v) if isinstance(v, str) else v for k, v in values.items()}
 
 
 def _default(f: dataclasses.Field[Any]) -> Any:

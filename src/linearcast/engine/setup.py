@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from linearcast.engine.config import TrainConfig
+from linearcast.engine.config import TrainConfig, numbers_from_text
 from linearcast.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ def load_dataset(config: TrainConfig) -> TimeSeriesDataset:
             f"{path}: dataset not found (expected a file or a BasicTS folder; "
             f"`linearcast data list` shows the known datasets and how to get them)."
         )
-    return load(path, format=config.data_format, **config.data_options)
+    return load(path, format=config.data_format, **numbers_from_text(config.data_options))
 
 
 def resolve_protocol(config: TrainConfig) -> Protocol:
@@ -61,7 +61,8 @@ def resolve_protocol(config: TrainConfig) -> Protocol:
     from linearcast.data import get_protocol
 
     overrides = {
-        k: tuple(v) if isinstance(v, list) else v for k, v in config.protocol_overrides.items()
+        k: tuple(v) if isinstance(v, list) else v
+        for k, v in numbers_from_text(config.protocol_overrides).items()
     }
     if "null_value" in config.data_options and "null_value" not in overrides:
         # the reader's null value (--set data_options.null_value=...) wins over the preset's
@@ -99,7 +100,7 @@ def build_model(config: TrainConfig, prep: PreparedData) -> nn.Module:
             f"unknown model {config.model!r}; known models: {', '.join(sorted(REGISTRY))} "
             f"(see `linearcast models`)."
         )
-    overrides = dict(config.model_overrides)
+    overrides = numbers_from_text(config.model_overrides)
     if spec.needs_graph and "adjacency" not in overrides:
         if prep.dataset.adjacency is None:
             raise ConfigError(

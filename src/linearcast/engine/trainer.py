@@ -269,8 +269,15 @@ class Trainer:
         world, rank = fabric.world_size, fabric.global_rank
         eval_bs = cfg.eval_batch_size or cfg.batch_size
         train_sampler = EpochShardSampler(prep.train, rank, world, seed=cfg.seed)
-        train_loader, val_loader, test_loader = fabric.setup_dataloaders(
+        val_part: Any = prep.val
+        if cfg.max_val_batches and cfg.max_val_batches * eval_bs < len(prep.val):
+            # per-epoch validation on windows spread evenly over the whole validation period
+            # (the first ones would all come from its start); the final numbers use all of it
+            picks = np.linspace(0, len(prep.val) - 1, cfg.max_val_batches * eval_bs).round()
+            val_part = torch.utils.data.Subset(prep.val, np.unique(picks.astype(int)).tolist())
+        train_loader, val_loader, full_val_loader, test_loader = fabric.setup_dataloaders(
             self._loader(prep.train, cfg.batch_size, train_sampler),
+            self._loader(val_part, eval_bs, ShardSampler(val_part, rank, world)),
             self._loader(prep.val, eval_bs, ShardSampler(prep.val, rank, world)),
             self._loader(prep.test, eval_bs, ShardSampler(prep.test, rank, world)),
             use_distributed_sampler=False,
@@ -439,7 +446,7 @@ class Trainer:
         if (run_dir / BEST).is_file():
             raw.load_state_dict(load_checkpoint(run_dir / BEST)["model"])
         test = evaluate(fabric, raw, test_loader, prep, max_batches=cfg.max_eval_batches)
-        val_best = evaluate(fabric, raw, val_loader, prep, loss_fn=loss_fn,
+        val_best = evaluate(fabric, raw, full_val_loader, prep, loss_fn=loss_fn,
                             max_batches=cfg.max_eval_batches)  # fmt: skip
         baseline = self._baseline(fabric, prep, test_loader)
         ddp_counts = self._gather(fabric, rank_counts)  # (world, 2)

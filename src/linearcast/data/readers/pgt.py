@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from linearcast.data.dataset import NonFinitePolicy, TimeSeriesDataset, handle_non_finite
 from linearcast.data.readers._common import PathLike, ReaderFormat, require_file
@@ -79,6 +80,7 @@ def read_pgt_json(
     null_value: float = float("nan"),
     non_finite: NonFinitePolicy = "error",
     series_key: str | None = None,
+    start: str | None = None,
 ) -> TimeSeriesDataset:
     """Read the pytorch-geometric-temporal JSON layouts.
 
@@ -100,6 +102,7 @@ def read_pgt_json(
         null_value: NaN (values are counts or z-scores, zeros are real readings).
         non_finite: ``"error"`` or ``"null"``.
         series_key: node-link files: the node attribute holding the series.
+        start: first timestamp, when known (the files do not say; chickenpox: 2005-01-03).
 
     Returns:
         A dataset with ``values [T, N, 1]`` and a static adjacency ``[N, N]``.
@@ -126,6 +129,7 @@ def read_pgt_json(
             else _PGT_FREQ_MINUTES.get(p.stem),
             adjacency=adj,
             node_names=node_names,
+            start=pd.Timestamp(start) if start is not None else None,
             null_value=null_value,
             meta={"format": "pgt", "layout": "node-link"},
         )
@@ -172,6 +176,7 @@ def read_pgt_json(
         freq_minutes=freq_minutes,
         adjacency=adj,
         node_names=node_names,
+        start=pd.Timestamp(start) if start is not None else None,
         null_value=null_value,
         meta={"format": "pgt", "layout": layout},
     )
