@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from linearcast.data.catalog import CATALOG, CatalogEntry, cache_dir, download, get_entry
     from linearcast.data.dataset import TimeSeriesDataset, graph_stats
+    from linearcast.data.frames import as_dataset, describe_data, future_timestamps
     from linearcast.data.protocols import PROTOCOLS, PreparedData, Protocol, get_protocol
     from linearcast.data.readers import (
         READERS,
@@ -45,6 +46,9 @@ if TYPE_CHECKING:
 _EXPORTS: dict[str, str] = {
     "TimeSeriesDataset": "dataset",
     "graph_stats": "dataset",
+    "as_dataset": "frames",
+    "describe_data": "frames",
+    "future_timestamps": "frames",
     "READERS": "readers",
     "check_timestamps": "readers",
     "load": "readers",
@@ -84,9 +88,12 @@ __all__ = [
     "StandardScaler",
     "TimeSeriesDataset",
     "WindowDataset",
+    "as_dataset",
     "cache_dir",
     "check_timestamps",
+    "describe_data",
     "download",
+    "future_timestamps",
     "get_entry",
     "get_protocol",
     "graph_stats",

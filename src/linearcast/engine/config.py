@@ -120,6 +120,9 @@ class TrainConfig:
         resume: ``False``; ``True`` to continue ``out_dir/run_name``; or a run directory path.
         baseline: registry name of the floor evaluated beside every result (``""``: none).
         plots: write ``curves.png`` and ``forecast.png``.
+        tensorboard: write TensorBoard event files (per-epoch losses, validation metrics, lr,
+            epoch time) into the run directory when the ``tensorboard`` package is installed;
+            without it this does nothing.
     """
 
     model: str = "elinformer"
@@ -164,6 +167,7 @@ class TrainConfig:
     resume: bool | str = False
     baseline: str = "last-value"
     plots: bool = True
+    tensorboard: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.synthetic, dict):

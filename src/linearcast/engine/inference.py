@@ -30,7 +30,7 @@ from linearcast.errors import ConfigError
 if TYPE_CHECKING:
     from lightning_fabric import Fabric
 
-    from linearcast.data import PreparedData
+    from linearcast.data import PreparedData, TimeSeriesDataset
 
 SPLITS = ("train", "val", "test")
 
@@ -40,18 +40,11 @@ SPLITS = ("train", "val", "test")
 _ARCHITECTURE_FIELDS = ("model", "model_overrides", "protocol", "protocol_overrides")
 
 
-def load_run(
-    run_dir: str | Path, data: str | None = None, data_format: str = "auto"
-) -> tuple[dict[str, Any], TrainConfig, PreparedData]:
-    """The best checkpoint, the run's config (``data`` replaced when given) and the data.
-
-    The run is described by its ``config.json``; ``best.ckpt`` must have been written by that
-    run (same model, architecture options and protocol, same N and window lengths) -- a
-    checkpoint copied from another run is refused.
+def read_run(run_dir: str | Path) -> tuple[dict[str, Any], TrainConfig]:
+    """A run's best checkpoint and config, checked to belong together (no data is read).
 
     Raises:
-        ConfigError: no run directory / config / checkpoint, a checkpoint from another run, or
-            data whose shape the model cannot take.
+        ConfigError: no run directory / config / checkpoint, or a checkpoint from another run.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -66,9 +59,40 @@ def load_run(
     ckpt_path = run_dir / BEST
     ckpt = load_checkpoint(ckpt_path)
     _check_same_run(ckpt, config, ckpt_path, config_path)
-    if data is not None:
-        config = config.replace(data=data, data_format=data_format)
-    prep = prepare_data(config)
+    return ckpt, config
+
+
+def load_run(
+    run_dir: str | Path, data: str | TimeSeriesDataset | None = None, data_format: str = "auto"
+) -> tuple[dict[str, Any], TrainConfig, PreparedData]:
+    """The best checkpoint, the run's config (``data`` replaced when given) and the data.
+
+    The run is described by its ``config.json``; ``best.ckpt`` must have been written by that
+    run (same model, architecture options and protocol, same N and window lengths) -- a
+    checkpoint copied from another run is refused.
+
+    Args:
+        run_dir: a run directory.
+        data: a dataset path, or a dataset object (e.g. from
+            :func:`linearcast.data.as_dataset`), instead of the run's own data.
+        data_format: reader format of a ``data`` path.
+
+    Raises:
+        ConfigError: no run directory / config / checkpoint, a checkpoint from another run, or
+            data whose shape the model cannot take.
+    """
+    run_dir = Path(run_dir)
+    ckpt, config = read_run(run_dir)
+    ckpt_path = run_dir / BEST
+    dataset = None
+    if isinstance(data, str | Path):
+        config = config.replace(data=str(data), data_format=data_format)
+    elif data is not None:
+        from linearcast.data.frames import describe_data
+
+        config = config.replace(data=describe_data(data))
+        dataset = data
+    prep = prepare_data(config, dataset)
     from linearcast.data import StandardScaler
 
     scaler = StandardScaler.from_state_dict(ckpt["scaler"])
@@ -137,7 +161,7 @@ def _model(
 def evaluate_run(
     run_dir: str | Path,
     *,
-    data: str | None = None,
+    data: str | TimeSeriesDataset | None = None,
     data_format: str = "auto",
     split: str = "test",
     batch_size: int = 0,
@@ -148,7 +172,7 @@ def evaluate_run(
 
     Args:
         run_dir: a run directory holding ``best.ckpt``.
-        data: evaluate on this dataset instead of the run's own.
+        data: evaluate on this dataset (a path or a dataset object) instead of the run's own.
         data_format: reader format of ``data``.
         split: ``"test"``, ``"val"`` or ``"train"``.
         batch_size: evaluation batch size (0: the run's).
@@ -207,9 +231,9 @@ def evaluate_run(
 
 def predict_run(
     run_dir: str | Path,
-    out: str | Path,
+    out: str | Path | None,
     *,
-    data: str | None = None,
+    data: str | TimeSeriesDataset | None = None,
     data_format: str = "auto",
     split: str = "test",
     batch_size: int = 0,
@@ -222,18 +246,19 @@ def predict_run(
         out: ``.npy`` (predictions ``[S, T_out, N, C]`` in the units of the targets: data
             units for ``pems``/``metr``, standardised for ``ett``/``ltsf``) or ``.npz``
             (arrays ``prediction``, ``target`` and ``start``, the first input row of each
-            window).
-        data: forecast this dataset instead of the run's own.
+            window); ``None``: write nothing (the arrays are in the result).
+        data: forecast this dataset (a path or a dataset object) instead of the run's own.
         data_format: reader format of ``data``.
         split: ``"test"``, ``"val"`` or ``"train"``.
         batch_size: batch size (0: the run's evaluation batch size).
         accelerator: override the run's accelerator.
 
     Returns:
-        ``{"path", "shape", "windows", "split"}``.
+        ``{"path", "shape", "windows", "split", "prediction", "target", "start"}`` (the last
+        three as arrays).
     """
-    out = Path(out)
-    if out.suffix not in (".npy", ".npz"):
+    out = Path(out) if out is not None else None
+    if out is not None and out.suffix not in (".npy", ".npz"):
         raise ConfigError(f"{out}: expected an output file ending in .npy or .npz.")
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {', '.join(SPLITS)}; found {split!r}.")
@@ -251,14 +276,19 @@ def predict_run(
     if not preds:
         raise ConfigError(f"{prep.dataset.source}: the {split} split has no windows.")
     prediction = torch.cat(preds).numpy()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".npz":
-        np.savez(
-            out,
-            prediction=prediction,
-            target=torch.cat(targets).numpy(),
-            start=np.asarray(part.starts),
-        )
-    else:
-        np.save(out, prediction)
-    return {"path": str(out), "shape": list(prediction.shape), "windows": len(part), "split": split}
+    target = torch.cat(targets).numpy()
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix == ".npz":
+            np.savez(out, prediction=prediction, target=target, start=np.asarray(part.starts))
+        else:
+            np.save(out, prediction)
+    return {
+        "path": str(out) if out is not None else None,
+        "shape": list(prediction.shape),
+        "windows": len(part),
+        "split": split,
+        "prediction": prediction,
+        "target": target,
+        "start": np.asarray(part.starts),
+    }

@@ -47,6 +47,12 @@ def load_dataset(config: TrainConfig) -> TimeSeriesDataset:
         raise ConfigError(
             "no dataset given: pass --data PATH (a dataset file or folder) or --data synthetic."
         )
+    if config.data.startswith("<") and config.data.endswith(">"):
+        # config.json of a run trained on a frame/array given in Python records only its shape
+        raise ConfigError(
+            f"config: data is {config.data}: the run was trained on data given in Python, which "
+            f"is not stored with it; pass the data again (--data FILE, or data= in Python)."
+        )
     path = Path(config.data)
     if not path.exists():
         raise DataError(
@@ -92,7 +98,30 @@ def build_model(config: TrainConfig, prep: PreparedData) -> nn.Module:
     Raises:
         ConfigError: unknown model, missing graph or time features.
     """
+    return build_model_for(config, prep.dataset, prep.protocol, prep.input_channels)
+
+
+def build_model_for(
+    config: TrainConfig,
+    dataset: TimeSeriesDataset,
+    protocol: Protocol,
+    input_channels: int | None = None,
+    *,
+    steps_per_day: int | None = None,
+) -> nn.Module:
+    """:func:`build_model` without a split: for data that only holds inputs (forecasting).
+
+    Args:
+        config: the run's config.
+        dataset: gives N, the graph and steps per day.
+        protocol: gives the window lengths and the input channels.
+        input_channels: C_in (default: from the protocol's time-feature flags).
+        steps_per_day: the size of a time-of-day table to build (default: the dataset's).
+    """
     from linearcast.models import REGISTRY, build
+
+    if input_channels is None:
+        input_channels = 1 + int(protocol.add_time_of_day) + int(protocol.add_day_of_week)
 
     spec = REGISTRY.get(config.model)
     if spec is None:
@@ -102,24 +131,24 @@ def build_model(config: TrainConfig, prep: PreparedData) -> nn.Module:
         )
     overrides = numbers_from_text(config.model_overrides)
     if spec.needs_graph and "adjacency" not in overrides:
-        if prep.dataset.adjacency is None:
+        if dataset.adjacency is None:
             raise ConfigError(
-                f"model {spec.name!r} needs a graph, but {prep.dataset.source} has no adjacency."
+                f"model {spec.name!r} needs a graph, but {dataset.source} has no adjacency."
             )
-        overrides["adjacency"] = prep.dataset.adjacency
-    steps_per_day = prep.dataset.steps_per_day
+        overrides["adjacency"] = dataset.adjacency
+    steps_per_day = steps_per_day or dataset.steps_per_day
     if "steps_per_day" in spec.data_fields and "steps_per_day" not in overrides and steps_per_day:
         overrides["steps_per_day"] = int(steps_per_day)
-    if spec.needs_time_features and prep.input_channels < 3:
+    if spec.needs_time_features and input_channels < 3:
         raise ConfigError(
             f"model {spec.name!r} needs time-of-day and day-of-week input channels, but protocol "
-            f"{prep.protocol.label} gives C_in={prep.input_channels}; use a protocol with time "
+            f"{protocol.label} gives C_in={input_channels}; use a protocol with time "
             f"features (pems, metr) or set protocol_overrides.add_time_of_day/add_day_of_week."
         )
-    p = prep.protocol
+    p = protocol
     return build(
         spec.name,
-        num_nodes=prep.num_nodes,
+        num_nodes=dataset.num_nodes,
         in_steps=p.in_steps,
         out_steps=p.out_steps,
         **overrides,

@@ -73,12 +73,13 @@ from linearcast.engine.setup import (
     make_scheduler,
     prepare_data,
 )
+from linearcast.engine.tensorboard import open_tensorboard
 from linearcast.errors import ConfigError, TrainingDiverged
 
 if TYPE_CHECKING:
     from lightning_fabric import Fabric
 
-    from linearcast.data import PreparedData
+    from linearcast.data import PreparedData, TimeSeriesDataset
 
 log = logging.getLogger(__name__)
 
@@ -142,10 +143,16 @@ def train(
     verbose: bool = True,
     report: bool | None = None,
     callbacks: Sequence[EpochCallback] = (),
+    dataset: TimeSeriesDataset | None = None,
 ) -> RunResult:
     """Train and test ``config`` (see :class:`Trainer`)."""
     trainer = Trainer(
-        config, progress=progress, verbose=verbose, report=report, callbacks=callbacks
+        config,
+        progress=progress,
+        verbose=verbose,
+        report=report,
+        callbacks=callbacks,
+        dataset=dataset,
     )
     return trainer.fit()
 
@@ -159,6 +166,8 @@ class Trainer:
         verbose: print what is happening (dataset, model, one line per epoch).
         report: print the final test table and the run directory (``None``: as ``verbose``).
         callbacks: called after every epoch (see :data:`EpochCallback`).
+        dataset: train on this dataset (e.g. from :func:`linearcast.data.as_dataset`) instead
+            of loading ``config.data``, which then only describes it in ``config.json``.
     """
 
     def __init__(
@@ -169,8 +178,10 @@ class Trainer:
         verbose: bool = True,
         report: bool | None = None,
         callbacks: Sequence[EpochCallback] = (),
+        dataset: TimeSeriesDataset | None = None,
     ) -> None:
         self.config = config
+        self.dataset = dataset
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.verbose = verbose
         self.report = verbose if report is None else report
@@ -245,7 +256,7 @@ class Trainer:
         fabric.seed_everything(cfg.seed, verbose=False)
 
         # ---- data
-        prep = prepare_data(cfg)
+        prep = prepare_data(cfg, self.dataset)
         say(f"data      {prep.summary()}")
         self._say_masking(prep)
         if prep.dataset.meta.get("synthetic"):
@@ -362,6 +373,10 @@ class Trainer:
             say(f"train     this run already stopped early at epoch {start_epoch - 1}")
             start_epoch = cfg.max_epochs + 1
         last_finite: tuple[float, int] | None = None  # (loss, global step) for the message
+        tensorboard = open_tensorboard(cfg.tensorboard, run_dir, fabric.is_global_zero)
+        callbacks: list[EpochCallback] = list(self.callbacks)
+        if tensorboard is not None:
+            callbacks.append(tensorboard)
         for epoch in range(start_epoch, cfg.max_epochs + 1):
             t0, c0 = time.perf_counter(), time.process_time()
             train_sampler.use_epoch(epoch)
@@ -432,7 +447,7 @@ class Trainer:
                 save(run_dir / BEST, epoch)
             save(run_dir / LAST, epoch)
             say(self._epoch_line(row, cfg.max_epochs, improved, prep.protocol.metrics_space))
-            for callback in self.callbacks:
+            for callback in callbacks:
                 callback(self, epoch, row)
             if stopper.should_stop:
                 say(
@@ -442,6 +457,8 @@ class Trainer:
                 break
 
         # ---- best weights back, then test
+        if tensorboard is not None:
+            tensorboard.close()
         fabric.barrier()
         if (run_dir / BEST).is_file():
             raw.load_state_dict(load_checkpoint(run_dir / BEST)["model"])
@@ -600,6 +617,9 @@ class Trainer:
             "protocol": p.label,
             "dataset": dataset_label(prep),
             "null_value": prep.null_value,
+            # the calendar the time features were computed on (forecasting checks new data)
+            "steps_per_day": prep.dataset.steps_per_day,
+            "freq_minutes": prep.dataset.freq_minutes,
         }
 
     def _bar(self, total: int, desc: str) -> Any:

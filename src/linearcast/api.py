@@ -1,0 +1,318 @@
+"""The Python API: the CLI's commands as functions and one :class:`Run` object.
+
+::
+
+    import linearcast
+
+    run = linearcast.fit(model="elinformer", data=df, protocol="pems", epochs=5)   # train
+    run.evaluate()["metrics"]["overall"]["MAE"]                                      # evaluate
+    run.predict()                               # [S, T_out, N, C]: every test window  # predict
+    run.forecast(df.tail(288))                  # unique_id, ds, y_hat: the next steps # forecast
+    run.export_onnx("model.onnx")                                                    # export
+    run = linearcast.load_run("runs/elinformer-dataframe-20250101-120000")
+
+``data`` is a dataset path (any format the readers take), ``"synthetic"``, a pandas DataFrame
+(wide: a DatetimeIndex or time column × one column per series; long: ``unique_id, ds, y``) or
+a NumPy array ``[T, N]`` / ``[T, N, C]`` (time from ``freq_minutes=`` / ``start=``). A run
+trained on an in-memory object records only its shape (``"<DataFrame [T, N]>"``) in
+``config.json``; the :class:`Run` returned by :func:`fit` keeps the object for ``evaluate`` and
+``predict``, a reloaded one needs the data passed again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from linearcast.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from linearcast.data import TimeSeriesDataset
+    from linearcast.engine.config import TrainConfig
+
+# CLI spellings accepted as keyword arguments (linearcast train --epochs ...)
+_ALIASES = {"epochs": "max_epochs"}
+
+
+def _frame_options() -> set[str]:
+    from linearcast.data.frames import as_dataset
+
+    return {n for n in inspect.signature(as_dataset).parameters if n != "data"}
+
+
+def _split_options(data: Any, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(config fields, data options)`` from ``fit``'s keyword arguments."""
+    from linearcast.data.frames import is_in_memory
+    from linearcast.engine.config import TrainConfig
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    frame_options = _frame_options() if is_in_memory(data) else set()
+    config: dict[str, Any] = {}
+    data_options: dict[str, Any] = {}
+    for key, value in options.items():
+        name = _ALIASES.get(key, key)
+        if name in fields:
+            config[name] = value
+        elif name in frame_options:
+            data_options[name] = value
+        else:
+            known = sorted(fields | frame_options | set(_ALIASES))
+            raise ConfigError(
+                f"fit(): unknown option {key!r}; expected a TrainConfig field or a data option: "
+                f"{', '.join(known)}."
+            )
+    return config, data_options
+
+
+def _dataset(data: Any, options: dict[str, Any]) -> TimeSeriesDataset:
+    from linearcast.data.frames import as_dataset
+
+    return as_dataset(data, **options)
+
+
+class Run:
+    """A run directory and what can be done with it (the CLI's evaluate/predict/forecast/export).
+
+    Args:
+        run_dir: a directory written by ``train`` / :func:`fit`.
+        dataset: the in-memory data the run was trained on, when it was given as an object.
+        metrics: ``metrics.json``'s content (read from the directory when not given).
+        history: the rows of ``history.csv`` (from the checkpoint when not given).
+
+    Attributes:
+        run_dir: the directory.
+        config: the run's :class:`~linearcast.engine.TrainConfig`.
+    """
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        *,
+        dataset: TimeSeriesDataset | None = None,
+        metrics: dict[str, Any] | None = None,
+        history: list[dict[str, Any]] | None = None,
+    ) -> None:
+        from linearcast.engine.config import TrainConfig
+
+        self.run_dir = Path(run_dir)
+        if not (self.run_dir / "config.json").is_file():
+            raise ConfigError(
+                f"{self.run_dir}: not a run directory (no config.json); expected a folder "
+                f"written by `linearcast train` or linearcast.fit()."
+            )
+        self.config: TrainConfig = TrainConfig.load(self.run_dir / "config.json")
+        self._dataset = dataset
+        self._metrics = metrics
+        self._history = history
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.run_dir)!r}, model={self.config.model!r}, data={self.config.data!r})"
+
+    # ------------------------------------------------------------------ results
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """``metrics.json`` (test and validation metrics, baseline, timing, ...)."""
+        if self._metrics is None:
+            path = self.run_dir / "metrics.json"
+            if not path.is_file():
+                raise ConfigError(f"{path}: no metrics yet (the run has not finished).")
+            self._metrics = json.loads(path.read_text())
+        return self._metrics
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """One dict per epoch (the rows of ``history.csv``)."""
+        if self._history is None:
+            import csv
+
+            path = self.run_dir / "history.csv"
+            if not path.is_file():
+                return []
+            with path.open(newline="") as fh:
+                self._history = [
+                    {k: float(v) if v not in ("", None) else None for k, v in row.items()}
+                    for row in csv.DictReader(fh)
+                ]
+        return self._history
+
+    def _data(self, data: Any, options: dict[str, Any]) -> Any:
+        """A path stays a path (with reader options refused: use the run's); an object becomes a
+        dataset; ``None`` is the data the run was trained on."""
+        from linearcast.data.frames import is_in_memory
+
+        if data is None:
+            if options:
+                raise ConfigError("data options need data: pass data= too.")
+            return self._dataset
+        if is_in_memory(data):
+            return _dataset(data, options)
+        if options:
+            raise ConfigError(
+                "reader options for a file: set them in the run (data_options) or use "
+                "Run.forecast, which takes them."
+            )
+        return str(data)
+
+    # ------------------------------------------------------------------ commands
+    def evaluate(
+        self,
+        data: Any = None,
+        *,
+        split: str = "test",
+        accelerator: str | None = None,
+        batch_size: int = 0,
+        **data_options: Any,
+    ) -> dict[str, Any]:
+        """Recompute the metrics with the best weights (``linearcast evaluate``).
+
+        Args:
+            data: other data (a path, a frame, an array), else the run's own.
+            split: ``"test"``, ``"val"`` or ``"train"``.
+            accelerator: where to run (``None``: the run's).
+            batch_size: evaluation batch size (0: the run's).
+            **data_options: options of :func:`linearcast.data.as_dataset` for a frame/array.
+
+        Returns:
+            ``{"metrics": {"overall": {"MAE", "RMSE", "MAPE", "MSE"}, "horizon_3": ...},
+            "baseline", "windows", "table", ...}``.
+        """
+        from linearcast.engine.inference import evaluate_run
+
+        return evaluate_run(
+            self.run_dir,
+            data=self._data(data, data_options),
+            split=split,
+            accelerator=accelerator,
+            batch_size=batch_size,
+        )
+
+    def predict(
+        self,
+        data: Any = None,
+        *,
+        split: str = "test",
+        out: str | Path | None = None,
+        accelerator: str | None = None,
+        **data_options: Any,
+    ) -> np.ndarray:
+        """Forecasts of every window of a split (``linearcast predict``).
+
+        Returns:
+            ``[S, T_out, N, C]`` in the units of the targets (data units for pems/metr,
+            standardised for ett/ltsf); also written to ``out`` (``.npy``/``.npz``) when given.
+        """
+        from linearcast.engine.inference import predict_run
+
+        res = predict_run(
+            self.run_dir,
+            out,
+            data=self._data(data, data_options),
+            split=split,
+            accelerator=accelerator,
+        )
+        prediction: np.ndarray = res["prediction"]
+        return prediction
+
+    def forecast(
+        self,
+        data: Any,
+        *,
+        out: str | Path | None = None,
+        accelerator: str | None = None,
+        **data_options: Any,
+    ) -> pd.DataFrame:
+        """The ``out_steps`` steps after the end of ``data`` (``linearcast forecast``).
+
+        Args:
+            data: the recent history, at least ``in_steps`` steps: a frame, an array or a path
+                (new data is always passed explicitly).
+            out: also write it (``.csv``, ``.parquet``, ``.npz``).
+            accelerator: where to run (``None``: the run's).
+            **data_options: ``freq_minutes=``, ``start=``, ... for a frame/array; reader
+                options for a path.
+
+        Returns:
+            The long frame ``unique_id, ds, y_hat`` in data units, one row per (series, time).
+        """
+        from linearcast.engine.forecast import forecast_run
+
+        if data is None:
+            raise ConfigError("forecast needs the recent data: Run.forecast(data).")
+        fc = forecast_run(
+            self.run_dir, data, data_options=data_options or None, accelerator=accelerator
+        )
+        if out is not None:
+            fc.save(out)
+        return fc.to_frame()
+
+    def export_onnx(self, path: str | Path, *, check: bool = True) -> dict[str, Any]:
+        """Export the best weights to ONNX, scaler folded in (``linearcast export --onnx``)."""
+        from linearcast.engine.export import export_onnx
+
+        return export_onnx(self.run_dir, path, check=check)
+
+
+def fit(
+    model: str | None = None,
+    data: Any = None,
+    protocol: str | None = None,
+    *,
+    preset: str | None = None,
+    sets: Sequence[str] = (),
+    verbose: bool = False,
+    **overrides: Any,
+) -> Run:
+    """Train and test a model (``linearcast train``) and return the :class:`Run`.
+
+    Args:
+        model: registry name (default: the preset's, else ``elinformer``).
+        data: a path, ``"synthetic"`` (the default), a DataFrame (wide or long
+            ``unique_id, ds, y``) or an array ``[T, N]`` / ``[T, N, C]``.
+        protocol: ``pems``, ``metr``, ``ett``, ``ltsf``, ... (default: the preset's, else pems).
+        preset: start from a named preset (``"demo"``, ``"samovar-ett"``, ...).
+        sets: ``key=value`` strings as ``--set`` takes (``"model_overrides.num_layers=2"``).
+        verbose: print the per-epoch lines and the final table.
+        **overrides: :class:`~linearcast.engine.TrainConfig` fields (``max_epochs=5`` or
+            ``epochs=5``, ``lr=1e-3``, ``model_overrides={...}``, ``accelerator="cpu"``) and,
+            for a frame/array, options of :func:`linearcast.data.as_dataset`
+            (``freq_minutes=5``, ``start="2024-01-01"``, ``null_value=0.0``).
+
+    Returns:
+        The finished run (``run.metrics``, ``run.evaluate()``, ``run.forecast(...)``).
+    """
+    from linearcast.data.frames import describe_data, is_in_memory
+    from linearcast.engine.config import TrainConfig
+    from linearcast.engine.config import preset as get_preset
+    from linearcast.engine.trainer import train
+
+    cfg = get_preset(preset) if preset else TrainConfig()
+    fields, data_options = _split_options(data, overrides)
+    dataset = None
+    if model is not None:
+        fields["model"] = model
+    if protocol is not None:
+        fields["protocol"] = protocol
+    if data is not None and is_in_memory(data):
+        dataset = _dataset(data, data_options)
+        fields["data"] = describe_data(data)
+    elif data is not None:
+        fields["data"] = str(data)
+    cfg = cfg.replace(**fields) if fields else cfg
+    cfg = cfg.with_sets(list(sets))
+    result = train(cfg, progress=False, verbose=verbose, report=verbose, dataset=dataset)
+    return Run(result.run_dir, dataset=dataset, metrics=result.metrics, history=result.history)
+
+
+def load_run(path: str | Path) -> Run:
+    """A finished run directory as a :class:`Run` (its data is not loaded until needed)."""
+    return Run(path)
+
+
+__all__ = ["Run", "fit", "load_run"]

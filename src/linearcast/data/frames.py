@@ -1,0 +1,348 @@
+"""In-memory data: pandas frames and NumPy arrays as a :class:`TimeSeriesDataset`.
+
+Readers turn *files* into datasets; this module does the same for objects a Python user already
+holds, with the same checks (numeric values, one timestamp per row, unique, increasing, on a
+regular grid) and the same kind of one-sentence :class:`~linearcast.errors.DataError`.
+
+Accepted shapes::
+
+    wide frame   index = DatetimeIndex (or a time column: ds, date, datetime, time, timestamp)
+                 x one column per series                       -> values [T, N, 1]
+    long frame   columns unique_id, ds, y (neuralforecast / StatsForecast / Darts layout)
+                 one row per (series, time)                     -> values [T, N, 1]
+    array        [T, N] or [T, N, C]; time from freq_minutes= / steps_per_day= / start=
+
+It also knows where a series goes next: :func:`future_timestamps` continues a dataset's calendar
+(used by forecasting), and :func:`check_regular_end` refuses a gap among the last steps.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from linearcast.data.dataset import NonFinitePolicy, TimeSeriesDataset, handle_non_finite
+from linearcast.errors import DataError
+
+TIME_COLUMNS = ("ds", "date", "datetime", "time", "timestamp")
+LONG_COLUMNS = ("unique_id", "ds", "y")
+
+
+def describe_data(data: Any) -> str:
+    """A short label for data given as an object (what ``config.json`` records as ``data``).
+
+    Returns:
+        e.g. ``"<DataFrame [T, N]>"`` with the numbers filled in, ``"<ndarray [T, N, C]>"``.
+    """
+    if isinstance(data, TimeSeriesDataset):
+        return f"<TimeSeriesDataset {data.name} {list(data.shape)}>"
+    if isinstance(data, pd.DataFrame):
+        if _is_long(data, *LONG_COLUMNS):
+            t = data[LONG_COLUMNS[1]].nunique()
+            n = data[LONG_COLUMNS[0]].nunique()
+            return f"<DataFrame long [{t}, {n}]>"
+        return f"<DataFrame [{data.shape[0]}, {data.shape[1]}]>"
+    if isinstance(data, pd.Series):
+        return f"<Series [{len(data)}]>"
+    if isinstance(data, np.ndarray):
+        return f"<ndarray {list(data.shape)}>"
+    return f"<{type(data).__name__}>"
+
+
+def is_in_memory(data: Any) -> bool:
+    """Whether ``data`` is an object :func:`as_dataset` takes (not a path or a name)."""
+    return isinstance(data, TimeSeriesDataset | pd.DataFrame | pd.Series | np.ndarray)
+
+
+def as_dataset(
+    data: Any,
+    *,
+    name: str | None = None,
+    freq_minutes: int | None = None,
+    steps_per_day: int | None = None,
+    start: pd.Timestamp | str | None = None,
+    time_column: str | None = None,
+    id_column: str = "unique_id",
+    ds_column: str = "ds",
+    value_column: str = "y",
+    node_names: list[str] | None = None,
+    null_value: float = math.nan,
+    non_finite: NonFinitePolicy = "error",
+) -> TimeSeriesDataset:
+    """Turn a frame or an array into a :class:`TimeSeriesDataset` (checked).
+
+    Args:
+        data: a wide or long ``pandas.DataFrame``, a ``pandas.Series`` (one series), a NumPy
+            array ``[T, N]`` / ``[T, N, C]``, or a dataset (returned as it is).
+        name: dataset name (default ``"dataframe"`` / ``"array"``).
+        freq_minutes: step in minutes, for data without timestamps (arrays, frames without a
+            time index).
+        steps_per_day: steps per day, for data without timestamps.
+        start: timestamp of the first step, for data without timestamps.
+        time_column: the column holding the timestamps of a wide frame (default: the index
+            when it is a ``DatetimeIndex``, else the first of ds, date, datetime, time,
+            timestamp that exists).
+        id_column: series column of a long frame.
+        ds_column: time column of a long frame.
+        value_column: value column of a long frame.
+        node_names: N names (default: the frame's columns / series ids; none for arrays).
+        null_value: the value that marks a missing reading (NaN by default; 0.0 for traffic).
+        non_finite: ``"error"`` (default) or ``"null"`` (NaN/inf become the null value).
+
+    Returns:
+        The dataset: ``values [T, N, F]`` float32, timestamps when the data had them.
+
+    Raises:
+        DataError: non-numeric values, missing/duplicated/unsorted timestamps, an irregular
+            grid, a long frame with missing (series, time) pairs, or a shape that is not
+            ``[T, N]`` / ``[T, N, C]``.
+    """
+    if isinstance(data, TimeSeriesDataset):
+        return data
+    if isinstance(data, pd.Series):
+        data = data.to_frame(name=str(data.name) if data.name is not None else "y")
+    if isinstance(data, pd.DataFrame):
+        source = name or "dataframe"
+        if _is_long(data, id_column, ds_column, value_column):
+            values, ts, names = _from_long(data, id_column, ds_column, value_column, source)
+        else:
+            values, ts, names = _from_wide(data, time_column, source)
+        if node_names is None:
+            node_names = names
+    elif isinstance(data, np.ndarray):
+        source = name or "array"
+        values, ts = _from_array(data, source), None
+    else:
+        raise DataError(
+            f"expected a pandas DataFrame, a NumPy array [T, N] or [T, N, C], or a dataset "
+            f"path; found {type(data).__name__}."
+        )
+    freq_name: str | None = None
+    if ts is not None:
+        if freq_minutes is not None or steps_per_day is not None or start is not None:
+            raise DataError(
+                f"{source}: the data has timestamps, so freq_minutes/steps_per_day/start are "
+                f"taken from them; found them given as options too (drop the options)."
+            )
+        freq_minutes, freq_name = _regular_step(ts, source)
+    values = handle_non_finite(values, source, null_value, non_finite)
+    ds = TimeSeriesDataset(
+        values=values,
+        name=name or ("dataframe" if isinstance(data, pd.DataFrame) else "array"),
+        path=None,
+        freq_minutes=freq_minutes,
+        steps_per_day=steps_per_day,
+        start=pd.Timestamp(start) if start is not None and ts is None else None,
+        timestamps=ts,
+        node_names=[str(n) for n in node_names] if node_names is not None else None,
+        null_value=null_value,
+        meta={"format": "in-memory", "source": describe_data(data)},
+    )
+    if freq_name is not None:
+        ds.meta["freq"] = freq_name
+    return ds
+
+
+# ---------------------------------------------------------------------- layouts
+def _is_long(frame: pd.DataFrame, id_column: str, ds_column: str, value_column: str) -> bool:
+    return {id_column, ds_column, value_column} <= {str(c) for c in frame.columns}
+
+
+def _from_long(
+    frame: pd.DataFrame, id_column: str, ds_column: str, value_column: str, source: str
+) -> tuple[np.ndarray, pd.DatetimeIndex, list[str]]:
+    extra = [c for c in frame.columns if c not in (id_column, ds_column, value_column)]
+    if extra:
+        raise DataError(
+            f"{source}: a long frame has the columns {id_column}, {ds_column}, {value_column}; "
+            f"found also {extra[:5]} (exogenous columns are not used: drop them)."
+        )
+    if len(frame) == 0:
+        raise DataError(
+            f"{source}: expected rows ({id_column}, {ds_column}, {value_column}); found none."
+        )
+    dup = frame.duplicated(subset=[id_column, ds_column])
+    if dup.any():
+        row = frame[dup].iloc[0]
+        raise DataError(
+            f"{source}: expected one row per ({id_column}, {ds_column}), found "
+            f"{int(dup.sum())} repeated (first: {row[id_column]!r} at {row[ds_column]})."
+        )
+    _check_numeric_column(frame[value_column], value_column, source)
+    ids = list(pd.unique(frame[id_column]))
+    wide = frame.pivot(index=ds_column, columns=id_column, values=value_column)
+    wide = wide.reindex(columns=ids).sort_index()
+    # a (series, time) pair without a row, as opposed to a row holding NaN (a missing reading)
+    present = frame.assign(_row=1.0).pivot(index=ds_column, columns=id_column, values="_row")
+    missing = present.reindex(index=wide.index, columns=ids).isna().to_numpy()
+    if missing.any():
+        t_i, n_i = np.argwhere(missing)[0]
+        raise DataError(
+            f"{source}: expected every series at every {ds_column}, found "
+            f"{int(missing.sum())} missing ({id_column}, {ds_column}) pairs (first: "
+            f"{ids[n_i]!r} has no row at {wide.index[t_i]}); add them (NaN for a missing "
+            f"reading) or fill the gaps."
+        )
+    ts = _timestamps(pd.Series(wide.index), ds_column, source)
+    values = wide.to_numpy(dtype=np.float64).astype(np.float32)[:, :, None]
+    return values, ts, [str(i) for i in ids]
+
+
+def _from_wide(
+    frame: pd.DataFrame, time_column: str | None, source: str
+) -> tuple[np.ndarray, pd.DatetimeIndex | None, list[str]]:
+    ts: pd.DatetimeIndex | None = None
+    if time_column is not None:
+        if time_column not in frame.columns:
+            raise DataError(
+                f"{source}: expected a time column {time_column!r}, found columns "
+                f"{[str(c) for c in frame.columns][:10]}."
+            )
+        ts = _timestamps(frame[time_column], time_column, source)
+        frame = frame.drop(columns=[time_column])
+    elif isinstance(frame.index, pd.DatetimeIndex):
+        ts = _timestamps(pd.Series(frame.index), "index", source)
+    else:
+        for col in TIME_COLUMNS:
+            if col in frame.columns:
+                ts = _timestamps(frame[col], col, source)
+                frame = frame.drop(columns=[col])
+                break
+    if frame.shape[1] == 0:
+        raise DataError(f"{source}: expected at least one series column, found none.")
+    if frame.shape[0] == 0:
+        raise DataError(f"{source}: expected at least one row, found none.")
+    for col in frame.columns:
+        _check_numeric_column(frame[col], str(col), source)
+    values = frame.to_numpy(dtype=np.float64).astype(np.float32)[:, :, None]
+    return values, ts, [str(c) for c in frame.columns]
+
+
+def _from_array(arr: np.ndarray, source: str) -> np.ndarray:
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise DataError(f"{source}: expected numeric values, found dtype {arr.dtype}.")
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3:
+        raise DataError(
+            f"{source}: expected an array [T, N] or [T, N, C], found shape {tuple(arr.shape)}."
+        )
+    return np.asarray(arr, dtype=np.float32)
+
+
+def _check_numeric_column(col: pd.Series, label: str, source: str) -> None:
+    if pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
+        conv = pd.to_numeric(col, errors="coerce")
+        bad = conv.isna() & col.notna()
+        if bad.any() or pd.api.types.is_bool_dtype(col):
+            row = int(np.flatnonzero(bad.to_numpy())[0]) if bad.any() else 0
+            raise DataError(
+                f"{source}: expected numeric values in column {label!r}, found {col.dtype} "
+                f"(first non-numeric entry {col.iloc[row]!r} at row {row})."
+            )
+
+
+# ---------------------------------------------------------------------- time
+def _timestamps(values: pd.Series, label: str, source: str) -> pd.DatetimeIndex:
+    try:
+        ts = pd.DatetimeIndex(pd.to_datetime(values))
+    except (ValueError, TypeError) as err:
+        raise DataError(
+            f"{source}: expected timestamps in {label!r}, could not parse them ({err})."
+        ) from err
+    if ts.tz is not None:  # the calendar features use local wall-clock time
+        ts = ts.tz_localize(None)
+    from linearcast.data.readers._common import check_timestamps
+
+    with warnings.catch_warnings():  # irregular steps are an error here, reported below
+        warnings.simplefilter("ignore", UserWarning)
+        check_timestamps(ts, f"{source} ({label})")
+    return ts
+
+
+def _regular_step(ts: pd.DatetimeIndex, source: str) -> tuple[int | None, str | None]:
+    """The step in minutes (when whole) and the pandas frequency of regular timestamps.
+
+    Month and year steps vary in length but are regular on the calendar: pandas' inferred
+    frequency accepts them.
+
+    Raises:
+        DataError: when the steps are neither equal nor a calendar frequency.
+    """
+    if len(ts) < 2:
+        return None, None
+    diffs = np.diff(ts.as_unit("ns").asi8)
+    step = int(pd.Series(diffs).mode().iloc[0])
+    if (diffs != step).any():
+        inferred = pd.infer_freq(ts) if len(ts) >= 3 else None
+        if inferred is None:
+            i = int(np.flatnonzero(diffs != step)[0])
+            raise DataError(
+                f"{source}: expected timestamps on a regular grid, found "
+                f"{int((diffs != step).sum())} of {len(diffs)} steps that differ from the usual "
+                f"step {pd.Timedelta(step, unit='ns')} (first: {ts[i]} -> {ts[i + 1]}); "
+                f"resample or fill the gaps first."
+            )
+        return None, inferred
+    minutes = pd.Timedelta(step, unit="ns").total_seconds() / 60.0
+    whole = minutes >= 1 and float(minutes).is_integer()
+    return (int(minutes) if whole else None), None
+
+
+def dataset_timestamps(ds: TimeSeriesDataset) -> pd.DatetimeIndex | None:
+    """One timestamp per step: the file's, or ``start`` + k · ``freq_minutes``; else None."""
+    if ds.timestamps is not None:
+        return pd.DatetimeIndex(ds.timestamps)
+    if ds.start is not None and ds.freq_minutes is not None:
+        return pd.date_range(
+            ds.start, periods=ds.num_steps, freq=pd.Timedelta(minutes=ds.freq_minutes)
+        )
+    return None
+
+
+def check_regular_end(ds: TimeSeriesDataset, steps: int) -> None:
+    """Refuse a series whose last ``steps`` rows are not evenly spaced (a gap at the end).
+
+    Raises:
+        DataError: naming the file, the step expected and the one found.
+    """
+    ts = ds.timestamps
+    if ts is None or len(ts) < 3 or ds.meta.get("freq"):
+        return
+    tail = pd.DatetimeIndex(ts[-(steps + 1) :])
+    diffs = np.diff(tail.as_unit("ns").asi8)
+    step = int(pd.Series(np.diff(pd.DatetimeIndex(ts).as_unit("ns").asi8)).mode().iloc[0])
+    bad = np.flatnonzero(diffs != step)
+    if len(bad):
+        i = int(bad[-1])
+        raise DataError(
+            f"{ds.source}: expected the last {steps} steps on the usual "
+            f"{pd.Timedelta(step, unit='ns')} grid (the model's input window), found a step of "
+            f"{pd.Timedelta(int(diffs[i]), unit='ns')} from {tail[i]} to {tail[i + 1]}; "
+            f"fill the gap or cut the file before it."
+        )
+
+
+def future_timestamps(ds: TimeSeriesDataset, steps: int) -> pd.DatetimeIndex | None:
+    """The next ``steps`` timestamps after the dataset's last one (its calendar continued).
+
+    Returns:
+        ``None`` when the dataset knows no time (no timestamps, no start and step).
+    """
+    ts = dataset_timestamps(ds)
+    if ts is None:
+        return None
+    freq = ds.meta.get("freq")  # a calendar frequency (months, years): steps vary in length
+    if freq:
+        return pd.date_range(ts[-1], periods=steps + 1, freq=freq)[1:]
+    if len(ts) < 2:
+        if ds.freq_minutes is None:
+            return None
+        step = pd.Timedelta(minutes=ds.freq_minutes)
+    else:
+        step = ts[-1] - ts[-2]
+    return pd.DatetimeIndex([ts[-1] + step * (k + 1) for k in range(steps)])

@@ -1,0 +1,309 @@
+"""Ship a model: a run's best weights as an ONNX file that takes and returns data units.
+
+The exported graph is :class:`RawUnitModel`: the run's scaler is folded in, so a consumer
+needs nothing but the ONNX file::
+
+    input   x         [B, T_in, N, C_in] float32: channel 0 the target in data units; with time
+                      features (STAEformer/ELinFormer) channel 1 the time of day as a fraction
+                      in [0, 1) and channel 2 the day of week 0..6 (Monday = 0) as float
+    output  forecast  [B, T_out, N, C_out] float32 in data units
+
+B is dynamic; T_in, N and C_in are the run's. A JSON file beside it (``model.json`` for
+``model.onnx``) says the same for tools that do not read ONNX metadata.
+
+Export uses torch's ONNX exporter (``torch.onnx.export(..., dynamo=True)``), which needs the
+optional packages ``onnx`` and ``onnxscript``; the check needs ``onnxruntime`` (extra
+``[onnx]``). The check runs random inputs in the data's range (batches of 1 and 3) through
+onnxruntime on the CPU and through the PyTorch pipeline (NumPy scaler, model, inverse
+transform, as ``forecast`` does) and requires the forecasts to agree to 1e-4 in standardised
+units (data units divided by the scaler's std, i.e. relative to the data's spread).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from linearcast import jsonio
+from linearcast.errors import ConfigError
+
+if TYPE_CHECKING:
+    from linearcast.data import StandardScaler
+
+TOLERANCE = 1e-4
+ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
+
+
+class RawUnitModel(nn.Module):
+    """A trained model with the scaler folded in: data units in, data units out.
+
+    Args:
+        model: maps ``[B, T_in, N, C_in]`` (channel 0 scaled) to ``[B, T_out, N, C_out]``
+            (scaled units).
+        scaler: the run's scaler (global: one mean/std; per series: ``[N]``).
+    """
+
+    def __init__(self, model: nn.Module, scaler: StandardScaler) -> None:
+        super().__init__()
+        self.model = model
+        mean = torch.as_tensor(np.asarray(scaler.mean, dtype=np.float32))
+        std = torch.as_tensor(np.asarray(scaler.std, dtype=np.float32))
+        # global: scalars; per series: [N] for the input target [B, T, N] and [N, 1] for outputs
+        self.register_buffer("mean_in", mean)
+        self.register_buffer("std_in", std)
+        self.register_buffer("mean_out", mean[..., None] if mean.dim() else mean)
+        self.register_buffer("std_out", std[..., None] if std.dim() else std)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x: [B, T_in, N, C_in]`` in data units -> ``[B, T_out, N, C_out]`` in data units."""
+        target = (x[..., 0] - self.mean_in) / self.std_in  # (B, T_in, N)
+        scaled = torch.cat([target[..., None], x[..., 1:]], dim=-1)  # (B, T_in, N, C_in)
+        out = self.model(scaled)  # (B, T_out, N, C_out), scaled units
+        return out * self.std_out + self.mean_out
+
+
+def missing_onnx_packages() -> list[str]:
+    """The packages of the ``[onnx]`` extra that are not installed."""
+    return [p for p in ONNX_PACKAGES if importlib.util.find_spec(p) is None]
+
+
+def _placeholder_dataset(meta: dict[str, Any]) -> Any:
+    """A dataset of the run's shape and calendar, so the registry builds the same model."""
+    from linearcast.data import TimeSeriesDataset
+
+    return TimeSeriesDataset(
+        values=np.zeros((1, int(meta["num_nodes"]), 1), dtype=np.float32),
+        name=str(meta.get("dataset", "run")),
+        steps_per_day=meta.get("steps_per_day"),
+    )
+
+
+def example_inputs(
+    batch: int, meta: dict[str, Any], scaler: StandardScaler, seed: int = 0
+) -> np.ndarray:
+    """Random inputs in the data's range: ``[B, T_in, N, C_in]`` float32 in data units."""
+    rng = np.random.default_rng(seed)
+    t, n, c = int(meta["in_steps"]), int(meta["num_nodes"]), int(meta.get("input_channels", 1))
+    x = np.empty((batch, t, n, c), dtype=np.float32)
+    z = rng.standard_normal((batch, t, n))
+    x[..., 0] = scaler.inverse_transform(z.astype(np.float32))
+    spd = int(meta.get("steps_per_day") or 288)
+    if c > 1:  # time of day of consecutive steps from a random start, as real windows have
+        first = rng.integers(0, spd, size=(batch, 1))
+        x[..., 1] = (((first + np.arange(t)) % spd) / spd)[..., None]
+    if c > 2:
+        x[..., 2] = rng.integers(0, 7, size=(batch, 1, 1)).astype(np.float32)
+    return x
+
+
+def _torch_forecast(model: nn.Module, scaler: StandardScaler, x: np.ndarray) -> np.ndarray:
+    """The engine's own pipeline on raw inputs: NumPy scaler, model, inverse transform."""
+    scaled = x.copy()
+    scaled[..., 0] = scaler.transform(x[..., 0])
+    with torch.no_grad():
+        out = model(torch.from_numpy(scaled)).float()
+    return np.asarray(scaler.inverse_transform(out).numpy())
+
+
+def export_onnx(
+    run_dir: str | Path,
+    path: str | Path,
+    *,
+    check: bool = True,
+    opset: int | None = None,
+) -> dict[str, Any]:
+    """Export a run's best weights to ONNX with the scaler folded in (see the module docstring).
+
+    Args:
+        run_dir: a run directory written by ``train``.
+        path: the ``.onnx`` file to write (a ``.json`` description is written beside it).
+        check: run onnxruntime on the CPU and compare with PyTorch (needs onnxruntime).
+        opset: ONNX opset version (default: the exporter's).
+
+    Returns:
+        ``{"path", "json", "input_shape", "output_shape", "max_abs_diff",
+        "max_scaled_diff", "checked"}`` (differences in data and standardised units).
+
+    Raises:
+        ConfigError: the ``[onnx]`` packages are missing, the exporter fails, or onnxruntime
+            does not reproduce the forecast.
+    """
+    from linearcast.data import StandardScaler
+    from linearcast.engine.checkpoint import BEST, load_weights
+    from linearcast.engine.inference import read_run
+    from linearcast.engine.setup import build_model_for, resolve_protocol
+
+    path = Path(path)
+    if path.suffix.lower() != ".onnx":
+        raise ConfigError(f"{path}: expected an output file ending in .onnx.")
+    missing = [p for p in missing_onnx_packages() if check or p != "onnxruntime"]
+    if missing:
+        raise ConfigError(
+            f"export to ONNX needs the optional packages {', '.join(ONNX_PACKAGES)}; "
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed "
+            f"(pip install 'linearcast[onnx]')."
+        )
+    run_dir = Path(run_dir)
+    ckpt, config = read_run(run_dir)
+    meta = dict(ckpt.get("meta", {}))
+    if "num_nodes" not in meta or "in_steps" not in meta:
+        raise ConfigError(f"{run_dir / BEST}: the checkpoint does not record the data's shape.")
+    protocol = resolve_protocol(config)
+    meta.setdefault(
+        "input_channels", 1 + int(protocol.add_time_of_day) + int(protocol.add_day_of_week)
+    )
+    scaler = StandardScaler.from_state_dict(ckpt["scaler"])
+    model = build_model_for(
+        config,
+        _placeholder_dataset(meta),
+        protocol,
+        int(meta["input_channels"]),
+        steps_per_day=meta.get("steps_per_day"),
+    )
+    load_weights(model, ckpt["model"], run_dir / BEST)
+    model = model.float().eval()
+    wrapped = RawUnitModel(model, scaler).eval()
+    example = torch.from_numpy(example_inputs(2, meta, scaler))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _export(wrapped, example, path, opset)
+    _add_metadata(path, config.model, meta)
+
+    t_out = int(meta["out_steps"])
+    out_shape = ["B", t_out, int(meta["num_nodes"]), int(_output_channels(wrapped, example))]
+    in_shape = ["B", int(meta["in_steps"]), int(meta["num_nodes"]), int(meta["input_channels"])]
+    result: dict[str, Any] = {
+        "path": str(path),
+        "input_shape": in_shape,
+        "output_shape": out_shape,
+        "checked": False,
+        "max_abs_diff": None,
+        "max_scaled_diff": None,
+    }
+    if check:
+        result |= _check(path, model, scaler, meta)
+    description = {
+        "format": "linearcast-onnx",
+        "model": config.model,
+        "run_dir": str(run_dir),
+        "inputs": {
+            "x": {
+                "shape": in_shape,
+                "dtype": "float32",
+                "channels": _channel_names(int(meta["input_channels"])),
+                "units": "data units (the scaler is inside the graph)",
+            }
+        },
+        "outputs": {"forecast": {"shape": out_shape, "dtype": "float32", "units": "data units"}},
+        "steps_per_day": meta.get("steps_per_day"),
+        "freq_minutes": meta.get("freq_minutes"),
+        "protocol": meta.get("protocol"),
+        "dataset": meta.get("dataset"),
+        "scaler": scaler.state_dict(),
+        "check": {k: result[k] for k in ("checked", "max_abs_diff", "max_scaled_diff")},
+    }
+    json_path = path.with_suffix(".json")
+    json_path.write_text(jsonio.dumps(description) + "\n")
+    result["json"] = str(json_path)
+    return result
+
+
+def _channel_names(c: int) -> list[str]:
+    names = ["target (data units)", "time of day in [0, 1)", "day of week 0..6 (Monday = 0)"]
+    return names[:c] + [f"channel {i}" for i in range(3, c)]
+
+
+def _output_channels(model: nn.Module, example: Tensor) -> int:
+    with torch.no_grad():
+        return int(model(example).shape[-1])
+
+
+def _export(model: nn.Module, example: Tensor, path: Path, opset: int | None) -> None:
+    """``torch.onnx.export`` with a dynamic batch axis, quietly, errors as one sentence."""
+    batch = torch.export.Dim("batch", min=1)
+    kwargs: dict[str, Any] = {} if opset is None else {"opset_version": opset}
+    # the exporter logs optional torchvision ops and pytree deprecations: not ours to act on
+    noisy = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = noisy.level
+    noisy.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(
+                model,
+                (example,),
+                str(path),
+                dynamo=True,
+                input_names=["x"],
+                output_names=["forecast"],
+                dynamic_shapes={"x": {0: batch}},
+                verbose=False,
+                **kwargs,
+            )
+    except ConfigError:
+        raise
+    except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(
+            f"{path}: torch's ONNX exporter failed ({type(err).__name__}: {first})."
+        ) from err
+    finally:
+        noisy.setLevel(level)
+
+
+def _add_metadata(path: Path, model_name: str, meta: dict[str, Any]) -> None:
+    import onnx
+
+    proto = onnx.load(str(path))
+    facts = {
+        "linearcast.model": model_name,
+        "linearcast.in_steps": meta.get("in_steps"),
+        "linearcast.out_steps": meta.get("out_steps"),
+        "linearcast.num_nodes": meta.get("num_nodes"),
+        "linearcast.input_channels": meta.get("input_channels"),
+        "linearcast.steps_per_day": meta.get("steps_per_day"),
+        "linearcast.units": "data units in and out (scaler folded in)",
+    }
+    for key, value in facts.items():
+        if value is not None:
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, str(value)
+    onnx.save(proto, str(path))
+
+
+def _check(
+    path: Path, model: nn.Module, scaler: StandardScaler, meta: dict[str, Any]
+) -> dict[str, Any]:
+    """onnxruntime (CPU) vs the PyTorch pipeline on batches of 1 and 3."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    std = np.asarray(scaler.std, dtype=np.float64)
+    std = std[:, None] if std.ndim else std  # per series: [N, 1] against [B, T_out, N, C]
+    worst = scaled = 0.0
+    for seed, batch in enumerate((1, 3)):
+        x = example_inputs(batch, meta, scaler, seed=seed + 1)
+        got = session.run(["forecast"], {"x": x})[0]
+        ref = _torch_forecast(model, scaler, x)
+        if got.shape != ref.shape:
+            raise ConfigError(
+                f"{path}: onnxruntime returned shape {list(got.shape)} for a batch of {batch}, "
+                f"PyTorch {list(ref.shape)}."
+            )
+        diff = np.abs(got.astype(np.float64) - ref.astype(np.float64))
+        worst = max(worst, float(diff.max()))
+        scaled = max(scaled, float((diff / std).max()))
+    if not scaled <= TOLERANCE:
+        raise ConfigError(
+            f"{path}: onnxruntime does not reproduce the PyTorch forecast: max |difference| "
+            f"{worst:.3g} data units = {scaled:.3g} standardised units (> {TOLERANCE:g}); do not "
+            f"use this file."
+        )
+    return {"checked": True, "max_abs_diff": worst, "max_scaled_diff": scaled}
