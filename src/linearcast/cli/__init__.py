@@ -19,9 +19,22 @@ from linearcast.errors import LinearcastError
 COMMANDS: dict[str, str] = {
     "demo": "train and test ELinFormer on the synthetic dataset and print its table",
     "train": "train, evaluate, predict; list the models (train/evaluate/predict/models)",
+    "forecast": "forecast the steps after the end of a file with a trained run",
+    "export": "export a trained run to ONNX (scaler folded in)",
     "data": "list, describe, convert and download datasets",
     "bench": "eala-accuracy (EALA vs softmax) and attention-profile (inside a trained model)",
 }
+
+
+EXAMPLES = """\
+Examples (`linearcast COMMAND --help` explains each):
+  linearcast demo
+  linearcast train --model elinformer --data PEMS08.npz --protocol pems --epochs 50
+  linearcast evaluate runs/elinformer-PEMS08-20250101-120000
+  linearcast forecast runs/elinformer-PEMS08-20250101-120000 --data last-day.npz --out next.csv
+  linearcast export runs/elinformer-PEMS08-20250101-120000 --onnx elinformer.onnx
+  tensorboard --logdir runs        # per-epoch curves (with the tensorboard package installed)
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="linearcast",
         description="Efficient attention-based forecasting (EALA/ELinFormer, SAMoVAR).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -278,7 +278,7 @@ def _regular_step(ts: pd.DatetimeIndex, source: str) -> tuple[int | None, str | 
     diffs = np.diff(ts.as_unit("ns").asi8)
     step = int(pd.Series(diffs).mode().iloc[0])
     if (diffs != step).any():
-        inferred = pd.infer_freq(ts) if len(ts) >= 3 else None
+        inferred = pd.DatetimeIndex(ts, freq="infer").freqstr if len(ts) >= 3 else None
         if inferred is None:
             i = int(np.flatnonzero(diffs != step)[0])
             raise DataError(

@@ -50,6 +50,11 @@ class RawUnitModel(nn.Module):
         scaler: the run's scaler (global: one mean/std; per series: ``[N]``).
     """
 
+    mean_in: Tensor
+    std_in: Tensor
+    mean_out: Tensor
+    std_out: Tensor
+
     def __init__(self, model: nn.Module, scaler: StandardScaler) -> None:
         super().__init__()
         self.model = model

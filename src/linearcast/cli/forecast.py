@@ -1,0 +1,90 @@
+"""``linearcast forecast RUN_DIR --data FILE [--out forecasts.csv]``: the steps after a series.
+
+Reads the file with the run's reader (format and options, unless given), takes its last
+``in_steps`` steps, and writes the next ``out_steps`` forecasts in data units with their
+timestamps: ``.csv``/``.parquet`` in the long layout ``unique_id, ds, y_hat`` (one row per
+series and time), ``.npz`` with ``forecast [T_out, N, C]``, ``timestamps`` and ``node_names``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from typing import Any
+
+EPILOG = """\
+Output (data units; timestamps continue the file's calendar, step numbers T, T+1, ... when the
+file has no time):
+  .csv / .parquet   one row per (series, time): unique_id, ds, y_hat  (parquet needs pyarrow)
+  .npz              forecast [T_out, N, C], timestamps [T_out], node_names [N]
+
+Examples:
+  linearcast forecast runs/elinformer-PEMS08-20250101-120000 --data last-day.npz --out next.csv
+  linearcast forecast RUN_DIR --data recent.npy --set data_options.freq_minutes=5 \\
+      --set data_options.start=2025-01-07T00:00 --out forecasts.npz
+  linearcast forecast runs/samovar-ETTh1-20250101-120000 --data ETTh1.csv --out next-96h.parquet
+"""
+
+
+def _cmd_forecast(args: argparse.Namespace) -> int:
+    from linearcast.engine.forecast import forecast_run
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fc = forecast_run(
+            args.run_dir,
+            args.data,
+            data_format=args.format,
+            sets=args.set or [],
+            accelerator=args.accelerator,
+        )
+        path = fc.save(args.out) if args.out else None
+    for w in caught:  # one line each, like the errors; not Python's file:line form
+        if issubclass(w.category, UserWarning):
+            print(f"linearcast: warning: {w.message}", file=sys.stderr)
+    if path is None:
+        print(fc.to_frame().to_string(index=False))
+    kind = "" if fc.timestamps is not None else "step "
+    print(
+        f"{'wrote ' + str(path) if path else 'forecast'}: horizon {fc.horizon} steps x "
+        f"{len(fc.node_names)} series ({fc.horizon * len(fc.node_names)} rows), "
+        f"{kind}{fc.ds[0]} -> {kind}{fc.ds[-1]} (after the last input {kind}{fc.last_input} "
+        f"of {fc.source})"
+    )
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    """Add ``forecast`` to the top-level sub-parsers."""
+    p = sub.add_parser(
+        "forecast",
+        help="forecast the steps after the end of a file with a run's best weights",
+        description="Reload RUN_DIR/best.ckpt and its scaler, read --data with the run's "
+        "reader, take its last in_steps steps and forecast the next out_steps, with "
+        "timestamps continuing the file's calendar.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `train`")
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="PATH",
+        help="the recent history (at least in_steps steps), any format `train --data` reads",
+    )
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write .csv, .parquet (unique_id, ds, y_hat) or .npz; default: print the table",
+    )
+    p.add_argument("--format", help="reader format of --data (default: the run's)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="data_options.NAME=VALUE",
+        help="reader option, repeatable (default: the run's data_options), e.g. --set "
+        "data_options.freq_minutes=5 --set data_options.start=2025-01-07T00:00",
+    )
+    p.add_argument("--accelerator", help="override the run's accelerator (e.g. cpu)")
+    p.set_defaults(func=_cmd_forecast)
