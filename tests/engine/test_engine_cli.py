@@ -54,6 +54,11 @@ TINY_SETS = [
         ),
         (["evaluate"], ["RUN_DIR", "--data", "--split"]),
         (["predict"], ["RUN_DIR", "--out", "--data", ".npz"]),
+        (
+            ["forecast"],
+            ["RUN_DIR", "--data", "--out", "--set", "--format", "unique_id, ds, y_hat", ".npz"],
+        ),
+        (["export"], ["RUN_DIR", "--onnx", "data units", "1e-4"]),
         (["models"], ["--family", "--json"]),
         (["demo"], ["--out", "--quiet", "last-value"]),
         (["bench", "eala-accuracy"], ["--n", "--out"]),
@@ -69,6 +74,18 @@ def test_help_explains_options_with_an_example(
     assert "Example" in text
     for word in must_mention:
         assert word in text, word
+
+
+def test_top_level_help_lists_the_commands_with_examples(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for command in ("train", "evaluate", "predict", "forecast", "export", "data", "bench"):
+        assert f"\n    {command} " in text, command
+    assert "Examples" in text and "linearcast forecast " in text and "--onnx" in text
+    assert "tensorboard --logdir runs" in text
 
 
 def test_models_lists_the_registry(capsys: pytest.CaptureFixture[str]) -> None:
