@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from linearcast.engine.checkpoint import EarlyStopping, atomic_save, load_checkpoint
     from linearcast.engine.config import PRESETS, SyntheticConfig, TrainConfig, preset
     from linearcast.engine.evaluation import EvalResult, evaluate
+    from linearcast.engine.export import export_onnx
+    from linearcast.engine.forecast import Forecast, forecast_run
     from linearcast.engine.inference import evaluate_run, predict_run
     from linearcast.engine.run_dir import create_run_dir
     from linearcast.engine.samplers import EpochShardSampler, ShardSampler
@@ -41,6 +43,9 @@ _EXPORTS: dict[str, str] = {
     "EpochShardSampler": "samplers",
     "ShardSampler": "samplers",
     "evaluate": "evaluation",
+    "export_onnx": "export",
+    "Forecast": "forecast",
+    "forecast_run": "forecast",
     "evaluate_run": "inference",
     "predict_run": "inference",
     "create_run_dir": "run_dir",
@@ -54,6 +59,7 @@ __all__ = [
     "EarlyStopping",
     "EpochShardSampler",
     "EvalResult",
+    "Forecast",
     "RunResult",
     "ShardSampler",
     "SyntheticConfig",
@@ -63,6 +69,8 @@ __all__ = [
     "create_run_dir",
     "evaluate",
     "evaluate_run",
+    "export_onnx",
+    "forecast_run",
     "load_checkpoint",
     "predict_run",
     "preset",
