@@ -21,6 +21,7 @@ import logging
 import math
 import platform
 import resource
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -176,13 +177,25 @@ class Trainer:
         self.report = verbose if report is None else report
         self.callbacks = list(callbacks)
         self.fabric: Fabric | None = None
+        self._new_run_dir: Path | None = None  # created by this run (not resumed), rank 0
 
     # ------------------------------------------------------------------ entry point
     def fit(self) -> RunResult:
         """Launch the processes Fabric needs and run :meth:`_run` in each."""
         fabric = make_fabric(self.config)
-        result: RunResult = fabric.launch(self._run)
+        try:
+            result: RunResult = fabric.launch(self._run)
+        except BaseException:
+            self._discard_unstarted_run_dir()
+            raise
         return result
+
+    def _discard_unstarted_run_dir(self) -> None:
+        """A run that failed before its first checkpoint leaves no directory behind (a resumed
+        run's directory, or one holding a checkpoint, is always kept)."""
+        path = self._new_run_dir
+        if path is not None and path.is_dir() and not (path / LAST).exists():
+            shutil.rmtree(path, ignore_errors=True)
 
     # ------------------------------------------------------------------ helpers
     def _say(self, text: str, *, result: bool = False) -> None:
@@ -554,7 +567,8 @@ class Trainer:
             f"{run_dir / LAST} keeps the weights of epoch {epoch - 1} (resume from it with "
             f"--resume {run_dir} once the cause is fixed)"
             if (run_dir / LAST).is_file()
-            else "No checkpoint was written (it failed in the first epoch)"
+            else "No checkpoint was written (it failed in the first epoch), so the run directory "
+            "is removed"
         )
         hints = [f"a learning rate too high (now {lr:.3g}; try --lr {lr / 10:.3g})"]
         if cfg.precision not in ("32-true", "32", "64-true", "64"):
@@ -584,6 +598,7 @@ class Trainer:
         name = ""
         if fabric.is_global_zero:
             path = create_run_dir(cfg.out_dir, cfg.model, dataset_label(prep), name=cfg.run_name)
+            self._new_run_dir = path
             write_json(path / "config.json", cfg.to_dict())
             name = str(path)
         name = fabric.broadcast(name, src=0)
