@@ -220,7 +220,7 @@ def add_parser(sub: Any) -> None:
         description="Train a registry model on a dataset under a protocol, restore the best "
         "validation weights, test it next to the last-value baseline and write "
         "runs/<model>-<dataset>-<time>/ (config.json, metrics.json, history.csv, best.ckpt, "
-        "last.ckpt, curves.png, forecast.png).",
+        "last.ckpt, curves.png, forecast.png, errors.png).",
         epilog=TRAIN_EPILOG.format(presets=_presets_text()),
         formatter_class=fmt,
     )

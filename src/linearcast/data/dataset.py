@@ -273,6 +273,25 @@ class TimeSeriesDataset:
             )
         return None
 
+    def times(self, rows: slice | None = None) -> pd.DatetimeIndex | None:
+        """Timestamps of the steps (all, or the rows ``rows``) when the calendar is known.
+
+        Args:
+            rows: e.g. ``slice(s, s + in_steps + out_steps)`` for one window (default: all).
+
+        Returns:
+            A ``DatetimeIndex`` from the file's timestamps or from ``start`` + ``freq_minutes``;
+            None when neither is known (steps per day alone fixes no date).
+        """
+        rows = slice(None) if rows is None else rows
+        if self.timestamps is not None:
+            return self.timestamps[rows]
+        if self.start is not None and self.freq_minutes is not None:
+            # only the rows asked for: no T-long index to draw one window
+            steps = np.asarray(range(self.num_steps)[rows], dtype=np.int64)
+            return pd.DatetimeIndex(self.start + pd.to_timedelta(steps * self.freq_minutes, "min"))
+        return None
+
     def time_of_day(self) -> np.ndarray:
         """Time of day of every step as a fraction of a day.
 
