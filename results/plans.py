@@ -7,9 +7,11 @@ and point at ``../shared/data`` (see its README); nothing is copied into the pro
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
-DATA = "../shared/data"
+# where ../shared/data is on this machine (a GPU machine gets a copy elsewhere)
+DATA = os.environ.get("LINEARCAST_SHARED_DATA", "../shared/data")
 
 # One reduced width for every STAEformer-family model (the official 152-wide, 3+3-layer model
 # is ~5x slower per step on our 2-core CPU): width 64 = 12 (input) + 12 (time of day) + 12 (day of
@@ -151,9 +153,10 @@ def _st_runs() -> tuple[Run, ...]:
 
 
 def _official_width_runs() -> tuple[Run, ...]:
-    """The core pair at the official width (152, 3+3 layers), one seed (GPU-sized)."""
+    """The core pair at the official width (152, 3+3 layers), seed by seed (GPU-sized)."""
     return tuple(
-        Run("spatiotemporal", ST_DATASETS[key], m, 0, ST_RECIPE, width="official")
+        Run("official-width", ST_DATASETS[key], m, seed, ST_RECIPE, width="official")
+        for seed in (0, 1, 2)
         for key in ("hzmetro", "los_loop", "nyc_taxi")
         for m in ("staeformer", "elinformer")
     )

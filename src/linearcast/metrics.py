@@ -14,7 +14,9 @@ never NaN.
 
 The :class:`StreamingEvaluator` keeps float64 sums and counts per horizon step over the whole
 test set, so batches are weighted by their number of valid entries (never a mean of per-batch
-means) and the batch size does not change the result.
+means) and the batch size does not change the result. It reports overall, at the chosen
+horizons (:meth:`~StreamingEvaluator.compute`) and at every step
+(:meth:`~StreamingEvaluator.compute_per_step`).
 """
 
 from __future__ import annotations
@@ -333,6 +335,27 @@ class StreamingEvaluator:
         for h in self.horizons:
             if self.steps is not None and h <= self.steps:
                 out[f"horizon_{h}"] = self._metrics(self._sums[:, h - 1])
+        return out
+
+    def compute_per_step(self) -> dict[str, list[float]]:
+        """Metrics at every horizon step, with the weights that aggregate them.
+
+        Returns:
+            ``{"MAE", "RMSE", "MAPE" (%), "MSE", "count", "count_MAPE"}``, each a list of
+            ``T`` values (step 1 first; ``[]`` before any update). ``count`` is the number of
+            valid targets at the step and ``count_MAPE`` those MAPE scores: the overall MAE
+            and MSE are the ``count``-weighted means of the per-step values, the overall
+            MAPE the ``count_MAPE``-weighted mean, the overall RMSE ``sqrt`` of the overall
+            MSE (not a mean of per-step RMSEs). Steps with no valid target read 0.0.
+        """
+        out: dict[str, list[float]] = {k: [] for k in (*METRIC_NAMES, "count", "count_MAPE")}
+        if self._sums is None:
+            return out
+        for t in range(self._sums.shape[1]):
+            for key, value in self._metrics(self._sums[:, t]).items():
+                out[key].append(value)
+            out["count"].append(float(self._sums[3, t]))
+            out["count_MAPE"].append(float(self._sums[4, t]))
         return out
 
     def format_table(self, title: str | None = None) -> str:

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from linearcast.engine import plots
 from linearcast.engine.checkpoint import load_checkpoint
 from linearcast.engine.config import TrainConfig
 from linearcast.engine.evaluation import unit_converter
@@ -24,8 +25,19 @@ from linearcast.models.base import ModelSpec
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def test_one_epoch_writes_the_run_directory(make_config: Any) -> None:
+def test_one_epoch_writes_the_run_directory(make_config: Any, monkeypatch: Any) -> None:
     cfg: TrainConfig = make_config(plots=True)
+    figures: dict[str, Any] = {}
+
+    def keep(name: str, build: Any) -> Any:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            figures[name] = build(*args, **kwargs)
+            return figures[name]
+
+        return wrapped
+
+    for name in ("forecast_figure", "errors_figure"):
+        monkeypatch.setattr(plots, name, keep(name, getattr(plots, name)))
     res = train(cfg, verbose=False)
     d = res.run_dir
     assert re.fullmatch(r"elinformer-synthetic-\d{8}-\d{6}(-\d+)?", d.name)
@@ -38,9 +50,10 @@ def test_one_epoch_writes_the_run_directory(make_config: Any) -> None:
         "best.ckpt",
         "curves.png",
         "forecast.png",
+        "errors.png",
     } <= names
     assert not [n for n in names if n.endswith(".tmp")]
-    for png in ("curves.png", "forecast.png"):
+    for png in ("curves.png", "forecast.png", "errors.png"):
         assert (d / png).read_bytes()[:8] == PNG
 
     assert TrainConfig.from_dict(json.loads((d / "config.json").read_text())) == cfg
@@ -58,6 +71,25 @@ def test_one_epoch_writes_the_run_directory(make_config: Any) -> None:
     assert set(m["baseline"]["test"]) == set(m["test"])
     for metrics in (m["test"], m["baseline"]["test"]):
         assert all(v["MAE"] > 0 and v["RMSE"] >= v["MAE"] for v in metrics.values())
+    # every step's metrics, equal to the horizons' at steps 3/6/12
+    for per_step, metrics in ((m["test_per_step"], m["test"]),
+                              (m["baseline"]["test_per_step"], m["baseline"]["test"])):  # fmt: skip
+        assert all(len(v) == 12 for v in per_step.values())
+        for h in (3, 6, 12):
+            for name in ("MAE", "RMSE", "MAPE", "MSE"):
+                assert per_step[name][h - 1] == pytest.approx(metrics[f"horizon_{h}"][name])
+    # errors.png: one line per model and panel, over the 12 steps
+    errors = figures["errors_figure"]
+    for ax in errors.axes:
+        lines = [x for x in ax.get_lines() if not x.get_label().startswith("_")]
+        assert [x.get_label().split(":")[0] for x in lines] == [
+            "elinformer", "last-value (baseline)"
+        ]  # fmt: skip
+        assert all(list(x.get_xdata()) == list(range(1, 13)) for x in lines)
+    # forecast.png: named synthetic sensors, a window titled with its timestamps
+    forecast = figures["forecast_figure"]
+    assert all(ax.get_title().startswith("S0") for ax in forecast.axes if ax.get_visible())
+    assert re.search(r"2024-01-0\d \d\d:\d\d → ", forecast.get_suptitle())
 
     rows = read_history(d / "history.csv")
     assert [r["epoch"] for r in rows] == [1.0]

@@ -44,7 +44,8 @@ def attention_profile(
     Kernels are the softmax and EALA modules of :mod:`linearcast.nn.attention` (their
     ``forward`` takes ``q, k, v, mask`` as ``[B, H, L, D]``); Linformer is left out, since its
     softmax runs over projected keys. The statistics are quadratic in the sequence length,
-    so at most ``max_sequences`` of the folded batch are analysed per layer.
+    so at most ``max_sequences`` rows of the folded batch (spread evenly over it) are analysed
+    per layer.
 
     Args:
         model: any model built from :mod:`linearcast.nn` attention.
@@ -63,7 +64,10 @@ def attention_profile(
     def hook(name: str) -> Any:
         def fn(_module: nn.Module, args: tuple[Any, ...], _out: Any) -> None:
             q, k = args[0], args[1]
-            recorded.append((name, q[:max_sequences].detach(), k[:max_sequences].detach()))
+            # rows spread over the folded batch (the first ones would all be one window's)
+            rows = torch.linspace(0, q.shape[0] - 1, min(max_sequences, q.shape[0])).round()
+            rows = rows.long().unique().to(q.device)
+            recorded.append((name, q[rows].detach(), k[rows].detach()))
 
         return fn
 

@@ -19,12 +19,33 @@ from linearcast import jsonio
 from linearcast.errors import DataError
 
 
-def _load(path: str, fmt: str) -> Any:
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """Reader options from --freq/--start/--adj/--null/--set (the data_options of `train`)."""
+    from linearcast.engine.config import numbers_from_text, parse_value
+
+    opts: dict[str, Any] = {}
+    for item in args.set or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise DataError(f"--set expects NAME=VALUE (a reader option), found {item!r}.")
+        opts[key.strip().removeprefix("data_options.")] = parse_value(raw.strip())
+    if args.freq is not None:
+        opts["freq_minutes"] = args.freq
+    if args.start is not None:
+        opts["start"] = args.start
+    if args.adj is not None:
+        opts["adjacency"] = args.adj
+    if args.null is not None:
+        opts["null_value"] = parse_value(args.null)
+    return numbers_from_text(opts)
+
+
+def _load(path: str, fmt: str, args: argparse.Namespace | None = None) -> Any:
     from linearcast.data import load, synthetic_traffic
 
     if path == "synthetic":
         return synthetic_traffic()
-    return load(path, format=fmt)
+    return load(path, format=fmt, **(_options(args) if args is not None else {}))
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -64,7 +85,7 @@ def _fmt_null(x: float) -> str:
 def _cmd_describe(args: argparse.Namespace) -> int:
     from linearcast.data import get_protocol
 
-    ds = _load(args.path, args.format)
+    ds = _load(args.path, args.format, args)
     info = ds.describe()
     proto = get_protocol(args.protocol) if args.protocol else None
     if proto is not None:
@@ -98,9 +119,14 @@ def _cmd_describe(args: argparse.Namespace) -> int:
             f"  {ch['name']:<13} zeros {ch['zeros']} ({100 * ch['zeros'] / total:.2f}%)  "
             f"NaN {ch['nan']}  inf {ch['inf']}  {rng}"
         )
+    if ds.node_names:
+        shown = ", ".join(ds.node_names[:5]) + (", ..." if n > 5 else "")
+        print(f"  series        {n}: {shown}")
+    _print_series(info["series"], ds)
     g = info["graph"]
+    note = ds.meta.get("graph_note")
     if g is None:
-        print("  graph         none")
+        print("  graph         none" + (f" ({note})" if note else ""))
     else:
         print(
             f"  graph         {g['nodes']} nodes, {g['undirected_edges']} edges, "
@@ -114,12 +140,51 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_series(series: list[dict[str, Any]], ds: Any) -> None:
+    """Per-series ranges (all of them for a few series, else the extremes) and far values."""
+    names = ds.node_names or [f"node {i}" for i in range(ds.num_nodes)]
+    for ch in series:
+        pairs = [(nm, lo, hi) for nm, lo, hi in zip(names, ch["min"], ch["max"], strict=True)]
+        pairs = [p for p in pairs if p[1] is not None]
+        if not pairs:
+            continue
+        if len(pairs) <= 8:
+            text = "; ".join(f"{nm} {lo:.4g}..{hi:.4g}" for nm, lo, hi in pairs)
+        else:
+            low = min(pairs, key=lambda p: p[1])
+            high = max(pairs, key=lambda p: p[2])
+            text = f"lowest min {low[1]:.4g} ({low[0]}), highest max {high[2]:.4g} ({high[0]})"
+        print(f"  {ch['name'][:12]:<13} per series: {text}")
+        far = ch["far_low"] + ch["far_high"]
+        top = ch["far_values"][0] if ch["far_values"] else None
+        if far and top is not None and top["count"] >= 3:
+            # one value repeated far outside the series' range: a sentinel, not a reading
+            values = ", ".join(f"{v['value']:g} ({v['count']}x)" for v in ch["far_values"])
+            v = top["value"]
+            print(
+                f"  {'':<13} {far} values lie far outside their series' 5%..95% range (most "
+                f"often {values}; in {', '.join(ch['far_series'])}). If {v:g} marks missing "
+                f"readings, mask it: --null {v:g} here, --set data_options.null_value={v:g} for "
+                f"train."
+            )
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     from linearcast.data import write_basicts
 
-    ds = _load(args.src, args.format)
+    ds = _load(args.src, args.format, args)
     if args.name:
         ds.name = args.name
+    if not args.no_time_features:
+        try:
+            ds.time_of_day()
+        except DataError:
+            raise DataError(
+                f"{args.src}: the time of day of its steps is unknown (no timestamps or "
+                f"frequency), so no time features could be written; give the step with "
+                f"--freq MINUTES (and --start YYYY-MM-DD for the calendar), or pass "
+                f"--no-time-features."
+            ) from None
     out = write_basicts(
         ds,
         args.out_dir,
@@ -163,17 +228,50 @@ def add_parser(sub: Any) -> None:
     q.add_argument("--json", action="store_true", help="print JSON")
     q.set_defaults(func=_cmd_list)
 
-    q = dsub.add_parser("describe", help="shape, frequency, zeros/NaN, graph statistics")
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    def reader_options(q: argparse.ArgumentParser) -> None:
+        q.add_argument(
+            "--format", default="auto", help="reader format (default: auto; see docs/data.md)"
+        )
+        q.add_argument("--freq", type=int, metavar="MINUTES", help="step of a file without dates")
+        q.add_argument("--start", metavar="DATE", help="first time of a file without dates")
+        q.add_argument(
+            "--adj", metavar="FILE", help="the graph: an adjacency file, or 'none' (default: auto)"
+        )
+        q.add_argument("--null", metavar="VALUE", help="value that marks a missing reading")
+        q.add_argument(
+            "--set",
+            action="append",
+            metavar="NAME=VALUE",
+            help="any reader option, as train's --set data_options.NAME=VALUE "
+            "(e.g. graph_drop=[80], dedupe=first, key=arr_0)",
+        )
+
+    q = dsub.add_parser(
+        "describe",
+        help="shape, frequency, zeros/NaN, per-series ranges, sentinel values, graph",
+        epilog="Examples:\n  linearcast data describe ETTh1.csv --protocol ett\n"
+        "  linearcast data describe speeds.csv --freq 5 --start 2012-03-01 --adj adj.csv\n"
+        "  linearcast data describe hzmetro/inflow_tensor.mat --set graph_drop=[80]",
+        formatter_class=fmt,
+    )
     q.add_argument("path", help="a dataset file, a BasicTS folder, or 'synthetic'")
-    q.add_argument("--format", default="auto", help="reader format (default: auto)")
+    reader_options(q)
     q.add_argument("--protocol", default=None, help="also print window counts under it")
     q.add_argument("--json", action="store_true", help="print JSON")
     q.set_defaults(func=_cmd_describe)
 
-    q = dsub.add_parser("convert", help="convert any supported format to the BasicTS layout")
+    q = dsub.add_parser(
+        "convert",
+        help="convert any supported format to the BasicTS layout",
+        epilog="Examples:\n  linearcast data convert PEMS08.npz data/PEMS08\n"
+        "  linearcast data convert speeds.csv data/speeds --freq 5 --start 2012-03-01",
+        formatter_class=fmt,
+    )
     q.add_argument("src", help="a dataset file, a BasicTS folder, or 'synthetic'")
     q.add_argument("out_dir", help="output folder (data.dat, desc.json, adj_mx.pkl)")
-    q.add_argument("--format", default="auto", help="reader format of SRC (default: auto)")
+    reader_options(q)
     q.add_argument("--protocol", default="pems", help="protocol for regular_settings")
     q.add_argument("--name", default=None, help="dataset name written to desc.json")
     q.add_argument("--no-time-features", action="store_true", help="omit tod/dow channels")

@@ -5,8 +5,8 @@ generated traffic-like sensors over 14 days, 8 epochs, protocol ``pems`` (12 -> 
 6:2:2 split, masked metrics in data units). It prints the dataset shape and window counts, the
 model and its parameter count, one line per epoch (with progress bars in a terminal), then the
 test metrics (overall and at horizons 3, 6 and 12) next to the last-value baseline, and writes
-a run directory (config, metrics, history, checkpoints, curves.png, forecast.png). About 1-3
-minutes on 2 CPU cores.
+a run directory (config, metrics, history, checkpoints, curves.png, forecast.png, errors.png).
+About 1-3 minutes on 2 CPU cores.
 
 The data is synthetic: the numbers show the pipeline works, not how a model does on real roads.
 The EALA-vs-softmax tables that this command used to print are now
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"finished in {time.perf_counter() - t0:.0f} s")
     print(
-        f"see {result.run_dir / 'curves.png'} and {result.run_dir / 'forecast.png'}; "
+        f"see curves.png, forecast.png and errors.png in {result.run_dir}; "
         f"metrics in {result.run_dir / 'metrics.json'}"
     )
     return 0

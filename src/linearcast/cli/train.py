@@ -24,6 +24,16 @@ TRAIN_EPILOG = """\
 How the configuration is assembled (later wins):
   defaults -> --preset -> --config FILE -> the options above -> --set key=value
 
+What --set reaches (values are TOML: 3e-4, true, [20, 30], "text", nan, 2020-10-01):
+  FIELD                     any config field          --set lr=3e-4 --set max_val_batches=25
+  model_overrides.FIELD     the model's options       --set model_overrides.num_layers=2
+  protocol_overrides.FIELD  split, windows, nulls     --set protocol_overrides.null_value=nan
+  data_options.NAME         the reader's options      --set data_options.freq_minutes=5
+                            (all formats: freq_minutes, start, adjacency, graph_drop,
+                            null_value; per format: dedupe, key, layout, header, ...)
+  synthetic.FIELD           the built-in data         --set synthetic.num_nodes=16
+  (--print-config shows every field; docs/engine.md and docs/data.md list them)
+
 Presets:
 {presets}
 
@@ -210,8 +220,8 @@ def add_parser(sub: Any) -> None:
         description="Train a registry model on a dataset under a protocol, restore the best "
         "validation weights, test it next to the last-value baseline and write "
         "runs/<model>-<dataset>-<time>/ (config.json, metrics.json, history.csv, best.ckpt, "
-        "last.ckpt, curves.png, forecast.png; TensorBoard event files when the tensorboard "
-        "package is installed: tensorboard --logdir runs).",
+        "last.ckpt, curves.png, forecast.png, errors.png; TensorBoard event files when the "
+        "tensorboard package is installed: tensorboard --logdir runs).",
         epilog=TRAIN_EPILOG.format(presets=_presets_text()),
         formatter_class=fmt,
     )

@@ -86,8 +86,9 @@ def handle_non_finite(
     found = f"{n_nan} NaN and {n_inf} infinite values out of {total}"
     if policy == "error":
         raise DataError(
-            f"{source}: expected finite values, found {found}. Pass non_finite='null' to "
-            f"treat them as missing (replaced by the null value {null_value})."
+            f"{source}: expected finite values, found {found}. To treat them as missing "
+            f"(replaced by the null value {null_value}, masked in the metrics) use --set "
+            f"data_options.non_finite=null (Python: non_finite='null')."
         )
     if policy != "null":
         raise DataError(f"{source}: non_finite must be 'error' or 'null', found {policy!r}.")
@@ -272,6 +273,25 @@ class TimeSeriesDataset:
             )
         return None
 
+    def times(self, rows: slice | None = None) -> pd.DatetimeIndex | None:
+        """Timestamps of the steps (all, or the rows ``rows``) when the calendar is known.
+
+        Args:
+            rows: e.g. ``slice(s, s + in_steps + out_steps)`` for one window (default: all).
+
+        Returns:
+            A ``DatetimeIndex`` from the file's timestamps or from ``start`` + ``freq_minutes``;
+            None when neither is known (steps per day alone fixes no date).
+        """
+        rows = slice(None) if rows is None else rows
+        if self.timestamps is not None:
+            return self.timestamps[rows]
+        if self.start is not None and self.freq_minutes is not None:
+            # only the rows asked for: no T-long index to draw one window
+            steps = np.asarray(range(self.num_steps)[rows], dtype=np.int64)
+            return pd.DatetimeIndex(self.start + pd.to_timedelta(steps * self.freq_minutes, "min"))
+        return None
+
     def time_of_day(self) -> np.ndarray:
         """Time of day of every step as a fraction of a day.
 
@@ -294,7 +314,9 @@ class TimeSeriesDataset:
             return ((np.arange(self.num_steps) % spd) / spd).astype(np.float32)
         raise DataError(
             f"{self.source}: time-of-day features need timestamps, a start time or steps per "
-            f"day; found none (freq_minutes={self.freq_minutes}). Set add_time_of_day=False."
+            f"day; found none. Give the step with --set data_options.freq_minutes=MINUTES (and the "
+            f"first time with --set data_options.start=YYYY-MM-DD), or leave the feature out with "
+            f"--set protocol_overrides.add_time_of_day=false (STAEformer-type models need it)."
         )
 
     def day_of_week(self) -> np.ndarray:
@@ -316,7 +338,9 @@ class TimeSeriesDataset:
             return ((np.arange(self.num_steps) // self.steps_per_day) % 7).astype(np.int64)
         raise DataError(
             f"{self.source}: day-of-week features need timestamps, a start time or steps per "
-            f"day; found none. Set add_day_of_week=False."
+            f"day; found none. Give the step with --set data_options.freq_minutes=MINUTES (and the "
+            f"first time with --set data_options.start=YYYY-MM-DD), or leave the feature out with "
+            f"--set protocol_overrides.add_day_of_week=false (STAEformer-type models need it)."
         )
 
     # ------------------------------------------------------------------ summary
@@ -364,6 +388,7 @@ class TimeSeriesDataset:
             "name": self.name,
             "path": str(self.path) if self.path is not None else None,
             "format": self.meta.get("format"),
+            "series": self.series_stats(),
             "shape": [t, n, f],
             "memmap": self.is_memmap,
             "freq_minutes": self.freq_minutes,
@@ -373,6 +398,66 @@ class TimeSeriesDataset:
             "channels": channels,
             "graph": graph_stats(self.adjacency),
         }
+        return out
+
+    def series_stats(self, far: float = 20.0, sample_rows: int = 100_000) -> list[dict[str, Any]]:
+        """Per channel: each series' min/max, and values far outside the series' robust range.
+
+        A series' robust range is its 5th..95th percentile (from up to ``sample_rows`` rows
+        spread over the file); a value is *far* when it lies more than ``far`` times that range
+        beyond it -- the signature of a sentinel such as Weather's -9999 that should be the null
+        value, not a reading. Min/max and the far counts are exact (a chunked pass).
+
+        Returns:
+            One dict per channel: ``name``, ``min``/``max`` per series (``[N]`` lists),
+            ``far_low``/``far_high`` counts, ``far_values`` (up to 3 most frequent far values)
+            and ``far_series`` (up to 5 series names holding them).
+        """
+        t, n, f = self.shape
+        rows = np.unique(np.linspace(0, t - 1, min(t, sample_rows)).round().astype(np.int64))
+        sample = np.asarray(self.values[rows], dtype=np.float64)  # (rows, N, F)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN series
+            q01 = np.nanpercentile(sample, 5, axis=0)  # (N, F)
+            q99 = np.nanpercentile(sample, 95, axis=0)
+        width = np.where(np.isfinite(q99 - q01), q99 - q01, 0.0)
+        # a series that is (almost) constant has no range to be far from: never flag it
+        lo = np.where(width > 0, q01 - far * width, -np.inf)
+        hi = np.where(width > 0, q99 + far * width, np.inf)
+        mins = np.full((n, f), np.inf)
+        maxs = np.full((n, f), -np.inf)
+        far_low = np.zeros((n, f), dtype=np.int64)
+        far_high = np.zeros((n, f), dtype=np.int64)
+        far_vals: list[dict[float, int]] = [{} for _ in range(f)]
+        for sl in _iter_row_chunks(self.values):
+            c = np.asarray(self.values[sl], dtype=np.float64)  # (rows, N, F)
+            fin = np.isfinite(c)
+            mins = np.minimum(mins, np.where(fin, c, np.inf).min(axis=0))
+            maxs = np.maximum(maxs, np.where(fin, c, -np.inf).max(axis=0))
+            low, high = fin & (c < lo), fin & (c > hi)
+            far_low += low.sum(axis=0)
+            far_high += high.sum(axis=0)
+            for ch in range(f):
+                hits = c[..., ch][low[..., ch] | high[..., ch]]
+                for v, k in zip(*np.unique(hits, return_counts=True), strict=True):
+                    far_vals[ch][float(v)] = far_vals[ch].get(float(v), 0) + int(k)
+        names = self.node_names or [f"node {i}" for i in range(n)]
+        channels = self.channel_names or [f"ch{i}" for i in range(f)]
+        out = []
+        for ch in range(f):
+            hit = np.flatnonzero((far_low[:, ch] + far_high[:, ch]) > 0)
+            top = sorted(far_vals[ch].items(), key=lambda kv: -kv[1])[:3]
+            out.append(
+                {
+                    "name": channels[ch],
+                    "min": [float(v) if np.isfinite(v) else None for v in mins[:, ch]],
+                    "max": [float(v) if np.isfinite(v) else None for v in maxs[:, ch]],
+                    "far_low": int(far_low[:, ch].sum()),
+                    "far_high": int(far_high[:, ch].sum()),
+                    "far_values": [{"value": v, "count": k} for v, k in top],
+                    "far_series": [names[i] for i in hit[:5]],
+                }
+            )
         return out
 
 

@@ -293,17 +293,6 @@ def _regular_step(ts: pd.DatetimeIndex, source: str) -> tuple[int | None, str | 
     return (int(minutes) if whole else None), None
 
 
-def dataset_timestamps(ds: TimeSeriesDataset) -> pd.DatetimeIndex | None:
-    """One timestamp per step: the file's, or ``start`` + k · ``freq_minutes``; else None."""
-    if ds.timestamps is not None:
-        return pd.DatetimeIndex(ds.timestamps)
-    if ds.start is not None and ds.freq_minutes is not None:
-        return pd.date_range(
-            ds.start, periods=ds.num_steps, freq=pd.Timedelta(minutes=ds.freq_minutes)
-        )
-    return None
-
-
 def check_regular_end(ds: TimeSeriesDataset, steps: int) -> None:
     """Refuse a series whose last ``steps`` rows are not evenly spaced (a gap at the end).
 
@@ -333,7 +322,7 @@ def future_timestamps(ds: TimeSeriesDataset, steps: int) -> pd.DatetimeIndex | N
     Returns:
         ``None`` when the dataset knows no time (no timestamps, no start and step).
     """
-    ts = dataset_timestamps(ds)
+    ts = ds.times()
     if ts is None:
         return None
     freq = ds.meta.get("freq")  # a calendar frequency (months, years): steps vary in length

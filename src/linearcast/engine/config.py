@@ -119,7 +119,7 @@ class TrainConfig:
         run_name: run directory name (``""``: ``<model>-<dataset>-<YYYYmmdd-HHMMSS>``).
         resume: ``False``; ``True`` to continue ``out_dir/run_name``; or a run directory path.
         baseline: registry name of the floor evaluated beside every result (``""``: none).
-        plots: write ``curves.png`` and ``forecast.png``.
+        plots: write ``curves.png``, ``forecast.png`` and ``errors.png``.
         tensorboard: write TensorBoard event files (per-epoch losses, validation metrics, lr,
             epoch time) into the run directory when the ``tensorboard`` package is installed;
             without it this does nothing.

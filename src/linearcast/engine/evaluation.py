@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -66,12 +66,16 @@ class EvalResult:
         loss: the training loss over the split, weighted by kept entries (NaN without one).
         windows: windows evaluated (all processes).
         masked_fraction: fraction of the targets the null rule masked (not scored).
+        per_step: every horizon step's metrics and weights,
+            :meth:`~linearcast.metrics.StreamingEvaluator.compute_per_step` (``{"MAE": [T_out
+            values], "RMSE", "MAPE", "MSE", "count", "count_MAPE"}``).
     """
 
     metrics: dict[str, dict[str, float]]
     loss: float
     windows: int
     masked_fraction: float = 0.0
+    per_step: dict[str, list[float]] = field(default_factory=dict)
 
 
 def all_reduce_sum(fabric: Fabric, tensor: Tensor) -> Tensor:
@@ -136,7 +140,7 @@ def evaluate(
             loss_sum += loss_fn(pred, y).detach().double().cpu() * n.double().cpu()
             loss_count += n.double().cpu()
     steps = protocol.out_steps
-    # one all_reduce: evaluator sums (5, T), loss sum/count and window count
+    # one all_reduce: evaluator sums (6, T), loss sum/count and window count
     local = torch.cat(
         [
             _evaluator_sums(ev, steps).flatten(),
@@ -151,7 +155,11 @@ def evaluate(
     if loss_fn is not None and lc == 0:
         loss = 0.0
     return EvalResult(
-        metrics=ev.compute(), loss=loss, windows=int(w), masked_fraction=ev.masked_fraction
+        metrics=ev.compute(),
+        loss=loss,
+        windows=int(w),
+        masked_fraction=ev.masked_fraction,
+        per_step=ev.compute_per_step(),
     )
 
 

@@ -319,7 +319,6 @@ def forecast_run(
     from linearcast.data import StandardScaler, WindowDataset
     from linearcast.data.frames import (
         as_dataset,
-        dataset_timestamps,
         future_timestamps,
         is_in_memory,
     )
@@ -370,7 +369,7 @@ def forecast_run(
     # same float32 inverse transform as predict's, so that the numbers agree exactly)
     values = scaler.inverse_transform(out)[0].cpu().numpy()  # (T_out, N, C)
     stamps = future_timestamps(ds, p.out_steps)
-    known = dataset_timestamps(ds)
+    known = ds.times()
     return Forecast(
         values=values,
         timestamps=stamps,

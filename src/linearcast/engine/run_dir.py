@@ -3,17 +3,25 @@
 What a finished run directory holds::
 
     config.json    the resolved TrainConfig
-    metrics.json   test metrics (overall and per horizon), the baseline row, the protocol,
-                   model, parameter count, dataset, epochs, seconds per epoch, peak memory
+    metrics.json   test metrics (overall, per horizon, and per step in ``test_per_step``),
+                   the baseline's, the protocol, model, parameter count, dataset, epochs,
+                   seconds per epoch, peak memory
     history.csv    epoch, train_loss, val_loss, val_MAE, val_RMSE, val_MAPE, lr, seconds,
                    cpu_seconds
     last.ckpt      state after the last epoch (resume from it)
     best.ckpt      the weights with the best validation loss (evaluate/predict use it)
-    curves.png     training and validation loss per epoch
-    forecast.png   history, truth and forecast of a few nodes for one test window
+    curves.png     training and validation loss per epoch (log scale when the losses span
+                   more than two decades), best epoch marked
+    forecast.png   one test window (the fewest masked readings, nearest the middle), up to
+                   four series with signal, named: history, truth, forecast and the
+                   baseline's forecast; masked readings shaded; title with the window's
+                   first input and last forecast time (or its steps without a calendar)
+    errors.png     test error per step ahead (MAE and RMSE in data units, or MSE and MAE
+                   when standardised) of the model and the baseline, from metrics.json's
+                   ``test_per_step``
 
-Plots are drawn with matplotlib's object API (``Figure`` + Agg canvas), which neither needs
-nor changes a global backend.
+The plots are drawn by :mod:`linearcast.engine.plots` with matplotlib's object API
+(``Figure`` + Agg canvas), which neither needs nor changes a global backend.
 """
 
 from __future__ import annotations
@@ -29,9 +37,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from linearcast import jsonio
+from linearcast.engine.plots import plot_curves as plot_curves  # moved; old imports still work
+from linearcast.engine.plots import plot_forecast as plot_forecast
 from linearcast.errors import ConfigError
 
 HISTORY_FIELDS = (
@@ -191,95 +199,3 @@ def read_history(path: str | Path) -> list[dict[str, float]]:
             {k: float(v) if v != "" else float("nan") for k, v in row.items()}
             for row in csv.DictReader(fh)
         ]
-
-
-# ---------------------------------------------------------------------- plots
-def plot_curves(path: str | Path, rows: Sequence[dict[str, Any]], title: str = "") -> Path | None:
-    """Training and validation loss against epoch (``curves.png``); None if no epoch ran."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    if not rows:
-        return None
-    epochs = [int(r["epoch"]) for r in rows]
-    train = [_nan(r.get("train_loss")) for r in rows]
-    val = [_nan(r.get("val_loss")) for r in rows]
-    fig = Figure(figsize=(6.0, 4.0), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.plot(epochs, train, marker="o", label="train loss")
-    vx = [e for e, v in zip(epochs, val) if not math.isnan(v)]
-    vy = [v for v in val if not math.isnan(v)]
-    ax.plot(vx, vy, marker="s", label="validation loss")
-    if vy:
-        best = int(np.argmin(vy))
-        ax.axvline(vx[best], color="grey", linestyle=":", label=f"best (epoch {vx[best]})")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_title(title or "training curves")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    return Path(path)
-
-
-def _nan(value: Any) -> float:
-    return float("nan") if value is None else float(value)
-
-
-def plot_forecast(
-    path: str | Path,
-    history: np.ndarray,
-    truth: np.ndarray,
-    forecast: np.ndarray,
-    *,
-    nodes: Sequence[int],
-    baseline: np.ndarray | None = None,
-    title: str = "",
-    null_value: float = 0.0,
-) -> Path:
-    """History, truth and forecast of a few nodes for one window (``forecast.png``).
-
-    Args:
-        path: output PNG.
-        history: ``[T_in, N]`` input target in data units.
-        truth: ``[T_out, N]`` targets.
-        forecast: ``[T_out, N]`` predictions.
-        nodes: which nodes to draw (one panel each).
-        baseline: ``[T_out, N]`` baseline predictions, drawn dashed when given.
-        title: figure title.
-        null_value: readings equal to it are missing and not drawn.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    t_in, t_out = history.shape[0], truth.shape[0]
-    x_hist = np.arange(-t_in + 1, 1)
-    x_fut = np.arange(1, t_out + 1)
-    fig = Figure(figsize=(3.2 * len(nodes), 3.0), dpi=100)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(nodes), squeeze=False)[0]
-
-    def shown(v: np.ndarray) -> np.ndarray:
-        v = v.astype(np.float64, copy=True)
-        if not math.isnan(null_value):
-            v[np.isclose(v, null_value, atol=5e-5)] = np.nan
-        return v
-
-    for ax, node in zip(axes, nodes):
-        ax.plot(x_hist, shown(history[:, node]), color="black", label="history")
-        ax.plot(x_fut, shown(truth[:, node]), color="black", linestyle="--", label="truth")
-        ax.plot(x_fut, forecast[:, node], color="tab:red", marker=".", label="forecast")
-        if baseline is not None:
-            ax.plot(x_fut, baseline[:, node], color="tab:grey", linestyle=":", label="baseline")
-        ax.axvline(0.5, color="grey", alpha=0.4)
-        ax.set_title(f"node {node}")
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize="small")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path)
-    return Path(path)

@@ -21,6 +21,7 @@ import logging
 import math
 import platform
 import resource
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -52,11 +53,10 @@ from linearcast.engine.evaluation import (
     table_columns,
     unit_converter,
 )
+from linearcast.engine.plots import choose_window, plot_curves, plot_errors, plot_forecast
 from linearcast.engine.run_dir import (
     create_run_dir,
     keep_earlier_result,
-    plot_curves,
-    plot_forecast,
     write_history,
     write_json,
 )
@@ -187,13 +187,25 @@ class Trainer:
         self.report = verbose if report is None else report
         self.callbacks = list(callbacks)
         self.fabric: Fabric | None = None
+        self._new_run_dir: Path | None = None  # created by this run (not resumed), rank 0
 
     # ------------------------------------------------------------------ entry point
     def fit(self) -> RunResult:
         """Launch the processes Fabric needs and run :meth:`_run` in each."""
         fabric = make_fabric(self.config)
-        result: RunResult = fabric.launch(self._run)
+        try:
+            result: RunResult = fabric.launch(self._run)
+        except BaseException:
+            self._discard_unstarted_run_dir()
+            raise
         return result
+
+    def _discard_unstarted_run_dir(self) -> None:
+        """A run that failed before its first checkpoint leaves no directory behind (a resumed
+        run's directory, or one holding a checkpoint, is always kept)."""
+        path = self._new_run_dir
+        if path is not None and path.is_dir() and not (path / LAST).exists():
+            shutil.rmtree(path, ignore_errors=True)
 
     # ------------------------------------------------------------------ helpers
     def _say(self, text: str, *, result: bool = False) -> None:
@@ -497,6 +509,7 @@ class Trainer:
             "val_loss": val_best.loss,
             "val_windows": val_best.windows,
             "test": test.metrics,
+            "test_per_step": test.per_step,
             "test_windows": test.windows,
             "null_value": prep.null_value,
             "masked_fraction": {"val": val_best.masked_fraction, "test": test.masked_fraction},
@@ -571,7 +584,8 @@ class Trainer:
             f"{run_dir / LAST} keeps the weights of epoch {epoch - 1} (resume from it with "
             f"--resume {run_dir} once the cause is fixed)"
             if (run_dir / LAST).is_file()
-            else "No checkpoint was written (it failed in the first epoch)"
+            else "No checkpoint was written (it failed in the first epoch), so the run directory "
+            "is removed"
         )
         hints = [f"a learning rate too high (now {lr:.3g}; try --lr {lr / 10:.3g})"]
         if cfg.precision not in ("32-true", "32", "64-true", "64"):
@@ -601,6 +615,7 @@ class Trainer:
         name = ""
         if fabric.is_global_zero:
             path = create_run_dir(cfg.out_dir, cfg.model, dataset_label(prep), name=cfg.run_name)
+            self._new_run_dir = path
             write_json(path / "config.json", cfg.to_dict())
             name = str(path)
         name = fabric.broadcast(name, src=0)
@@ -647,6 +662,17 @@ class Trainer:
 
     def _baseline(self, fabric: Fabric, prep: PreparedData, loader: Any) -> dict[str, Any] | None:
         """The floor on the same test windows (``config.baseline``, last value by default)."""
+        floor = self._floor(fabric, prep)
+        if floor is None:
+            return None
+        result: EvalResult = evaluate(
+            fabric, floor, loader, prep, max_batches=self.config.max_eval_batches
+        )
+        return {"model": self.config.baseline, "test": result.metrics,
+                "test_per_step": result.per_step}  # fmt: skip
+
+    def _floor(self, fabric: Fabric, prep: PreparedData) -> nn.Module | None:
+        """The baseline model (``config.baseline``) on the device; None without one."""
         name = self.config.baseline
         if not name:
             return None
@@ -654,11 +680,8 @@ class Trainer:
 
         p = prep.protocol
         floor = build(name, num_nodes=prep.num_nodes, in_steps=p.in_steps, out_steps=p.out_steps)
-        floor = fabric.to_device(floor)
-        result: EvalResult = evaluate(
-            fabric, floor, loader, prep, max_batches=self.config.max_eval_batches
-        )
-        return {"model": name, "test": result.metrics}
+        module: nn.Module = fabric.to_device(floor)
+        return module
 
     @staticmethod
     def _peak_memory(fabric: Fabric) -> dict[str, Any]:
@@ -686,34 +709,47 @@ class Trainer:
         title = f"{self.config.model} on {metrics['dataset']['name']} ({metrics['protocol']})"
         plot_curves(run_dir / "curves.png", history, title=title)
         self._plot_forecast(run_dir / "forecast.png", prep, model, fabric, title)
+        plot_errors(run_dir / "errors.png", metrics, step_minutes=prep.dataset.freq_minutes)
 
     def _plot_forecast(
         self, path: Path, prep: PreparedData, model: nn.Module, fabric: Fabric, title: str
     ) -> None:
-        """One test window (the middle one): history, truth, forecast and the baseline."""
-        if len(prep.test) == 0:
+        """One test window (:func:`~linearcast.engine.plots.choose_window`): history, truth,
+        the model's and the baseline's forecasts of up to four series with signal."""
+        test = prep.test
+        if len(test) == 0:
             return
-        x, y = prep.test[len(prep.test) // 2]
+        t_in, t_out = test.in_steps, test.out_steps
+        i = choose_window(test.values, test.starts, t_in + t_out, prep.null_value,
+                          test.target_channel)  # fmt: skip
+        first = int(test.starts[i])
+        x, y = test[i]
         to_units = unit_converter(prep)
         xb = fabric.to_device(x[None])
         pred = to_units(forward_eval(fabric, model, xb))[0, ..., 0].cpu().numpy()  # (T_out, N)
-        hist = prep.scaler.inverse_transform(x[..., 0].double()).numpy()  # (T_in, N)
-        if prep.protocol.metrics_space == "scaled":
-            hist = x[..., 0].double().numpy()
         baseline = None
-        if self.config.baseline == "last-value":
-            baseline = np.repeat(hist[-1:], y.shape[0], axis=0)
-        n = prep.num_nodes
-        nodes = sorted({round(v) for v in np.linspace(0, n - 1, min(4, n))})
+        floor = self._floor(fabric, prep)
+        if floor is not None:
+            floor.eval()
+            baseline = to_units(forward_eval(fabric, floor, xb))[0, ..., 0].cpu().numpy()
+        scaled = prep.protocol.metrics_space == "scaled"
+        if scaled:  # the units of y and of the forecasts
+            hist = x[..., 0].double().numpy()  # (T_in, N)
+        else:  # the file's readings: an inverse-transformed null would miss the null test
+            hist = np.asarray(test.values[first : first + t_in, :, test.target_channel])
         plot_forecast(
             path,
             hist,
             y[..., 0].numpy(),
             pred,
-            nodes=nodes,
+            names=prep.dataset.node_names,
+            times=prep.dataset.times(slice(first, first + t_in + t_out)),
+            first_row=first,
             baseline=baseline,
+            baseline_label=self.config.baseline or "baseline",
             title=title,
             null_value=prep.null_value,
+            units="standardised units" if scaled else "data units",
         )
 
     @staticmethod

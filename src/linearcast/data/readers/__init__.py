@@ -133,15 +133,61 @@ def reader_options(fmt: str) -> list[str]:
     return [n for n, p in params.items() if n != "path" and p.kind is not p.VAR_KEYWORD]
 
 
+#: Options every format takes: passed to the reader when it has them, else applied to the
+#: dataset it returns (so that a file without timestamps, graph or null rule can be given them).
+COMMON_OPTIONS = ("freq_minutes", "start", "adjacency", "graph_drop", "null_value")
+
+
 def _check_reader_options(fmt: str, path: PathLike, options: dict[str, Any]) -> None:
     """Unknown reader options are a :class:`ConfigError` listing the ones this format takes."""
     known = reader_options(fmt)
-    unknown = sorted(set(options) - set(known))
+    unknown = sorted(set(options) - set(known) - set(COMMON_OPTIONS))
     if unknown:
+        takes = sorted(set(known) | set(COMMON_OPTIONS))
         raise ConfigError(
             f"{path}: the {fmt!r} reader has no option(s) {unknown}; it takes "
-            f"{', '.join(known)} (set them with --set data_options.NAME=VALUE)."
+            f"{', '.join(takes)} (set them with --set data_options.NAME=VALUE)."
         )
+
+
+def _apply_common(ds: TimeSeriesDataset, options: dict[str, Any]) -> TimeSeriesDataset:
+    """Give a dataset the :data:`COMMON_OPTIONS` its reader does not take itself."""
+    import dataclasses
+
+    import pandas as pd
+
+    from linearcast.data.readers.graph import resolve_adjacency
+
+    src = ds.source
+    changes: dict[str, Any] = {}
+    if "freq_minutes" in options and options["freq_minutes"] is not None:
+        f = int(options["freq_minutes"])
+        if ds.timestamps is not None and ds.freq_minutes not in (None, f):
+            raise DataError(
+                f"{src}: its timestamps give a step of {ds.freq_minutes} min, not the "
+                f"{f} min asked for; drop --freq / data_options.freq_minutes."
+            )
+        changes |= {"freq_minutes": f, "steps_per_day": 1440 // f if 1440 % f == 0 else None}
+    if options.get("start") is not None:
+        if ds.timestamps is not None:
+            raise DataError(
+                f"{src}: the file has its own timestamps (from {ds.timestamps[0]}); drop --start "
+                f"/ data_options.start."
+            )
+        changes["start"] = pd.Timestamp(options["start"])
+    if "null_value" in options:
+        changes["null_value"] = float(options["null_value"])
+    if "adjacency" in options or "graph_drop" in options:
+        adjacency = options.get("adjacency", "auto")
+        adj, _ = resolve_adjacency(
+            adjacency,
+            ds.num_nodes,
+            Path(str(ds.path)),
+            ds.shape,
+            drop=options.get("graph_drop", ()),
+        )
+        changes["adjacency"] = adj
+    return dataclasses.replace(ds, **changes) if changes else ds
 
 
 def load(path: PathLike, format: str = "auto", **options: Any) -> TimeSeriesDataset:
@@ -150,7 +196,9 @@ def load(path: PathLike, format: str = "auto", **options: Any) -> TimeSeriesData
     Args:
         path: file or BasicTS folder.
         format: ``"auto"`` (see :func:`sniff_format`) or a key of :data:`FORMATS`.
-        **options: the reader's options (:func:`reader_options` lists them).
+        **options: the reader's options (:func:`reader_options` lists them) and the
+            :data:`COMMON_OPTIONS` every format takes (``freq_minutes``, ``start``,
+            ``adjacency``, ``graph_drop``, ``null_value``).
 
     Returns:
         The dataset.
@@ -168,8 +216,11 @@ def load(path: PathLike, format: str = "auto", **options: Any) -> TimeSeriesData
     if p.is_file() and p.stat().st_size == 0:
         raise DataError(f"{p}: the file is empty (0 bytes); expected a {fmt!r} dataset.")
     _check_reader_options(fmt, path, options)
+    own = set(reader_options(fmt))
+    later = {k: options.pop(k) for k in list(options) if k in COMMON_OPTIONS and k not in own}
     try:
         ds = READERS[fmt](path, **options)
+        ds = _apply_common(ds, later)
     except (DataError, ConfigError):
         raise
     except Exception as err:

@@ -165,7 +165,7 @@ def read_npz_key(path: Path, key: str | None, default: str = "data") -> tuple[np
             else:
                 raise DataError(
                     f"{path}: expected key {default!r} (or a single array), found keys {keys}; "
-                    f"pass key=..."
+                    f"choose one with --set data_options.key=NAME."
                 )
         if key not in keys:
             raise DataError(f"{path}: expected key {key!r}, found keys {keys}.")

@@ -1,0 +1,253 @@
+"""Tables and plots of a results table, from its per-run JSON files (nothing is re-trained).
+
+    python results/report.py spatiotemporal    # -> results/spatiotemporal/README.md + .png
+    python results/report.py longhorizon
+
+Seeds of one (dataset, model) are aggregated as mean ± sample standard deviation; a model run
+with one seed shows its value alone. Timings are CPU seconds per epoch of the training process
+(``cpu_seconds``; wall time on a shared machine moves with the other load), peak memory the
+process's peak RSS, as ``metrics.json`` records them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "results"))
+
+from plans import CORE, FLOORS, ONE_SEED, ST_DATASETS, TABLES  # noqa: E402
+
+Runs = dict[tuple[str, str], list[dict[str, Any]]]
+
+
+def load_runs(table: str) -> Runs:
+    """``{(dataset, model): [run summaries]}`` of a table."""
+    runs: Runs = defaultdict(list)
+    for path in sorted((ROOT / "results" / table / "runs").glob("*.json")):
+        r = json.loads(path.read_text())
+        key = r["model"] if r.get("width", "reduced") == "reduced" else f"{r['model']} (official)"
+        runs[(r["dataset"], key)].append(r)
+    return runs
+
+
+def _stat(values: list[float]) -> tuple[float, float | None]:
+    mean = statistics.fmean(values)
+    return mean, statistics.stdev(values) if len(values) > 1 else None
+
+
+def _fmt(values: list[float], digits: int = 3) -> str:
+    mean, std = _stat(values)
+    return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _metric(r: dict[str, Any], horizon: str, name: str) -> float:
+    return float(r["metrics"]["test"][horizon][name])
+
+
+# ---------------------------------------------------------------------------- spatio-temporal
+ST_ORDER = (*CORE, *ONE_SEED, *FLOORS)
+
+
+def st_tables(runs: Runs) -> tuple[str, dict[str, Any]]:
+    """Markdown tables per dataset and the facts the README quotes."""
+    lines: list[str] = []
+    facts: dict[str, Any] = {}
+    datasets = [d for d in ST_DATASETS if any(k[0] == d for k in runs)]
+    for ds in datasets:
+        note = ST_DATASETS[ds].note
+        models = [m for m in ST_ORDER if (ds, m) in runs]
+        models += sorted(m for (d, m) in runs if d == ds and m not in models)
+        some = runs[(ds, models[0])][0]
+        masked = some.get("masked_fraction") or {}
+        lines += [
+            f"### {ds}",
+            "",
+            f"{note}; protocol `{some['protocol']}`, test windows {some['windows']['test']}, "
+            f"{100 * masked.get('test', 0):.1f}% of the test targets masked (null "
+            f"{some.get('null_value')}), MAPE over |y| > {some.get('mape_floor', 0):.3g}.",
+            "",
+            "| model | seeds | MAE | RMSE | MAPE % | MAE @3 | MAE @6 | MAE @12 | RMSE @12 | "
+            "s/epoch (CPU) | peak MiB | parameters |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for m in models:
+            rs = runs[(ds, m)]
+            trained = rs[0].get("cpu_seconds_per_epoch") is not None
+            cells = [
+                m,
+                str(len(rs)),
+                _fmt([_metric(r, "overall", "MAE") for r in rs]),
+                _fmt([_metric(r, "overall", "RMSE") for r in rs]),
+                _fmt([_metric(r, "overall", "MAPE") for r in rs], 2),
+                *(_fmt([_metric(r, f"horizon_{h}", "MAE") for r in rs]) for h in (3, 6, 12)),
+                _fmt([_metric(r, "horizon_12", "RMSE") for r in rs]),
+                _fmt([r["cpu_seconds_per_epoch"] for r in rs], 0) if trained else "—",
+                f"{statistics.fmean(r['peak_memory']['MiB'] for r in rs):.0f}",
+                f"{rs[0]['parameters']['trainable']:,}",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+        facts[ds] = _st_verdict(runs, ds)
+        if facts[ds]:
+            lines.append(facts[ds]["sentence"])
+            lines.append("")
+    return "\n".join(lines), facts
+
+
+def _st_verdict(runs: Runs, ds: str) -> dict[str, Any] | None:
+    """Is ELinFormer's MAE difference to STAEformer larger than the seed spread?"""
+    a, b = runs.get((ds, "elinformer")), runs.get((ds, "staeformer"))
+    if not a or not b or len(a) < 2 or len(b) < 2:
+        return None
+    ea = [_metric(r, "overall", "MAE") for r in a]
+    sa = [_metric(r, "overall", "MAE") for r in b]
+    diff = statistics.fmean(ea) - statistics.fmean(sa)
+    spread = max(statistics.stdev(ea), statistics.stdev(sa))
+    larger = abs(diff) > spread
+    word = "worse" if diff > 0 else "better"
+    sentence = (
+        f"ELinFormer vs STAEformer on {ds}: MAE {statistics.fmean(ea):.3f} vs "
+        f"{statistics.fmean(sa):.3f} ({len(ea)} and {len(sa)} seeds), a difference of "
+        f"{diff:+.3f} ({word}), {'larger' if larger else 'not larger'} than the seed spread "
+        f"(largest standard deviation {spread:.3f})."
+    )
+    return {"diff": diff, "spread": spread, "larger_than_spread": larger, "sentence": sentence}
+
+
+def learned_theta(runs: Runs) -> str:
+    """Mean learned θ per layer (temporal / spatial), over heads and seeds, per dataset."""
+    rows = []
+    for (ds, m), rs in sorted(runs.items()):
+        if m != "elinformer-learned":
+            continue
+        layers: dict[str, list[float]] = defaultdict(list)
+        for r in rs:
+            for name, values in (r.get("learned_theta") or {}).items():
+                layers[name].extend(values)
+        if layers:
+            cells = ", ".join(
+                f"{name.replace('attn_layers_', '').replace('.attn', '')}: "
+                f"{min(v):.2f}..{max(v):.2f}"
+                for name, v in layers.items()
+            )
+            rows.append(f"| {ds} | {len(rs)} | {cells} |")
+    if not rows:
+        return ""
+    return "\n".join(
+        [
+            "### Learned θ (elinformer-learned; range over the heads and seeds of each layer; "
+            "t = temporal, s = spatial layer)",
+            "",
+            "| dataset | seeds | θ per layer |",
+            "|---|---|---|",
+            *rows,
+            "",
+        ]
+    )
+
+
+def st_plot(runs: Runs, path: Path) -> None:
+    """One panel per dataset: test MAE per model (mean ± std over seeds)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    datasets = [d for d in ST_DATASETS if any(k[0] == d for k in runs)]
+    if not datasets:
+        return
+    fig = Figure(figsize=(4.2 * len(datasets), 4.6))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(datasets), squeeze=False)[0]
+    for ax, ds in zip(axes, datasets, strict=True):
+        models = [m for m in ST_ORDER if (ds, m) in runs]
+        means, errs = [], []
+        for m in models:
+            mean, std = _stat([_metric(r, "overall", "MAE") for r in runs[(ds, m)]])
+            means.append(mean)
+            errs.append(std or 0.0)
+        colors = ["tab:blue" if m in CORE else "tab:orange" if m in ONE_SEED else "tab:grey"
+                  for m in models]  # fmt: skip
+        ax.barh(range(len(models)), means, xerr=errs, color=colors, capsize=3)
+        ax.set_yticks(range(len(models)))
+        ax.set_yticklabels(models, fontsize=8)
+        ax.invert_yaxis()
+        lo = min(means) * 0.9
+        ax.set_xlim(left=lo)
+        ax.set_xlabel("test MAE (data units), mean ± std over seeds")
+        ax.set_title(ds)
+        ax.grid(True, axis="x", alpha=0.3)
+    fig.suptitle("Spatio-temporal: blue = 3 seeds, orange = 1 seed, grey = baselines")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+# ---------------------------------------------------------------------------- long horizon
+def lh_tables(runs: Runs) -> str:
+    """MSE/MAE per dataset and model (standardised units), persistence from the baseline."""
+    lines = [
+        "| dataset | horizon | model | seeds | MSE | MAE | s/epoch (CPU) | parameters |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    datasets = sorted({d for d, _ in runs}, key=lambda d: ["ETTh1", "ETTh2", "ETTm1",
+                                                           "exchange", "ili"].index(d))  # fmt: skip
+    for ds in datasets:
+        models = [m for m in ("samovar", "samovar-lintrans", "samovar-fixedvar", "samovar-eala",
+                              "dlinear") if (ds, m) in runs]  # fmt: skip
+        horizon = None
+        for m in models:
+            rs = runs[(ds, m)]
+            horizon = rs[0]["config"]["protocol_overrides"].get("out_steps")
+            lines.append(
+                f"| {ds} | {horizon} | {m} | {len(rs)} | "
+                f"{_fmt([_metric(r, 'overall', 'MSE') for r in rs])} | "
+                f"{_fmt([_metric(r, 'overall', 'MAE') for r in rs])} | "
+                f"{_fmt([r['cpu_seconds_per_epoch'] for r in rs], 0)} | "
+                f"{rs[0]['parameters']['trainable']:,} |"
+            )
+        base = next((rs[0]["baseline"] for (d, _), rs in runs.items() if d == ds), None)
+        if base:
+            t = base["test"]["overall"]
+            lines.append(
+                f"| {ds} | {horizon} | persistence (last value) | — | {t['MSE']:.3f} | "
+                f"{t['MAE']:.3f} | — | 0 |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("table", choices=sorted(TABLES))
+    args = parser.parse_args(argv)
+    runs = load_runs(args.table)
+    out_dir = ROOT / "results" / args.table
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n_runs = sum(len(v) for v in runs.values())
+    planned = len(TABLES[args.table].runs)
+    head = [
+        f"# {TABLES[args.table].title}",
+        "",
+        f"{n_runs} of {planned} planned runs finished; regenerate with `python results/report.py "
+        f"{args.table}` (runs: `python results/run.py {args.table}`, resumable). Each run's JSON "
+        f"in `runs/` holds its command, resolved config, metrics, timing, memory and commit.",
+        "",
+    ]
+    if args.table in ("spatiotemporal", "official-width"):
+        body, facts = st_tables(runs)
+        text = "\n".join(head) + body + "\n" + learned_theta(runs)
+        st_plot(runs, out_dir / f"{args.table}.png")
+        (out_dir / "facts.json").write_text(json.dumps(facts, indent=1) + "\n")
+    else:
+        text = "\n".join(head) + lh_tables(runs)
+    (out_dir / "README.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
