@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from linearcast.errors import ConfigError
-from linearcast.models.base import ModelSpec
+from linearcast.models.base import ModelSpec, check_options
 
 log = logging.getLogger(__name__)
 
@@ -420,20 +420,11 @@ class VARBaseline(nn.Module):
         return torch.stack(preds, dim=1)[..., None]
 
 
-def _options(name: str, overrides: dict[str, Any], known: set[str]) -> None:
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ConfigError(
-            f"unknown {name} option(s) {', '.join(unknown)}; "
-            f"known: {', '.join(sorted(known)) or 'none'}"
-        )
-
-
 def build_last_value(
     *, num_nodes: int, in_steps: int, out_steps: int, **overrides: Any
 ) -> LastValue:
     """Registry builder of :class:`LastValue` (no options)."""
-    _options("last-value", overrides, set())
+    check_options("last-value", overrides, set())
     return LastValue(in_steps, out_steps)
 
 
@@ -441,7 +432,7 @@ def build_historical_average(
     *, num_nodes: int, in_steps: int, out_steps: int, **overrides: Any
 ) -> HistoricalAverage:
     """Registry builder of :class:`HistoricalAverage` (no options)."""
-    _options("historical-average", overrides, set())
+    check_options("historical-average", overrides, set())
     return HistoricalAverage(in_steps, out_steps)
 
 
@@ -449,19 +440,19 @@ def build_seasonal_naive(
     *, num_nodes: int, in_steps: int, out_steps: int, **overrides: Any
 ) -> SeasonalNaive:
     """Registry builder of :class:`SeasonalNaive` (``steps_per_day``, ``period``, ``season``)."""
-    _options("seasonal-naive", overrides, {"steps_per_day", "period", "season"})
+    check_options("seasonal-naive", overrides, {"steps_per_day", "period", "season"})
     return SeasonalNaive(in_steps, out_steps, **overrides)
 
 
 def build_dlinear(*, num_nodes: int, in_steps: int, out_steps: int, **overrides: Any) -> DLinear:
     """Registry builder of :class:`DLinear` (options ``kernel_size``, ``individual``)."""
-    _options("dlinear", overrides, {"kernel_size", "individual"})
+    check_options("dlinear", overrides, {"kernel_size", "individual"})
     return DLinear(num_nodes, in_steps, out_steps, **overrides)
 
 
 def build_var(*, num_nodes: int, in_steps: int, out_steps: int, **overrides: Any) -> VARBaseline:
     """Registry builder of :class:`VARBaseline` (options: the fields of :class:`VARConfig`)."""
-    _options(
+    check_options(
         "var",
         overrides,
         {f.name for f in fields(VARConfig)} - {"num_nodes", "in_steps", "out_steps"},
