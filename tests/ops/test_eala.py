@@ -415,3 +415,44 @@ def test_quadratic_dispatch_uses_the_short_path_only_when_it_applies(monkeypatch
     eala_attention(q, k, v, impl="quadratic", key_padding_mask=_mask(2, 12))
     eala_attention(q, k, v, impl="quadratic", clamp=True)
     assert calls == [1]
+
+
+# ----------------------------------------------------------------------------- θ rules, directly
+# Each named constant used to be pinned by one test only (for "gauss" a statistical one with a
+# 0.02 tolerance); these pin the rule functions and the formula every path applies them in.
+THETA_OF_RULE = [("gauss", 1.0), ("paper", 2**-0.5 + 1e-8), (0.3, 0.3)]
+
+
+@pytest.mark.parametrize(("rule", "expected"), THETA_OF_RULE)
+def test_constant_theta_rules_ignore_the_moments(rule, expected):
+    m2 = torch.tensor([0.0, 1e-6, 0.5, 3.0, 400.0], dtype=torch.float64)
+    for n in (1.0, 7.0, 5000.0):
+        th = theta_from_moments(m2, torch.tensor(n, dtype=torch.float64), rule, eps=1e-8)
+        assert th.shape == m2.shape and th.dtype == m2.dtype
+        torch.testing.assert_close(th, torch.full_like(m2, expected), rtol=1e-15, atol=0.0)
+
+
+def test_paper_constant_is_one_over_sqrt2_and_eps_is_added_to_it():
+    assert PAPER_THETA == pytest.approx(2**-0.5, rel=1e-15)
+    m2, n = torch.ones(3, dtype=torch.float64), torch.tensor(10.0, dtype=torch.float64)
+    th = theta_from_moments(m2, n, "paper", eps=0.25)
+    torch.testing.assert_close(th, torch.full_like(m2, 2**-0.5 + 0.25), rtol=1e-15, atol=0.0)
+    # gauss_hclamp is gauss (1) until the deficit would exceed log n
+    assert torch.equal(theta_from_moments(m2, n, "gauss_hclamp"), torch.ones_like(m2))
+
+
+@pytest.mark.parametrize(("rule", "theta"), THETA_OF_RULE)
+@pytest.mark.parametrize("impl", ["quadratic", "short", "linear"])
+def test_every_path_weights_values_by_one_plus_centred_score_over_theta(rule, theta, impl):
+    # by hand: φ_ij = (1 + x_ij / θ) / n with x the scores minus their mean over the keys
+    q, k, v = _qkv(5, b=1, h=1, d=3, dv=2, nq=4)
+    s = q @ k.transpose(-1, -2)  # scale 1
+    x = s - s.mean(-1, keepdim=True)
+    expected = ((1 + x / theta) / 5) @ v
+    if impl == "short":
+        from linearcast.ops import eala_attention_short
+
+        out = eala_attention_short(q, k, v, theta=rule, scale=1.0)
+    else:
+        out = eala_attention(q, k, v, theta=rule, scale=1.0, impl=impl)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
