@@ -79,13 +79,22 @@ def test_basicts_windows_never_borrow_across_splits() -> None:
     }
 
 
-def test_ltsf_and_ett_counts_borrow_lookback(shared_data: Path) -> None:
-    ds = read_ltsf_csv(shared_data / "ETT" / "ETTh1.csv")
+# ETTh1.csv: 17420 hourly rows (checked against the file in test_etth1_file_has_the_counted_length)
+ETTH1_ROWS, ETTH1_STEPS_PER_DAY = 17420, 24
+
+
+def test_ltsf_and_ett_counts_borrow_lookback() -> None:
+    # needs no data file, so the lookback arithmetic is guarded on every checkout
     p = get_protocol("ett")
     # Informer/Autoformer Dataset_ETT_hour: 12/4/4 months of 30 days
-    assert p.counts(ds.num_steps, ds.steps_per_day) == {"train": 8449, "val": 2785, "test": 2785}
-    starts = p.window_starts(ds.num_steps, ds.steps_per_day)
+    assert p.counts(ETTH1_ROWS, ETTH1_STEPS_PER_DAY) == {"train": 8449, "val": 2785, "test": 2785}
+    starts = p.window_starts(ETTH1_ROWS, ETTH1_STEPS_PER_DAY)
     assert starts["val"][0] == 8640 - 96 and starts["test"][0] == 8640 + 2880 - 96
+    # each part's first target row is its own first row; its lookback comes from the part before
+    rows = p.split_rows(ETTH1_ROWS, ETTH1_STEPS_PER_DAY)
+    for part in ("val", "test"):
+        assert starts[part][0] + p.in_steps == rows[part][0]
+        assert starts[part][-1] + p.in_steps + p.out_steps == rows[part][1]
     # Dataset_Custom: int(0.7 T) train, int(0.2 T) test; exchange_rate 96->96
     assert get_protocol("ltsf").counts(7588) == {"train": 5120, "val": 665, "test": 1422}
     assert get_protocol("ili").counts(966) == {"train": 617, "val": 74, "test": 170}
@@ -94,6 +103,12 @@ def test_ltsf_and_ett_counts_borrow_lookback(shared_data: Path) -> None:
         "val": 2880 - 720 + 1,
         "test": 2880 - 720 + 1,
     }
+
+
+def test_etth1_file_has_the_counted_length(shared_data: Path) -> None:
+    ds = read_ltsf_csv(shared_data / "ETT" / "ETTh1.csv")
+    assert (ds.num_steps, ds.steps_per_day) == (ETTH1_ROWS, ETTH1_STEPS_PER_DAY)
+    assert get_protocol("ett").counts(ds.num_steps, ds.steps_per_day)["val"] == 2785
 
 
 def test_presets_and_overrides() -> None:
