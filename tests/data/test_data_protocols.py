@@ -18,6 +18,7 @@ from linearcast.data import (
     read_ltsf_csv,
     synthetic_traffic,
 )
+from linearcast.data import scaler as scaler_module
 from linearcast.errors import ConfigError, DataError
 
 # (T, ratios, train, val, test) of the index.npz files published with STAEformer
@@ -189,6 +190,35 @@ def test_per_channel_scaler_and_state_dict() -> None:
     assert sc2.mode == "per_channel" and sc2.state_dict() == sc.state_dict()
     with pytest.raises(DataError, match=r"N=3 series cannot scale an array of shape \(4, 5\)"):
         sc.transform(np.zeros((4, 5)))
+
+
+@pytest.mark.parametrize("mode", ["global", "per_channel"])
+def test_scaler_reading_several_chunks_matches_numpy(mode: str) -> None:
+    # PEMS07-sized training rows are read in several chunks; a trend moves the later chunks'
+    # mean away from the first chunk's (the shift the sums are taken around), which every test
+    # whose data fits one chunk cannot see
+    t, n = 6000, 300
+    assert t * n > scaler_module._CHUNK_ROWS_ELEMS  # two chunks at least
+    rng = np.random.default_rng(0)
+    x = np.linspace(0.0, 50.0, t)[:, None] + rng.normal(100.0, 2.0, size=(t, n))
+    x[rng.random(x.shape) < 0.01] = 0.0  # null readings, skipped
+    sc = StandardScaler(mode=mode).fit(x, null_value=0.0)
+    valid = np.ma.masked_equal(x, 0.0)
+    axis = None if mode == "global" else 0
+    np.testing.assert_allclose(sc.mean, valid.mean(axis=axis), rtol=1e-10)
+    np.testing.assert_allclose(sc.std, valid.std(axis=axis), rtol=1e-8)
+
+
+def test_scaler_is_the_same_whatever_the_chunk_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(2)
+    x = np.cumsum(rng.normal(size=(400, 5)), axis=0) + 30.0  # random walks: chunk means differ
+    x[rng.random(x.shape) < 0.05] = np.nan
+    one = StandardScaler(mode="per_channel").fit(x, null_value=float("nan"))
+    monkeypatch.setattr(scaler_module, "_CHUNK_ROWS_ELEMS", 7 * 5)  # 7 rows a chunk
+    many = StandardScaler(mode="per_channel").fit(x, null_value=float("nan"))
+    np.testing.assert_allclose(many.mean, one.mean, rtol=1e-12)
+    np.testing.assert_allclose(many.std, one.std, rtol=1e-10)
+    np.testing.assert_allclose(many.std, np.nanstd(x, axis=0), rtol=1e-10)
 
 
 # ----------------------------------------------------------------------------- windows
