@@ -117,6 +117,22 @@ def test_evaluator_equals_global_hand_computation() -> None:
     assert res["overall"]["MAPE"] == pytest.approx(100 * masked_mape(p, y).item(), rel=1e-5)
 
 
+def test_evaluator_mape_skips_zero_targets_under_a_nan_null() -> None:
+    # ett/ltsf protocols (null NaN): a zero is a real reading for MAE/RMSE but has no percentage
+    # error; one zero let into MAPE makes it infinite
+    target = torch.tensor([[[10.0, 0.0], [NAN, 4.0]], [[2e-5, 5.0], [-2.0, 1.0]]])  # [B, T, N]
+    pred = torch.tensor([[[12.0, 3.0], [7.0, 5.0]], [[1.0, 4.0], [-1.0, 1.0]]])
+    ev = StreamingEvaluator(horizons=(1, 2), null_value=NAN)
+    ev.update(pred, target)
+    res = ev.compute()
+    # valid (not NaN): 10, 0, 2e-5, 5 at step 1; 4, -2, 1 at step 2; MAPE skips 0 and 2e-5
+    assert res["overall"]["MAE"] == pytest.approx((2 + 3 + (1 - 2e-5) + 1 + 1 + 1 + 0) / 7)
+    assert res["overall"]["MAPE"] == pytest.approx(100 * (0.2 + 0.2 + 0.25 + 0.5 + 0.0) / 5)
+    assert res["horizon_1"]["MAPE"] == pytest.approx(100 * (0.2 + 0.2) / 2)
+    assert res["overall"]["MAPE"] == pytest.approx(100 * masked_mape(pred, target, NAN).item())
+    assert ev.sums()[4].tolist() == [2.0, 3.0]  # the MAPE counts per step
+
+
 def test_batch_size_does_not_change_the_result() -> None:
     p, y = _batch(1, b=24)
     results = []
