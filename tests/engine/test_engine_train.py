@@ -106,6 +106,24 @@ def test_resume_continues_exactly_where_it_stopped(make_config: Any) -> None:
     assert full.metrics["test"] == resumed.metrics["test"]
 
 
+def test_resume_keeps_the_learning_rate_schedule(make_config: Any) -> None:
+    # one drop after epoch 1: epochs 2 and 3 train at lr·gamma. A resume that rebuilt the
+    # scheduler instead of restoring it would count its epochs from 0 and drop again after
+    # epoch 2 (the resume test above uses a schedule whose rate never changes)
+    fast = dict(
+        max_epochs=3, milestones=[1], gamma=0.1, run_name="lr", max_train_batches=1,
+        max_eval_batches=1, baseline="",
+    )  # fmt: skip
+    with pytest.raises(_Stop):
+        train(make_config(**fast), verbose=False, callbacks=[_stop_after_first_epoch])
+    resumed = train(make_config(**fast, resume=True), verbose=False)
+    lr = make_config().lr
+    assert [r["lr"] for r in resumed.history] == pytest.approx([lr, lr * 0.1, lr * 0.1])
+    last = load_checkpoint(resumed.run_dir / "last.ckpt")
+    assert last["scheduler"]["last_epoch"] == 3
+    assert last["optimizer"]["param_groups"][0]["lr"] == pytest.approx(lr * 0.1)
+
+
 class _Drift(nn.Module):
     """Predicts a constant ``w`` (scaled units); in training mode ``w - 100``.
 
