@@ -213,3 +213,70 @@ def test_sums_round_trip_equals_merge() -> None:
     assert torch.equal(StreamingEvaluator().sums(steps=12), torch.zeros(5, 12, dtype=torch.float64))
     with pytest.raises(DataError, match=r"\[5, T\]"):
         reduced.load_sums(torch.zeros(4, 12))
+
+
+# --------------------------------------------------------- found by mutation testing (make mutate)
+def test_every_metric_and_loss_uses_the_null_value_it_is_given() -> None:
+    # null 5.0 (neither 0 nor NaN): 5.0 and 5.00004 are null, 5.00008 and 0.0 are readings
+    target = torch.tensor([5.0, 5.00004, 5.00008, 0.0, 2.0], dtype=torch.float64)
+    pred = torch.tensor([9.0, 9.0, 6.00008, 1.0, 4.0], dtype=torch.float64)
+    assert null_mask(target, 5.0).tolist() == [False, False, True, True, True]
+    err = torch.tensor([1.0, 1.0, 2.0], dtype=torch.float64)  # at the three readings
+    assert masked_mae(pred, target, 5.0).item() == pytest.approx(4 / 3)
+    assert masked_mse(pred, target, 5.0).item() == pytest.approx(6 / 3)
+    assert masked_rmse(pred, target, 5.0).item() == pytest.approx(math.sqrt(2.0))
+    assert masked_mape(pred, target, 5.0).item() == pytest.approx((1 / 5.00008 + 2 / 2) / 2)
+    for name, value in [("masked_mae", 4 / 3), ("masked_mse", 2.0)]:
+        assert get_loss(name)(pred, target, 5.0).item() == pytest.approx(value)
+    huber = 0.5 * torch.clamp(err, max=1) ** 2 + (err - torch.clamp(err, max=1))
+    assert huber_loss(pred, target, null_value=5.0).item() == pytest.approx(huber.mean().item())
+    # the defaults: null 0 for the masked functions, NaN only for mse/mae (LTSF)
+    assert null_mask(target).tolist() == [True, True, True, False, True]
+    assert masked_mape(pred, target).item() == pytest.approx(
+        (4 / 5 + 3.99996 / 5.00004 + 1 / 5.00008 + 1) / 4
+    )
+    assert get_loss("masked_mse")(pred, target).item() == pytest.approx(
+        (16 + 3.99996**2 + 1 + 4) / 4
+    )
+    assert get_loss("mse")(pred, target).item() == pytest.approx((16 + 3.99996**2 + 1 + 1 + 4) / 5)
+    assert get_loss("mae")(pred, target).item() == pytest.approx((4 + 3.99996 + 1 + 1 + 2) / 5)
+
+
+def test_integer_inputs_are_compared_as_floats() -> None:
+    target = np.array([3, 0, 4])
+    pred = np.array([1, 5, 4])
+    assert masked_mae(pred, target).item() == pytest.approx(1.0)  # (2 + 0) / 2
+    assert masked_mae(pred.astype(np.float32), target).item() == pytest.approx(1.0)
+    assert masked_mse(pred, target.astype(np.float32)).item() == pytest.approx(2.0)
+    assert masked_mape(pred, target, NAN).item() == pytest.approx((2 / 3 + 0) / 2)
+
+
+def test_one_valid_entry_is_a_mean_over_one() -> None:
+    target, pred = torch.tensor([0.0, 4.0, NAN]), torch.tensor([1.0, 1.0, 1.0])
+    assert masked_mae(pred, target).item() == pytest.approx(3.0)
+    assert masked_mape(pred, target).item() == pytest.approx(0.75)
+    ev = StreamingEvaluator(horizons=(1,))
+    ev.update(pred.view(1, 1, 3), target.view(1, 1, 3))
+    assert ev.compute()["overall"] == pytest.approx(
+        {"MAE": 3.0, "RMSE": 3.0, "MAPE": 75.0, "MSE": 9.0}
+    )
+
+
+def test_an_evaluator_that_saw_nothing_reports_zeros() -> None:
+    zero = {"MAE": 0.0, "RMSE": 0.0, "MAPE": 0.0, "MSE": 0.0}
+    assert StreamingEvaluator(horizons=(1, 4)).compute() == {
+        "overall": zero,
+        "horizon_1": zero,
+        "horizon_4": zero,
+    }
+    assert StreamingEvaluator().count == 0
+
+
+def test_format_table_layout_without_a_title() -> None:
+    ev = StreamingEvaluator(horizons=(1,))
+    ev.update(torch.tensor([[[3.0]]]), torch.tensor([[[2.0]]]))
+    assert ev.format_table().splitlines() == [
+        f"{'':<12}{'MAE':>10}{'RMSE':>10}{'MAPE(%)':>10}{'MSE':>12}",
+        f"{'overall':<12}{1.0:>10.4f}{1.0:>10.4f}{50.0:>10.3f}{1.0:>12.4f}",
+        f"{'horizon 1':<12}{1.0:>10.4f}{1.0:>10.4f}{50.0:>10.3f}{1.0:>12.4f}",
+    ]

@@ -49,3 +49,9 @@ def test_shard_sampler_sees_every_window_once_without_padding() -> None:
     shards = [list(ShardSampler(DATA, r, 4)) for r in range(4)]
     assert sorted(i for s in shards for i in s) == DATA
     assert [len(ShardSampler(DATA, r, 4)) for r in range(4)] == [len(s) for s in shards]
+
+
+def test_defaults_are_one_process_seed_0_epoch_0() -> None:
+    ref = DistributedSampler(DATA, num_replicas=1, rank=0, seed=0, shuffle=True)  # epoch 0
+    assert list(EpochShardSampler(DATA)) == list(ref)  # before any use_epoch call
+    assert list(ShardSampler(DATA)) == DATA
