@@ -249,6 +249,10 @@ def test_integer_inputs_are_compared_as_floats() -> None:
     assert masked_mae(pred.astype(np.float32), target).item() == pytest.approx(1.0)
     assert masked_mse(pred, target.astype(np.float32)).item() == pytest.approx(2.0)
     assert masked_mape(pred, target, NAN).item() == pytest.approx((2 / 3 + 0) / 2)
+    # unsigned bytes would wrap around (0 - 3 = 253) if not made floats first
+    assert masked_mae(np.uint8([0, 4]), np.uint8([3, 4])).item() == pytest.approx(1.5)
+    # the target takes the prediction's float type before the null is compared: 0.5 masks nothing
+    assert masked_mae(pred.astype(np.float64), target, 0.5).item() == pytest.approx(7 / 3)
 
 
 def test_one_valid_entry_is_a_mean_over_one() -> None:
@@ -260,6 +264,26 @@ def test_one_valid_entry_is_a_mean_over_one() -> None:
     assert ev.compute()["overall"] == pytest.approx(
         {"MAE": 3.0, "RMSE": 3.0, "MAPE": 75.0, "MSE": 9.0}
     )
+
+
+def test_default_null_is_zero_for_mape_too() -> None:
+    assert masked_mape(torch.tensor([2.0, 3.0]), torch.tensor([1.0, 0.0])).item() == 1.0
+
+
+def test_evaluator_accepts_b_t_and_keeps_float64_sums() -> None:
+    ev = StreamingEvaluator(horizons=(2,))
+    ev.update(torch.tensor([[1.0, 5.0]]), torch.tensor([[2.0, 4.0]]))  # [B, T]: no node axis
+    assert ev.compute()["horizon_2"]["MAE"] == 1.0 and ev.count == 2
+    with pytest.raises(DataError, match=r"\[B, T, \.\.\.\]"):
+        ev.update(torch.tensor([1.0]), torch.tensor([2.0]))
+    assert ev.sums().dtype == torch.float64
+    assert StreamingEvaluator().sums(steps=3).dtype == torch.float64
+    reduced = StreamingEvaluator()
+    reduced.load_sums(ev.sums().float())  # e.g. all-reduced in float32 on some device
+    assert reduced.sums().dtype == torch.float64
+    empty = StreamingEvaluator(horizons=(2,))
+    empty.merge(ev)  # into an evaluator that saw nothing yet
+    assert empty.compute() == ev.compute() and empty.steps == 2
 
 
 def test_an_evaluator_that_saw_nothing_reports_zeros() -> None:
