@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import RandomSampler, SequentialSampler
 
 from linearcast.data import (
     PROTOCOLS,
@@ -305,3 +307,147 @@ def test_end_to_end_persistence_through_the_evaluator() -> None:
     ett = get_protocol("ltsf", in_steps=24, out_steps=12).prepare(ds)
     z = torch.randn(2, 12, 6, 1)
     assert ett.to_target_space(z) is z
+
+
+# ------------------------------------------- windows, loaders, options (found by make mutate)
+ROWS, NODES = 40, 3
+
+
+def _values() -> np.ndarray:
+    return np.arange(ROWS * NODES * 2, dtype=np.float32).reshape(ROWS, NODES, 2)
+
+
+def test_defaults_read_channel_0_unscaled_targets_and_int64_starts() -> None:
+    v = _values()
+    scaler = StandardScaler(mean=10.0, std=2.0)
+    ds = WindowDataset(v, [0, 7], 4, 3, scaler=scaler)  # starts as a list
+    assert ds.starts.dtype == np.int64 and ds.input_channels == 1
+    x, y = ds[1]
+    assert x.dtype == y.dtype == torch.float32
+    np.testing.assert_array_equal(x[..., 0].numpy(), (v[7:11, :, 0] - 10.0) / 2.0)
+    np.testing.assert_array_equal(y[..., 0].numpy(), v[11:14, :, 0])  # targets stay raw
+    for i in (-1, -2):  # negative indices count from the end, as for a list
+        for a, b in zip(ds[i], ds[len(ds) + i], strict=True):
+            assert torch.equal(a, b)
+
+
+def test_scale_target_and_other_channel_and_time_features() -> None:
+    v = _values()
+    scaler = StandardScaler(mean=10.0, std=2.0)
+    tod = np.linspace(0, 1, ROWS, endpoint=False)  # float64 in, float32 kept
+    dow = np.arange(ROWS) % 7
+    ds = WindowDataset(
+        v, np.array([5]), 4, 3, scaler=scaler, target_channel=1, time_of_day=tod,
+        day_of_week=dow, scale_target=True,
+    )  # fmt: skip
+    assert ds.time_of_day is not None and ds.time_of_day.dtype == np.float32
+    assert ds.day_of_week is not None and ds.day_of_week.dtype == np.float32
+    x, y = ds[0]
+    assert x.shape == (4, NODES, 3)
+    np.testing.assert_array_equal(x[..., 0].numpy(), (v[5:9, :, 1] - 10.0) / 2.0)
+    np.testing.assert_array_equal(y[..., 0].numpy(), (v[9:12, :, 1] - 10.0) / 2.0)
+    np.testing.assert_allclose(x[:, 0, 1].numpy(), tod[5:9], rtol=1e-6)
+    np.testing.assert_array_equal(x[:, 2, 2].numpy(), dow[5:9])
+
+
+def test_bad_channel_or_time_feature_length_is_a_sentence() -> None:
+    v = _values()
+    with pytest.raises(DataError, match="target channel 2 out of range for F=2"):
+        WindowDataset(v, [0], 4, 3, target_channel=2)
+    with pytest.raises(DataError, match=r"expected time_of_day of shape \(40,\)"):
+        WindowDataset(v, [0], 4, 3, time_of_day=np.zeros(ROWS - 1))
+    with pytest.raises(DataError, match=r"expected day_of_week of shape \(40,\), found \(2,\)"):
+        WindowDataset(v, [0], 4, 3, day_of_week=np.zeros(2))
+
+
+@pytest.fixture(scope="module")
+def small_prep() -> Any:
+    return get_protocol("pems").prepare(synthetic_traffic(num_nodes=3, days=2, seed=0))
+
+
+def _first_batch_x(loader: Any) -> torch.Tensor:
+    return next(iter(loader))[0]
+
+
+def test_loader_defaults_and_flags(small_prep: Any) -> None:
+    loaders = small_prep.dataloaders()
+    train, val, test = loaders["train"], loaders["val"], loaders["test"]
+    assert train.batch_size == val.batch_size == 16
+    assert isinstance(train.sampler, RandomSampler)
+    assert isinstance(val.sampler, SequentialSampler) and isinstance(
+        test.sampler, SequentialSampler
+    )
+    assert train.num_workers == 0 and not train.drop_last and not val.drop_last
+    assert val.generator is None and test.generator is None
+    torch.testing.assert_close(
+        _first_batch_x(val), torch.stack([small_prep.val[i][0] for i in range(16)])
+    )
+    # the default seed is 0
+    torch.testing.assert_close(
+        _first_batch_x(train), _first_batch_x(small_prep.dataloaders(seed=0)["train"])
+    )
+    assert not torch.equal(
+        _first_batch_x(train), _first_batch_x(small_prep.dataloaders(seed=1)["train"])
+    )
+    flags = small_prep.dataloaders(batch_size=5, shuffle_train=False, drop_last=True, num_workers=0)
+    assert isinstance(flags["train"].sampler, SequentialSampler)
+    assert flags["train"].drop_last and not flags["val"].drop_last and not flags["test"].drop_last
+    assert isinstance(flags["val"].sampler, SequentialSampler)
+
+
+def test_iterating_validation_leaves_the_training_shuffle_alone(small_prep: Any) -> None:
+    # validation between two epochs must not draw from the training generator
+    a, b = small_prep.dataloaders(seed=3), small_prep.dataloaders(seed=3)
+    for _ in a["train"]:
+        pass
+    for _ in b["train"]:
+        pass
+    for _ in b["val"]:
+        pass
+    torch.testing.assert_close(_first_batch_x(a["train"]), _first_batch_x(b["train"]))
+
+
+def test_evaluator_and_summary_follow_the_protocol(small_prep: Any) -> None:
+    ev = small_prep.evaluator()
+    assert ev.horizons == small_prep.protocol.horizons and ev.null_value == 0.0
+    nan_prep = get_protocol("pems", null_value=float("nan"), horizons=(1, 2)).prepare(
+        synthetic_traffic(num_nodes=3, days=2, seed=0)
+    )
+    ev = nan_prep.evaluator()
+    assert ev.horizons == (1, 2) and math.isnan(ev.null_value)
+    c = small_prep.counts
+    shape = list(small_prep.dataset.shape)
+    assert small_prep.summary().startswith(f"synthetic {shape} under pems[basicts,12->12]")
+    assert f"train {c['train']}, val {c['val']}, test {c['test']} windows" in small_prep.summary()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"in_steps": 0}, {"out_steps": 0}, {"stride": 0}, {"split_ratios": (0.5, 0.5)},
+        {"split_ratios": (1.2, -0.1, -0.1)}, {"split_ratios": (0.6, 0.2, 0.21)},
+        {"split_mode": "staeformer", "split_months": (12, 4, 4)},
+    ],
+)  # fmt: skip
+def test_protocol_options_are_checked(bad: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match="protocol 'pems'"):
+        get_protocol("pems", **bad)
+
+
+def test_protocol_limits_that_are_allowed() -> None:
+    p = get_protocol("pems", in_steps=1, out_steps=1, split_ratios=(0.8, 0.0, 0.2 + 5e-7))
+    assert p.counts(10)["val"] == 0
+    # exactly the 20 months of the ETT split is enough
+    assert get_protocol("ett").counts(14400, 24)["test"] == 2880 - 96 + 1  # lookback borrowed
+
+
+def test_staeformer_split_rows_are_the_rows_each_part_covers() -> None:
+    p = get_protocol("pems-staeformer")
+    # windows 0..10699 train, 10700..14266 val, 14267..17832 test, each 24 rows long
+    assert p.split_rows(17856) == {
+        "train": (0, 10699 + 24),
+        "val": (10700, 14266 + 24),
+        "test": (14267, 17856),
+    }
+    empty = get_protocol("pems", split_mode="staeformer", split_ratios=(0.5, 0.0, 0.5))
+    assert empty.split_rows(100)["val"] == (0, 0)
