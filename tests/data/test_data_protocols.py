@@ -451,3 +451,47 @@ def test_staeformer_split_rows_are_the_rows_each_part_covers() -> None:
     }
     empty = get_protocol("pems", split_mode="staeformer", split_ratios=(0.5, 0.0, 0.5))
     assert empty.split_rows(100)["val"] == (0, 0)
+
+
+def test_month_split_prepared_without_a_data_file() -> None:
+    # the ETTh1 tests above need ../shared/data; this ETT-shaped series runs on every checkout
+    rng = np.random.default_rng(0)
+    t = 14400 + 20
+    values = (rng.normal(size=(t, 2, 2)).cumsum(0) + 10).astype(np.float32)
+    values[:50, :, 1] = 0.0  # real zeros: the null is NaN here, so they count
+    ds = TimeSeriesDataset(values=values, name="ett-like", steps_per_day=24, null_value=math.nan)
+    prep = get_protocol("ett", target_channel=1).prepare(ds)
+    assert prep.dataset is ds and math.isnan(prep.null_value)
+    assert prep.counts == {"train": 8640 - 192 + 1, "val": 2785, "test": 2785}
+    assert prep.split_rows == {"train": (0, 8640), "val": (8640, 11520), "test": (11520, 14400)}
+    train = values[:8640, :, 1].astype(np.float64)
+    np.testing.assert_allclose(prep.scaler.mean, train.mean(0), rtol=1e-9)
+    np.testing.assert_allclose(prep.scaler.std, train.std(0), rtol=1e-9)
+    x, y = prep.test[0]
+    s = int(prep.test.starts[0])
+    assert s == 11520 - 96
+    scaled = (values[:, :, 1] - prep.scaler.mean) / prep.scaler.std
+    np.testing.assert_allclose(x[..., 0].numpy(), scaled[s : s + 96], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y[..., 0].numpy(), scaled[s + 96 : s + 192], rtol=1e-5, atol=1e-5)
+    with pytest.raises(DataError, match="forecasts channel 2, but the data has F=2"):
+        get_protocol("ett", target_channel=2).prepare(ds)
+    with pytest.raises(DataError, match=r"long enough .* val 2880 rows"):
+        get_protocol("ett", out_steps=3000).prepare(ds)
+
+
+def test_null_value_comes_from_the_protocol_unless_it_has_none() -> None:
+    values = np.random.default_rng(1).uniform(1, 2, size=(120, 2, 1)).astype(np.float32)
+    ds = TimeSeriesDataset(values=values, name="toy", steps_per_day=288, null_value=math.nan)
+    # 120 rows: 72/24/24, one 24-row window in val and in test is enough
+    prep = get_protocol("pems").prepare(ds)
+    assert prep.counts == {"train": 49, "val": 1, "test": 1} and prep.null_value == 0.0
+    assert math.isnan(get_protocol("pems", null_value=None).prepare(ds).null_value)
+
+
+def test_get_protocol_returns_presets_and_protocols_as_given() -> None:
+    assert get_protocol("PEMS") is PROTOCOLS["pems"]
+    p = get_protocol("metr", in_steps=24)
+    assert get_protocol(p) is p
+    assert get_protocol(p, out_steps=3) == p.replace(out_steps=3)
+    empty_train = get_protocol("pems", split_mode="staeformer", split_ratios=(0.0, 0.5, 0.5))
+    assert empty_train.scaler_rows(100) == (0, 0)
