@@ -495,3 +495,46 @@ def test_get_protocol_returns_presets_and_protocols_as_given() -> None:
     assert get_protocol(p, out_steps=3) == p.replace(out_steps=3)
     empty_train = get_protocol("pems", split_mode="staeformer", split_ratios=(0.0, 0.5, 0.5))
     assert empty_train.scaler_rows(100) == (0, 0)
+
+
+def test_valid_mask_tolerance_and_nan() -> None:
+    from linearcast.data.scaler import valid_mask
+
+    x = np.array([0.0, 4e-5, 6e-5, np.nan, 5.00008, 5.0, 5.00004])
+    assert valid_mask(x, 0.0).tolist() == [False, False, True, False, True, True, True]
+    assert valid_mask(x, 5.0).tolist() == [True, True, True, False, True, False, False]
+    assert valid_mask(x, math.nan).tolist() == [True, True, True, False, True, True, True]
+
+
+def test_scaler_defaults_dtypes_repr_and_old_states() -> None:
+    x = np.array([[1.5, -2.0]], dtype=np.float32)
+    plain = StandardScaler()
+    np.testing.assert_array_equal(plain.transform(x), x)  # mean 0, std 1, global
+    assert plain.mode == "global" and repr(plain) == "StandardScaler(global, mean=0, std=1)"
+    sc = StandardScaler(mean=np.float32(0.1), std=np.float32(3.0))
+    assert sc.mean.dtype == sc.std.dtype == np.float64
+    per = StandardScaler(mean=np.array([1.0, 2.0]), std=np.array([2.0, 4.0]), mode="per_channel")
+    assert repr(per) == "StandardScaler(per_channel, N=2)"
+    state = per.state_dict()
+    assert state["fitted"] is False and StandardScaler.from_state_dict(state).fitted is False
+    del state["fitted"]  # states written before the flag existed were fitted ones
+    assert StandardScaler.from_state_dict(state).fitted is True
+
+
+def test_scaler_shapes_devices_and_numpy_inverse() -> None:
+    sc = StandardScaler(mean=np.array([1.0, 2.0, 3.0]), std=np.array([2.0, 4.0, 8.0]))
+    sc.mode = "per_channel"
+    btn = np.ones((2, 5, 3))  # [B, T, N] with T != N
+    np.testing.assert_allclose(sc.transform(btn)[1, 4], [0.0, -0.25, -0.25])
+    col = np.full((3, 1), 5.0)  # [N, 1]
+    np.testing.assert_allclose(sc.transform(col)[:, 0], [2.0, 0.75, 0.25])
+    tn1 = np.full((4, 3, 1), 5.0)  # [T, N, 1]
+    np.testing.assert_allclose(sc.transform(tn1)[3, :, 0], [2.0, 0.75, 0.25])
+    with pytest.raises(DataError, match=r"cannot scale an array of shape \(3, 5\)"):
+        sc.transform(np.zeros((3, 5)))
+    back = sc.inverse_transform(np.array([[1.0, 1.0, 1.0]]))  # numpy: x·std + mean
+    assert back.dtype == np.float64
+    np.testing.assert_allclose(back, [[3.0, 6.0, 11.0]])
+    assert sc.inverse_transform(np.array([[1, 1, 1]])).dtype == np.float32  # ints become float32
+    meta = torch.zeros(2, 3, device="meta")  # the scaler's tensors follow x's device
+    assert sc.transform(meta).device.type == sc.inverse_transform(meta).device.type == "meta"
