@@ -538,3 +538,29 @@ def test_scaler_shapes_devices_and_numpy_inverse() -> None:
     assert sc.inverse_transform(np.array([[1, 1, 1]])).dtype == np.float32  # ints become float32
     meta = torch.zeros(2, 3, device="meta")  # the scaler's tensors follow x's device
     assert sc.transform(meta).device.type == sc.inverse_transform(meta).device.type == "meta"
+
+
+def test_scaler_fit_takes_t_n_1_and_refuses_other_channels() -> None:
+    x = np.random.default_rng(4).normal(3.0, 2.0, size=(30, 4))
+    flat = StandardScaler(mode="per_channel").fit(x, null_value=math.nan)
+    col = StandardScaler(mode="per_channel").fit(x[:, :, None], null_value=math.nan)
+    np.testing.assert_array_equal(col.mean, flat.mean)
+    np.testing.assert_array_equal(col.std, flat.std)
+    with pytest.raises(DataError, match=r"expected \[T, N\] rows .* found \(30, 4, 2\)"):
+        StandardScaler().fit(np.stack([x, x], axis=-1))
+    # the default null is 0: zeros are skipped, ones are readings
+    ones = np.array([[0.0, 1.0], [1.0, 3.0]])
+    assert float(StandardScaler().fit(ones).mean) == pytest.approx(5 / 3)
+
+
+@pytest.mark.parametrize("mode", ["global", "per_channel"])
+def test_scaler_stays_accurate_far_from_zero(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # sums are taken around the first chunk's mean; around a poor shift, var = E[d²] - m²
+    # cancels catastrophically for a series at 1e8 with unit spread
+    n = 4
+    x = 1e8 + np.random.default_rng(3).normal(size=(50, n))
+    monkeypatch.setattr(scaler_module, "_CHUNK_ROWS_ELEMS", n)  # one row a chunk
+    sc = StandardScaler(mode=mode).fit(x, null_value=math.nan)
+    axis = None if mode == "global" else 0
+    np.testing.assert_allclose(sc.mean, x.mean(axis=axis), rtol=1e-12)
+    np.testing.assert_allclose(sc.std, x.std(axis=axis), rtol=1e-6)
