@@ -13,8 +13,10 @@ mutant no longer exists or now dies is reported as stale.
 
 Usage::
 
-    python tools/mutate.py                       # every group, default time boxes
+    python tools/mutate.py                       # every group afresh, default time boxes
     python tools/mutate.py --groups metrics,data --minutes 5
+    python tools/mutate.py --continue            # keep the verdicts: check the rest, re-test
+                                                 # the undetected against the current tests
     python tools/mutate.py --summary-only        # re-read the results of the last run
 """
 
@@ -128,63 +130,66 @@ def _mutmut_section(group: Group) -> str:
     )
 
 
-def _prepare(name: str, group: Group) -> Path:
+def _prepare(name: str, group: Group, *, fresh: bool) -> Path:
+    """The group's working copy: src, tests and a pyproject with its mutmut section.
+
+    ``fresh=False`` keeps ``mutants/`` (mutmut's results): it re-tests only what changed (new
+    source, a new test selection) and leaves the other verdicts standing.
+    """
     work = OUT / name
-    if work.exists():
+    if fresh and work.exists():
         shutil.rmtree(work)
-    work.mkdir(parents=True)
-    shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    work.mkdir(parents=True, exist_ok=True)
+    for folder in ("src", "tests"):
+        shutil.rmtree(work / folder, ignore_errors=True)
+        shutil.copytree(ROOT / folder, work / folder, ignore=shutil.ignore_patterns("__pycache__"))
     text = (ROOT / "pyproject.toml").read_text()
     text = re.sub(r"\n\[tool\.mutmut\][^\[]*", "\n", text)  # ours replaces any existing one
     (work / "pyproject.toml").write_text(text + _mutmut_section(group))
     return work
 
 
-def _run(name: str, group: Group, minutes: float, max_children: int) -> float:
-    work = _prepare(name, group)
+def _mutmut(work: Path, names: list[str], deadline: float, max_children: int) -> bool:
+    """``mutmut run [names]`` in ``work`` until done or ``deadline``; False when cut short."""
     mutmut = Path(sys.executable).with_name("mutmut")
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
-    log = (work / "mutmut.log").open("w")
-    started = time.monotonic()
-    print(f"[{name}] mutmut run, time box {minutes:g} min (log: {work / 'mutmut.log'})", flush=True)
-    proc = subprocess.Popen(
-        [str(mutmut), "run", "--max-children", str(max_children)],
-        cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    try:
-        proc.wait(timeout=minutes * 60)
-    except subprocess.TimeoutExpired:
-        # mutmut saves each verdict as it comes; an interrupt stops the rest cleanly
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        print(f"[{name}] time box reached; the mutants left are 'not checked'", flush=True)
-    log.close()
-    return time.monotonic() - started
-
-
-def _retest(name: str, max_children: int) -> float:
-    """Run the group's undetected mutants again against the current tests."""
-    work = OUT / name
-    undetected = [k for k, (_, st) in _verdicts(work).items() if st in ("survived", "no tests")]
-    if not undetected:
-        return 0.0
-    # mutmut copies tests/ into mutants/ on every run and collects stats for new tests
-    shutil.rmtree(work / "tests")
-    shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
-    mutmut = Path(sys.executable).with_name("mutmut")
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
-    started = time.monotonic()
-    print(f"[{name}] retesting {len(undetected)} undetected mutants", flush=True)
-    with (work / "retest.log").open("w") as log:
-        subprocess.run(
-            [str(mutmut), "run", "--max-children", str(max_children), *undetected],
-            cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, check=False,
+    with (work / "mutmut.log").open("a") as log:
+        proc = subprocess.Popen(
+            [str(mutmut), "run", "--max-children", str(max_children), *names],
+            cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
+        try:
+            proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+            return True
+        except subprocess.TimeoutExpired:
+            # mutmut saves each verdict as it comes: what was not reached stays "not checked"
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            return False
+
+
+def _undetected(work: Path) -> list[str]:
+    return [k for k, (_, st) in _verdicts(work).items() if st in ("survived", "no tests")]
+
+
+def _run(name: str, group: Group, minutes: float, max_children: int, *, fresh: bool) -> float:
+    """Mutate the group within its time box; when continuing, also re-test the undetected."""
+    started = time.monotonic()
+    deadline = started + minutes * 60
+    again = [] if fresh else _undetected(OUT / name)
+    work = _prepare(name, group, fresh=fresh)
+    print(f"[{name}] mutmut run, time box {minutes:g} min (log: {work / 'mutmut.log'})", flush=True)
+    done = _mutmut(work, [], deadline, max_children)  # every mutant without a verdict
+    again = [k for k in again if k in set(_undetected(work))]  # still undetected, not reset
+    if done and again:
+        print(f"[{name}] re-testing {len(again)} undetected mutants", flush=True)
+        done = _mutmut(work, again, deadline, max_children)
+    if not done:
+        print(f"[{name}] time box reached; the mutants left are 'not checked'", flush=True)
     return time.monotonic() - started
 
 
@@ -275,7 +280,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-children", type=int, default=2, help="parallel mutants")
     parser.add_argument("--summary-only", action="store_true", help="only re-read the results")
     parser.add_argument(
-        "--retest", action="store_true", help="rerun the last run's undetected mutants only"
+        "--continue",
+        dest="resume",
+        action="store_true",
+        help="keep the last results: check the rest and re-test the undetected ones",
     )
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.groups.split(",") if n.strip()]
@@ -283,13 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown group(s) {unknown}; known: {', '.join(GROUPS)}")
     seconds: dict[str, float] = {}
-    if args.retest:
-        for name in names:
-            seconds[name] = _retest(name, args.max_children)
-    elif not args.summary_only:
+    if not args.summary_only:
         for name in names:
             group = GROUPS[name]
-            seconds[name] = _run(name, group, args.minutes or group.minutes, args.max_children)
+            minutes = args.minutes or group.minutes
+            seconds[name] = _run(name, group, minutes, args.max_children, fresh=not args.resume)
     summarize(names, seconds)
     return 0
 

@@ -136,12 +136,16 @@ def test_resume_keeps_the_learning_rate_schedule(make_config: Any) -> None:
     assert json.loads((cut_dir / "config.json").read_text())["max_epochs"] == 3
 
 
-def test_resume_adds_a_scheduler_the_cut_run_did_not_have(make_config: Any) -> None:
+def test_resume_adds_a_scheduler_the_cut_run_did_not_have(
+    make_config: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     fast = dict(run_name="s", max_train_batches=1, max_eval_batches=1, baseline="", max_epochs=2)
     with pytest.raises(_Stop):
         train(make_config(scheduler="none", **fast), verbose=False,
               callbacks=[_stop_after_first_epoch])  # fmt: skip
-    resumed = train(make_config(milestones=[1], resume=True, **fast), verbose=False)
+    capsys.readouterr()
+    resumed = train(make_config(milestones=[1], resume=True, **fast), verbose=True, report=False)
+    assert "resume    from epoch 1 (global step 1)" in capsys.readouterr().out
     lr = make_config().lr
     assert [r["lr"] for r in resumed.history] == pytest.approx([lr, lr])  # a fresh schedule
 
@@ -250,6 +254,24 @@ def test_early_stopping_stops_and_restores_the_best_weights(
     # validation recomputed after restoring equals epoch 1's, not the last epoch's
     assert m["val"]["overall"]["MAE"] == pytest.approx(h[0]["val_MAE"], rel=1e-9)
     assert m["val"]["overall"]["MAE"] < h[2]["val_MAE"]
+
+
+def test_resume_of_an_early_stopped_run_trains_no_more(
+    make_config: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = ModelSpec("test-drift", _build_drift, "test model", fixed_num_nodes=False)
+    monkeypatch.setitem(REGISTRY, "test-drift", spec)
+    cfg = make_config(
+        model="test-drift", model_overrides={}, max_epochs=10, patience=1, lr=0.2,
+        max_train_batches=1, max_eval_batches=1, scheduler="none", baseline="", run_name="es",
+    )  # fmt: skip
+    stopped = train(cfg, verbose=False)
+    assert [r["epoch"] for r in stopped.history] == [1, 2]
+    epochs: list[int] = []
+    again = train(cfg.replace(resume=True), verbose=False,
+                  callbacks=[lambda trainer, epoch, row: epochs.append(epoch)])  # fmt: skip
+    assert epochs == [] and again.history == stopped.history
+    assert load_checkpoint(again.run_dir / "last.ckpt")["epoch"] == 2
 
 
 def test_training_loss_is_in_raw_units_and_skips_nulls(make_config: Any) -> None:
