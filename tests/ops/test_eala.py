@@ -21,6 +21,7 @@ from linearcast.ops import (
     paper_first_order_entropy,
     softmax_entropy,
     theta_from_moments,
+    theta_star,
 )
 
 RULES = ["paper", "gauss", "gauss_hclamp", 0.8]
@@ -456,3 +457,19 @@ def test_every_path_weights_values_by_one_plus_centred_score_over_theta(rule, th
     else:
         out = eala_attention(q, k, v, theta=rule, scale=1.0, impl=impl)
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_paper_first_order_entropy_is_log_n_minus_the_variance_per_row():
+    # uncentred scores in a [2, 3, 7] batch: the estimate centres each row over the last axis
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 3, 7, generator=g, dtype=torch.float64) * 0.3 + 5.0
+    h = paper_first_order_entropy(x)
+    assert h.shape == (2, 3)
+    expected = math.log(7) - x.var(dim=-1, unbiased=False)
+    torch.testing.assert_close(h, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_theta_star_is_the_square_root_of_m2_over_twice_the_deficit():
+    m2 = torch.tensor([2.0, 0.5, 8.0], dtype=torch.float64)
+    deficit = torch.tensor([1.0, 0.25, 1.0], dtype=torch.float64)
+    torch.testing.assert_close(theta_star(m2, deficit), torch.tensor([1.0, 1.0, 2.0]).double())
