@@ -102,3 +102,33 @@ def test_auto_crossover_defaults_and_boundary() -> None:
     assert choose_impl(16, 8) == "quadratic" and choose_impl(17, 8) == "linear"
     assert choose_impl(1000, 8) == choose_impl(1000, 8, clamp=False, theta="paper") == "linear"
     assert choose_impl(1000, 8, clamp=True) == choose_impl(1000, 8, theta="exact") == "quadratic"
+
+
+# ------------------------------------------------------ options the kernel tests leave at one value
+def test_linformer_scale_head_shared_projection_and_errors_name_the_projection() -> None:
+    from linearcast.errors import ConfigError
+
+    q, k, v = _qkv()
+    g = torch.Generator().manual_seed(2)
+    e = torch.randn(16, N, generator=g, dtype=torch.float64)
+    f = torch.randn(16, N, generator=g, dtype=torch.float64)
+    by_hand = softmax_attention_naive(q, e @ k, f @ v, scale=0.3)  # softmax(τ q (Ek)ᵀ) F v
+    for op in (linformer_attention, linformer_attention_naive):
+        torch.testing.assert_close(op(q, k, v, e, f, scale=0.3), by_hand, rtol=1e-12, atol=1e-12)
+        # [1, k, N]: one projection shared by the heads, as [k, N]
+        torch.testing.assert_close(op(q, k, v, e[None], f[None]), op(q, k, v, e, f))
+        with pytest.raises(ConfigError, match="projection E must be"):
+            op(q, k, v, e[:, :-1], f)
+        with pytest.raises(ConfigError, match="projection F must be"):
+            op(q, k, v, e, f[:, :-1])
+
+
+@pytest.mark.parametrize("op", [linear_attention, linear_attention_naive])
+def test_linear_attention_scale_and_causal_length_check(op: Callable[..., Any]) -> None:
+    from linearcast.errors import ConfigError
+
+    q, k, v = _qkv()
+    # the scale multiplies the queries before the feature map
+    torch.testing.assert_close(op(q, k, v, scale=0.5), op(q * 0.5, k, v), rtol=0, atol=0)
+    with pytest.raises(ConfigError, match="as many queries as keys"):
+        op(q[:, :, :10], k, v, causal=True)
