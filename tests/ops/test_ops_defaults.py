@@ -132,3 +132,48 @@ def test_linear_attention_scale_and_causal_length_check(op: Callable[..., Any]) 
     torch.testing.assert_close(op(q, k, v, scale=0.5), op(q * 0.5, k, v), rtol=0, atol=0)
     with pytest.raises(ConfigError, match="as many queries as keys"):
         op(q[:, :, :10], k, v, causal=True)
+
+
+def _meta_qkv(n: int = 20) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return tuple(torch.empty(2, 2, n, 8, device="meta") for _ in range(3))  # type: ignore[return-value]
+
+
+META_CASES: list[tuple[str, Callable[..., Any], dict[str, Any]]] = [
+    ("eala linear masked", eala_attention, {"impl": "linear", "key_padding_mask": True}),
+    ("eala causal chunked", eala_attention, {"impl": "linear", "causal": True, "chunk_size": 8}),
+    ("eala quadratic masked", eala_attention, {"impl": "quadratic", "key_padding_mask": True}),
+    ("eala quadratic causal", eala_attention, {"impl": "quadratic", "causal": True}),
+    ("eala short", eala_attention_short, {}),
+    ("linear causal chunked", linear_attention, {"causal": True, "chunk_size": 8}),
+    ("linear masked", linear_attention, {"key_padding_mask": True}),
+    ("linear naive causal masked", linear_attention_naive,
+     {"causal": True, "key_padding_mask": True}),
+    ("softmax naive causal masked", softmax_attention_naive,
+     {"causal": True, "key_padding_mask": True}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "op", "options"), META_CASES, ids=[c[0] for c in META_CASES])
+def test_helper_tensors_follow_the_inputs_device(
+    name: str, op: Callable[..., Any], options: dict[str, Any]
+) -> None:
+    # the meta device stands in for a GPU: a mask or index made on the CPU cannot meet it
+    q, k, v = _meta_qkv()
+    if options.get("key_padding_mask"):
+        options = {
+            **options,
+            "key_padding_mask": torch.zeros(2, 20, dtype=torch.bool, device="meta"),
+        }
+    out = op(q, k, v, **options)
+    assert out.device.type == "meta" and out.shape == (2, 2, 20, 8)
+
+
+@pytest.mark.parametrize("op", [linear_attention, eala_attention_causal])
+def test_causal_chunks_of_one_step_work_and_of_zero_are_refused(op: Callable[..., Any]) -> None:
+    from linearcast.errors import ConfigError
+
+    q, k, v = (t[:, :, :9] for t in _qkv())
+    kw = {"causal": True} if op is linear_attention else {}
+    torch.testing.assert_close(op(q, k, v, chunk_size=1, **kw), op(q, k, v, chunk_size=9, **kw))
+    with pytest.raises(ConfigError, match="chunk_size must be >= 1; found 0"):
+        op(q, k, v, chunk_size=0, **kw)
