@@ -473,3 +473,17 @@ def test_theta_star_is_the_square_root_of_m2_over_twice_the_deficit():
     m2 = torch.tensor([2.0, 0.5, 8.0], dtype=torch.float64)
     deficit = torch.tensor([1.0, 0.25, 1.0], dtype=torch.float64)
     torch.testing.assert_close(theta_star(m2, deficit), torch.tensor([1.0, 1.0, 2.0]).double())
+
+
+def test_exact_theta_of_padded_or_causal_rows_ignores_the_unseen_keys():
+    # padding a key, or hiding it causally, must give the θ of the keys actually seen
+    q, k, _ = _qkv(12, b=1, h=2, offset=0.0, seed=5)
+    mask = torch.zeros(1, 12, dtype=torch.bool)
+    mask[0, [2, 7, 8]] = True
+    padded = eala_stats(q, k, theta="exact", scale=0.4, key_padding_mask=mask).theta
+    seen = eala_stats(q, k[:, :, ~mask[0]], theta="exact", scale=0.4).theta
+    torch.testing.assert_close(padded, seen, rtol=1e-9, atol=1e-12)
+    causal = eala_stats(q, k, theta="exact", scale=0.4, causal=True).theta
+    for i in (4, 9):
+        prefix = eala_stats(q[:, :, i : i + 1], k[:, :, : i + 1], theta="exact", scale=0.4)
+        torch.testing.assert_close(causal[..., i], prefix.theta[..., 0], rtol=1e-9, atol=1e-12)
