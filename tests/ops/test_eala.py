@@ -487,3 +487,33 @@ def test_exact_theta_of_padded_or_causal_rows_ignores_the_unseen_keys():
     for i in (4, 9):
         prefix = eala_stats(q[:, :, i : i + 1], k[:, :, : i + 1], theta="exact", scale=0.4)
         torch.testing.assert_close(causal[..., i], prefix.theta[..., 0], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("rule", ["gauss", "exact"])
+def test_stats_of_padded_and_causal_rows_are_those_of_the_keys_seen(rule):
+    q, k, _ = _qkv(12, b=1, h=2, offset=0.0, seed=6)
+    mask = torch.zeros(1, 12, dtype=torch.bool)
+    mask[0, [0, 5, 11]] = True
+    padded = eala_stats(q, k, theta=rule, scale=1.5, key_padding_mask=mask)
+    seen = eala_stats(q, k[:, :, ~mask[0]], theta=rule, scale=1.5)
+    if rule == "gauss":  # scale 1.5: some weights are negative (the exact θ never has any)
+        assert (seen.neg_fraction > 0).any()
+    for name, a, b in zip(padded._fields, padded, seen, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12, msg=name)
+    causal = eala_stats(q, k, theta=rule, scale=1.5, causal=True)
+    for i in (0, 6):  # row 0 sees one key
+        prefix = eala_stats(q[:, :, i : i + 1], k[:, :, : i + 1], theta=rule, scale=1.5)
+        for name, a, b in zip(causal._fields, causal, prefix, strict=True):
+            torch.testing.assert_close(a[..., i], b[..., 0], rtol=1e-9, atol=1e-12, msg=name)
+    with pytest.raises(ConfigError, match="as many queries as keys"):
+        eala_stats(q[:, :, :5], k, causal=True)
+
+
+def test_stats_of_half_inputs_are_computed_and_returned_in_float32():
+    q, k, _ = _qkv(30, b=1, h=1, dtype=torch.float32, offset=0.0)
+    ref = eala_stats(q, k, theta="exact", scale=0.5)
+    assert ref.theta.dtype == torch.float32  # the exact θ comes back in the input's dtype
+    half = eala_stats(q.half(), k.half(), theta="exact", scale=0.5)
+    for name, a, b in zip(half._fields, half, ref, strict=True):
+        assert a.dtype == torch.float32, name
+        torch.testing.assert_close(a, b, rtol=2e-2, atol=2e-2, msg=name)
