@@ -183,11 +183,13 @@ def _run(name: str, group: Group, minutes: float, max_children: int, *, fresh: b
     again = [] if fresh else _undetected(OUT / name)
     work = _prepare(name, group, fresh=fresh)
     print(f"[{name}] mutmut run, time box {minutes:g} min (log: {work / 'mutmut.log'})", flush=True)
-    done = _mutmut(work, [], deadline, max_children)  # every mutant without a verdict
-    again = [k for k in again if k in set(_undetected(work))]  # still undetected, not reset
-    if done and again:
+    done = True
+    if again:  # first, so that a short time box still measures the new tests
+        # listing the names makes mutmut re-test them; new tests get their stats first
         print(f"[{name}] re-testing {len(again)} undetected mutants", flush=True)
         done = _mutmut(work, again, deadline, max_children)
+    if done:
+        done = _mutmut(work, [], deadline, max_children)  # every mutant without a verdict
     if not done:
         print(f"[{name}] time box reached; the mutants left are 'not checked'", flush=True)
     return time.monotonic() - started
