@@ -564,3 +564,16 @@ def test_scaler_stays_accurate_far_from_zero(mode: str, monkeypatch: pytest.Monk
     axis = None if mode == "global" else 0
     np.testing.assert_allclose(sc.mean, x.mean(axis=axis), rtol=1e-12)
     np.testing.assert_allclose(sc.std, x.std(axis=axis), rtol=1e-6)
+
+
+def test_parts_too_short_for_a_window_have_none() -> None:
+    # 30 rows under pems: train 18, val 6, test 6 rows -- none holds a 24-row window
+    assert get_protocol("pems").counts(30) == {"train": 0, "val": 0, "test": 0}
+    assert get_protocol("pems-staeformer").counts(20) == {"train": 0, "val": 0, "test": 0}
+    strided = get_protocol("pems-staeformer", stride=2).window_starts(100)
+    assert np.diff(np.concatenate(list(strided.values()))).tolist() == [2] * 38
+
+
+def test_loaders_pass_num_workers_on(small_prep: Any) -> None:
+    loaders = small_prep.dataloaders(num_workers=1)  # not iterated: no process is started
+    assert [loaders[k].num_workers for k in ("train", "val", "test")] == [1, 1, 1]
