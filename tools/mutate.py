@@ -214,7 +214,9 @@ def _show(work: Path, name: str) -> str:
     return done.stdout
 
 
-def summarize(names: list[str], seconds: dict[str, float]) -> dict[str, object]:
+def summarize(
+    names: list[str], seconds: dict[str, float], *, diffs: bool = True
+) -> dict[str, object]:
     """Per-module counts over the groups' last results; writes summary.md/.json, survivors.txt."""
     equivalent: dict[str, str] = {}
     if EQUIVALENT.is_file():
@@ -236,7 +238,7 @@ def summarize(names: list[str], seconds: dict[str, float]) -> dict[str, object]:
         stale += [k for k in equivalent if k in verdicts and verdicts[k][1] != "survived"]
         with (work / "survivors.txt").open("w") as fh:
             for key in survivors:
-                fh.write(_show(work, key) + "\n")
+                fh.write((_show(work, key) if diffs else f"# {key}") + "\n")
     ran = {_module(source) for source in rows}
     known = {k for n in names for k in _verdicts(OUT / n)}
     stale += [k for k in equivalent if k not in known and k.rsplit(".x", 1)[0] in ran]
@@ -282,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-children", type=int, default=2, help="parallel mutants")
     parser.add_argument("--summary-only", action="store_true", help="only re-read the results")
     parser.add_argument(
+        "--no-diffs", action="store_true", help="list survivors by name only (mutmut show is slow)"
+    )
+    parser.add_argument(
         "--continue",
         dest="resume",
         action="store_true",
@@ -298,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
             group = GROUPS[name]
             minutes = args.minutes or group.minutes
             seconds[name] = _run(name, group, minutes, args.max_children, fresh=not args.resume)
-    summarize(names, seconds)
+    summarize(names, seconds, diffs=not args.no_diffs)
     return 0
 
 

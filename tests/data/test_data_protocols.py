@@ -486,6 +486,10 @@ def test_null_value_comes_from_the_protocol_unless_it_has_none() -> None:
     prep = get_protocol("pems").prepare(ds)
     assert prep.counts == {"train": 49, "val": 1, "test": 1} and prep.null_value == 0.0
     assert math.isnan(get_protocol("pems", null_value=None).prepare(ds).null_value)
+    # the scaler skips the protocol's null: with a NaN null, zeros are readings and count
+    values[:10, 0, 0] = 0.0
+    kept = get_protocol("pems", null_value=math.nan).prepare(ds).scaler
+    assert float(kept.mean) == pytest.approx(float(values[:72, :, 0].astype(np.float64).mean()))
 
 
 def test_get_protocol_returns_presets_and_protocols_as_given() -> None:
@@ -577,3 +581,19 @@ def test_parts_too_short_for_a_window_have_none() -> None:
 def test_loaders_pass_num_workers_on(small_prep: Any) -> None:
     loaders = small_prep.dataloaders(num_workers=1)  # not iterated: no process is started
     assert [loaders[k].num_workers for k in ("train", "val", "test")] == [1, 1, 1]
+
+
+def test_scaler_numpy_dtypes_constant_series_and_error_source() -> None:
+    sc = StandardScaler(mean=2.0, std=4.0)
+    for dtype in (np.float16, np.float32, np.float64):  # floats keep their precision
+        x = np.array([[6.0, 10.0]], dtype=dtype)
+        assert sc.transform(x).dtype == dtype and sc.inverse_transform(x).dtype == dtype
+    assert sc.transform(np.array([[6, 10]])).dtype == np.float32  # integers become float32
+    np.testing.assert_array_equal(sc.transform(np.array([[6, 10]])), [[1.0, 2.0]])
+    # a constant series has std 0, which becomes 1 (scaled values 0, not NaN)
+    x = np.stack([np.full(20, 7.0), np.arange(20.0)], axis=1)
+    fitted = StandardScaler(mode="per_channel").fit(x, null_value=math.nan)
+    np.testing.assert_array_equal(fitted.mean, [7.0, 9.5])
+    np.testing.assert_allclose(fitted.std, [1.0, np.arange(20.0).std()])
+    with pytest.raises(DataError, match=r"^training data: expected valid"):
+        StandardScaler().fit(np.zeros((5, 2)))  # every entry is the null 0
