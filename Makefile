@@ -4,12 +4,13 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+MUTATE_STAMP := $(VENV)/.installed-mutate
 # The CPU wheel of torch; a GPU user can override, e.g. `make TORCH_SPEC=torch==2.13.0 TORCH_PIP_ARGS= test`.
 TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?= $(if $(wildcard /opt/wheels/torch-*),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck bench mutate clean
 
 $(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), f"linearcast needs Python >= 3.11, found {sys.version.split()[0]}"'
@@ -22,8 +23,8 @@ demo: $(STAMP)
 	$(BIN)/python -m linearcast demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -34,5 +35,14 @@ test: lint typecheck
 bench: $(STAMP)
 	$(BIN)/python benchmarks/attention.py --repeats 3
 
+# Mutation testing (docs/testing.md): about an hour on 2 cores, not part of `make test`.
+# MUTATE_ARGS e.g. `--groups metrics --minutes 5`; results in build/mutate/summary.md.
+$(MUTATE_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,mutate]'
+	@touch $(MUTATE_STAMP)
+
+mutate: $(MUTATE_STAMP)
+	nice -n 10 $(BIN)/python tools/mutate.py $(MUTATE_ARGS)
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build/mutate mutants

@@ -318,10 +318,12 @@ def main(argv: list[str] | None = None) -> int:
         rec = worker(kernel, int(h), int(n), int(d), int(repeats), float(budget))
         print(json.dumps(rec))
         return 0
+    from linearcast import jsonio
+
     result = run(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=1))
+    tmp.write_text(jsonio.dumps(result, indent=1))
     tmp.replace(args.out)
     png = args.out.with_suffix(".png")
     plot(result, png)

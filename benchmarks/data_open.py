@@ -110,8 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         "page_cache": "warm (files written just before)",
         "results": rows,
     }
+    from linearcast import jsonio
+
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.write_text(jsonio.dumps(result, indent=2) + "\n")
     for r in rows:
         print(
             f"{r['format']:>8}: open {r['open_s']:.3f}s  prepare {r['prepare_s']:.3f}s  "

@@ -19,7 +19,6 @@ Outputs under ``results/analysis/`` (JSON + PNG + a README table).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from collections import defaultdict
@@ -247,22 +246,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=("entropy", "swap", "var"))
     args = parser.parse_args(argv)
+    from linearcast import jsonio
+
     torch.set_num_threads(1)
     OUT.mkdir(parents=True, exist_ok=True)
     if args.what == "entropy":
         rows = entropy()
-        (OUT / "entropy.json").write_text(json.dumps(rows, indent=1) + "\n")
+        (OUT / "entropy.json").write_text(jsonio.dumps(rows, indent=1) + "\n")
         entropy_plot(rows, OUT / "entropy.png")
         (OUT / "entropy.md").write_text(entropy_table(rows))
         print(entropy_table(rows))
     elif args.what == "swap":
         rows = swap()
-        (OUT / "swap.json").write_text(json.dumps(rows, indent=1) + "\n")
+        (OUT / "swap.json").write_text(jsonio.dumps(rows, indent=1) + "\n")
         (OUT / "swap.md").write_text(swap_table(rows))
         print(swap_table(rows))
     else:
         rows = var_maps()
-        (OUT / "var.json").write_text(json.dumps(rows, indent=1) + "\n")
+        (OUT / "var.json").write_text(jsonio.dumps(rows, indent=1) + "\n")
     return 0
 
 

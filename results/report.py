@@ -237,11 +237,13 @@ def main(argv: list[str] | None = None) -> int:
         f"in `runs/` holds its command, resolved config, metrics, timing, memory and commit.",
         "",
     ]
+    from linearcast import jsonio
+
     if args.table in ("spatiotemporal", "official-width"):
         body, facts = st_tables(runs)
         text = "\n".join(head) + body + "\n" + learned_theta(runs)
         st_plot(runs, out_dir / f"{args.table}.png")
-        (out_dir / "facts.json").write_text(json.dumps(facts, indent=1) + "\n")
+        (out_dir / "facts.json").write_text(jsonio.dumps(facts, indent=1) + "\n")
     else:
         text = "\n".join(head) + lh_tables(runs)
     (out_dir / "README.md").write_text(text)

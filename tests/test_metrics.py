@@ -117,6 +117,22 @@ def test_evaluator_equals_global_hand_computation() -> None:
     assert res["overall"]["MAPE"] == pytest.approx(100 * masked_mape(p, y).item(), rel=1e-5)
 
 
+def test_evaluator_mape_skips_zero_targets_under_a_nan_null() -> None:
+    # ett/ltsf protocols (null NaN): a zero is a real reading for MAE/RMSE but has no percentage
+    # error; one zero let into MAPE makes it infinite
+    target = torch.tensor([[[10.0, 0.0], [NAN, 4.0]], [[2e-5, 5.0], [-2.0, 1.0]]])  # [B, T, N]
+    pred = torch.tensor([[[12.0, 3.0], [7.0, 5.0]], [[1.0, 4.0], [-1.0, 1.0]]])
+    ev = StreamingEvaluator(horizons=(1, 2), null_value=NAN)
+    ev.update(pred, target)
+    res = ev.compute()
+    # valid (not NaN): 10, 0, 2e-5, 5 at step 1; 4, -2, 1 at step 2; MAPE skips 0 and 2e-5
+    assert res["overall"]["MAE"] == pytest.approx((2 + 3 + (1 - 2e-5) + 1 + 1 + 1 + 0) / 7)
+    assert res["overall"]["MAPE"] == pytest.approx(100 * (0.2 + 0.2 + 0.25 + 0.5 + 0.0) / 5)
+    assert res["horizon_1"]["MAPE"] == pytest.approx(100 * (0.2 + 0.2) / 2)
+    assert res["overall"]["MAPE"] == pytest.approx(100 * masked_mape(pred, target, NAN).item())
+    assert ev.sums()[4].tolist() == [2.0, 3.0]  # the MAPE counts per step
+
+
 def test_batch_size_does_not_change_the_result() -> None:
     p, y = _batch(1, b=24)
     results = []
@@ -198,3 +214,94 @@ def test_sums_round_trip_equals_merge() -> None:
     assert reduced.masked_fraction == pytest.approx(whole.masked_fraction)
     with pytest.raises(DataError, match=r"\[6, T\]"):
         reduced.load_sums(torch.zeros(4, 12))
+
+
+# --------------------------------------------------------- found by mutation testing (make mutate)
+def test_every_metric_and_loss_uses_the_null_value_it_is_given() -> None:
+    # null 5.0 (neither 0 nor NaN): 5.0 and 5.00004 are null, 5.00008 and 0.0 are readings
+    target = torch.tensor([5.0, 5.00004, 5.00008, 0.0, 2.0], dtype=torch.float64)
+    pred = torch.tensor([9.0, 9.0, 6.00008, 1.0, 4.0], dtype=torch.float64)
+    assert null_mask(target, 5.0).tolist() == [False, False, True, True, True]
+    err = torch.tensor([1.0, 1.0, 2.0], dtype=torch.float64)  # at the three readings
+    assert masked_mae(pred, target, 5.0).item() == pytest.approx(4 / 3)
+    assert masked_mse(pred, target, 5.0).item() == pytest.approx(6 / 3)
+    assert masked_rmse(pred, target, 5.0).item() == pytest.approx(math.sqrt(2.0))
+    assert masked_mape(pred, target, 5.0).item() == pytest.approx((1 / 5.00008 + 2 / 2) / 2)
+    for name, value in [("masked_mae", 4 / 3), ("masked_mse", 2.0)]:
+        assert get_loss(name)(pred, target, 5.0).item() == pytest.approx(value)
+    huber = 0.5 * torch.clamp(err, max=1) ** 2 + (err - torch.clamp(err, max=1))
+    assert huber_loss(pred, target, null_value=5.0).item() == pytest.approx(huber.mean().item())
+    # the defaults: null 0 for the masked functions, NaN only for mse/mae (LTSF)
+    assert null_mask(target).tolist() == [True, True, True, False, True]
+    assert masked_mape(pred, target).item() == pytest.approx(
+        (4 / 5 + 3.99996 / 5.00004 + 1 / 5.00008 + 1) / 4
+    )
+    assert get_loss("masked_mse")(pred, target).item() == pytest.approx(
+        (16 + 3.99996**2 + 1 + 4) / 4
+    )
+    assert get_loss("mse")(pred, target).item() == pytest.approx((16 + 3.99996**2 + 1 + 1 + 4) / 5)
+    assert get_loss("mae")(pred, target).item() == pytest.approx((4 + 3.99996 + 1 + 1 + 2) / 5)
+
+
+def test_integer_inputs_are_compared_as_floats() -> None:
+    target = np.array([3, 0, 4])
+    pred = np.array([1, 5, 4])
+    assert masked_mae(pred, target).item() == pytest.approx(1.0)  # (2 + 0) / 2
+    assert masked_mae(pred.astype(np.float32), target).item() == pytest.approx(1.0)
+    assert masked_mse(pred, target.astype(np.float32)).item() == pytest.approx(2.0)
+    assert masked_mape(pred, target, NAN).item() == pytest.approx((2 / 3 + 0) / 2)
+    # unsigned bytes would wrap around (0 - 3 = 253) if not made floats first
+    assert masked_mae(np.uint8([0, 4]), np.uint8([3, 4])).item() == pytest.approx(1.5)
+    # the target takes the prediction's float type before the null is compared: 0.5 masks nothing
+    assert masked_mae(pred.astype(np.float64), target, 0.5).item() == pytest.approx(7 / 3)
+
+
+def test_one_valid_entry_is_a_mean_over_one() -> None:
+    target, pred = torch.tensor([0.0, 4.0, NAN]), torch.tensor([1.0, 1.0, 1.0])
+    assert masked_mae(pred, target).item() == pytest.approx(3.0)
+    assert masked_mape(pred, target).item() == pytest.approx(0.75)
+    ev = StreamingEvaluator(horizons=(1,))
+    ev.update(pred.view(1, 1, 3), target.view(1, 1, 3))
+    assert ev.compute()["overall"] == pytest.approx(
+        {"MAE": 3.0, "RMSE": 3.0, "MAPE": 75.0, "MSE": 9.0}
+    )
+
+
+def test_default_null_is_zero_for_mape_too() -> None:
+    assert masked_mape(torch.tensor([2.0, 3.0]), torch.tensor([1.0, 0.0])).item() == 1.0
+
+
+def test_evaluator_accepts_b_t_and_keeps_float64_sums() -> None:
+    ev = StreamingEvaluator(horizons=(2,))
+    ev.update(torch.tensor([[1.0, 5.0]]), torch.tensor([[2.0, 4.0]]))  # [B, T]: no node axis
+    assert ev.compute()["horizon_2"]["MAE"] == 1.0 and ev.count == 2
+    with pytest.raises(DataError, match=r"\[B, T, \.\.\.\]"):
+        ev.update(torch.tensor([1.0]), torch.tensor([2.0]))
+    assert ev.sums().dtype == torch.float64
+    assert StreamingEvaluator().sums(steps=3).dtype == torch.float64
+    reduced = StreamingEvaluator()
+    reduced.load_sums(ev.sums().float())  # e.g. all-reduced in float32 on some device
+    assert reduced.sums().dtype == torch.float64
+    empty = StreamingEvaluator(horizons=(2,))
+    empty.merge(ev)  # into an evaluator that saw nothing yet
+    assert empty.compute() == ev.compute() and empty.steps == 2
+
+
+def test_an_evaluator_that_saw_nothing_reports_zeros() -> None:
+    zero = {"MAE": 0.0, "RMSE": 0.0, "MAPE": 0.0, "MSE": 0.0}
+    assert StreamingEvaluator(horizons=(1, 4)).compute() == {
+        "overall": zero,
+        "horizon_1": zero,
+        "horizon_4": zero,
+    }
+    assert StreamingEvaluator().count == 0
+
+
+def test_format_table_layout_without_a_title() -> None:
+    ev = StreamingEvaluator(horizons=(1,))
+    ev.update(torch.tensor([[[3.0]]]), torch.tensor([[[2.0]]]))
+    assert ev.format_table().splitlines() == [
+        f"{'':<12}{'MAE':>10}{'RMSE':>10}{'MAPE(%)':>10}{'MSE':>12}",
+        f"{'overall':<12}{1.0:>10.4f}{1.0:>10.4f}{50.0:>10.3f}{1.0:>12.4f}",
+        f"{'horizon 1':<12}{1.0:>10.4f}{1.0:>10.4f}{50.0:>10.3f}{1.0:>12.4f}",
+    ]

@@ -86,6 +86,78 @@ def test_early_stopping_counts_non_improving_epochs() -> None:
     assert not EarlyStopping(patience=0, bad_epochs=100).should_stop  # 0 = never stop
 
 
+def test_temp_file_is_a_hidden_sibling_of_the_destination(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # os.replace is atomic only within one file system: the temp file must sit beside the target
+    moves: list[tuple[Path, Path]] = []
+    real_replace = os.replace
+
+    def spy(src: Any, dst: Any) -> None:
+        moves.append((Path(src), Path(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    path = atomic_save(_ckpt(1.0), tmp_path / "last.ckpt")
+    ((src, dst),) = moves
+    assert dst == path and src.parent == path.parent
+    assert src.name.startswith(".last.ckpt.") and src.name.endswith(".tmp")
+
+
+def test_a_checkpoint_with_the_engine_contents_loads_where_asked(tmp_path: Path) -> None:
+    # the engine also saves numpy/python RNG states, as tensors and numbers (weights_only loads)
+    path = atomic_save({**_ckpt(2.0), "rng": checkpoint.rng_state()}, tmp_path / "last.ckpt")
+    state = load_checkpoint(path)
+    now = checkpoint.rng_state()
+    assert torch.equal(state["rng"]["python"]["internal"], now["python"]["internal"])
+    assert torch.equal(state["rng"]["numpy"]["keys"], now["numpy"]["keys"])
+    assert load_checkpoint(path, map_location="meta")["model"]["w"].device.type == "meta"
+
+
+def test_checkpoint_versions_newer_than_ours_are_refused(tmp_path: Path) -> None:
+    newer = atomic_save({**_ckpt(1.0), "version": checkpoint.VERSION + 1}, tmp_path / "a.ckpt")
+    with pytest.raises(ConfigError, match="newer than this linearcast reads"):
+        load_checkpoint(newer)
+    unversioned = {k: v for k, v in _ckpt(1.0).items() if k != "version"}
+    with pytest.raises(ConfigError, match="expected an integer checkpoint version, found None"):
+        load_checkpoint(atomic_save(unversioned, tmp_path / "b.ckpt"))
+
+
+def test_cuda_rng_states_are_saved_and_restored_when_cuda_is_in_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    restored: list[Any] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: ["gpu0-state"])
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.append)
+    state = checkpoint.rng_state()
+    assert state["cuda"] == ["gpu0-state"]
+    checkpoint.set_rng_state(state)
+    assert restored == [["gpu0-state"]]
+    checkpoint.set_rng_state({k: v for k, v in state.items() if k != "cuda"})  # a CPU run's
+    assert restored == [["gpu0-state"]]
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)  # CUDA present, unused
+    assert "cuda" not in checkpoint.rng_state()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # resumed on a CPU machine
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    assert "cuda" not in checkpoint.rng_state()
+    checkpoint.set_rng_state(state)
+    assert restored == [["gpu0-state"]]
+
+
+def test_early_stopping_state_round_trip_and_ties() -> None:
+    es = EarlyStopping(patience=3, min_delta=0.0)
+    assert es.step(5.0, 1) and not es.step(5.0, 2)  # a tie is not an improvement
+    assert es.state_dict() == {
+        "patience": 3, "min_delta": 0.0, "best": 5.0, "best_epoch": 1, "bad_epochs": 1,
+    }  # fmt: skip
+    restored = EarlyStopping(patience=3)
+    restored.load_state_dict(es.state_dict())
+    assert (restored.best, restored.best_epoch, restored.bad_epochs) == (5.0, 1, 1)
+    assert not restored.step(5.0, 3) and restored.step(4.0, 4) and restored.best_epoch == 4
+
+
 def test_run_dirs_in_the_same_second_are_distinct(tmp_path: Path) -> None:
     now = dt.datetime(2025, 1, 2, 3, 4, 5)
     a = create_run_dir(tmp_path, "elinformer", "synthetic", now=now)

@@ -19,6 +19,7 @@ from linearcast.engine.evaluation import unit_converter
 from linearcast.engine.run_dir import read_history
 from linearcast.engine.setup import LossFn, build_model, make_loss, prepare_data
 from linearcast.engine.trainer import Trainer, train
+from linearcast.errors import ConfigError
 from linearcast.models import REGISTRY
 from linearcast.models.base import ModelSpec
 
@@ -138,6 +139,104 @@ def test_resume_continues_exactly_where_it_stopped(make_config: Any) -> None:
     assert full.metrics["test"] == resumed.metrics["test"]
 
 
+def test_resume_keeps_the_learning_rate_schedule(make_config: Any) -> None:
+    # one drop after epoch 1: epochs 2 and 3 train at lr·gamma. A resume that rebuilt the
+    # scheduler instead of restoring it would count its epochs from 0 and drop again after
+    # epoch 2 (the resume test above uses a schedule whose rate never changes)
+    fast = dict(
+        milestones=[1], gamma=0.1, run_name="lr", max_train_batches=1, max_eval_batches=1,
+        baseline="",
+    )  # fmt: skip
+    with pytest.raises(_Stop):
+        train(make_config(max_epochs=2, **fast), verbose=False,
+              callbacks=[_stop_after_first_epoch])  # fmt: skip
+    cut_dir = Path(make_config().out_dir) / "lr"
+    first_row = load_checkpoint(cut_dir / "last.ckpt")["history"][0]
+    epochs: list[int] = []
+    # resumed by path, with more epochs than the cut run had
+    resumed = train(
+        make_config(max_epochs=3, **{**fast, "resume": str(cut_dir)}), verbose=False,
+        callbacks=[lambda trainer, epoch, row: epochs.append(epoch)],
+    )  # fmt: skip
+    assert epochs == [2, 3]  # continued, not started again
+    assert resumed.history[0] == first_row
+    lr = make_config().lr
+    assert [r["lr"] for r in resumed.history] == pytest.approx([lr, lr * 0.1, lr * 0.1])
+    last = load_checkpoint(resumed.run_dir / "last.ckpt")
+    assert last["scheduler"]["last_epoch"] == 3
+    assert last["optimizer"]["param_groups"][0]["lr"] == pytest.approx(lr * 0.1)
+    assert json.loads((cut_dir / "config.json").read_text())["max_epochs"] == 3
+
+
+def test_resume_adds_a_scheduler_the_cut_run_did_not_have(
+    make_config: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fast = dict(run_name="s", max_train_batches=1, max_eval_batches=1, baseline="", max_epochs=2)
+    with pytest.raises(_Stop):
+        train(make_config(scheduler="none", **fast), verbose=False,
+              callbacks=[_stop_after_first_epoch])  # fmt: skip
+    capsys.readouterr()
+    resumed = train(make_config(milestones=[1], resume=True, **fast), verbose=True, report=False)
+    assert "resume    from epoch 1 (global step 1)" in capsys.readouterr().out
+    lr = make_config().lr
+    assert [r["lr"] for r in resumed.history] == pytest.approx([lr, lr])  # a fresh schedule
+
+
+def test_resume_of_a_closed_form_run_does_not_fit_again(
+    make_config: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from linearcast.models.baselines import VARBaseline
+
+    cfg = make_config(model="var", model_overrides={"order": 2}, run_name="v", baseline="")
+    first = train(cfg, verbose=False)
+    assert bool(load_checkpoint(first.run_dir / "last.ckpt")["model"]["fitted"])
+
+    def refit(self: Any, loader: Any) -> Any:
+        raise AssertionError("a resumed closed-form model was fitted again")
+
+    monkeypatch.setattr(VARBaseline, "fit", refit)
+    again = train(cfg.replace(resume=True), verbose=False)
+    assert again.metrics["test"] == first.metrics["test"]
+
+
+def test_resume_dir_forms(make_config: Any) -> None:
+    assert Trainer(make_config(resume=False))._resume_dir() is None
+    assert Trainer(make_config(resume=""))._resume_dir() is None
+    with pytest.raises(ConfigError, match="resume=True needs run_name"):
+        Trainer(make_config(resume=True))._resume_dir()
+    with pytest.raises(ConfigError, match=r"cannot resume, no last\.ckpt"):
+        Trainer(make_config(resume=True, run_name="nothing-here"))._resume_dir()
+
+
+class _FakeFabric:
+    """What the RNG helpers use of Fabric; all_reduce adds nothing (the other ranks send 0)."""
+
+    def __init__(self, world_size: int, global_rank: int) -> None:
+        self.world_size, self.global_rank = world_size, global_rank
+
+    def all_reduce(self, tensor: Tensor, reduce_op: str) -> Tensor:
+        return tensor
+
+
+def test_resume_restores_each_ranks_torch_rng_from_its_own_row(make_config: Any) -> None:
+    trainer = Trainer(make_config())
+    rank1 = _FakeFabric(world_size=2, global_rank=1)
+    torch.manual_seed(5)
+    mine = torch.get_rng_state()
+    state = trainer._gathered_rng(rank1)
+    rows = state["torch_per_rank"]
+    assert rows.dtype == torch.uint8 and rows.shape == (2, mine.numel())
+    assert torch.equal(rows[1], mine) and not rows[0].any()
+    torch.manual_seed(6)
+    other = torch.get_rng_state()
+    state |= {"torch": other, "torch_per_rank": torch.stack([other, mine])}
+    trainer._restore_rng(rank1, state)
+    assert torch.equal(torch.get_rng_state(), mine)  # rank 1's row, not the saving rank's
+    assert trainer._gathered_rng(_FakeFabric(1, 0))["torch_per_rank"] is None
+    trainer._restore_rng(_FakeFabric(1, 0), state)  # 2 ranks' rows, resumed on 1 process
+    assert torch.equal(torch.get_rng_state(), other)
+
+
 class _Drift(nn.Module):
     """Predicts a constant ``w`` (scaled units); in training mode ``w - 100``.
 
@@ -187,6 +286,24 @@ def test_early_stopping_stops_and_restores_the_best_weights(
     # validation recomputed after restoring equals epoch 1's, not the last epoch's
     assert m["val"]["overall"]["MAE"] == pytest.approx(h[0]["val_MAE"], rel=1e-9)
     assert m["val"]["overall"]["MAE"] < h[2]["val_MAE"]
+
+
+def test_resume_of_an_early_stopped_run_trains_no_more(
+    make_config: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = ModelSpec("test-drift", _build_drift, "test model", fixed_num_nodes=False)
+    monkeypatch.setitem(REGISTRY, "test-drift", spec)
+    cfg = make_config(
+        model="test-drift", model_overrides={}, max_epochs=10, patience=1, lr=0.2,
+        max_train_batches=1, max_eval_batches=1, scheduler="none", baseline="", run_name="es",
+    )  # fmt: skip
+    stopped = train(cfg, verbose=False)
+    assert [r["epoch"] for r in stopped.history] == [1, 2]
+    epochs: list[int] = []
+    again = train(cfg.replace(resume=True), verbose=False,
+                  callbacks=[lambda trainer, epoch, row: epochs.append(epoch)])  # fmt: skip
+    assert epochs == [] and again.history == stopped.history
+    assert load_checkpoint(again.run_dir / "last.ckpt")["epoch"] == 2
 
 
 def test_training_loss_is_in_raw_units_and_skips_nulls(make_config: Any) -> None:

@@ -113,6 +113,58 @@ def test_time_of_day_is_binned_by_steps_per_day() -> None:
     assert not torch.allclose(model(x), model(next_bin))
 
 
+def test_day_of_week_is_read_from_its_own_channel() -> None:
+    torch.manual_seed(0)
+    # input_dim=1: only the embeddings see the time channels (with 3 the raw values also would)
+    model = build("staeformer", num_nodes=5, in_steps=12, out_steps=12, input_dim=1, **SMALL)
+    model.eval()
+    x = _inputs(1, 5)
+    x[..., 2] = 3.0  # Thursday
+    same_day, next_day = x.clone(), x.clone()
+    same_day[..., 2] = 3.6  # the day is the integer part
+    next_day[..., 2] = 4.0
+    torch.testing.assert_close(model(x), model(same_day))
+    assert not torch.allclose(model(x), model(next_day))
+    # each day has its own embedding row: day d's output equals the output with row d copied
+    # into the row of another day
+    with torch.no_grad():
+        assert model.dow_embedding is not None
+        model.dow_embedding.weight[4] = model.dow_embedding.weight[3]
+    torch.testing.assert_close(model(x), model(next_day))
+
+
+def test_temporal_layers_run_before_spatial_layers() -> None:
+    """The output equals temporal blocks, then spatial blocks, then the projection.
+
+    Only the input projection feeds the blocks here, so the composition is written out with the
+    model's own modules; the reverse order gives another output (so order is visible).
+    """
+    torch.manual_seed(0)
+    no_embeddings = {
+        **SMALL, "tod_embedding_dim": 0, "dow_embedding_dim": 0, "adaptive_embedding_dim": 0,
+        "num_layers": 2,
+    }  # fmt: skip
+    model = build("staeformer", num_nodes=7, in_steps=12, out_steps=6, **no_embeddings)
+    model = model.to(F64).eval()
+    x = _inputs(2, 7, dtype=F64)
+
+    def compose(first: Any, second: Any, first_dim: int) -> Tensor:
+        h = model.input_proj(x)  # (B, T, N, D)
+        for layer in first:
+            h = layer(h, dim=first_dim)
+        for layer in second:
+            h = layer(h, dim=3 - first_dim)
+        b, t, n, d = h.shape
+        out = model.output_proj(h.transpose(1, 2).reshape(b, n, t * d))  # (B, N, T'·C)
+        return out.view(b, n, 6, 1).transpose(1, 2)  # (B, T', N, C)
+
+    with torch.no_grad():
+        temporal_first = compose(model.attn_layers_t, model.attn_layers_s, 1)
+        spatial_first = compose(model.attn_layers_s, model.attn_layers_t, 2)
+        torch.testing.assert_close(model(x), temporal_first, rtol=1e-12, atol=1e-12)
+    assert (temporal_first - spatial_first).abs().max() > 1e-3
+
+
 def test_bad_inputs_and_options_are_sentences() -> None:
     model = build("staeformer", num_nodes=5, in_steps=12, out_steps=12, **SMALL)
     with pytest.raises(ConfigError, match=r"\[B, T_in=12, N, C_in>=3\]"):

@@ -21,6 +21,7 @@ from linearcast.ops import (
     paper_first_order_entropy,
     softmax_entropy,
     theta_from_moments,
+    theta_star,
 )
 
 RULES = ["paper", "gauss", "gauss_hclamp", 0.8]
@@ -300,7 +301,11 @@ def test_half_precision_is_close_to_float32():
     torch.testing.assert_close(out.float(), ref, rtol=0.05, atol=0.05)
 
 
-def test_auto_dispatch_follows_the_crossover_and_logs_once(caplog):
+def test_auto_dispatch_follows_the_crossover_and_logs_once(caplog, monkeypatch):
+    import linearcast.ops.eala as eala_module
+
+    # the announcement is once per process: start from none, whatever ran before in this worker
+    monkeypatch.setattr(eala_module, "_announced", set())
     caplog.set_level(logging.INFO, logger="linearcast.ops.eala")
     q, k, v = _qkv(12, d=38, dv=38, dtype=torch.float32, b=1, h=1)
     eala_attention(q, k, v)
@@ -415,3 +420,104 @@ def test_quadratic_dispatch_runs_the_fast_short_path_for_every_option(monkeypatc
         out = eala_attention(q, k, v, impl="quadratic", **kw)
         torch.testing.assert_close(out, eala_attention_quadratic(q, k, v, **kw))
     assert len(calls) == len(cases)  # the reference module is never the production path
+
+
+# ----------------------------------------------------------------------------- θ rules, directly
+# Each named constant used to be pinned by one test only (for "gauss" a statistical one with a
+# 0.02 tolerance); these pin the rule functions and the formula every path applies them in.
+THETA_OF_RULE = [("gauss", 1.0), ("paper", 2**-0.5 + 1e-8), (0.3, 0.3)]
+
+
+@pytest.mark.parametrize(("rule", "expected"), THETA_OF_RULE)
+def test_constant_theta_rules_ignore_the_moments(rule, expected):
+    m2 = torch.tensor([0.0, 1e-6, 0.5, 3.0, 400.0], dtype=torch.float64)
+    for n in (1.0, 7.0, 5000.0):
+        th = theta_from_moments(m2, torch.tensor(n, dtype=torch.float64), rule, eps=1e-8)
+        assert th.shape == m2.shape and th.dtype == m2.dtype
+        torch.testing.assert_close(th, torch.full_like(m2, expected), rtol=1e-15, atol=0.0)
+
+
+def test_paper_constant_is_one_over_sqrt2_and_eps_is_added_to_it():
+    assert PAPER_THETA == pytest.approx(2**-0.5, rel=1e-15)
+    m2, n = torch.ones(3, dtype=torch.float64), torch.tensor(10.0, dtype=torch.float64)
+    th = theta_from_moments(m2, n, "paper", eps=0.25)
+    torch.testing.assert_close(th, torch.full_like(m2, 2**-0.5 + 0.25), rtol=1e-15, atol=0.0)
+    # gauss_hclamp is gauss (1) until the deficit would exceed log n
+    assert torch.equal(theta_from_moments(m2, n, "gauss_hclamp"), torch.ones_like(m2))
+
+
+@pytest.mark.parametrize(("rule", "theta"), THETA_OF_RULE)
+@pytest.mark.parametrize("impl", ["quadratic", "short", "linear"])
+def test_every_path_weights_values_by_one_plus_centred_score_over_theta(rule, theta, impl):
+    # by hand: φ_ij = (1 + x_ij / θ) / n with x the scores minus their mean over the keys
+    q, k, v = _qkv(5, b=1, h=1, d=3, dv=2, nq=4)
+    s = q @ k.transpose(-1, -2)  # scale 1
+    x = s - s.mean(-1, keepdim=True)
+    expected = ((1 + x / theta) / 5) @ v
+    if impl == "short":
+        from linearcast.ops import eala_attention_short
+
+        out = eala_attention_short(q, k, v, theta=rule, scale=1.0)
+    else:
+        out = eala_attention(q, k, v, theta=rule, scale=1.0, impl=impl)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_paper_first_order_entropy_is_log_n_minus_the_variance_per_row():
+    # uncentred scores in a [2, 3, 7] batch: the estimate centres each row over the last axis
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 3, 7, generator=g, dtype=torch.float64) * 0.3 + 5.0
+    h = paper_first_order_entropy(x)
+    assert h.shape == (2, 3)
+    expected = math.log(7) - x.var(dim=-1, unbiased=False)
+    torch.testing.assert_close(h, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_theta_star_is_the_square_root_of_m2_over_twice_the_deficit():
+    m2 = torch.tensor([2.0, 0.5, 8.0], dtype=torch.float64)
+    deficit = torch.tensor([1.0, 0.25, 1.0], dtype=torch.float64)
+    torch.testing.assert_close(theta_star(m2, deficit), torch.tensor([1.0, 1.0, 2.0]).double())
+
+
+def test_exact_theta_of_padded_or_causal_rows_ignores_the_unseen_keys():
+    # padding a key, or hiding it causally, must give the θ of the keys actually seen
+    q, k, _ = _qkv(12, b=1, h=2, offset=0.0, seed=5)
+    mask = torch.zeros(1, 12, dtype=torch.bool)
+    mask[0, [2, 7, 8]] = True
+    padded = eala_stats(q, k, theta="exact", scale=0.4, key_padding_mask=mask).theta
+    seen = eala_stats(q, k[:, :, ~mask[0]], theta="exact", scale=0.4).theta
+    torch.testing.assert_close(padded, seen, rtol=1e-9, atol=1e-12)
+    causal = eala_stats(q, k, theta="exact", scale=0.4, causal=True).theta
+    for i in (4, 9):
+        prefix = eala_stats(q[:, :, i : i + 1], k[:, :, : i + 1], theta="exact", scale=0.4)
+        torch.testing.assert_close(causal[..., i], prefix.theta[..., 0], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("rule", ["gauss", "exact"])
+def test_stats_of_padded_and_causal_rows_are_those_of_the_keys_seen(rule):
+    q, k, _ = _qkv(12, b=1, h=2, offset=0.0, seed=6)
+    mask = torch.zeros(1, 12, dtype=torch.bool)
+    mask[0, [0, 5, 11]] = True
+    padded = eala_stats(q, k, theta=rule, scale=1.5, key_padding_mask=mask)
+    seen = eala_stats(q, k[:, :, ~mask[0]], theta=rule, scale=1.5)
+    if rule == "gauss":  # scale 1.5: some weights are negative (the exact θ never has any)
+        assert (seen.neg_fraction > 0).any()
+    for name, a, b in zip(padded._fields, padded, seen, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12, msg=name)
+    causal = eala_stats(q, k, theta=rule, scale=1.5, causal=True)
+    for i in (0, 6):  # row 0 sees one key
+        prefix = eala_stats(q[:, :, i : i + 1], k[:, :, : i + 1], theta=rule, scale=1.5)
+        for name, a, b in zip(causal._fields, causal, prefix, strict=True):
+            torch.testing.assert_close(a[..., i], b[..., 0], rtol=1e-9, atol=1e-12, msg=name)
+    with pytest.raises(ConfigError, match="as many queries as keys"):
+        eala_stats(q[:, :, :5], k, causal=True)
+
+
+def test_stats_of_half_inputs_are_computed_and_returned_in_float32():
+    q, k, _ = _qkv(30, b=1, h=1, dtype=torch.float32, offset=0.0)
+    ref = eala_stats(q, k, theta="exact", scale=0.5)
+    assert ref.theta.dtype == torch.float32  # the exact θ comes back in the input's dtype
+    half = eala_stats(q.half(), k.half(), theta="exact", scale=0.5)
+    for name, a, b in zip(half._fields, half, ref, strict=True):
+        assert a.dtype == torch.float32, name
+        torch.testing.assert_close(a, b, rtol=2e-2, atol=2e-2, msg=name)

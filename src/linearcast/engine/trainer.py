@@ -254,7 +254,8 @@ class Trainer:
         per_rank = state.get("torch_per_rank")
         local = dict(state)
         if per_rank is not None and per_rank.shape[0] == fabric.world_size:
-            local["torch"] = per_rank[fabric.global_rank].to(torch.uint8)
+            # clone: torch.set_rng_state crashes on a row view of the table (offset > 0)
+            local["torch"] = per_rank[fabric.global_rank].to(torch.uint8).clone()
         ckpt_mod.set_rng_state(local)
 
     # ------------------------------------------------------------------ the run

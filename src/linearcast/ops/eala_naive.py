@@ -3,7 +3,7 @@
 Everything here materialises the ``[B, H, Nq, N]`` weights, in the plainest tensor code, and
 depends on nothing but torch and the θ rules (:mod:`linearcast.ops.eala_theta`): it is what
 every fast path (:mod:`linearcast.ops.eala`, ``eala_short``, ``eala_causal``) is tested against,
-so it shares no code with them. It checks no input shapes.
+so it shares no computation with them (only the input checks of :mod:`linearcast.ops._common`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from linearcast.ops._common import check_padding_mask, check_qkv
 from linearcast.ops.eala_theta import (
     ThetaRule,
     check_theta_rule,
@@ -115,6 +116,9 @@ def _eala_weights(
     clamp: bool,
     eps: float,
 ) -> tuple[Tensor, Tensor]:
+    check_qkv(q, k, v, same_length=causal)
+    if key_padding_mask is not None:
+        check_padding_mask(key_padding_mask, k)
     check_theta_rule(theta, allow_exact=True)
     dtype = q.dtype
     q, k, v = _half_to_float(q, k, v)
@@ -164,6 +168,9 @@ def eala_stats(
         :class:`EalaStats` with ``[B, H, Nq]`` fields, computed without gradient.
     """
     with torch.no_grad():
+        check_qkv(q, k, k.new_zeros((*k.shape[:3], 1)), same_length=causal)
+        if key_padding_mask is not None:
+            check_padding_mask(key_padding_mask, k)
         check_theta_rule(theta, allow_exact=True)
         q, k = _half_to_float(q, k)
         x, mask, n = _centred_scores(q, k, causal, scale, key_padding_mask)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from linearcast.errors import ConfigError
 from linearcast.ops._common import allowed_keys, check_qkv, resolve_scale
 
 
@@ -51,12 +54,20 @@ def softmax_attention(
     causal: bool = False,
     scale: float | None = None,
     key_padding_mask: Tensor | None = None,
+    impl: Literal["sdpa", "naive"] = "sdpa",
 ) -> Tensor:
     """Softmax attention through ``scaled_dot_product_attention`` (flash / memory-efficient).
 
-    Same arguments and result as :func:`softmax_attention_naive`, its reference. A query that
-    sees no key returns zeros (SDPA alone would return NaN).
+    Same arguments and result as :func:`softmax_attention_naive`, its reference;
+    ``impl="naive"`` runs the reference. A query that sees no key returns zeros (SDPA alone
+    would return NaN).
     """
+    if impl == "naive":
+        return softmax_attention_naive(
+            q, k, v, causal=causal, scale=scale, key_padding_mask=key_padding_mask
+        )
+    if impl != "sdpa":
+        raise ConfigError(f"softmax_attention impl must be 'sdpa' or 'naive'; found {impl!r}")
     check_qkv(q, k, v, same_length=causal)
     tau = resolve_scale(scale, q.shape[-1])
     if key_padding_mask is None:
