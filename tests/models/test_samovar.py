@@ -232,3 +232,15 @@ def test_eala_variant_differs_from_the_linear_one() -> None:
         SAMoVARConfig.from_options(
             num_series=3, lookback=37, horizon=8, attention="eala", eala_theta="bad"
         )
+
+
+def test_old_and_new_theta_names_build_the_same_spec() -> None:
+    # run configs written before AttentionSpec spell the θ rule and the path eala_theta/eala_impl
+    old = build("samovar", num_nodes=3, in_steps=37, out_steps=8, attention="eala",
+                eala_theta="gauss", eala_impl="quadratic")  # fmt: skip
+    new = build("samovar", num_nodes=3, in_steps=37, out_steps=8, attention="eala",
+                theta="gauss", impl="quadratic")  # fmt: skip
+    assert old.config == new.config
+    assert (old.config.attention.theta, old.config.attention.impl) == ("gauss", "quadratic")
+    with pytest.raises(ConfigError, match="given twice"):
+        build("samovar", num_nodes=3, in_steps=37, out_steps=8, theta="gauss", eala_theta="paper")

@@ -42,7 +42,8 @@ class ModelSpec:
         data_fields: config fields the engine fills from the dataset unless the user set them
             (``"steps_per_day"``; the graph goes through ``needs_graph``).
         options: every name the builder takes as an override (``model_overrides``), so that a
-            run's config is checked before any data is read.
+            run's config is checked before any data is read; None: not declared (the builder
+            alone checks its options).
     """
 
     name: str
@@ -54,11 +55,12 @@ class ModelSpec:
     family: str = "spatiotemporal"
     defaults: dict[str, Any] = field(default_factory=dict)
     data_fields: tuple[str, ...] = ()
-    options: frozenset[str] = frozenset()
+    options: frozenset[str] | None = None
 
     def check_overrides(self, overrides: Mapping[str, Any]) -> None:
         """Raise :class:`ConfigError` naming the known options if an override is not one."""
-        check_options(self.name, overrides, self.options)
+        if self.options is not None:
+            check_options(self.name, overrides, self.options)
 
 
 def check_options(model: str, overrides: Mapping[str, Any], known: Iterable[str]) -> None:
