@@ -27,43 +27,22 @@ from typing import Any
 
 import torch
 
+from linearcast.ops.kernels import benchmark_variants
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
-# name -> (label, complexity exponent in N used to predict cost, causal)
-KERNELS: dict[str, tuple[str, int]] = {
-    "softmax_sdpa": ("softmax (SDPA)", 2),
-    "softmax_naive": ("softmax (materialised)", 2),
-    "eala_linear": ("EALA linear", 1),
-    "eala_quadratic": ("EALA quadratic", 2),
-    "eala_causal": ("EALA causal (chunked)", 1),
-    "linformer": ("Linformer (k=256)", 1),
-    "linear_elu": ("linear elu+1", 1),
-    "linear_elu_causal": ("linear elu+1 causal", 1),
-}
-MATERIALISED = {"softmax_naive", "eala_quadratic"}
+# name -> (kernel op, configuration): the variants of the kernel table (linearcast.ops.KERNELS);
+# a kernel added there with a variant is timed here too
+VARIANTS = benchmark_variants()
 
 
-def _kernel(name: str, n: int, h: int, d: int) -> Callable[..., torch.Tensor]:
-    from linearcast import ops
-
-    if name == "softmax_sdpa":
-        return lambda q, k, v: ops.softmax_attention(q, k, v)
-    if name == "softmax_naive":
-        return lambda q, k, v: ops.softmax_attention_naive(q, k, v)
-    if name == "eala_linear":
-        return lambda q, k, v: ops.eala_attention(q, k, v, impl="linear")
-    if name == "eala_quadratic":
-        return lambda q, k, v: ops.eala_attention(q, k, v, impl="quadratic")
-    if name == "eala_causal":
-        return lambda q, k, v: ops.eala_attention(q, k, v, impl="linear", causal=True)
-    if name == "linformer":
-        e = torch.randn(min(256, n), n) / math.sqrt(min(256, n))
-        return lambda q, k, v: ops.linformer_attention(q, k, v, e)
-    if name == "linear_elu":
-        return lambda q, k, v: ops.linear_attention(q, k, v)
-    if name == "linear_elu_causal":
-        return lambda q, k, v: ops.linear_attention(q, k, v, causal=True)
-    raise SystemExit(f"unknown kernel {name}")
+def _kernel(name: str, n: int) -> Callable[..., torch.Tensor]:
+    op, variant = VARIANTS[name]
+    fn = op.naive if variant.naive else op.fast
+    # extra inputs (Linformer's projection) are drawn before q, k, v, as they always were
+    extra = {} if op.extra is None else op.extra(n, torch.empty(0))
+    options = dict(variant.options)
+    return lambda q, k, v: fn(q, k, v, **extra, **options)
 
 
 def _peak_rss_bytes() -> int:
@@ -83,7 +62,7 @@ def _median_time(fn: Callable[[], Any], repeats: int, budget_s: float) -> tuple[
 def worker(kernel: str, h: int, n: int, d: int, repeats: int, budget_s: float) -> dict[str, Any]:
     """Measure one configuration in this process; returns a JSON-able record."""
     torch.manual_seed(0)
-    fn = _kernel(kernel, n, h, d)
+    fn = _kernel(kernel, n)
     q, k, v = (torch.randn(1, h, n, d, requires_grad=True) for _ in range(3))
     grad = torch.randn(1, h, n, d)
 
@@ -154,12 +133,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f"matmul reference: {rate:.1f} GFLOP/s ({header['cpu']}, {header['torch_threads']} threads)"
     )
     for kernel in args.kernels:
-        label, exponent = KERNELS[kernel]
+        variant = VARIANTS[kernel][1]
+        label, exponent = variant.label, variant.cost
         for h in args.heads:
             last: dict[str, Any] | None = None
             for n in args.n:
                 reason = None
-                if kernel in MATERIALISED and 6 * h * n * n * 4 > args.max_memory_gib * 2**30:
+                if variant.materialised and 6 * h * n * n * 4 > args.max_memory_gib * 2**30:
                     reason = f"needs ~{6 * h * n * n * 4 / 2**30:.0f} GiB (materialised N×N)"
                 elif last is not None:
                     grow = (n / last["n"]) ** exponent
@@ -264,7 +244,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
             ]
         ):
             ax = axes[row][col]
-            for idx, (kernel, (label, _)) in enumerate(KERNELS.items()):
+            for idx, (kernel, (_, variant)) in enumerate(VARIANTS.items()):
                 pts = sorted(
                     (r["n"], r[key])
                     for r in result["records"]
@@ -277,7 +257,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
                 if not pts:
                     continue
                 xs, ys = zip(*pts, strict=True)
-                ax.plot(xs, ys, marker="o", label=label, color=f"C{idx}")
+                ax.plot(xs, ys, marker="o", label=variant.label, color=f"C{idx}")
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             ax.set_xlabel("sequence length N")
@@ -302,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--heads", type=int, nargs="+", default=[1, 4])
     p.add_argument("--d", type=int, default=64, help="head dimension (D = Dv)")
-    p.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=list(KERNELS))
+    p.add_argument("--kernels", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--max-seconds", type=float, default=30.0, help="skip sizes predicted slower")
     p.add_argument("--max-memory-gib", type=float, default=12.0)

@@ -151,13 +151,14 @@ RULES: tuple[Any, ...] = ("paper", "gauss", "gauss_hclamp", "exact")
 
 
 def _swap_kernels(model: torch.nn.Module, theta: Any) -> None:
-    from linearcast.nn.attention import EalaKernel, KernelOptions, SoftmaxKernel
+    from linearcast.nn import AttentionSpec, Kernel, make_kernel
 
     for name, module in list(model.named_modules()):
         for child_name, child in list(module.named_children()):
-            if isinstance(child, SoftmaxKernel):
+            if isinstance(child, Kernel) and child.spec.kernel in ("softmax", "softmax_naive"):
                 impl = "quadratic" if theta == "exact" else "auto"
-                setattr(module, child_name, EalaKernel(KernelOptions(theta=theta, impl=impl)))
+                spec = AttentionSpec("eala", theta=theta, impl=impl)
+                setattr(module, child_name, make_kernel(spec))
         _ = name
 
 

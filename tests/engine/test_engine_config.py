@@ -79,9 +79,24 @@ def test_demo_preset_uses_elinformer_on_synthetic_data() -> None:
 @pytest.mark.parametrize("name", sorted(PRESETS))
 @pytest.mark.parametrize("suffix", [".toml", ".json"])
 def test_every_preset_round_trips_through_files(name: str, suffix: str, tmp_path: Path) -> None:
-    cfg = preset(name).replace(model_overrides={"num_layers": 2, "theta": 0.5})
+    base = preset(name)
+    layers = "n_attn_layers" if base.model.startswith("samovar") else "num_layers"
+    cfg = base.replace(model_overrides={layers: 2, "theta": 0.5})
     path = cfg.save(tmp_path / f"cfg{suffix}")
     assert TrainConfig.load(path) == cfg
+
+
+def test_a_misspelt_model_override_fails_when_the_config_is_built() -> None:
+    # before any data is read, with a sentence naming the key and the model's options
+    with pytest.raises(
+        ConfigError, match=r"model_overrides\.num_layer is not an option.*num_layers"
+    ):
+        TrainConfig(model="staeformer", model_overrides={"num_layer": 2})
+    with pytest.raises(ConfigError, match=r"model_overrides\.order .*'last-value'.*none"):
+        TrainConfig().with_sets(["model=last-value", "model_overrides.order=2"])
+    # the older SAMoVAR spellings of the θ rule and the EALA path are still options
+    cfg = TrainConfig(model="samovar", model_overrides={"attention": "eala", "eala_theta": "gauss"})
+    assert cfg.model_overrides["eala_theta"] == "gauss"
 
 
 def test_toml_writes_nan_and_strings_with_quotes() -> None:

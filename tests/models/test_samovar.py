@@ -75,7 +75,7 @@ def test_registry_entries_and_flags() -> None:
         model = build(name, num_nodes=7, in_steps=96, out_steps=24)
         assert type(model) is cls
         assert isinstance(model, SAMoVAR)
-        assert (model.config.variant, model.config.attention) == (variant, attention)
+        assert (model.config.variant, model.config.attention.kernel) == (variant, attention)
         assert model.config.d_model == 64 and model.config.n_segments == 4
     with pytest.raises(ConfigError, match="unknown SAMoVAR option"):
         build_samovar(num_nodes=7, in_steps=96, out_steps=24, n_layers=2)
@@ -229,4 +229,18 @@ def test_eala_variant_differs_from_the_linear_one() -> None:
     x = _x()
     assert (lin(x) - eala(x)).abs().max() > 1e-6
     with pytest.raises(ConfigError, match="theta"):
-        SAMoVARConfig(num_series=3, lookback=37, horizon=8, attention="eala", eala_theta="bad")  # type: ignore[arg-type]
+        SAMoVARConfig.from_options(
+            num_series=3, lookback=37, horizon=8, attention="eala", eala_theta="bad"
+        )
+
+
+def test_old_and_new_theta_names_build_the_same_spec() -> None:
+    # run configs written before AttentionSpec spell the θ rule and the path eala_theta/eala_impl
+    old = build("samovar", num_nodes=3, in_steps=37, out_steps=8, attention="eala",
+                eala_theta="gauss", eala_impl="quadratic")  # fmt: skip
+    new = build("samovar", num_nodes=3, in_steps=37, out_steps=8, attention="eala",
+                theta="gauss", impl="quadratic")  # fmt: skip
+    assert old.config == new.config
+    assert (old.config.attention.theta, old.config.attention.impl) == ("gauss", "quadratic")
+    with pytest.raises(ConfigError, match="given twice"):
+        build("samovar", num_nodes=3, in_steps=37, out_steps=8, theta="gauss", eala_theta="paper")

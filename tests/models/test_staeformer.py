@@ -173,7 +173,7 @@ def test_bad_inputs_and_options_are_sentences() -> None:
         model(_inputs(2, 6))
     with pytest.raises(ConfigError, match="unknown STAEformer option"):
         build("staeformer", num_nodes=5, in_steps=12, out_steps=12, num_layer=2)
-    with pytest.raises(ConfigError, match="unknown STAEformer attention"):
+    with pytest.raises(ConfigError, match="unknown attention kernel 'flash'"):
         build("staeformer", num_nodes=5, in_steps=12, out_steps=12, attention="flash")
 
 
@@ -239,26 +239,13 @@ def test_auto_rule_takes_quadratic_over_time_and_linear_over_nodes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls: list[tuple[str, int]] = []
+    real = eala_module.choose_impl
 
-    def spy(name: str, fn: Any) -> Any:
-        def wrapped(q: Tensor, k: Tensor, v: Tensor, **kw: Any) -> Tensor:
-            calls.append((name, k.shape[2]))
-            return fn(q, k, v, **kw)
+    def spy(n_keys: int, d: int, **kw: Any) -> str:
+        calls.append((real(n_keys, d, **kw), n_keys))
+        return calls[-1][0]
 
-        return wrapped
-
-    monkeypatch.setattr(
-        eala_module,
-        "eala_attention_quadratic",
-        spy("quadratic", eala_module.eala_attention_quadratic),
-    )
-    monkeypatch.setattr(
-        eala_module, "eala_attention_linear", spy("linear", eala_module.eala_attention_linear)
-    )
-    # the fused short-sequence path is the quadratic path without masks
-    monkeypatch.setattr(
-        eala_module, "eala_attention_short", spy("quadratic", eala_module.eala_attention_short)
-    )
+    monkeypatch.setattr(eala_module, "choose_impl", spy)
     n = 100  # the real dims: head dim 38, so linear once N > 76
     model = build("elinformer", num_nodes=n, in_steps=12, out_steps=12, num_layers=2).eval()
     with torch.no_grad():

@@ -405,21 +405,21 @@ def test_short_path_gradcheck(rule):
     )
 
 
-def test_quadratic_dispatch_uses_the_short_path_only_when_it_applies(monkeypatch):
+def test_quadratic_dispatch_runs_the_fast_short_path_for_every_option(monkeypatch):
     import linearcast.ops.eala as eala_mod
 
     calls = []
-    real = eala_mod.eala_attention_short
+    real = eala_mod.short_unchecked
     monkeypatch.setattr(
-        eala_mod, "eala_attention_short", lambda *a, **kw: calls.append(1) or real(*a, **kw)
+        eala_mod, "short_unchecked", lambda *a, **kw: calls.append(1) or real(*a, **kw)
     )
     q, k, v = _qkv(12)
-    eala_attention(q, k, v, impl="quadratic")
-    assert calls == [1]
-    eala_attention(q, k, v, impl="quadratic", causal=True)
-    eala_attention(q, k, v, impl="quadratic", key_padding_mask=_mask(2, 12))
-    eala_attention(q, k, v, impl="quadratic", clamp=True)
-    assert calls == [1]
+    cases = [{}, {"causal": True}, {"key_padding_mask": _mask(2, 12)}, {"clamp": True},
+             {"theta": "exact"}, {"causal": True, "key_padding_mask": _mask(2, 12)}]  # fmt: skip
+    for kw in cases:
+        out = eala_attention(q, k, v, impl="quadratic", **kw)
+        torch.testing.assert_close(out, eala_attention_quadratic(q, k, v, **kw))
+    assert len(calls) == len(cases)  # the reference module is never the production path
 
 
 # ----------------------------------------------------------------------------- θ rules, directly

@@ -41,7 +41,7 @@ def attention_profile(
 ) -> list[LayerProfile]:
     """Run ``model(x)`` once (eval mode, no gradient) and profile every attention kernel.
 
-    Kernels are the softmax and EALA modules of :mod:`linearcast.nn.attention` (their
+    Kernels are the softmax and EALA modules of :mod:`linearcast.nn.kernels` (their
     ``forward`` takes ``q, k, v, mask`` as ``[B, H, L, D]``); Linformer is left out, since its
     softmax runs over projected keys. The statistics are quadratic in the sequence length,
     so at most ``max_sequences`` rows of the folded batch (spread evenly over it) are analysed
@@ -56,9 +56,9 @@ def attention_profile(
     Returns:
         One :class:`LayerProfile` per kernel call, in call order.
     """
-    from linearcast.nn.attention import EalaKernel, SoftmaxKernel
+    from linearcast.nn import Kernel
 
-    kinds = (EalaKernel, SoftmaxKernel)
+    profiled = ("softmax", "softmax_naive", "eala")
     recorded: list[tuple[str, Tensor, Tensor]] = []
 
     def hook(name: str) -> Any:
@@ -72,7 +72,9 @@ def attention_profile(
         return fn
 
     handles = [
-        m.register_forward_hook(hook(n)) for n, m in model.named_modules() if isinstance(m, kinds)
+        m.register_forward_hook(hook(n))
+        for n, m in model.named_modules()
+        if isinstance(m, Kernel) and m.spec.kernel in profiled
     ]
     was_training = model.training
     try:

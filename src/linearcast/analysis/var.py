@@ -118,11 +118,11 @@ def _check_model(model: object) -> SAMoVAR:
             f"'fixedvar'); found {type(model).__name__}"
             + (f" with variant={model.config.variant!r}" if isinstance(model, SAMoVAR) else "")
         )
-    if model.config.attention != "linear":
+    if model.config.attention.kernel != "linear":
         raise ConfigError(
             "var_coefficients is exact only for the unnormalised linear attention; the model "
-            f"uses attention={model.config.attention!r} (EALA weights are affine in the keys, "
-            "with a per-query normaliser θ, and have no rank-1 VAR form)"
+            f"uses attention={model.config.attention.kernel!r} (EALA weights are affine in the "
+            "keys, with a per-query normaliser θ, and have no rank-1 VAR form)"
         )
     return model
 

@@ -231,6 +231,24 @@ class TrainConfig:
             )
         if not self.model:
             raise ConfigError("config: model must name a registry entry (see `linearcast models`).")
+        self._check_model_overrides()
+
+    def _check_model_overrides(self) -> None:
+        """A misspelt ``model_overrides`` key fails here, before any data is read."""
+        if not self.model_overrides:
+            return
+        from linearcast.models import REGISTRY
+
+        spec = REGISTRY.get(self.model)
+        if spec is None or spec.options is None:
+            return  # an unknown model fails when it is built, naming the known ones
+        unknown = sorted(set(self.model_overrides) - spec.options)
+        if unknown:
+            keys = ", ".join(f"model_overrides.{key}" for key in unknown)
+            raise ConfigError(
+                f"config: {keys} is not an option of model {self.model!r}; its options are "
+                f"{', '.join(sorted(spec.options)) or 'none'}."
+            )
 
     # ------------------------------------------------------------------ conversion
     def to_dict(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -266,6 +267,44 @@ def make_scheduler(
             cycle_momentum=False,
         )
     return None
+
+
+@dataclass
+class Schedule:
+    """An lr scheduler and when it steps: after every batch (OneCycle) or after every epoch
+    (MultiStep). ``scheduler`` None: a constant lr (no steps, nothing in the checkpoint)."""
+
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    per_batch: bool = False
+
+    def after_batch(self) -> None:
+        """Call after every optimizer step."""
+        if self.per_batch and self.scheduler is not None:
+            self.scheduler.step()
+
+    def after_epoch(self) -> None:
+        """Call after every training epoch."""
+        if not self.per_batch and self.scheduler is not None:
+            self.scheduler.step()
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """The scheduler's state (a checkpoint's ``"scheduler"``), None without one."""
+        return None if self.scheduler is None else self.scheduler.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        """Restore :meth:`state_dict` (None, or no scheduler: nothing to restore)."""
+        if self.scheduler is not None and state is not None:
+            self.scheduler.load_state_dict(state)
+
+
+def make_schedule(
+    config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int
+) -> Schedule:
+    """:func:`make_scheduler` with when it steps: OneCycle per batch, MultiStep per epoch."""
+    return Schedule(
+        make_scheduler(config, optimizer, steps_per_epoch),
+        per_batch=config.scheduler == "onecycle",
+    )
 
 
 def current_lr(optimizer: torch.optim.Optimizer | None) -> float:

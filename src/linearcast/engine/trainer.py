@@ -1,9 +1,10 @@
 """The training loop: short, linear, on Lightning Fabric (devices, DDP, precision).
 
-Read :meth:`Trainer._run` top to bottom: data -> model (closed-form ``fit`` when the model has
-one) -> optimizer and scheduler -> Fabric setup -> run directory -> epochs (train, validate,
-early stopping, checkpoints) -> best weights restored -> test metrics and a baseline row ->
-``metrics.json``, ``history.csv`` and plots.
+Read :meth:`Trainer._run` top to bottom: :meth:`~Trainer._set_up` (data -> model, closed-form
+``fit`` when the model has one -> optimizer and schedule -> Fabric setup -> run directory), then
+per epoch :meth:`~Trainer.train_epoch`, :meth:`~Trainer.validate` (early stopping) and the
+checkpoints, then :meth:`~Trainer.finish` (best weights restored -> test metrics and a baseline
+row -> ``metrics.json``, ``history.csv`` and plots).
 
 Distributed runs: :func:`train` calls ``fabric.launch(fn)``. With ``strategy="ddp"`` Fabric's
 subprocess launcher starts the other ranks by re-running the current command line
@@ -62,6 +63,8 @@ from linearcast.engine.run_dir import (
 )
 from linearcast.engine.samplers import EpochShardSampler, ShardSampler
 from linearcast.engine.setup import (
+    LossFn,
+    Schedule,
     build_model,
     count_parameters,
     current_lr,
@@ -70,7 +73,7 @@ from linearcast.engine.setup import (
     has_trainable_parameters,
     make_loss,
     make_optimizer,
-    make_scheduler,
+    make_schedule,
     prepare_data,
 )
 from linearcast.engine.tensorboard import open_tensorboard
@@ -155,6 +158,40 @@ def train(
         dataset=dataset,
     )
     return trainer.fit()
+
+
+@dataclass
+class _RunState:
+    """What the steps of one process's run share (:meth:`Trainer._set_up` makes it)."""
+
+    fabric: Fabric
+    prep: PreparedData
+    raw: nn.Module  # the model itself (its state_dict is the checkpoint's)
+    model: nn.Module  # as Fabric set it up (the one trained)
+    trainable: bool
+    facts: dict[str, Any]
+    n_params: dict[str, int]
+    optimizer: torch.optim.Optimizer | None
+    schedule: Schedule
+    loss_fn: LossFn
+    stopper: EarlyStopping
+    train_sampler: EpochShardSampler
+    train_loader: Any
+    val_loader: Any
+    full_val_loader: Any
+    test_loader: Any
+    steps_per_epoch: int
+    run_dir: Path
+    meta: dict[str, Any]
+    history: list[dict[str, Any]]
+    start_epoch: int
+    global_step: int
+    started: float  # time.perf_counter() at the start
+    acc_dtype: torch.dtype
+    epoch_seconds: list[float]
+    # windows and Σ targets this rank trained on in the last epoch
+    rank_counts: torch.Tensor = field(default_factory=lambda: torch.zeros(2, dtype=torch.float64))
+    last_finite: tuple[float, int] | None = None  # (loss, global step) for the divergence message
 
 
 class Trainer:
@@ -260,6 +297,45 @@ class Trainer:
 
     # ------------------------------------------------------------------ the run
     def _run(self, fabric: Fabric) -> RunResult:
+        """One process's run: set up, the epochs, then the test on the best weights."""
+        cfg = self.config
+        say = self._say
+        run = self._set_up(fabric)
+        self._before_epochs(run)
+        tensorboard = open_tensorboard(cfg.tensorboard, run.run_dir, fabric.is_global_zero)
+        callbacks: list[EpochCallback] = list(self.callbacks)
+        if tensorboard is not None:
+            callbacks.append(tensorboard)
+        for epoch in range(run.start_epoch, cfg.max_epochs + 1):
+            t0, c0 = time.perf_counter(), time.process_time()
+            row = self.train_epoch(run, epoch)
+            improved = self.validate(run, epoch, row)
+            row["seconds"] = time.perf_counter() - t0
+            # CPU time of this process: less disturbed than wall time by other work on the machine
+            row["cpu_seconds"] = time.process_time() - c0
+            run.epoch_seconds.append(row["seconds"])
+            run.history.append(row)
+            if improved:
+                self._save(run, run.run_dir / BEST, epoch)
+            self._save(run, run.run_dir / LAST, epoch)
+            say(self._epoch_line(row, cfg.max_epochs, improved, run.prep.protocol.metrics_space))
+            for callback in callbacks:
+                callback(self, epoch, row)
+            if run.stopper.should_stop:
+                s = run.stopper
+                say(
+                    f"early stop: no better validation loss for {s.bad_epochs} epochs; "
+                    f"best epoch {s.best_epoch} (val loss {s.best:.4f})"
+                )
+                break
+        if tensorboard is not None:
+            tensorboard.close()
+        return self.finish(run)
+
+    # ------------------------------------------------------------------ the run's steps
+    def _set_up(self, fabric: Fabric) -> _RunState:
+        """Data, model (closed-form ``fit`` here), loaders, optimizer and schedule, the state of
+        a resumed run, and the run directory."""
         cfg = self.config
         self.fabric = fabric
         say = self._say
@@ -310,21 +386,20 @@ class Trainer:
         if cfg.max_train_batches:
             steps_per_epoch = min(steps_per_epoch, cfg.max_train_batches)
 
-        # ---- optimizer, scheduler, Fabric setup (state restored when resuming)
+        # ---- optimizer, schedule, Fabric setup (state restored when resuming)
         raw: nn.Module = model
         if ckpt is not None:
             assert resume_dir is not None
             load_weights(raw, ckpt["model"], resume_dir / LAST)
         optimizer: torch.optim.Optimizer | None = None
-        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        schedule = Schedule(None)
         if trainable:
             optimizer = make_optimizer(cfg, raw)
-            scheduler = make_scheduler(cfg, optimizer, steps_per_epoch)
+            schedule = make_schedule(cfg, optimizer, steps_per_epoch)
             model, optimizer = fabric.setup(raw, optimizer)
             if ckpt is not None:
                 optimizer.load_state_dict(ckpt["optimizer"])
-                if scheduler is not None and ckpt.get("scheduler") is not None:
-                    scheduler.load_state_dict(ckpt["scheduler"])
+                schedule.load_state_dict(ckpt.get("scheduler"))
         else:
             model = fabric.to_device(raw)
         loss_fn = make_loss(cfg, prep)
@@ -349,142 +424,141 @@ class Trainer:
         say(f"run dir   {run_dir}")
         if ckpt is not None:
             say(f"resume    from epoch {start_epoch - 1} (global step {global_step})")
-
-        def save(path: Path, epoch: int) -> None:
-            state = {
-                "format": ckpt_mod.FORMAT,
-                "version": ckpt_mod.VERSION,
-                "model": raw.state_dict(),
-                "optimizer": optimizer.state_dict() if optimizer is not None else None,
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "epoch": epoch,
-                "global_step": global_step,
-                "early_stopping": stopper.state_dict(),
-                "rng": self._gathered_rng(fabric),  # a collective: every rank calls save()
-                "scaler": prep.scaler.state_dict(),
-                "config": cfg.to_dict(),
-                "history": history,
-                "meta": meta,
-            }
-            if fabric.is_global_zero:
-                atomic_save(state, path)
-            fabric.barrier()
-
-        # ---- epochs
-        epoch_seconds: list[float] = [float(r["seconds"]) for r in history]
         acc_dtype = torch.float32 if fabric.device.type == "mps" else torch.float64  # no f64 on MPS
-        rank_counts = torch.zeros(2, dtype=torch.float64)
-        if not trainable:
-            say("train     no trainable parameters: skipping gradient training")
-            result = evaluate(fabric, raw, val_loader, prep, loss_fn=loss_fn,
+        return _RunState(
+            fabric=fabric, prep=prep, raw=raw, model=model, trainable=trainable, facts=facts,
+            n_params=n_params, optimizer=optimizer, schedule=schedule, loss_fn=loss_fn,
+            stopper=stopper, train_sampler=train_sampler, train_loader=train_loader,
+            val_loader=val_loader, full_val_loader=full_val_loader, test_loader=test_loader,
+            steps_per_epoch=steps_per_epoch, run_dir=run_dir, meta=meta, history=history,
+            start_epoch=start_epoch, global_step=global_step, started=started,
+            acc_dtype=acc_dtype, epoch_seconds=[float(r["seconds"]) for r in history],
+        )  # fmt: skip
+
+    def _save(self, run: _RunState, path: Path, epoch: int) -> None:
+        """Write a checkpoint of the run at ``epoch`` (a collective: every rank calls it)."""
+        fabric = run.fabric
+        state = {
+            "format": ckpt_mod.FORMAT,
+            "version": ckpt_mod.VERSION,
+            "model": run.raw.state_dict(),
+            "optimizer": run.optimizer.state_dict() if run.optimizer is not None else None,
+            "scheduler": run.schedule.state_dict(),
+            "epoch": epoch,
+            "global_step": run.global_step,
+            "early_stopping": run.stopper.state_dict(),
+            "rng": self._gathered_rng(fabric),  # a collective: every rank calls save()
+            "scaler": run.prep.scaler.state_dict(),
+            "config": self.config.to_dict(),
+            "history": run.history,
+            "meta": run.meta,
+        }
+        if fabric.is_global_zero:
+            atomic_save(state, path)
+        fabric.barrier()
+
+    def _before_epochs(self, run: _RunState) -> None:
+        """A model without trainable parameters is validated and saved once, with no epochs;
+        a resumed run that had stopped early runs none either."""
+        cfg = self.config
+        if not run.trainable:
+            self._say("train     no trainable parameters: skipping gradient training")
+            result = evaluate(run.fabric, run.raw, run.val_loader, run.prep, loss_fn=run.loss_fn,
                               max_batches=cfg.max_eval_batches)  # fmt: skip
-            stopper.step(result.loss, 0)
-            save(run_dir / BEST, 0)
-            save(run_dir / LAST, 0)
-            start_epoch = cfg.max_epochs + 1
-        elif stopper.should_stop:
-            say(f"train     this run already stopped early at epoch {start_epoch - 1}")
-            start_epoch = cfg.max_epochs + 1
-        last_finite: tuple[float, int] | None = None  # (loss, global step) for the message
-        tensorboard = open_tensorboard(cfg.tensorboard, run_dir, fabric.is_global_zero)
-        callbacks: list[EpochCallback] = list(self.callbacks)
-        if tensorboard is not None:
-            callbacks.append(tensorboard)
-        for epoch in range(start_epoch, cfg.max_epochs + 1):
-            t0, c0 = time.perf_counter(), time.process_time()
-            train_sampler.use_epoch(epoch)
-            model.train()
-            lr = current_lr(optimizer)
-            # accumulated on the device: no host synchronisation per step
-            sums = torch.zeros(2, dtype=acc_dtype, device=fabric.device)  # loss·count, count
-            rank_counts = torch.zeros_like(sums)  # windows, Σ targets (this rank)
-            bar = self._bar(steps_per_epoch, f"epoch {epoch}/{cfg.max_epochs}")
-            to_units = unit_converter(prep)
-            for i, (x, y) in enumerate(train_loader):
-                if i >= steps_per_epoch:
-                    break
-                pred = to_units(model(x))  # (B, T_out, N, C) in the units of y
-                loss = loss_fn(pred, y)
-                aux = getattr(raw, "aux_loss", None)
-                total = loss + aux if aux is not None else loss
-                if not self._all_finite(fabric, total):  # before a step can spoil the weights
-                    raise self._diverged(
-                        run_dir, "training loss", total, epoch, i + 1, steps_per_epoch,
-                        global_step, last_finite, current_lr(optimizer),
-                    )  # fmt: skip
-                last_finite = (float(total.detach()), global_step + 1)
-                assert optimizer is not None
-                optimizer.zero_grad(set_to_none=True)
-                fabric.backward(total)
-                if cfg.grad_clip > 0:
-                    fabric.clip_gradients(model, optimizer, max_norm=cfg.grad_clip)
-                optimizer.step()
-                if cfg.scheduler == "onecycle" and scheduler is not None:
-                    scheduler.step()
-                global_step += 1
-                n = loss_fn.count(y).to(acc_dtype)
-                sums += torch.stack([total.detach().to(acc_dtype) * n, n])
-                rank_counts[0] += x.shape[0]
-                rank_counts[1] += torch.nan_to_num(y.detach().to(acc_dtype)).sum()
-                if bar is not None:
-                    bar.update(1)
-                    if i % 10 == 0:  # reading the loss synchronises an accelerator
-                        bar.set_postfix(loss=f"{total.detach().item():.4f}")
-            if bar is not None:
-                bar.close()
-            if cfg.scheduler == "multistep" and scheduler is not None:
-                scheduler.step()
-            sums = all_reduce_sum(fabric, sums)
-            train_loss = float(sums[0] / sums[1]) if sums[1] > 0 else math.nan
+            run.stopper.step(result.loss, 0)
+            self._save(run, run.run_dir / BEST, 0)
+            self._save(run, run.run_dir / LAST, 0)
+            run.start_epoch = cfg.max_epochs + 1
+        elif run.stopper.should_stop:
+            self._say(f"train     this run already stopped early at epoch {run.start_epoch - 1}")
+            run.start_epoch = cfg.max_epochs + 1
 
-            row: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "lr": lr}
-            improved = False
-            if epoch % cfg.eval_every == 0 or epoch == cfg.max_epochs:
-                val = evaluate(fabric, raw, val_loader, prep, loss_fn=loss_fn,
-                               max_batches=cfg.max_eval_batches)  # fmt: skip
-                if not math.isfinite(val.loss):
-                    raise self._diverged(
-                        run_dir, "validation loss", torch.tensor(val.loss), epoch, 0,
-                        steps_per_epoch, global_step, last_finite, current_lr(optimizer),
-                    )  # fmt: skip
-                o = val.metrics["overall"]
-                row |= {"val_loss": val.loss, "val_MAE": o["MAE"], "val_RMSE": o["RMSE"],
-                        "val_MAPE": o["MAPE"]}  # fmt: skip
-                improved = stopper.step(val.loss, epoch)
-            row["seconds"] = time.perf_counter() - t0
-            # CPU time of this process: less disturbed than wall time by other work on the machine
-            row["cpu_seconds"] = time.process_time() - c0
-            epoch_seconds.append(row["seconds"])
-            history.append(row)
-            if improved:
-                save(run_dir / BEST, epoch)
-            save(run_dir / LAST, epoch)
-            say(self._epoch_line(row, cfg.max_epochs, improved, prep.protocol.metrics_space))
-            for callback in callbacks:
-                callback(self, epoch, row)
-            if stopper.should_stop:
-                say(
-                    f"early stop: no better validation loss for {stopper.bad_epochs} epochs; "
-                    f"best epoch {stopper.best_epoch} (val loss {stopper.best:.4f})"
-                )
+    def train_epoch(self, run: _RunState, epoch: int) -> dict[str, Any]:
+        """One pass over the training windows; returns the epoch's history row so far
+        (``epoch``, ``train_loss``: mean over all ranks, ``lr`` at the epoch's start)."""
+        cfg, fabric, model, optimizer = self.config, run.fabric, run.model, run.optimizer
+        run.train_sampler.use_epoch(epoch)
+        model.train()
+        lr = current_lr(optimizer)
+        # accumulated on the device: no host synchronisation per step
+        sums = torch.zeros(2, dtype=run.acc_dtype, device=fabric.device)  # loss·count, count
+        run.rank_counts = torch.zeros_like(sums)  # windows, Σ targets (this rank)
+        bar = self._bar(run.steps_per_epoch, f"epoch {epoch}/{cfg.max_epochs}")
+        to_units = unit_converter(run.prep)
+        for i, (x, y) in enumerate(run.train_loader):
+            if i >= run.steps_per_epoch:
                 break
+            pred = to_units(model(x))  # (B, T_out, N, C) in the units of y
+            loss = run.loss_fn(pred, y)
+            aux = getattr(run.raw, "aux_loss", None)
+            total = loss + aux if aux is not None else loss
+            if not self._all_finite(fabric, total):  # before a step can spoil the weights
+                raise self._diverged(
+                    run.run_dir, "training loss", total, epoch, i + 1, run.steps_per_epoch,
+                    run.global_step, run.last_finite, current_lr(optimizer),
+                )  # fmt: skip
+            run.last_finite = (float(total.detach()), run.global_step + 1)
+            assert optimizer is not None
+            optimizer.zero_grad(set_to_none=True)
+            fabric.backward(total)
+            if cfg.grad_clip > 0:
+                fabric.clip_gradients(model, optimizer, max_norm=cfg.grad_clip)
+            optimizer.step()
+            run.schedule.after_batch()
+            run.global_step += 1
+            n = run.loss_fn.count(y).to(run.acc_dtype)
+            sums += torch.stack([total.detach().to(run.acc_dtype) * n, n])
+            run.rank_counts[0] += x.shape[0]
+            run.rank_counts[1] += torch.nan_to_num(y.detach().to(run.acc_dtype)).sum()
+            if bar is not None:
+                bar.update(1)
+                if i % 10 == 0:  # reading the loss synchronises an accelerator
+                    bar.set_postfix(loss=f"{total.detach().item():.4f}")
+        if bar is not None:
+            bar.close()
+        run.schedule.after_epoch()
+        sums = all_reduce_sum(fabric, sums)
+        train_loss = float(sums[0] / sums[1]) if sums[1] > 0 else math.nan
+        return {"epoch": epoch, "train_loss": train_loss, "lr": lr}
 
-        # ---- best weights back, then test
-        if tensorboard is not None:
-            tensorboard.close()
+    def validate(self, run: _RunState, epoch: int, row: dict[str, Any]) -> bool:
+        """On validation epochs, add the validation numbers to ``row`` and step early stopping;
+        returns whether the validation loss improved (the best checkpoint is then written)."""
+        cfg = self.config
+        if not (epoch % cfg.eval_every == 0 or epoch == cfg.max_epochs):
+            return False
+        val = evaluate(run.fabric, run.raw, run.val_loader, run.prep, loss_fn=run.loss_fn,
+                       max_batches=cfg.max_eval_batches)  # fmt: skip
+        if not math.isfinite(val.loss):
+            raise self._diverged(
+                run.run_dir, "validation loss", torch.tensor(val.loss), epoch, 0,
+                run.steps_per_epoch, run.global_step, run.last_finite,
+                current_lr(run.optimizer),
+            )  # fmt: skip
+        o = val.metrics["overall"]
+        row |= {"val_loss": val.loss, "val_MAE": o["MAE"], "val_RMSE": o["RMSE"],
+                "val_MAPE": o["MAPE"]}  # fmt: skip
+        return run.stopper.step(val.loss, epoch)
+
+    def finish(self, run: _RunState) -> RunResult:
+        """Best weights back, test and full-validation metrics, the baseline row, and the run
+        directory's outputs (``metrics.json``, ``history.csv``, plots)."""
+        cfg, fabric, raw, prep, loss_fn = self.config, run.fabric, run.raw, run.prep, run.loss_fn
+        run_dir, history, stopper = run.run_dir, run.history, run.stopper
         fabric.barrier()
         if (run_dir / BEST).is_file():
             raw.load_state_dict(load_checkpoint(run_dir / BEST)["model"])
-        test = evaluate(fabric, raw, test_loader, prep, max_batches=cfg.max_eval_batches)
-        val_best = evaluate(fabric, raw, full_val_loader, prep, loss_fn=loss_fn,
+        test = evaluate(fabric, raw, run.test_loader, prep, max_batches=cfg.max_eval_batches)
+        val_best = evaluate(fabric, raw, run.full_val_loader, prep, loss_fn=loss_fn,
                             max_batches=cfg.max_eval_batches)  # fmt: skip
-        baseline = self._baseline(fabric, prep, test_loader)
-        ddp_counts = self._gather(fabric, rank_counts)  # (world, 2)
+        baseline = self._baseline(fabric, prep, run.test_loader)
+        ddp_counts = self._gather(fabric, run.rank_counts)  # (world, 2)
+        epoch_seconds = run.epoch_seconds
 
         metrics = {
             "model": cfg.model,
-            "model_family": facts["family"],
-            "parameters": n_params,
+            "model_family": run.facts["family"],
+            "parameters": run.n_params,
             "dataset": {
                 "name": dataset_label(prep),
                 "source": prep.dataset.source,
@@ -501,10 +575,10 @@ class Trainer:
             "stopped_early": stopper.should_stop,
             "seconds_per_epoch": epoch_seconds,
             "mean_epoch_seconds": float(np.mean(epoch_seconds)) if epoch_seconds else 0.0,
-            "total_seconds": time.perf_counter() - started,
+            "total_seconds": time.perf_counter() - run.started,
             "peak_memory": self._peak_memory(fabric),
             "device": str(fabric.device),
-            "world_size": world,
+            "world_size": fabric.world_size,
             "precision": cfg.precision,
             "val": val_best.metrics,
             "val_loss": val_best.loss,
@@ -528,8 +602,8 @@ class Trainer:
         if fabric.is_global_zero:
             self._write_outputs(run_dir, metrics, history, prep, raw, fabric)
         fabric.barrier()
-        say("\n" + self.results_table(metrics), result=True)
-        say(f"\nrun directory: {run_dir}", result=True)
+        self._say("\n" + self.results_table(metrics), result=True)
+        self._say(f"\nrun directory: {run_dir}", result=True)
         return RunResult(run_dir=run_dir, metrics=metrics, history=history)
 
     # ------------------------------------------------------------------ pieces

@@ -17,11 +17,13 @@ instead of, when the model has no trainable parameters) gradient training.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
+
+from linearcast.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class ModelSpec:
         defaults: overrides applied before the user's (e.g. the attention kernel of a variant).
         data_fields: config fields the engine fills from the dataset unless the user set them
             (``"steps_per_day"``; the graph goes through ``needs_graph``).
+        options: every name the builder takes as an override (``model_overrides``), so that a
+            run's config is checked before any data is read; None: not declared (the builder
+            alone checks its options).
     """
 
     name: str
@@ -50,3 +55,20 @@ class ModelSpec:
     family: str = "spatiotemporal"
     defaults: dict[str, Any] = field(default_factory=dict)
     data_fields: tuple[str, ...] = ()
+    options: frozenset[str] | None = None
+
+    def check_overrides(self, overrides: Mapping[str, Any]) -> None:
+        """Raise :class:`ConfigError` naming the known options if an override is not one."""
+        if self.options is not None:
+            check_options(self.name, overrides, self.options)
+
+
+def check_options(model: str, overrides: Mapping[str, Any], known: Iterable[str]) -> None:
+    """Raise :class:`ConfigError` naming the known options if an override is not one of them."""
+    known = set(known)
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown {model} option(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(known)) or 'none'}"
+        )

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from linearcast.errors import ConfigError
-from linearcast.models.base import ModelSpec
+from linearcast.models.base import ModelSpec, check_options
 
 log = logging.getLogger(__name__)
 
@@ -420,20 +420,20 @@ class VARBaseline(nn.Module):
         return torch.stack(preds, dim=1)[..., None]
 
 
-def _options(name: str, overrides: dict[str, Any], known: set[str]) -> None:
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ConfigError(
-            f"unknown {name} option(s) {', '.join(unknown)}; "
-            f"known: {', '.join(sorted(known)) or 'none'}"
-        )
+#: the options ``model_overrides`` may set, per baseline
+_NO_OPTIONS: frozenset[str] = frozenset()
+_SEASONAL_OPTIONS = frozenset({"steps_per_day", "period", "season"})
+_DLINEAR_OPTIONS = frozenset({"kernel_size", "individual"})
+_VAR_OPTIONS = frozenset(
+    {f.name for f in fields(VARConfig)} - {"num_nodes", "in_steps", "out_steps"}
+)
 
 
 def build_last_value(
     *, num_nodes: int, in_steps: int, out_steps: int, **overrides: Any
 ) -> LastValue:
     """Registry builder of :class:`LastValue` (no options)."""
-    _options("last-value", overrides, set())
+    check_options("last-value", overrides, _NO_OPTIONS)
     return LastValue(in_steps, out_steps)
 
 
@@ -441,7 +441,7 @@ def build_historical_average(
     *, num_nodes: int, in_steps: int, out_steps: int, **overrides: Any
 ) -> HistoricalAverage:
     """Registry builder of :class:`HistoricalAverage` (no options)."""
-    _options("historical-average", overrides, set())
+    check_options("historical-average", overrides, _NO_OPTIONS)
     return HistoricalAverage(in_steps, out_steps)
 
 
@@ -449,23 +449,19 @@ def build_seasonal_naive(
     *, num_nodes: int, in_steps: int, out_steps: int, **overrides: Any
 ) -> SeasonalNaive:
     """Registry builder of :class:`SeasonalNaive` (``steps_per_day``, ``period``, ``season``)."""
-    _options("seasonal-naive", overrides, {"steps_per_day", "period", "season"})
+    check_options("seasonal-naive", overrides, _SEASONAL_OPTIONS)
     return SeasonalNaive(in_steps, out_steps, **overrides)
 
 
 def build_dlinear(*, num_nodes: int, in_steps: int, out_steps: int, **overrides: Any) -> DLinear:
     """Registry builder of :class:`DLinear` (options ``kernel_size``, ``individual``)."""
-    _options("dlinear", overrides, {"kernel_size", "individual"})
+    check_options("dlinear", overrides, _DLINEAR_OPTIONS)
     return DLinear(num_nodes, in_steps, out_steps, **overrides)
 
 
 def build_var(*, num_nodes: int, in_steps: int, out_steps: int, **overrides: Any) -> VARBaseline:
     """Registry builder of :class:`VARBaseline` (options: the fields of :class:`VARConfig`)."""
-    _options(
-        "var",
-        overrides,
-        {f.name for f in fields(VARConfig)} - {"num_nodes", "in_steps", "out_steps"},
-    )
+    check_options("var", overrides, _VAR_OPTIONS)
     return VARBaseline(
         VARConfig(num_nodes=num_nodes, in_steps=in_steps, out_steps=out_steps, **overrides)
     )
@@ -477,6 +473,7 @@ SPECS: list[ModelSpec] = [
         builder=build_last_value,
         description="Persistence: the last observed value (no parameters)",
         fixed_num_nodes=False,
+        options=_NO_OPTIONS,
         family="baseline",
     ),
     ModelSpec(
@@ -484,6 +481,7 @@ SPECS: list[ModelSpec] = [
         builder=build_historical_average,
         description="Mean of the input window (no parameters)",
         fixed_num_nodes=False,
+        options=_NO_OPTIONS,
         family="baseline",
     ),
     ModelSpec(
@@ -491,6 +489,7 @@ SPECS: list[ModelSpec] = [
         builder=build_seasonal_naive,
         description="Seasonal naive: the value one day (or week) earlier (no parameters)",
         fixed_num_nodes=False,
+        options=_SEASONAL_OPTIONS,
         family="baseline",
         data_fields=("steps_per_day",),
     ),
@@ -499,6 +498,7 @@ SPECS: list[ModelSpec] = [
         builder=build_dlinear,
         description="DLinear: trend/seasonal decomposition and linear maps over time",
         fixed_num_nodes=False,
+        options=_DLINEAR_OPTIONS,
         family="baseline",
     ),
     ModelSpec(
@@ -506,6 +506,7 @@ SPECS: list[ModelSpec] = [
         builder=build_var,
         description="VAR(p) fitted by least squares (closed form via fit; no trainable parameters)",
         fixed_num_nodes=True,
+        options=_VAR_OPTIONS,
         family="baseline",
     ),
 ]

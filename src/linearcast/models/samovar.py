@@ -38,7 +38,8 @@ Variants (``SAMoVARConfig.variant``):
 
 ``attention="eala"`` replaces the unnormalised kernel with causal EALA (``eala.md`` §4) — beyond the
 paper: the weights become ``(1 + x_j/θ)/n`` on prefix-centred scaled scores, so the layer is an
-affine combination of the values and no longer an exact VAR in the keys.
+affine combination of the values and no longer an exact VAR in the keys. Both kernels are
+:mod:`linearcast.nn` kernel modules built from the config's :class:`~linearcast.nn.AttentionSpec`.
 """
 
 from __future__ import annotations
@@ -52,13 +53,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from linearcast.errors import ConfigError
-from linearcast.models.base import ModelSpec
-from linearcast.ops import eala_attention, linear_attention
-from linearcast.ops.eala_theta import ThetaRule, check_theta_rule
+from linearcast.models.base import ModelSpec, check_options
+from linearcast.nn import AttentionSpec, make_kernel, split_attention_options
+from linearcast.nn.kernels import OPTION_NAMES
 
 Variant = Literal["samovar", "lintrans", "fixedvar"]
-AttentionKind = Literal["linear", "eala"]
-EalaImpl = Literal["auto", "quadratic", "linear"]
+
+#: The paper's token mixer: ``o_t = Σ_{j≤t} (q_t·k_j) v_j``, causal linear attention with no
+#: feature map, no normaliser and no scale. With ``attention="eala"`` the kernel becomes causal
+#: EALA with θ = ``gauss_hclamp`` (the other fields do not apply to EALA).
+VAR_ATTENTION = AttentionSpec(
+    "linear", causal=True, theta="gauss_hclamp", feature_map="identity", normalize=False
+)
 
 _NORM_EPS = 1e-5  # the released RMSNorm
 _HEAD_NORM_EPS = 1e-8  # the released per-head RMSNorm
@@ -78,10 +84,11 @@ class SAMoVARConfig:
         n_mlp_layers: MLP blocks (SAMoVAR runs all of them before the attention stack).
         n_attn_layers: attention layers (LinTrans: decoder blocks; needs equal MLP count).
         dropout: dropout rate (tokens, MLP output, attention output).
-        attention: ``"linear"`` (the paper's unnormalised identity-feature causal attention) or
-            ``"eala"`` (causal entropy-aligned linear attention; beyond the paper).
-        eala_theta: θ rule of the EALA variant (see :func:`linearcast.ops.eala_attention`).
-        eala_impl: EALA path (``"auto"`` picks quadratic for short token sequences and logs it).
+        attention: the causal token mixer: :data:`VAR_ATTENTION` (the paper's unnormalised
+            identity-feature linear attention) or kernel ``"eala"`` (causal entropy-aligned
+            linear attention, beyond the paper; θ and the path are the spec's, ``"auto"``
+            picks quadratic for short token sequences and logs it). A kernel name stands for
+            :data:`VAR_ATTENTION` with that kernel.
         variant: ``"samovar"``, ``"lintrans"`` or ``"fixedvar"``.
         aux_loss_weight: weight of the teacher-forced next-patch loss.
     """
@@ -94,9 +101,7 @@ class SAMoVARConfig:
     n_mlp_layers: int = 3
     n_attn_layers: int = 3
     dropout: float = 0.1
-    attention: AttentionKind = "linear"
-    eala_theta: ThetaRule = "gauss_hclamp"
-    eala_impl: EalaImpl = "auto"
+    attention: AttentionSpec = VAR_ATTENTION
     variant: Variant = "samovar"
     aux_loss_weight: float = 1.0
 
@@ -120,10 +125,13 @@ class SAMoVARConfig:
             raise ConfigError(
                 f"variant must be 'samovar', 'lintrans' or 'fixedvar'; found {self.variant!r}"
             )
-        if self.attention not in ("linear", "eala"):
-            raise ConfigError(f"attention must be 'linear' or 'eala'; found {self.attention!r}")
-        if self.attention == "eala":
-            check_theta_rule(self.eala_theta, allow_exact=self.eala_impl == "quadratic")
+        if isinstance(self.attention, str):
+            self.attention = VAR_ATTENTION.with_options(attention=self.attention)
+        if self.attention.kernel not in ("linear", "eala") or not self.attention.causal:
+            raise ConfigError(
+                "SAMoVAR attention must be the causal kernel 'linear' or 'eala'; found "
+                f"{self.attention.kernel!r} (causal={self.attention.causal})"
+            )
         if self.variant == "lintrans" and self.n_mlp_layers != self.n_attn_layers:
             raise ConfigError(
                 "LinTrans interleaves attention and MLP blocks, so n_mlp_layers must equal "
@@ -134,6 +142,27 @@ class SAMoVARConfig:
                 f"SAMoVAR needs n_attn_layers >= 1 and n_mlp_layers >= 0; found "
                 f"{self.n_attn_layers} and {self.n_mlp_layers}"
             )
+
+    @classmethod
+    def from_options(
+        cls, *, num_series: int, lookback: int, horizon: int, **options: Any
+    ) -> SAMoVARConfig:
+        """The config of flat options, as ``model_overrides`` and the registry give them: the
+        fields, and the attention options (``attention``, ``theta``, ``impl``, ... — see
+        :data:`linearcast.nn.kernels.OPTION_NAMES`) applied to :data:`VAR_ATTENTION`.
+
+        Raises:
+            ConfigError: an option that is not one (the known ones are named) or a bad value.
+        """
+        check_options("SAMoVAR", options, OPTIONS)
+        attention, rest = split_attention_options(options)
+        return cls(
+            num_series=num_series,
+            lookback=lookback,
+            horizon=horizon,
+            attention=VAR_ATTENTION.with_options(**attention),
+            **rest,
+        )
 
     @property
     def width(self) -> int:
@@ -197,14 +226,6 @@ def _from_heads(x: Tensor) -> Tensor:
     """``[B', H, T, d_h] → [B', T, d]``."""
     b, h, t, dh = x.shape
     return x.transpose(1, 2).reshape(b, t, h * dh)
-
-
-def _causal_kernel(cfg: SAMoVARConfig, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-    """The causal token mixer, ``[B', H, T, d_h]`` each → ``[B', H, T, d_h]``."""
-    if cfg.attention == "linear":
-        # o_t = Σ_{j≤t} (q_t·k_j) v_j: no feature map, no normaliser, no scale
-        return linear_attention(q, k, v, causal=True, feature_map="identity", normalize=False)
-    return eala_attention(q, k, v, causal=True, theta=cfg.eala_theta, impl=cfg.eala_impl)
 
 
 class PatchTokenizer(nn.Module):
@@ -299,6 +320,7 @@ class _VarAttention(nn.Module):
             self.q_norm = _HeadRMSNorm(h, dh)
             self.v_norm = _HeadRMSNorm(h, dh)
         self.dropout = nn.Dropout(cfg.dropout)
+        self.kernel = make_kernel(cfg.attention, num_heads=h)
 
     def queries_values(self, x0: Tensor) -> tuple[Tensor, Tensor]:
         """``x0: [B·C, T, d]`` → ``(q, v)``, each ``[B·C, H, T, d_h]``."""
@@ -316,7 +338,7 @@ class _VarAttention(nn.Module):
     def forward(self, keys: Tensor, x0: Tensor) -> Tensor:
         """``keys, x0: [B·C, T, d] → o: [B·C, T, d]``."""
         q, v = self.queries_values(x0)  # (B·C, H, T, d_h)
-        o = _causal_kernel(self.cfg, q, _to_heads(keys, self.cfg.n_heads), v)
+        o = self.kernel(q, _to_heads(keys, self.cfg.n_heads), v)  # (B·C, H, T, d_h)
         return self.dropout(_from_heads(o))
 
 
@@ -423,6 +445,7 @@ class _LinTransBlock(nn.Module):
         self.mlp_norm = nn.RMSNorm(d, eps=_NORM_EPS)
         self.mlp = _MLP(d, cfg.dropout)
         self.dropout = nn.Dropout(cfg.dropout)
+        self.kernel = make_kernel(cfg.attention, num_heads=cfg.n_heads)
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.cfg.n_heads
@@ -431,7 +454,7 @@ class _LinTransBlock(nn.Module):
         q, k, v = (
             _to_heads(t, h) for t in (self.q_proj(a), self.k_proj(self.dropout(a)), self.v_proj(a))
         )
-        x = x + self.dropout(self.c_proj(_from_heads(_causal_kernel(self.cfg, q, k, v))))
+        x = x + self.dropout(self.c_proj(_from_heads(self.kernel(q, k, v))))
         return x + self.mlp(self.mlp_norm(x))
 
 
@@ -596,14 +619,18 @@ _CLASSES: dict[str, type[SAMoVAR]] = {
 
 def build_samovar(*, num_nodes: int, in_steps: int, out_steps: int, **overrides: Any) -> SAMoVAR:
     """Registry builder: ``num_nodes`` = C series, ``in_steps`` = L, ``out_steps`` = s."""
-    known = {f.name for f in fields(SAMoVARConfig)} - {"num_series", "lookback", "horizon"}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ConfigError(
-            f"unknown SAMoVAR option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
-    cfg = SAMoVARConfig(num_series=num_nodes, lookback=in_steps, horizon=out_steps, **overrides)
+    cfg = SAMoVARConfig.from_options(
+        num_series=num_nodes, lookback=in_steps, horizon=out_steps, **overrides
+    )
     return _CLASSES[cfg.variant](cfg)
+
+
+#: the flat options ``model_overrides`` may set: the fields but the shape and the attention
+#: spec, and the attention options
+OPTIONS: frozenset[str] = frozenset(
+    {f.name for f in fields(SAMoVARConfig)} - {"num_series", "lookback", "horizon", "attention"}
+    | set(OPTION_NAMES)
+)
 
 
 SPECS: list[ModelSpec] = [
@@ -612,12 +639,14 @@ SPECS: list[ModelSpec] = [
         builder=build_samovar,
         description="SAMoVAR (ICML 2025): aligned linear-attention stack as a mixture of VARs",
         family="ltsf",
+        options=OPTIONS,
     ),
     ModelSpec(
         name="samovar-lintrans",
         builder=build_samovar,
         description="LinTrans: SAMoVAR's control, pre-norm linear-attention decoder",
         family="ltsf",
+        options=OPTIONS,
         defaults={"variant": "lintrans"},
     ),
     ModelSpec(
@@ -625,6 +654,7 @@ SPECS: list[ModelSpec] = [
         builder=build_samovar,
         description="FixedVAR: SAMoVAR's control with free queries and values",
         family="ltsf",
+        options=OPTIONS,
         defaults={"variant": "fixedvar"},
     ),
     ModelSpec(
@@ -632,6 +662,7 @@ SPECS: list[ModelSpec] = [
         builder=build_samovar,
         description="SAMoVAR with causal EALA attention (beyond the paper)",
         family="ltsf",
+        options=OPTIONS,
         defaults={"attention": "eala"},
     ),
 ]

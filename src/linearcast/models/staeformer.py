@@ -4,8 +4,9 @@ The model follows the official code (XDZhelheim/STAEformer, ``model/STAEformer.p
 layer: same dimensions, embeddings, initialisation and mixed output projection, so that with
 softmax attention it has the official parameter count, ``1 060 260 + 960·N`` with the default
 config (see ``docs/models.md``). Modules are created in the official order, so one seed gives
-the same initial weights. The attention kernel is a config field (``attention=``); nothing else
-changes between STAEformer and ELinFormer.
+the same initial weights. The attention is a config field (an
+:class:`~linearcast.nn.AttentionSpec` per kind of block, option ``attention=`` in
+``model_overrides``); nothing else changes between STAEformer and ELinFormer.
 
 Beyond the paper: ``node_embedding="history"`` replaces the adaptive embedding (a ``[T, N, 80]``
 parameter that ties the model to one N) by an embedding computed from each node's own input
@@ -15,7 +16,7 @@ window, so a trained model runs on any number of nodes (registry name ``elinform
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -23,10 +24,9 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from linearcast.errors import ConfigError
-from linearcast.models.base import ModelSpec
-from linearcast.nn import SelfAttentionLayer
-from linearcast.nn.attention import KERNELS, EalaImpl, KernelTheta
-from linearcast.ops.linear import FeatureMap
+from linearcast.models.base import ModelSpec, check_options
+from linearcast.nn import AttentionSpec, SelfAttentionLayer, split_attention_options
+from linearcast.nn.kernels import OPTION_NAMES
 
 NodeEmbedding = Literal["adaptive", "history"]
 
@@ -55,20 +55,13 @@ class STAEformerConfig:
         dropout: dropout after attention and FFN.
         use_mixed_proj: per-node ``Linear(T_in·D → T_out·C_out)`` output (official default);
             otherwise ``Linear(T_in → T_out)`` over time then ``Linear(D → C_out)``.
-        attention: attention kernel, a key of :data:`linearcast.nn.attention.KERNELS`
-            (``"softmax"`` via SDPA, ``"softmax_naive"`` materialised as in the official code,
-            ``"eala"``, ``"linformer"``, ``"linear"``).
-        theta: EALA θ rule (``"paper"``, ``"gauss"``, ``"gauss_hclamp"``, a float, or
-            ``"learned"``: one positive θ per head and layer, a parameter initialised at 1).
-        temporal_impl: EALA path of temporal attention; ``"auto"`` picks quadratic for 12
-            steps (``L <= 2·head_dim``) and the op logs the choice.
-        spatial_impl: EALA path of spatial attention; ``"auto"`` picks linear once
-            ``N > 2·head_dim``.
-        clamp: EALA: clip negative weights (forces the quadratic path).
-        linformer_k: Linformer projected length (capped at the sequence length, so temporal
-            attention keeps all 12 steps).
-        linformer_share_kv: Linformer: one projection for keys and values.
-        feature_map: linear-attention feature map.
+        temporal_attention: the attention of the temporal blocks (across the ``T_in`` steps):
+            kernel (``"softmax"`` via SDPA, ``"softmax_naive"`` materialised as in the official
+            code, ``"eala"``, ``"linformer"``, ``"linear"``), θ, path, ... With EALA,
+            ``impl="auto"`` picks quadratic for 12 steps (``L <= 2·head_dim``); Linformer's k
+            is capped at the 12 steps. ``theta="learned"`` learns one θ per head and layer.
+        spatial_attention: the attention of the spatial blocks (across the N nodes); EALA's
+            ``"auto"`` picks linear once ``N > 2·head_dim``.
         node_embedding: ``"adaptive"`` (official) or ``"history"`` (beyond the paper: a
             per-node MLP of the node's input window, ``T_in → adaptive_embedding_dim →
             T_in·adaptive_embedding_dim``, shared by all nodes, so it does not tie the model to
@@ -94,14 +87,8 @@ class STAEformerConfig:
     num_layers: int = 3
     dropout: float = 0.1
     use_mixed_proj: bool = True
-    attention: str = "softmax"
-    theta: KernelTheta = "paper"
-    temporal_impl: EalaImpl = "auto"
-    spatial_impl: EalaImpl = "auto"
-    clamp: bool = False
-    linformer_k: int = 256
-    linformer_share_kv: bool = False
-    feature_map: FeatureMap = "elu1"
+    temporal_attention: AttentionSpec = field(default_factory=AttentionSpec)
+    spatial_attention: AttentionSpec = field(default_factory=AttentionSpec)
     node_embedding: NodeEmbedding = "adaptive"
     checkpoint_activations: bool = False
 
@@ -109,11 +96,9 @@ class STAEformerConfig:
         for name in ("num_nodes", "in_steps", "out_steps", "steps_per_day", "num_heads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"STAEformer {name} must be >= 1; found {getattr(self, name)}")
-        if self.attention not in KERNELS:
-            raise ConfigError(
-                f"unknown STAEformer attention {self.attention!r}; known kernels: "
-                f"{', '.join(sorted(KERNELS))}"
-            )
+        for spec in (self.temporal_attention, self.spatial_attention):
+            if spec.causal:
+                raise ConfigError("STAEformer attention sees every step and node: causal=False")
         if self.node_embedding not in ("adaptive", "history"):
             raise ConfigError(
                 "STAEformer node_embedding must be 'adaptive' or 'history'; "
@@ -142,7 +127,37 @@ class STAEformerConfig:
         return (
             (self.node_embedding == "adaptive" and self.adaptive_embedding_dim > 0)
             or self.spatial_embedding_dim > 0
-            or self.attention == "linformer"
+            or self.spatial_attention.kernel == "linformer"
+        )
+
+    @classmethod
+    def from_options(
+        cls, *, num_nodes: int, in_steps: int, out_steps: int, **options: Any
+    ) -> STAEformerConfig:
+        """The config of flat options, as ``model_overrides`` and the registry give them.
+
+        The attention options (``attention``, ``theta``, ``impl``, ``clamp``, ... — see
+        :data:`linearcast.nn.kernels.OPTION_NAMES`) apply to both kinds of block;
+        ``temporal_impl`` and ``spatial_impl`` set the EALA path of one kind.
+
+        Raises:
+            ConfigError: an option that is not a field (the known ones are named) or a bad value.
+        """
+        check_options("STAEformer", options, OPTIONS)
+        attention, rest = split_attention_options(options)
+        base = AttentionSpec().with_options(**attention)
+
+        def axis_spec(axis: str) -> AttentionSpec:
+            impl = rest.pop(f"{axis}_impl", None)
+            return base if impl is None else base.with_options(impl=impl)
+
+        return cls(
+            num_nodes=num_nodes,
+            in_steps=in_steps,
+            out_steps=out_steps,
+            temporal_attention=axis_spec("temporal"),
+            spatial_attention=axis_spec("spatial"),
+            **rest,
         )
 
     @property
@@ -232,19 +247,17 @@ class STAEformer(nn.Module):
             self.temporal_proj = nn.Linear(c.in_steps, c.out_steps)
             self.output_proj = nn.Linear(d, c.output_dim)
         self.attn_layers_t = nn.ModuleList(
-            [self._layer(seq_len=c.in_steps, impl=c.temporal_impl) for _ in range(c.num_layers)]
+            [self._layer(c.temporal_attention, c.in_steps) for _ in range(c.num_layers)]
         )
         self.attn_layers_s = nn.ModuleList(
-            [self._layer(seq_len=c.num_nodes, impl=c.spatial_impl) for _ in range(c.num_layers)]
+            [self._layer(c.spatial_attention, c.num_nodes) for _ in range(c.num_layers)]
         )
 
-    def _layer(self, *, seq_len: int, impl: EalaImpl) -> SelfAttentionLayer:
+    def _layer(self, attention: AttentionSpec, seq_len: int) -> SelfAttentionLayer:
         c = self.config
         return SelfAttentionLayer(
             c.model_dim, c.feed_forward_dim, c.num_heads, c.dropout,
-            kernel=c.attention, seq_len=seq_len, theta=c.theta, impl=impl, clamp=c.clamp,
-            linformer_k=c.linformer_k, linformer_share_kv=c.linformer_share_kv,
-            feature_map=c.feature_map,
+            kernel=attention, seq_len=seq_len,
         )  # fmt: skip
 
     def _check_input(self, x: Tensor) -> None:
@@ -262,7 +275,7 @@ class STAEformer(nn.Module):
                 "it to N (node_embedding='history' gives a model that runs on any N)"
             )
 
-    def _run(self, layer: nn.Module, h: Tensor, dim: int) -> Tensor:
+    def _block(self, layer: nn.Module, h: Tensor, dim: int) -> Tensor:
         if self.config.checkpoint_activations and self.training and torch.is_grad_enabled():
             out = checkpoint(layer, h, dim, use_reentrant=False)
             assert isinstance(out, Tensor)
@@ -299,9 +312,9 @@ class STAEformer(nn.Module):
             features.append(self.history_embedding(x[..., 0]))  # (B, T, N, 80)
         h = torch.cat(features, dim=-1)  # (B, T, N, D)
         for layer in self.attn_layers_t:
-            h = self._run(layer, h, dim=1)  # attention across T, per node
+            h = self._block(layer, h, dim=1)  # attention across T, per node
         for layer in self.attn_layers_s:
-            h = self._run(layer, h, dim=2)  # attention across N, per step
+            h = self._block(layer, h, dim=2)  # attention across N, per step
         if self.temporal_proj is None:
             out = h.transpose(1, 2).reshape(b, n, t * c.model_dim)  # (B, N, T·D)
             out = self.output_proj(out).view(b, n, c.out_steps, c.output_dim)  # (B, N, T', C)
@@ -313,21 +326,26 @@ class STAEformer(nn.Module):
 def build_staeformer(
     *, num_nodes: int, in_steps: int, out_steps: int, **overrides: Any
 ) -> STAEformer:
-    """Registry builder: ``STAEformer(STAEformerConfig(num_nodes, in_steps, out_steps, ...))``.
+    """Registry builder: ``STAEformer(STAEformerConfig.from_options(...))``.
 
     Raises:
-        ConfigError: for an override that is not a :class:`STAEformerConfig` field.
+        ConfigError: for an override that is not an option of :data:`OPTIONS`.
     """
-    known = {f.name for f in dataclasses.fields(STAEformerConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ConfigError(
-            f"unknown STAEformer option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+    return STAEformer(
+        STAEformerConfig.from_options(
+            num_nodes=num_nodes, in_steps=in_steps, out_steps=out_steps, **overrides
         )
-    config = STAEformerConfig(
-        num_nodes=num_nodes, in_steps=in_steps, out_steps=out_steps, **overrides
     )
-    return STAEformer(config)
+
+
+#: the flat options ``model_overrides`` may set: the config's fields but the shape and the two
+#: attention specs, the attention options, and the EALA path of each kind of block
+OPTIONS: frozenset[str] = frozenset(
+    {f.name for f in dataclasses.fields(STAEformerConfig)}
+    - {"num_nodes", "in_steps", "out_steps", "temporal_attention", "spatial_attention"}
+    | set(OPTION_NAMES)
+    | {"temporal_impl", "spatial_impl"}
+)
 
 
 def _spec(
@@ -342,6 +360,7 @@ def _spec(
         family="spatiotemporal",
         defaults=defaults,
         data_fields=("steps_per_day",),
+        options=OPTIONS,
     )
 
 

@@ -1,29 +1,33 @@
-"""Modules built on :mod:`linearcast.ops`: multi-head attention with a pluggable kernel, blocks,
-and a drop-in for ``torch.nn.MultiheadAttention`` (:func:`swap_attention`)."""
+"""Modules built on :mod:`linearcast.ops`: the attention spec and its kernels, multi-head
+attention, blocks, and a drop-in for ``torch.nn.MultiheadAttention`` (:func:`swap_attention`)."""
 
-from linearcast.nn.attention import (
-    KERNELS,
-    EalaKernel,
-    KernelOptions,
-    LinearKernel,
-    LinformerKernel,
-    MultiHeadAttention,
-    SoftmaxKernel,
-    make_kernel,
-)
+from linearcast.nn.attention import MultiHeadAttention
 from linearcast.nn.blocks import SelfAttentionLayer
 from linearcast.nn.dropin import EALAMultiheadAttention, swap_attention
+from linearcast.nn.kernels import (
+    KERNELS,
+    AttentionSpec,
+    EalaKernel,
+    Kernel,
+    KernelTheta,
+    LinformerKernel,
+    OpKernel,
+    make_kernel,
+    split_attention_options,
+)
 
 __all__ = [
     "KERNELS",
+    "AttentionSpec",
     "EALAMultiheadAttention",
     "EalaKernel",
-    "KernelOptions",
-    "LinearKernel",
+    "Kernel",
+    "KernelTheta",
     "LinformerKernel",
     "MultiHeadAttention",
+    "OpKernel",
     "SelfAttentionLayer",
-    "SoftmaxKernel",
     "make_kernel",
+    "split_attention_options",
     "swap_attention",
 ]

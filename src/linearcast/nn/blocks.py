@@ -7,6 +7,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from linearcast.nn.attention import MultiHeadAttention
+from linearcast.nn.kernels import AttentionSpec
 
 
 class SelfAttentionLayer(nn.Module):
@@ -23,9 +24,9 @@ class SelfAttentionLayer(nn.Module):
         feed_forward_dim: hidden width of the FFN.
         num_heads: attention heads.
         dropout: dropout after the attention and after the FFN.
-        kernel: attention kernel name (see :data:`linearcast.nn.attention.KERNELS`).
-        **attention_options: passed to :class:`MultiHeadAttention` (``seq_len``, ``theta``,
-            ``impl``, ``linformer_k``, ...).
+        kernel: the attention, an :class:`~linearcast.nn.AttentionSpec` or a kernel name.
+        **attention_options: passed to :class:`MultiHeadAttention` (``seq_len``, and spec
+            fields such as ``theta`` when ``kernel`` is a name).
     """
 
     def __init__(
@@ -35,7 +36,7 @@ class SelfAttentionLayer(nn.Module):
         num_heads: int = 8,
         dropout: float = 0.0,
         *,
-        kernel: str = "softmax",
+        kernel: str | AttentionSpec = "softmax",
         **attention_options: Any,
     ) -> None:
         super().__init__()

@@ -43,7 +43,7 @@ Dropout
 from __future__ import annotations
 
 import math
-from dataclasses import fields, replace
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import torch
@@ -51,13 +51,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from linearcast.errors import ConfigError
-from linearcast.nn.attention import EalaImpl, KernelOptions, SoftmaxKernel, make_kernel
-from linearcast.ops.eala_theta import ThetaRule
-from linearcast.ops.linear import FeatureMap
+from linearcast.nn.kernels import KERNEL_OPS, AttentionSpec, Kernel, make_kernel
 
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
-
-_KERNEL_OPTIONS = frozenset(f.name for f in fields(KernelOptions))
 
 
 class EALAMultiheadAttention(nn.Module):
@@ -80,18 +76,12 @@ class EALAMultiheadAttention(nn.Module):
         batch_first: inputs and output are ``[B, L, E]`` instead of ``[L, B, E]``.
         device: where the parameters are created.
         dtype: dtype of the parameters.
-        kernel: a key of :data:`linearcast.nn.KERNELS` (``"eala"``, ``"softmax"``,
-            ``"softmax_naive"``, ``"linformer"``, ``"linear"``).
-        causal: always causal, whatever ``forward`` is given (not with Linformer).
+        kernel: the attention, an :class:`~linearcast.nn.AttentionSpec` or a kernel name
+            (``"eala"``, ``"softmax"``, ``"softmax_naive"``, ``"linformer"``, ``"linear"``).
         seq_len: fixed key length; Linformer needs it.
-        theta: EALA θ rule (``"paper"``, ``"gauss"``, ``"gauss_hclamp"``, a float, ``"exact"``).
-        impl: EALA path (``"auto"``, ``"quadratic"``, ``"linear"``).
-        clamp: EALA: clip negative weights (quadratic path only).
-        eps: EALA: added to the paper's θ.
-        linformer_k: Linformer projected length (capped at ``seq_len``).
-        linformer_share_kv: Linformer: one projection for keys and values.
-        feature_map: linear attention feature map (``"elu1"`` or ``"identity"``).
-        recompute: EALA: recompute the op in backward instead of storing its intermediates.
+        **options: fields of the spec to set or change: ``causal=True`` (always causal,
+            whatever ``forward`` is given; not with Linformer), ``theta``, ``impl``, ``clamp``,
+            ``eps``, ``linformer_k``, ``linformer_share_kv``, ``feature_map``, ``recompute``.
     """
 
     # torch's TransformerEncoder and TransformerEncoderLayer read this private flag only to
@@ -114,19 +104,12 @@ class EALAMultiheadAttention(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         *,
-        kernel: str = "eala",
-        causal: bool = False,
+        kernel: str | AttentionSpec = "eala",
         seq_len: int | None = None,
-        theta: ThetaRule = "paper",
-        impl: EalaImpl = "auto",
-        clamp: bool = False,
-        eps: float = 1e-8,
-        linformer_k: int = 256,
-        linformer_share_kv: bool = False,
-        feature_map: FeatureMap = "elu1",
-        recompute: bool = False,
+        **options: Any,
     ) -> None:
         super().__init__()
+        spec = AttentionSpec.of(kernel, **options)
         if embed_dim < 1 or num_heads < 1 or embed_dim % num_heads != 0:
             raise ConfigError(
                 "EALAMultiheadAttention needs num_heads >= 1 dividing embed_dim >= 1; found "
@@ -150,7 +133,7 @@ class EALAMultiheadAttention(nn.Module):
         self.head_dim = embed_dim // num_heads
         self.dropout = dropout
         self.batch_first = batch_first
-        self.kernel_name = kernel
+        self.kernel_name = spec.kernel
         # torch's layout, parameter for parameter, so that its state dicts load unchanged
         self.in_proj_weight: nn.Parameter | None
         self.q_proj_weight: nn.Parameter | None
@@ -177,14 +160,9 @@ class EALAMultiheadAttention(nn.Module):
         self.bias_v: Tensor | None = None
         self.add_zero_attn = False
 
-        opts = KernelOptions(
-            causal=causal, seq_len=seq_len, theta=theta, impl=impl, clamp=clamp, eps=eps,
-            linformer_k=linformer_k, linformer_share_kv=linformer_share_kv,
-            feature_map=feature_map, recompute=recompute,
-        )  # fmt: skip
-        self.causal = causal
-        self.kernel = make_kernel(kernel, opts)
-        self.causal_kernel = None if causal else _causal_twin(kernel, opts, self.kernel)
+        self.causal = spec.causal
+        self.kernel = make_kernel(spec, num_heads=num_heads, seq_len=seq_len)
+        self.causal_kernel = None if spec.causal else _causal_twin(self.kernel, num_heads, seq_len)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -200,25 +178,19 @@ class EALAMultiheadAttention(nn.Module):
 
     @classmethod
     def from_torch(
-        cls, mha: nn.MultiheadAttention, *, kernel: str = "eala", **options: Any
+        cls, mha: nn.MultiheadAttention, *, kernel: str | AttentionSpec = "eala", **options: Any
     ) -> EALAMultiheadAttention:
         """The drop-in for ``mha``: same sizes, dropout, ``batch_first``, device, dtype, weights
         (copied) and ``requires_grad`` flags, and the training mode.
 
         Args:
             mha: the module to convert.
-            kernel: a key of :data:`linearcast.nn.KERNELS`.
-            **options: kernel options, the fields of :class:`KernelOptions` (``theta=``, ...).
+            kernel: an :class:`~linearcast.nn.AttentionSpec` or a kernel name.
+            **options: ``seq_len`` and fields of the spec (``theta=``, ...).
 
         Raises:
             ConfigError: an unknown option, or ``mha`` uses what the drop-in refuses.
         """
-        unknown = sorted(set(options) - _KERNEL_OPTIONS)
-        if unknown:
-            raise ConfigError(
-                f"unknown kernel option(s) {', '.join(unknown)}; the options are the fields of "
-                f"KernelOptions: {', '.join(sorted(_KERNEL_OPTIONS))}"
-            )
         ref = mha.out_proj.weight
         new = cls(
             mha.embed_dim, mha.num_heads, dropout=mha.dropout, bias=mha.in_proj_bias is not None,
@@ -309,7 +281,7 @@ class EALAMultiheadAttention(nn.Module):
         k = self._heads(k)  # (B, H, S, hd)
         v = self._heads(v)  # (B, H, S, hd)
         p = self.dropout if self.training else 0.0
-        if p > 0.0 and isinstance(self.kernel, SoftmaxKernel):
+        if p > 0.0 and KERNEL_OPS.get(self.kernel_name) == "softmax":
             out = _softmax_with_dropout(q, k, v, pad, causal, p)
         else:
             kern = self.kernel if self.causal or not causal else self.causal_kernel
@@ -376,7 +348,7 @@ class EALAMultiheadAttention(nn.Module):
         )
 
 
-def swap_attention(model: ModuleT, kernel: str = "eala", **options: Any) -> ModuleT:
+def swap_attention(model: ModuleT, kernel: str | AttentionSpec = "eala", **options: Any) -> ModuleT:
     """Replace every ``nn.MultiheadAttention`` inside ``model`` by :class:`EALAMultiheadAttention`.
 
     Weights, ``requires_grad`` flags, dropout, ``batch_first`` and the training mode are copied;
@@ -388,8 +360,8 @@ def swap_attention(model: ModuleT, kernel: str = "eala", **options: Any) -> Modu
 
     Args:
         model: any module tree, e.g. ``nn.TransformerEncoder``, ``nn.Transformer`` or one's own.
-        kernel: a key of :data:`linearcast.nn.KERNELS`.
-        **options: kernel options, the fields of :class:`KernelOptions` (``theta="gauss"``, ...).
+        kernel: an :class:`~linearcast.nn.AttentionSpec` or a kernel name.
+        **options: ``seq_len`` and fields of the spec (``theta="gauss"``, ...).
 
     Returns:
         ``model`` itself, changed in place.
@@ -425,15 +397,16 @@ def swap_attention(model: ModuleT, kernel: str = "eala", **options: Any) -> Modu
     return model
 
 
-def _causal_twin(name: str, opts: KernelOptions, kernel: nn.Module) -> nn.Module | None:
+def _causal_twin(kernel: Kernel, num_heads: int, seq_len: int | None) -> Kernel | None:
     """The causal version of a parameter-free kernel, for ``is_causal=True`` calls; None for
     kernels with parameters (a twin would not share them) or without a causal mode."""
     if any(True for _ in kernel.parameters()):
         return None
     try:
-        return make_kernel(name, replace(opts, causal=True))
+        spec = replace(kernel.spec, causal=True)
     except ConfigError:
         return None
+    return make_kernel(spec, num_heads=num_heads, seq_len=seq_len)
 
 
 def _padding_mask(mask: Tensor | None, b: int, s: int) -> Tensor | None:
@@ -481,7 +454,7 @@ def _softmax_with_dropout(
     """Softmax attention with dropout ``p`` on its weights, as torch's module applies in training.
 
     q ``[B, H, L, D]``, k ``[B, H, S, D]``, v ``[B, H, S, Dv]`` → ``[B, H, L, Dv]``; a query that
-    sees no key returns zeros, like :class:`SoftmaxKernel`.
+    sees no key returns zeros, like the softmax kernel.
     """
     scale = 1.0 / math.sqrt(q.shape[-1])
     if pad is None:

@@ -1,4 +1,4 @@
-"""Shape checks and small helpers shared by the kernels."""
+"""Shape checks and small helpers shared by the fast kernels (the references do without them)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,21 @@ def resolve_scale(scale: float | None, d: int) -> float:
     return 1.0 / math.sqrt(d) if scale is None else float(scale)
 
 
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32 for half types (their sums of N terms would round badly), else ``dtype``."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def check_padding_mask(key_padding_mask: Tensor, k: Tensor) -> None:
+    """Raise unless ``key_padding_mask`` is a bool ``[B, N]`` for keys ``k: [B, H, N, D]``."""
+    b, n = k.shape[0], k.shape[2]
+    if key_padding_mask.shape != (b, n) or key_padding_mask.dtype != torch.bool:
+        raise ConfigError(
+            f"key_padding_mask must be a bool tensor [B, N] = [{b}, {n}] (True = padded key); "
+            f"found {key_padding_mask.dtype} {tuple(key_padding_mask.shape)}"
+        )
+
+
 def valid_keys(key_padding_mask: Tensor | None, k: Tensor) -> Tensor | None:
     """Turn a ``[B, N]`` padding mask (True = padded, ignored) into ``[B, 1, N]`` valid weights.
 
@@ -40,10 +55,20 @@ def valid_keys(key_padding_mask: Tensor | None, k: Tensor) -> Tensor | None:
     """
     if key_padding_mask is None:
         return None
-    b, _, n, _ = k.shape
-    if key_padding_mask.shape != (b, n) or key_padding_mask.dtype != torch.bool:
-        raise ConfigError(
-            f"key_padding_mask must be a bool tensor [B, N] = [{b}, {n}] (True = padded key); "
-            f"found {key_padding_mask.dtype} {tuple(key_padding_mask.shape)}"
-        )
+    check_padding_mask(key_padding_mask, k)
     return (~key_padding_mask).to(k.dtype)[:, None, :]
+
+
+def allowed_keys(
+    q: Tensor, k: Tensor, causal: bool, key_padding_mask: Tensor | None
+) -> Tensor | None:
+    """Bool ``[B|1, 1, Nq, N]``: which key each query may see, or None for all."""
+    allowed: Tensor | None = None
+    nq, n = q.shape[2], k.shape[2]
+    if causal:
+        allowed = torch.ones(nq, n, dtype=torch.bool, device=q.device).tril()[None, None]
+    if key_padding_mask is not None:
+        check_padding_mask(key_padding_mask, k)
+        keep = (~key_padding_mask)[:, None, None, :]
+        allowed = keep if allowed is None else allowed & keep
+    return allowed

@@ -1,4 +1,4 @@
-"""EALA, linear time: the non-causal and causal fast paths and the ``impl=`` dispatcher.
+"""EALA: the ``impl=`` dispatcher and the non-causal linear-time path with its own backward.
 
 Non-causal (O(N·D·(D+Dv)) time, O(D·(D+Dv)) extra memory, never an N×N tensor)::
 
@@ -6,10 +6,10 @@ Non-causal (O(N·D·(D+Dv)) time, O(D·(D+Dv)) extra memory, never an N×N tenso
     S2 = max(rowsum((τq A) ⊙ τq), 0);  θ = rule(S2/n, n)
     O  = (sv + (τq M)/θ) / n
 
-Causal: prefix-mean centring with chunked prefix sums (inter-chunk state + masked intra-chunk
-terms); keys are shifted by the first key first, which cancels exactly and keeps
-``S2 = b − a²/n`` from cancelling catastrophically. The quadratic reference is in
-:mod:`linearcast.ops.eala_naive`.
+The other fast paths are :mod:`linearcast.ops.eala_causal` (causal, linear time) and
+:mod:`linearcast.ops.eala_short` (materialised scores: short sequences, ``clamp``, ``"exact"``).
+Their references, :mod:`linearcast.ops.eala_naive` and :mod:`linearcast.ops.eala_linear_ref`,
+import nothing from here.
 """
 
 from __future__ import annotations
@@ -18,18 +18,20 @@ import logging
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from linearcast.errors import ConfigError
-from linearcast.ops._common import check_qkv, resolve_scale, valid_keys
-from linearcast.ops.eala_naive import _compute_dtype, eala_attention_quadratic
+from linearcast.ops._common import check_qkv, compute_dtype, resolve_scale, valid_keys
+from linearcast.ops.eala_causal import causal_unchecked, eala_attention_causal
+from linearcast.ops.eala_short import eala_attention_short, short_unchecked
 from linearcast.ops.eala_theta import ThetaRule, check_theta_rule, theta_from_moments
 
 log = logging.getLogger(__name__)
 
-Impl = Literal["auto", "quadratic", "linear"]
+#: EALA's paths: ``"auto"`` picks one of the other two per call (:func:`choose_impl`).
+EalaImpl = Literal["auto", "quadratic", "linear"]
+IMPLS: tuple[EalaImpl, ...] = ("auto", "quadratic", "linear")
 _announced: set[tuple[object, ...]] = set()
 
 
@@ -43,13 +45,22 @@ def choose_impl(
     return "linear"
 
 
+def check_eala_options(impl: str, theta: ThetaRule, clamp: bool) -> None:
+    """Raise :class:`ConfigError` for options no path can serve together."""
+    if impl not in IMPLS:
+        raise ConfigError(f"impl must be 'auto', 'quadratic' or 'linear'; found {impl!r}")
+    if impl == "linear" and clamp:
+        raise ConfigError("clamp=True needs the weights themselves: use impl='quadratic'")
+    check_theta_rule(theta, allow_exact=impl != "linear")
+
+
 def eala_attention(
     q: Tensor,
     k: Tensor,
     v: Tensor,
     *,
     theta: ThetaRule = "paper",
-    impl: Impl = "auto",
+    impl: EalaImpl = "auto",
     causal: bool = False,
     scale: float | None = None,
     key_padding_mask: Tensor | None = None,
@@ -82,40 +93,24 @@ def eala_attention(
         can be negative where ``x_j < −θ``.
     """
     check_qkv(q, k, v, same_length=causal)
-    check_theta_rule(theta, allow_exact=True)
-    n_keys, d = k.shape[2], k.shape[3]
+    check_eala_options(impl, theta, clamp)
     if impl == "auto":
-        impl = choose_impl(n_keys, d, clamp=clamp, theta=theta)
-        key = (n_keys, d, causal, impl)
+        impl = choose_impl(k.shape[2], k.shape[3], clamp=clamp, theta=theta)
+        key = (k.shape[2], k.shape[3], causal, impl)
         if key not in _announced:
             _announced.add(key)
             log.info(
                 "eala_attention impl='auto' chose %s for N=%d, D=%d, causal=%s",
                 impl,
-                n_keys,
-                d,
+                k.shape[2],
+                k.shape[3],
                 causal,
             )
     if impl == "quadratic":
-        if causal or clamp or key_padding_mask is not None or theta == "exact":
-            return eala_attention_quadratic(
-                q, k, v, theta=theta, causal=causal, scale=scale,
-                key_padding_mask=key_padding_mask, clamp=clamp, eps=eps,
-            )  # fmt: skip
-        return eala_attention_short(q, k, v, theta=theta, scale=scale, eps=eps)
-    if impl != "linear":
-        raise ConfigError(f"impl must be 'auto', 'quadratic' or 'linear'; found {impl!r}")
-    if clamp:
-        raise ConfigError("clamp=True needs the weights themselves: use impl='quadratic'")
-    check_theta_rule(theta, allow_exact=False)
+        return short_unchecked(q, k, v, theta, causal, scale, key_padding_mask, clamp, eps)
     if causal:
-        return eala_attention_causal(
-            q, k, v, theta=theta, scale=scale, key_padding_mask=key_padding_mask,
-            eps=eps, chunk_size=chunk_size,
-        )  # fmt: skip
-    return eala_attention_linear(
-        q, k, v, theta=theta, scale=scale, key_padding_mask=key_padding_mask, eps=eps
-    )
+        return causal_unchecked(q, k, v, theta, scale, key_padding_mask, eps, chunk_size)
+    return _linear(q, k, v, theta, scale, key_padding_mask, eps)
 
 
 def eala_attention_linear(
@@ -138,6 +133,18 @@ def eala_attention_linear(
     """
     check_qkv(q, k, v)
     check_theta_rule(theta, allow_exact=False)
+    return _linear(q, k, v, theta, scale, key_padding_mask, eps)
+
+
+def _linear(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    theta: ThetaRule,
+    scale: float | None,
+    key_padding_mask: Tensor | None,
+    eps: float,
+) -> Tensor:
     out = _EalaLinear.apply(
         q, k, v, key_padding_mask, theta, resolve_scale(scale, q.shape[-1]), eps
     )
@@ -172,7 +179,7 @@ class _EalaLinear(torch.autograd.Function):
         eps: float,
     ) -> Tensor:
         dtype = q.dtype
-        cd = _compute_dtype(dtype)
+        cd = compute_dtype(dtype)
         qf, kf, vf = q.to(cd), k.to(cd), v.to(cd)
         d = q.shape[-1]
         valid = valid_keys(key_padding_mask, kf)
@@ -259,123 +266,13 @@ def _zero_padded(x: Tensor, valid: Tensor | None) -> Tensor:
     return x if valid is None else x * valid[..., None]
 
 
-def eala_attention_short(
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    *,
-    theta: ThetaRule = "paper",
-    scale: float | None = None,
-    eps: float = 1e-8,
-) -> Tensor:
-    """Non-causal, unmasked EALA with materialised scores and few temporaries (short N).
-
-    The same function as :func:`eala_attention_quadratic` (its reference) for that case, written
-    for speed and memory on short sequences such as STAEformer's 12 steps:
-    ``X = S − mean_j S`` (centred in place), ``S2 = rowdot(X, X)``, and
-    ``O = v̄ + (X v)/(θ n)`` — the weights ``1 + X/θ`` are never formed (they sum to n exactly).
-    Autograd keeps q, k, v and X only.
-
-    Args:
-        q: ``[B, H, Nq, D]``.
-        k: ``[B, H, N, D]``.
-        v: ``[B, H, N, Dv]``.
-        theta: a linear-time θ rule.
-        scale: score scale τ, default ``1/sqrt(D)``.
-        eps: added to the paper's θ.
-
-    Returns:
-        ``[B, H, Nq, Dv]``.
-    """
-    check_qkv(q, k, v)
-    check_theta_rule(theta, allow_exact=False)
-    dtype = q.dtype
-    cd = _compute_dtype(dtype)
-    q, k, v = q.to(cd), k.to(cd), v.to(cd)
-    n = k.shape[2]
-    x = (q * resolve_scale(scale, q.shape[-1])) @ k.transpose(-1, -2)  # (B, H, Nq, N)
-    x = x - x.mean(dim=-1, keepdim=True)
-    s2 = torch.linalg.vecdot(x, x)  # (B, H, Nq)
-    n_t = torch.full((), float(n), dtype=cd, device=q.device)
-    th = theta_from_moments(s2 / n, n_t, theta, eps)
-    out = torch.addcmul(v.mean(dim=-2, keepdim=True), x @ v, (1.0 / (th * n))[..., None])
-    return out.to(dtype)
-
-
-def _exclusive_cumsum(x: Tensor, dim: int) -> Tensor:
-    """Sum of all earlier slices along ``dim`` (the first slice gets zeros)."""
-    c = x.cumsum(dim)
-    return torch.cat(
-        [torch.zeros_like(c.narrow(dim, 0, 1)), c.narrow(dim, 0, c.shape[dim] - 1)], dim
-    )
-
-
-def eala_attention_causal(
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    *,
-    theta: ThetaRule = "paper",
-    scale: float | None = None,
-    key_padding_mask: Tensor | None = None,
-    eps: float = 1e-8,
-    chunk_size: int = 64,
-) -> Tensor:
-    """Causal EALA in O(N·D·(D+Dv)) time and O(N·(D+C)) extra memory (C = chunk size).
-
-    For query ``i`` with ``n_i`` visible keys (first key subtracted from all keys)::
-
-        a_i = τq_i·Σ_{j≤i} k_j;  S2_i = τ²q_iᵀ(Σ_{j≤i} k_j k_jᵀ)q_i − a_i²/n_i
-        o_i = [Σv + (τq_iᵀ Σ k_j v_jᵀ − (a_i/n_i) Σv)/θ_i] / n_i
-
-    Position 1 (n = 1) returns ``v_1`` exactly. See :func:`eala_attention` for the arguments.
-    """
-    check_qkv(q, k, v, same_length=True)
-    check_theta_rule(theta, allow_exact=False)
-    if chunk_size < 1:
-        raise ConfigError(f"chunk_size must be >= 1; found {chunk_size}")
-    dtype = q.dtype
-    cd = _compute_dtype(dtype)
-    q, k, v = q.to(cd), k.to(cd), v.to(cd)
-    b, h, n_len, d = q.shape
-    dv = v.shape[-1]
-    qs = q * resolve_scale(scale, d)
-    k0 = k - k[:, :, :1]  # shift by the first key: exact, and k0_1 = 0
-    valid = valid_keys(key_padding_mask, k)
-    if valid is None:
-        cnt = torch.ones(1, 1, n_len, 1, dtype=cd, device=q.device)
-        vm = v
-    else:
-        cnt = valid[..., None]  # (B, 1, N, 1)
-        k0 = k0 * cnt
-        vm = v * cnt
-    c = min(chunk_size, n_len)
-    pad = (-n_len) % c
-    if pad:
-        qs, k0, vm, cnt = (F.pad(t, (0, 0, 0, pad)) for t in (qs, k0, vm, cnt))
-    nc = (n_len + pad) // c
-    qc = qs.reshape(b, h, nc, c, d)
-    kc = k0.reshape(b, h, nc, c, d)
-    vc = vm.reshape(b, h, nc, c, dv)
-    cc = cnt.reshape(cnt.shape[0], 1, nc, c, 1)
-
-    # state before each chunk: Σk, [Σkkᵀ | Σkvᵀ], Σv, n
-    g_state = _exclusive_cumsum(kc.transpose(-1, -2) @ torch.cat([kc, vc], dim=-1), 2)
-    k_state = _exclusive_cumsum(kc.sum(dim=-2), 2)[..., None, :]  # (B, H, nc, 1, D)
-    v_state = _exclusive_cumsum(vc.sum(dim=-2), 2)[..., None, :]  # (B, H, nc, 1, Dv)
-    n_state = _exclusive_cumsum(cc.sum(dim=-2), 2)[..., None, :]  # (B|1, 1, nc, 1, 1)
-
-    tri = torch.ones(c, c, dtype=torch.bool, device=q.device).tril()
-    p = (qc @ kc.transpose(-1, -2)).masked_fill(~tri, 0.0)  # (B, H, nc, C, C) intra-chunk scores
-    qg = qc @ g_state  # (B, H, nc, C, D+Dv)
-    a = (qc * k_state).sum(dim=-1) + p.sum(dim=-1)  # (B, H, nc, C)
-    bq = (qg[..., :d] * qc).sum(dim=-1) + (p * p).sum(dim=-1)
-    qkv = qg[..., d:] + p @ vc  # (B, H, nc, C, Dv)
-    n_i = (n_state + cc.cumsum(dim=-2)).squeeze(-1)  # (B|1, 1, nc, C)
-    sv = v_state + vc.cumsum(dim=-2)  # (B, H, nc, C, Dv)
-
-    n_c = n_i.clamp_min(1.0)
-    s2 = (bq - a * a / n_c).clamp_min(0.0)
-    th = theta_from_moments(s2 / n_c, n_i, theta, eps)
-    out = (sv + (qkv - (a / n_c)[..., None] * sv) / th[..., None]) / n_c[..., None]
-    return out.reshape(b, h, nc * c, dv)[:, :, :n_len].to(dtype)
+__all__ = [
+    "IMPLS",
+    "EalaImpl",
+    "check_eala_options",
+    "choose_impl",
+    "eala_attention",
+    "eala_attention_causal",
+    "eala_attention_linear",
+    "eala_attention_short",
+]

@@ -1,118 +1,55 @@
-"""EALA, quadratic form: the readable reference, the short-sequence path, and analysis tools.
+"""EALA, quadratic form: the readable reference, and the analysis tools built on its weights.
 
-Everything here materialises the ``[B, H, Nq, N]`` scores. It is the path that supports
-``clamp=True`` and the analysis-only θ rule ``"exact"``, and the reference every linear-time
-path is tested against.
+Everything here materialises the ``[B, H, Nq, N]`` weights, in the plainest tensor code, and
+depends on nothing but torch and the θ rules (:mod:`linearcast.ops.eala_theta`): it is what
+every fast path (:mod:`linearcast.ops.eala`, ``eala_short``, ``eala_causal``) is tested against,
+so it shares no computation with them (only the input checks of :mod:`linearcast.ops._common`).
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from linearcast.ops._common import check_qkv, resolve_scale
-from linearcast.ops.eala_theta import ThetaRule, check_theta_rule, theta_from_moments
-from linearcast.ops.softmax import _allowed
-
-
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+from linearcast.ops._common import check_padding_mask, check_qkv
+from linearcast.ops.eala_theta import (
+    ThetaRule,
+    check_theta_rule,
+    softmax_entropy,
+    theta_of_scores,
+)
 
 
 class _Centred(NamedTuple):
     x: Tensor  # (B, H, Nq, N) centred scores, 0 where a key is not seen
-    mask: Tensor | None  # (B|1, 1|H, Nq, N) float 1/0, None when every key is seen
-    n: Tensor  # (B|1, 1|H, Nq|1, 1) number of keys seen (float)
+    mask: Tensor | None  # (B|1, 1, Nq, N) float 1/0, None when every key is seen
+    n: Tensor  # (B|1, 1, Nq|1, 1) number of keys seen (float)
 
 
 def _centred_scores(
     q: Tensor, k: Tensor, causal: bool, scale: float | None, key_padding_mask: Tensor | None
 ) -> _Centred:
-    tau = resolve_scale(scale, q.shape[-1])
+    tau = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     s = tau * q @ k.transpose(-1, -2)  # (B, H, Nq, N)
-    allowed = _allowed(q, k, causal, key_padding_mask)
-    if allowed is None:
+    seen = torch.ones(s.shape[-2:], dtype=torch.bool, device=s.device)[None, None]
+    if causal:
+        seen = seen.tril()
+    if key_padding_mask is not None:
+        seen = seen & ~key_padding_mask[:, None, None, :]
+    if not causal and key_padding_mask is None:
         n = torch.full((1, 1, 1, 1), float(k.shape[2]), dtype=s.dtype, device=s.device)
         return _Centred(s - s.mean(dim=-1, keepdim=True), None, n)
-    m = allowed.to(s.dtype)
+    m = seen.to(s.dtype)
     n = m.sum(dim=-1, keepdim=True)
     mean = (s * m).sum(dim=-1, keepdim=True) / n.clamp_min(1.0)
     return _Centred((s - mean) * m, m, n)
 
 
-def softmax_entropy(x: Tensor, mask: Tensor | None) -> Tensor:
-    """Entropy ``log Z − Σ p s`` of ``softmax(x)`` over the last axis (unseen keys excluded).
-
-    Args:
-        x: ``[..., N]`` scores.
-        mask: ``[..., N]`` (broadcastable) 1 for seen keys, 0 otherwise, or None.
-
-    Returns:
-        ``[...]``; 0 for a row that sees at most one key.
-    """
-    if mask is not None:
-        x = x.masked_fill(mask == 0, float("-inf"))
-    log_z = torch.logsumexp(x, dim=-1, keepdim=True)
-    p = torch.exp(x - log_z)
-    xs = torch.where(p > 0, x, torch.zeros_like(x))
-    h = (log_z - (p * xs).sum(dim=-1, keepdim=True)).squeeze(-1)
-    return torch.nan_to_num(h, nan=0.0, neginf=0.0, posinf=0.0)
-
-
-def _linear_entropy(x: Tensor, t: Tensor, mask: Tensor | None, n: Tensor) -> Tensor:
-    """Entropy of ``φ = (1 + t x)/n`` (t = 1/θ), all weights assumed ≥ 0."""
-    phi = (1.0 + t * x) / n
-    if mask is not None:
-        phi = phi * mask
-    return -torch.special.xlogy(phi, phi.clamp_min(0.0)).sum(dim=-1, keepdim=True)
-
-
-def exact_theta(x: Tensor, mask: Tensor | None, n: Tensor, iters: int = 80) -> Tensor:
-    """θ with ``H(φ_θ) = H(softmax(x))`` by bisection (analysis only, no gradient).
-
-    ``H(φ_θ)`` rises monotonically from the most peaked non-negative weighting (θ = −min x) to
-    ``log n`` (θ → ∞); the root is searched in ``t = 1/θ``. When softmax is more peaked than any
-    non-negative linear weighting can be, θ = −min x is returned (the closest one can get).
-
-    Args:
-        x: ``[B, H, Nq, N]`` centred scores, 0 at unseen keys.
-        mask: seen-key mask as in :func:`softmax_entropy`, or None.
-        n: ``[..., 1]`` keys seen per query.
-        iters: bisection steps (80 halves the bracket past float64 resolution).
-
-    Returns:
-        ``[B, H, Nq]`` θ, in ``x``'s dtype; 1 where all scores are equal.
-    """
-    with torch.no_grad():
-        x64 = x.double()
-        m64 = None if mask is None else mask.double()
-        n64 = n.double().clamp_min(1.0)
-        target = softmax_entropy(x64, m64)[..., None]
-        lowest = x64 if m64 is None else x64.masked_fill(m64 == 0, 0.0)
-        spread = (-lowest.min(dim=-1, keepdim=True).values).clamp_min(0.0)
-        flat = spread <= 1e-12 * (1.0 + x64.abs().amax(dim=-1, keepdim=True))
-        lo = torch.zeros_like(spread)
-        # just inside the non-negative range, so rounding cannot make the smallest weight < 0
-        hi = torch.where(flat, torch.ones_like(spread), (1 - 1e-9) / spread.clamp_min(1e-300))
-        for _ in range(iters):
-            mid = 0.5 * (lo + hi)
-            too_peaked = _linear_entropy(x64, mid, m64, n64) < target
-            hi = torch.where(too_peaked, mid, hi)
-            lo = torch.where(too_peaked, lo, mid)
-        t = lo  # the side whose entropy is at least the target
-        theta = torch.where(flat | (t <= 0), torch.ones_like(t), 1.0 / t.clamp_min(1e-300))
-        return theta.squeeze(-1).to(x.dtype)
-
-
-def _theta(
-    x: Tensor, mask: Tensor | None, n: Tensor, m2: Tensor, theta: ThetaRule, eps: float
-) -> Tensor:
-    """θ per query ``[B, H, Nq]`` from centred scores (``"exact"``) or their variance ``m2``."""
-    if theta == "exact":
-        return exact_theta(x, mask, n)
-    return theta_from_moments(m2, n.squeeze(-1), theta, eps)
+def _half_to_float(*tensors: Tensor) -> list[Tensor]:
+    return [t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for t in tensors]
 
 
 def eala_attention_quadratic(
@@ -180,13 +117,14 @@ def _eala_weights(
     eps: float,
 ) -> tuple[Tensor, Tensor]:
     check_qkv(q, k, v, same_length=causal)
+    if key_padding_mask is not None:
+        check_padding_mask(key_padding_mask, k)
     check_theta_rule(theta, allow_exact=True)
     dtype = q.dtype
-    cd = _compute_dtype(dtype)
-    q, k, v = q.to(cd), k.to(cd), v.to(cd)
+    q, k, v = _half_to_float(q, k, v)
     x, mask, n = _centred_scores(q, k, causal, scale, key_padding_mask)
     n_q = n.squeeze(-1)
-    th = _theta(x, mask, n, (x * x).sum(dim=-1) / n_q.clamp_min(1.0), theta, eps)
+    th = theta_of_scores(x, mask, n, (x * x).sum(dim=-1) / n_q.clamp_min(1.0), theta, eps)
     w = 1.0 + x / th[..., None]
     if mask is not None:
         w = w * mask
@@ -230,19 +168,19 @@ def eala_stats(
         :class:`EalaStats` with ``[B, H, Nq]`` fields, computed without gradient.
     """
     with torch.no_grad():
-        v = k.new_zeros((*k.shape[:3], 1))
-        check_qkv(q, k, v, same_length=causal)
+        check_qkv(q, k, k.new_zeros((*k.shape[:3], 1)), same_length=causal)
+        if key_padding_mask is not None:
+            check_padding_mask(key_padding_mask, k)
         check_theta_rule(theta, allow_exact=True)
-        cd = _compute_dtype(q.dtype)
-        q, k = q.to(cd), k.to(cd)
+        q, k = _half_to_float(q, k)
         x, mask, n = _centred_scores(q, k, causal, scale, key_padding_mask)
         n_q = n.squeeze(-1).expand(x.shape[:-1])
         m2 = (x * x).sum(dim=-1) / n_q.clamp_min(1.0)
-        th = _theta(x, mask, n, m2, theta, eps)
+        th = theta_of_scores(x, mask, n, m2, theta, eps)
         w = 1.0 + x / th[..., None]
         seen = torch.ones_like(x) if mask is None else mask
         phi = w * seen / n_q.clamp_min(1.0)[..., None]
-        neg = ((phi < 0) & (seen > 0)).sum(dim=-1).to(cd) / n_q.clamp_min(1.0)
+        neg = ((phi < 0) & (seen > 0)).sum(dim=-1).to(x.dtype) / n_q.clamp_min(1.0)
         pos = phi.clamp_min(0.0)
         h_lin = -torch.special.xlogy(pos, pos).sum(dim=-1)
         h_soft = softmax_entropy(x, mask)
@@ -285,8 +223,6 @@ __all__ = [
     "eala_attention_quadratic",
     "eala_stats",
     "eala_weights",
-    "exact_theta",
     "paper_first_order_entropy",
-    "softmax_entropy",
     "theta_star",
 ]

@@ -14,10 +14,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from linearcast.errors import ConfigError
-from linearcast.ops._common import check_qkv, valid_keys
-from linearcast.ops.softmax import _allowed
+from linearcast.ops._common import allowed_keys, check_qkv, valid_keys
 
 FeatureMap = Literal["elu1", "identity"]
+FEATURE_MAPS: tuple[FeatureMap, ...] = ("elu1", "identity")
 
 
 def _features(x: Tensor, feature_map: FeatureMap) -> Tensor:
@@ -60,7 +60,7 @@ def linear_attention_naive(
     fq = _features(q * (1.0 if scale is None else scale), feature_map)
     fk = _features(k, feature_map)
     a = fq @ fk.transpose(-1, -2)  # (B, H, Nq, N)
-    allowed = _allowed(q, k, causal, key_padding_mask)
+    allowed = allowed_keys(q, k, causal, key_padding_mask)
     if allowed is not None:
         a = a * allowed.to(a.dtype)
     out = a @ v

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from linearcast.errors import ConfigError
-from linearcast.ops._common import check_qkv, resolve_scale
+from linearcast.ops._common import allowed_keys, check_qkv, resolve_scale
 
 
 def softmax_attention_naive(
@@ -37,7 +37,7 @@ def softmax_attention_naive(
     check_qkv(q, k, v, same_length=causal)
     tau = resolve_scale(scale, q.shape[-1])
     s = tau * q @ k.transpose(-1, -2)  # (B, H, Nq, N)
-    allowed = _allowed(q, k, causal, key_padding_mask)
+    allowed = allowed_keys(q, k, causal, key_padding_mask)
     if allowed is not None:
         s = s.masked_fill(~allowed, float("-inf"))
     p = torch.softmax(s, dim=-1)
@@ -58,8 +58,9 @@ def softmax_attention(
 ) -> Tensor:
     """Softmax attention through ``scaled_dot_product_attention`` (flash / memory-efficient).
 
-    Same arguments and result as :func:`softmax_attention_naive`; ``impl="naive"`` runs the
-    reference. A query that sees no key returns zeros (SDPA alone would return NaN).
+    Same arguments and result as :func:`softmax_attention_naive`, its reference;
+    ``impl="naive"`` runs the reference. A query that sees no key returns zeros (SDPA alone
+    would return NaN).
     """
     if impl == "naive":
         return softmax_attention_naive(
@@ -71,25 +72,8 @@ def softmax_attention(
     tau = resolve_scale(scale, q.shape[-1])
     if key_padding_mask is None:
         return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=tau)
-    allowed = _allowed(q, k, causal, key_padding_mask)
+    allowed = allowed_keys(q, k, causal, key_padding_mask)
     assert allowed is not None
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=tau)
     seen = allowed.any(dim=-1, keepdim=True)  # (B, 1|H, Nq, 1)
     return torch.where(seen, out, torch.zeros((), dtype=out.dtype, device=out.device))
-
-
-def _allowed(q: Tensor, k: Tensor, causal: bool, key_padding_mask: Tensor | None) -> Tensor | None:
-    """Bool ``[B|1, 1, Nq, N]``: which key each query may see, or None for all."""
-    allowed: Tensor | None = None
-    nq, n = q.shape[2], k.shape[2]
-    if causal:
-        allowed = torch.ones(nq, n, dtype=torch.bool, device=q.device).tril()[None, None]
-    if key_padding_mask is not None:
-        if key_padding_mask.shape != (k.shape[0], n) or key_padding_mask.dtype != torch.bool:
-            raise ConfigError(
-                f"key_padding_mask must be a bool tensor [B, N] = [{k.shape[0]}, {n}]; "
-                f"found {key_padding_mask.dtype} {tuple(key_padding_mask.shape)}"
-            )
-        keep = (~key_padding_mask)[:, None, None, :]
-        allowed = keep if allowed is None else allowed & keep
-    return allowed
