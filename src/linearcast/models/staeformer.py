@@ -311,8 +311,12 @@ class STAEformer(nn.Module):
         elif self.history_embedding is not None:
             features.append(self.history_embedding(x[..., 0]))  # (B, T, N, 80)
         h = torch.cat(features, dim=-1)  # (B, T, N, D)
+        # one copy into the temporal layout and one back, instead of a transpose (and the copies
+        # it forces in the projections, residuals and LayerNorms) inside every temporal block
+        h = h.transpose(1, 2).contiguous()  # (B, N, T, D)
         for layer in self.attn_layers_t:
-            h = self._block(layer, h, dim=1)  # attention across T, per node
+            h = self._block(layer, h, dim=2)  # attention across T, per node
+        h = h.transpose(1, 2).contiguous()  # (B, T, N, D)
         for layer in self.attn_layers_s:
             h = self._block(layer, h, dim=2)  # attention across N, per step
         if self.temporal_proj is None:

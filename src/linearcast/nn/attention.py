@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from linearcast.errors import ConfigError
@@ -63,6 +65,17 @@ class MultiHeadAttention(nn.Module):
         # (B*, L, model_dim) -> (B*, H, L, head_dim)
         return x.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)
 
+    def _self_qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Self-attention's Q, K, V from one matmul with the three weights stacked (one pass
+        over ``x`` instead of three; the parameters stay three ``Linear`` as in the official
+        state_dict). ``x: [B*, L, model_dim]`` → three ``[B*, H, L, head_dim]`` views."""
+        weight = torch.cat((self.q_proj.weight, self.k_proj.weight, self.v_proj.weight))
+        bias = torch.cat((self.q_proj.bias, self.k_proj.bias, self.v_proj.bias))
+        qkv = F.linear(x, weight, bias)  # (B*, L, 3·model_dim)
+        qkv = qkv.unflatten(-1, (3, self.num_heads, self.head_dim)).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        return q, k, v
+
     def forward(
         self,
         query: Tensor,
@@ -92,9 +105,12 @@ class MultiHeadAttention(nn.Module):
             )
         lead = query.shape[:-2]
         lq, lk = query.shape[-2], key.shape[-2]
-        q = self._heads(self.q_proj(query).reshape(-1, lq, self.model_dim))  # (B*, H, Lq, hd)
-        k = self._heads(self.k_proj(key).reshape(-1, lk, self.model_dim))  # (B*, H, L, hd)
-        v = self._heads(self.v_proj(value).reshape(-1, lk, self.model_dim))  # (B*, H, L, hd)
+        if key is query and value is query:
+            q, k, v = self._self_qkv(query.reshape(-1, lq, self.model_dim))
+        else:
+            q = self._heads(self.q_proj(query).reshape(-1, lq, self.model_dim))  # (B*, H, Lq, hd)
+            k = self._heads(self.k_proj(key).reshape(-1, lk, self.model_dim))  # (B*, H, L, hd)
+            v = self._heads(self.v_proj(value).reshape(-1, lk, self.model_dim))  # (B*, H, L, hd)
         mask = None if key_padding_mask is None else key_padding_mask.reshape(-1, lk)
         out = self.kernel(q, k, v, mask)  # (B*, H, Lq, hd)
         out = out.transpose(1, 2).reshape(*lead, lq, self.model_dim)  # (..., Lq, model_dim)
