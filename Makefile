@@ -25,6 +25,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/ruff format --check src tests benchmarks tools
+	$(BIN)/lint-imports  # the layering contracts in pyproject.toml (docs/architecture.md)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
