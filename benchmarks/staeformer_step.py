@@ -35,6 +35,8 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "STAEformer, SDPA": ("staeformer", {}),
     "ELinFormer (paper θ)": ("elinformer", {}),
     "ELinFormer + checkpointing": ("elinformer", {"checkpoint_activations": True}),
+    "STAEformer, SDPA + fast dropout": ("staeformer", {"fast_dropout": True}),
+    "ELinFormer + fast dropout": ("elinformer", {"fast_dropout": True}),
 }
 DEFAULT_GRID = ["883x16", "170x16"]
 
@@ -58,6 +60,11 @@ def targets(records: list[dict[str, Any]], n: int = 883, b: int = 16) -> dict[st
     if ela and ckpt:
         out["checkpointing_gib"] = ckpt["delta_peak_bytes"] / 2**30
         out["checkpointing_vs_plain_time"] = ckpt["step_s"] / ela["step_s"]
+    fast, sdpa_fast = by.get("ELinFormer + fast dropout"), by.get("STAEformer, SDPA + fast dropout")
+    if fast and "flop_floor_s" in fast:
+        out["elinformer_fast_dropout_vs_flop_floor"] = fast["step_s"] / fast["flop_floor_s"]
+    if fast and sdpa_fast:
+        out["elinformer_vs_sdpa_time_both_fast_dropout"] = fast["step_s"] / sdpa_fast["step_s"]
     goals = {
         "elinformer_vs_flop_floor": 2.0,
         "elinformer_vs_sdpa_time": 0.7,

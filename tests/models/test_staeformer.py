@@ -320,3 +320,27 @@ def test_activation_checkpointing_gives_the_same_gradients_and_saves_less() -> N
     for a, b in zip(g1, g0, strict=True):
         torch.testing.assert_close(a, b)
     assert s1 < s0 / 3
+
+
+def test_fast_dropout_changes_only_the_training_masks() -> None:
+    kw: dict[str, Any] = {"num_nodes": 5, "in_steps": 12, "out_steps": 12, "num_layers": 1}
+    torch.manual_seed(0)
+    plain = build("elinformer", **kw)
+    torch.manual_seed(0)
+    fast = build("elinformer", fast_dropout=True, **kw)
+    assert fast.state_dict().keys() == plain.state_dict().keys()
+    for a, b in zip(plain.state_dict().values(), fast.state_dict().values(), strict=True):
+        assert torch.equal(a, b)  # same parameters from the same seed
+    x = torch.randn(2, 12, 5, 3)
+    x[..., 1], x[..., 2] = torch.rand(2, 12, 5), torch.randint(0, 7, (2, 12, 5)).float()
+    plain.eval(), fast.eval()
+    torch.testing.assert_close(fast(x), plain(x), rtol=0, atol=0)  # no dropout in eval
+    fast.train()
+    torch.manual_seed(1)
+    a = fast(x)
+    torch.manual_seed(2)
+    b = fast(x)
+    assert torch.isfinite(a).all() and not torch.equal(a, b)  # masks drawn while training
+    drop = fast.attn_layers_s[0].dropout1
+    kept = drop(torch.ones(200_000)) != 0
+    assert abs(kept.float().mean().item() - 0.9) < 0.005  # STAEformer's p = 0.1

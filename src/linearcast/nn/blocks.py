@@ -8,6 +8,26 @@ from torch import Tensor, nn
 
 from linearcast.nn.attention import MultiHeadAttention
 from linearcast.nn.kernels import AttentionSpec
+from linearcast.ops.dropout import dropout
+
+
+class FastDropout(nn.Module):
+    """``nn.Dropout`` through :func:`linearcast.ops.dropout` (cheaper masks on the CPU).
+
+    Args:
+        p: drop probability.
+    """
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x: [...]`` → same shape, dropped and rescaled while training."""
+        return dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
 
 class SelfAttentionLayer(nn.Module):
@@ -25,6 +45,8 @@ class SelfAttentionLayer(nn.Module):
         num_heads: attention heads.
         dropout: dropout after the attention and after the FFN.
         kernel: the attention, an :class:`~linearcast.nn.AttentionSpec` or a kernel name.
+        fast_dropout: masks from :func:`linearcast.ops.dropout` (cheaper on the CPU; another
+            random stream) instead of ``nn.Dropout``.
         **attention_options: passed to :class:`MultiHeadAttention` (``seq_len``, and spec
             fields such as ``theta`` when ``kernel`` is a name).
     """
@@ -37,6 +59,7 @@ class SelfAttentionLayer(nn.Module):
         dropout: float = 0.0,
         *,
         kernel: str | AttentionSpec = "softmax",
+        fast_dropout: bool = False,
         **attention_options: Any,
     ) -> None:
         super().__init__()
@@ -48,8 +71,8 @@ class SelfAttentionLayer(nn.Module):
         )
         self.ln1 = nn.LayerNorm(model_dim)
         self.ln2 = nn.LayerNorm(model_dim)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
+        self.dropout1: nn.Module = FastDropout(dropout) if fast_dropout else nn.Dropout(dropout)
+        self.dropout2: nn.Module = FastDropout(dropout) if fast_dropout else nn.Dropout(dropout)
 
     def forward(self, x: Tensor, dim: int = -2) -> Tensor:
         """Apply the block with attention along axis ``dim``.
