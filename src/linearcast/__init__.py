@@ -24,8 +24,9 @@ so ``import linearcast`` loads neither torch nor pandas.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from linearcast._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from linearcast.api import Run, fit, load_run
@@ -37,14 +38,4 @@ _EXPORTS = {"Run": "api", "fit": "api", "load_run": "api"}
 __all__ = ["Run", "__version__", "fit", "load_run"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'linearcast' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"linearcast.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

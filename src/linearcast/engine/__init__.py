@@ -17,8 +17,9 @@ See ``docs/engine.md``.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from linearcast._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from linearcast.engine.checkpoint import EarlyStopping, atomic_save, load_checkpoint
@@ -78,14 +79,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'linearcast.engine' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"linearcast.engine.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
