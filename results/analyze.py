@@ -19,6 +19,7 @@ Outputs under ``results/analysis/`` (JSON + PNG + a README table).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 from collections import defaultdict
@@ -162,15 +163,17 @@ def _swap_kernels(model: torch.nn.Module, theta: Any) -> None:
         _ = name
 
 
-def swap() -> dict[str, Any]:
+def swap(only: str = "", done: dict[str, Any] | None = None) -> dict[str, Any]:
     from lightning_fabric import Fabric
     from torch.utils.data import DataLoader
 
     from linearcast.engine.evaluation import evaluate
 
     fabric = Fabric(accelerator="cpu", devices=1)
-    rows: dict[str, Any] = {}
+    rows: dict[str, Any] = dict(done or {})
     for run_dir in _runs("spatiotemporal", "staeformer"):
+        if only not in run_dir.name or run_dir.name in rows:
+            continue  # filtered out, or measured by an earlier call (swap.json)
         model, _, prep = _load(run_dir)
         loader = DataLoader(prep.test, batch_size=64)
         res = {"softmax (trained)": evaluate(fabric, model, loader, prep).metrics["overall"]}
@@ -245,6 +248,7 @@ def var_maps() -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=("entropy", "swap", "var"))
+    parser.add_argument("--only", default="", help="swap: run directories containing this")
     args = parser.parse_args(argv)
     from linearcast import jsonio
 
@@ -257,7 +261,9 @@ def main(argv: list[str] | None = None) -> int:
         (OUT / "entropy.md").write_text(entropy_table(rows))
         print(entropy_table(rows))
     elif args.what == "swap":
-        rows = swap()
+        known = OUT / "swap.json"
+        done = json.loads(known.read_text()) if known.is_file() else {}
+        rows = swap(args.only, done)
         (OUT / "swap.json").write_text(jsonio.dumps(rows, indent=1) + "\n")
         (OUT / "swap.md").write_text(swap_table(rows))
         print(swap_table(rows))
