@@ -212,8 +212,14 @@ def _cmd_models(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- parsers
 def add_parser(sub: Any) -> None:
     """Add ``train``, ``evaluate``, ``predict`` and ``models`` to the top-level sub-parsers."""
-    fmt = argparse.RawDescriptionHelpFormatter
+    _add_train(sub)
+    _add_evaluate(sub)
+    _add_predict(sub)
+    _add_models(sub)
 
+
+def _add_train(sub: Any) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
     p: argparse.ArgumentParser = sub.add_parser(
         "train",
         help="train and test a model; writes a run directory",
@@ -225,6 +231,14 @@ def add_parser(sub: Any) -> None:
         epilog=TRAIN_EPILOG.format(presets=_presets_text()),
         formatter_class=fmt,
     )
+    _what_to_train(p)
+    _optimisation(p)
+    _devices(p)
+    _output(p)
+    p.set_defaults(func=_cmd_train)
+
+
+def _what_to_train(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("what to train")
     g.add_argument("--model", help="registry name (see `linearcast models`); default elinformer")
     g.add_argument(
@@ -254,6 +268,9 @@ def add_parser(sub: Any) -> None:
         "model_overrides.num_layers=2 --set synthetic.num_nodes=16 "
         "--set protocol_overrides.out_steps=24 (values parsed as TOML)",
     )
+
+
+def _optimisation(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, help="maximum number of epochs (max_epochs)")
     g.add_argument("--batch-size", type=int, help="training batch size per process")
@@ -271,6 +288,9 @@ def add_parser(sub: Any) -> None:
         metavar="N",
         help="at most N validation/test batches (quick runs only: metrics cover part of the set)",
     )
+
+
+def _devices(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("devices (Lightning Fabric)")
     g.add_argument("--accelerator", help="auto (default), cpu, cuda, mps")
     g.add_argument(
@@ -285,6 +305,9 @@ def add_parser(sub: Any) -> None:
         "--precision", help="32-true (default), bf16-mixed, 16-mixed (CUDA), bf16-true, 64-true"
     )
     g.add_argument("--num-workers", type=int, help="DataLoader worker processes (default 0)")
+
+
+def _output(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("output")
     g.add_argument("--out", metavar="DIR", help="parent folder of run directories (default runs)")
     g.add_argument("--run-name", help="exact run directory name (default <model>-<data>-<time>)")
@@ -300,8 +323,10 @@ def add_parser(sub: Any) -> None:
     g.add_argument(
         "--print-config", action="store_true", help="print the resolved config as JSON and exit"
     )
-    p.set_defaults(func=_cmd_train)
 
+
+def _add_evaluate(sub: Any) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser(
         "evaluate",
         help="recompute a run's test metrics from best.ckpt",
@@ -322,6 +347,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", metavar="FILE", help="also write the result as JSON to FILE")
     p.set_defaults(func=_cmd_evaluate)
 
+
+def _add_predict(sub: Any) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser(
         "predict",
         help="write a run's forecasts for every window of a split",
@@ -341,6 +369,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--accelerator", help="override the run's accelerator (e.g. cpu)")
     p.set_defaults(func=_cmd_predict)
 
+
+def _add_models(sub: Any) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser(
         "models",
         help="list the registry: names, families, flags, descriptions",
