@@ -159,7 +159,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     recs = result["records"]
     groups = sorted({(r["n"], r["batch"]) for r in recs}, key=lambda g: (-g[0], -g[1]))
     labels = [m for m in MODELS if any(r["label"] == m for r in recs)]
-    fig = Figure(figsize=(13, 4.8))
+    fig = Figure(figsize=(13, 5.4))
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 2)
     width = 0.8 / max(len(labels), 1)
@@ -184,12 +184,13 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax.set_xticklabels([f"N={n}, B={b}" for n, b in groups])
         ax.set_title(title)
         ax.grid(True, axis="y", alpha=0.3)
-    axes[0].legend(fontsize=8)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=min(len(names), 4), fontsize=8)
     m = result["machine"]
     where = m.get("gpu") or f"{m['cpu']} · {m['torch_threads']} threads"
     extra = f" · {result['precision']}" + (" · compiled" if result["compile"] else "")
     fig.suptitle(f"STAEformer vs ELinFormer, one Adam step · {where}{extra}")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))  # room for the legend below the panels
     fig.savefig(path, dpi=110)
 
 
