@@ -222,3 +222,26 @@ def test_multihead_attention_grads_equal_the_autograd_path(rule, monkeypatch):
     torch.testing.assert_close(y1, y2, rtol=1e-12, atol=1e-12)
     for a, b in zip(g1, g2, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_linear_path_under_cpu_bf16_autocast_computes_in_float32() -> None:
+    # autocast used to turn the op's inner matmuls into bfloat16 and save mixed dtypes, so the
+    # backward failed ("expected m1 and m2 to have the same dtype") for ELinFormer under
+    # --precision bf16-mixed; the op now computes in its own compute dtype under autocast
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 300, 16, generator=g, dtype=torch.bfloat16) for _ in range(3))
+    for t in (q, k, v):
+        t.requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = eala_attention(q, k, v, impl="linear")
+    assert out.dtype == torch.bfloat16
+    out.float().square().sum().backward()
+    grads = [t.grad for t in (q, k, v)]
+    assert all(gr is not None and gr.dtype == torch.bfloat16 for gr in grads)
+    # the same op outside autocast, from the same bf16 inputs: equal (autocast no longer matters)
+    q2, k2, v2 = (t.detach().clone().requires_grad_() for t in (q, k, v))
+    out2 = eala_attention(q2, k2, v2, impl="linear")
+    out2.float().square().sum().backward()
+    assert torch.equal(out, out2)
+    for a, b in zip(grads, (q2.grad, k2.grad, v2.grad), strict=True):
+        assert a is not None and b is not None and torch.equal(a, b)

@@ -14,6 +14,7 @@ import nothing from here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any, Literal
 
@@ -152,6 +153,13 @@ def _linear(
     return out
 
 
+def _no_autocast(device_type: str) -> contextlib.AbstractContextManager[Any]:
+    """Autocast off on ``device_type`` (a no-op where autocast does not exist, e.g. meta)."""
+    if torch.amp.is_autocast_available(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
+
+
 class _EalaLinear(torch.autograd.Function):
     """Non-causal linear EALA; backward recomputes ``K̂`` from the saved ``k`` and key mean.
 
@@ -169,6 +177,22 @@ class _EalaLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(
+        ctx: Any,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        key_padding_mask: Tensor | None,
+        theta: ThetaRule,
+        tau: float,
+        eps: float,
+    ) -> Tensor:
+        # autocast would run the matmuls below in bfloat16 and save mixed dtypes for backward:
+        # this op chooses its own compute dtype (float32 for half inputs)
+        with _no_autocast(q.device.type):
+            return _EalaLinear._forward(ctx, q, k, v, key_padding_mask, theta, tau, eps)
+
+    @staticmethod
+    def _forward(
         ctx: Any,
         q: Tensor,
         k: Tensor,
@@ -209,6 +233,11 @@ class _EalaLinear(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        with _no_autocast(grad_out.device.type):
+            return _EalaLinear._backward(ctx, grad_out)
+
+    @staticmethod
+    def _backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         q, k, v, key_padding_mask, g, kbar, sv, r = ctx.saved_tensors
         need_q, need_k, need_v = ctx.needs_input_grad[:3]
         tau: float = ctx.tau
