@@ -61,3 +61,9 @@ def make_config(tmp_path: Path) -> MakeConfig:
         return tiny_config(tmp_path / "runs", **changes)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny() -> Callable[..., TrainConfig]:
+    """:func:`tiny_config` itself, for module-scoped fixtures (they cannot use ``make_config``)."""
+    return tiny_config

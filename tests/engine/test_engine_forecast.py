@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,37 +25,14 @@ SHARED_DATA = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data").r
 RTOL, ATOL = 1e-5, 1e-4
 
 
-def tiny_config(out_dir: Path, **changes: object) -> TrainConfig:
-    """conftest's tiny ELinFormer (a module-scoped fixture cannot use its function fixture)."""
-    model = {"input_embedding_dim": 4, "tod_embedding_dim": 4, "dow_embedding_dim": 4,
-             "adaptive_embedding_dim": 4, "feed_forward_dim": 16, "num_layers": 1}  # fmt: skip
-    cfg = TrainConfig(
-        model="elinformer",
-        model_overrides=model,
-        data="synthetic",
-        synthetic={"num_nodes": 6, "days": 3, "seed": 1},  # type: ignore[arg-type]
-        protocol="pems",
-        batch_size=32,
-        max_epochs=1,
-        lr=3e-3,
-        loss="masked_mae",
-        max_train_batches=4,
-        accelerator="cpu",
-        out_dir=str(out_dir),
-        plots=False,
-        tensorboard=False,
-    )
-    return cfg.replace(**changes) if changes else cfg
-
-
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def run(tmp_path_factory: pytest.TempPathFactory, tiny: Callable[..., TrainConfig]) -> Path:
     """A tiny ELinFormer trained on 6 synthetic sensors (5-minute steps from 2024-01-01)."""
     out = tmp_path_factory.mktemp("forecast") / "runs"
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # module fixtures run before the per-test one-thread fixture
     try:
-        return train(tiny_config(out), verbose=False, report=False).run_dir
+        return train(tiny(out, tensorboard=False), verbose=False, report=False).run_dir
     finally:
         torch.set_num_threads(threads)
 
@@ -197,11 +175,13 @@ def test_null_last_value_warns(
     assert "y_hat" in captured.out  # no --out: the table is printed
 
 
-def test_step_numbers_without_time_and_exact_units(tmp_path: Path) -> None:
+def test_step_numbers_without_time_and_exact_units(
+    tmp_path: Path, make_config: Callable[..., TrainConfig]
+) -> None:
     """last-value needs no time features: forecasting a bare array gives step numbers, and
     the forecast is the last row in data units (the scaler round trip is exact enough)."""
-    cfg = tiny_config(
-        tmp_path / "runs",
+    cfg = make_config(
+        tensorboard=False,
         model="last-value",
         model_overrides={},
         protocol_overrides={"add_time_of_day": False, "add_day_of_week": False},
@@ -219,13 +199,13 @@ def test_step_numbers_without_time_and_exact_units(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} is absent (real data)")
 def test_etth1_forecast_matches_predict_and_the_calendar(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], make_config: Callable[..., TrainConfig]
 ) -> None:
     path = SHARED_DATA / "ETT" / "ETTh1.csv"
     if not path.is_file():
         pytest.skip(f"{path} is absent")
-    cfg = tiny_config(
-        tmp_path / "runs",
+    cfg = make_config(
+        tensorboard=False,
         model="dlinear",
         model_overrides={},
         data=str(path),
