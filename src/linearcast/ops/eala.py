@@ -14,9 +14,10 @@ import nothing from here.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import logging
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar, cast
 
 import torch
 from torch import Tensor
@@ -153,11 +154,23 @@ def _linear(
     return out
 
 
-def _no_autocast(device_type: str) -> contextlib.AbstractContextManager[Any]:
-    """Autocast off on ``device_type`` (a no-op where autocast does not exist, e.g. meta)."""
-    if torch.amp.is_autocast_available(device_type):
-        return torch.autocast(device_type, enabled=False)
-    return contextlib.nullcontext()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _without_autocast(fn: F) -> F:
+    """Run ``fn(ctx, tensor, ...)`` with autocast off on ``tensor``'s device: the op picks its own
+    compute dtype (float32 for half inputs), and autocast would run its inner matmuls in
+    bfloat16 and save mixed dtypes for backward. A no-op where autocast does not exist (meta)."""
+
+    @functools.wraps(fn)
+    def wrapper(ctx: Any, first: Tensor, *args: Any) -> Any:
+        device_type = first.device.type
+        if not torch.amp.is_autocast_available(device_type):
+            return fn(ctx, first, *args)
+        with torch.autocast(device_type, enabled=False):
+            return fn(ctx, first, *args)
+
+    return cast(F, wrapper)
 
 
 class _EalaLinear(torch.autograd.Function):
@@ -176,23 +189,8 @@ class _EalaLinear(torch.autograd.Function):
     """
 
     @staticmethod
+    @_without_autocast
     def forward(
-        ctx: Any,
-        q: Tensor,
-        k: Tensor,
-        v: Tensor,
-        key_padding_mask: Tensor | None,
-        theta: ThetaRule,
-        tau: float,
-        eps: float,
-    ) -> Tensor:
-        # autocast would run the matmuls below in bfloat16 and save mixed dtypes for backward:
-        # this op chooses its own compute dtype (float32 for half inputs)
-        with _no_autocast(q.device.type):
-            return _EalaLinear._forward(ctx, q, k, v, key_padding_mask, theta, tau, eps)
-
-    @staticmethod
-    def _forward(
         ctx: Any,
         q: Tensor,
         k: Tensor,
@@ -232,12 +230,8 @@ class _EalaLinear(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
+    @_without_autocast
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
-        with _no_autocast(grad_out.device.type):
-            return _EalaLinear._backward(ctx, grad_out)
-
-    @staticmethod
-    def _backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         q, k, v, key_padding_mask, g, kbar, sv, r = ctx.saved_tensors
         need_q, need_k, need_v = ctx.needs_input_grad[:3]
         tau: float = ctx.tau
