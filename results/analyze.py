@@ -232,8 +232,9 @@ def var_maps() -> dict[str, Any]:
         ax.set_xticks(range(0, lags, max(1, lags // 12)))
         ax.set_xticklabels([str(i + 1) for i in range(0, lags, max(1, lags // 12))])
         ax.set_title(
-            f"SAMoVAR on {ds}: |∂ forecast of {names[-1]} (next step) / ∂ input| through the "
-            f"extracted VAR coefficients (mean of 8 test windows)"
+            f"SAMoVAR on {ds}: |∂ forecast of {names[-1]} (next step) / ∂ input of each series|\n"
+            f"through the extracted VAR coefficients, mean of 8 test windows",
+            fontsize=10,
         )
         fig.colorbar(im, ax=ax, label="normalised units")
         fig.tight_layout()
