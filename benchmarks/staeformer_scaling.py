@@ -43,6 +43,23 @@ def slope(points: list[tuple[float, float]]) -> float | None:
     return sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx if sxx else None
 
 
+def predict_per_window_bytes(records: list[dict[str, Any]], label: str, n: int) -> float | None:
+    """Δ peak per window of ``label`` at ``n``, extrapolated from its smaller N (None if none).
+
+    Uses the fitted log-log slope of the measured points (at least 1: memory never grows slower
+    than the activations), or 2 (the materialised score matrix) from a single point. A
+    configuration predicted over budget is not started: a batch-1 probe that does not fit would
+    take the machine's memory from everything else running on it.
+    """
+    mine = sorted((r for r in records if r["label"] == label and r["n"] < n), key=lambda r: r["n"])
+    if not mine:
+        return None
+    fitted = slope([(r["n"], r["per_window_bytes_probe"]) for r in mine])
+    power = max(fitted, 1.0) if fitted is not None else 2.0
+    last = mine[-1]
+    return float(last["per_window_bytes_probe"] * (n / last["n"]) ** power)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -53,6 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget-gib", type=float, default=20.0, help="memory a run may use")
     p.add_argument("--limit-gib", type=float, default=24.0, help="the machine size reported")
     p.add_argument("--timeout", type=float, default=1800.0, help="per configuration, seconds")
+    p.add_argument(
+        "--max-step-seconds",
+        type=float,
+        default=0.0,
+        help="also cap the batch so that the step predicted from the batch-1 probe stays under "
+        "this (0 = no cap; per-window time is what is compared)",
+    )
     p.add_argument("--tag", default="")
     args = p.parse_args(argv)
 
@@ -68,6 +92,15 @@ def main(argv: list[str] | None = None) -> int:
         for n in args.ns:
             base = {"label": label, "model": model, "overrides": overrides, "n": n,
                     "mode": "train", "device": args.device, "repeats": 1, "warmup": 1}  # fmt: skip
+            predicted = predict_per_window_bytes(records, label, n)
+            if predicted is not None and predicted > args.budget_gib * 2**30:
+                gib = predicted / 2**30
+                reason = (
+                    f"batch 1 predicted at {gib:.1f} GiB (> {args.budget_gib:g} GiB) from smaller N"
+                )
+                skipped.append({**base, "reason": reason})
+                print(f"  {label:34s} N={n:5d}: skipped, {reason}", flush=True)
+                continue
             probe = spawn({**base, "batch": 1}, args.timeout)
             if isinstance(probe, str):
                 skipped.append({**base, "reason": f"batch 1: {probe}"})
@@ -75,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             per_window = max(probe["delta_peak_bytes"], 1)
             fits = [b for b in BATCHES if b * per_window <= args.budget_gib * 2**30]
+            if args.max_step_seconds > 0:
+                fits = [b for b in fits if b == 1 or b * probe["step_s"] <= args.max_step_seconds]
             if not fits:
                 skipped.append({**base, "reason": "batch 1 predicted over budget"})
                 continue
