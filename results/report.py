@@ -1,7 +1,7 @@
 """Tables and plots of a results table, from its per-run JSON files (nothing is re-trained).
 
     python results/report.py spatiotemporal    # -> results/spatiotemporal/README.md + .png
-    python results/report.py longhorizon
+    python results/report.py longhorizon       # -> results/longhorizon/README.md + .png
 
 Seeds of one (dataset, model) are aggregated as mean ± sample standard deviation; a model run
 with one seed shows its value alone. Timings are CPU seconds per epoch of the training process
@@ -220,6 +220,44 @@ def lh_tables(runs: Runs) -> str:
     return "\n".join(lines) + "\n"
 
 
+LH_ORDER = ("samovar", "samovar-lintrans", "samovar-fixedvar", "samovar-eala", "dlinear")
+
+
+def lh_plot(runs: Runs, path: Path) -> None:
+    """One panel per dataset: test MSE per model (mean ± std over seeds), persistence dashed."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    datasets = [d for d in ("ETTh1", "ETTh2", "ETTm1", "exchange", "ili")
+                if any(k[0] == d for k in runs)]  # fmt: skip
+    if not datasets:
+        return
+    fig = Figure(figsize=(3.6 * len(datasets), 3.8))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(datasets), squeeze=False)[0]
+    for ax, ds in zip(axes, datasets, strict=True):
+        models = [m for m in LH_ORDER if (ds, m) in runs]
+        stats = [_stat([_metric(r, "overall", "MSE") for r in runs[(ds, m)]]) for m in models]
+        means = [mean for mean, _ in stats]
+        colors = ["tab:blue" if m == "samovar" else "tab:grey" if m == "dlinear" else "tab:orange"
+                  for m in models]  # fmt: skip
+        ax.barh(range(len(models)), means, xerr=[std or 0.0 for _, std in stats],
+                color=colors, capsize=3)  # fmt: skip
+        labels = [f"{m} ({len(runs[(ds, m)])})" for m in models]
+        ax.set_yticks(range(len(models)))
+        ax.set_yticklabels(labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlim(left=min(means) * 0.9, right=max(means) * 1.05)
+        base = runs[(ds, models[0])][0]["baseline"]["test"]["overall"]["MSE"]
+        ax.set_xlabel(f"test MSE, standardised (persistence {base:.2f})", fontsize=8)
+        horizon = runs[(ds, models[0])][0]["config"]["protocol_overrides"].get("out_steps")
+        ax.set_title(f"{ds}, horizon {horizon}")
+        ax.grid(True, axis="x", alpha=0.3)
+    fig.suptitle("SAMoVAR (blue) vs its controls (orange) and DLinear; (seeds), mean ± std")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("table", choices=sorted(TABLES))
@@ -246,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         (out_dir / "facts.json").write_text(jsonio.dumps(facts, indent=1) + "\n")
     else:
         text = "\n".join(head) + lh_tables(runs)
+        lh_plot(runs, out_dir / f"{args.table}.png")
     (out_dir / "README.md").write_text(text)
     print(text)
     return 0
