@@ -81,6 +81,7 @@ GROUPS: dict[str, Group] = {
     "data": Group(
         (
             "src/linearcast/data/protocols.py",
+            "src/linearcast/data/prepared.py",  # Protocol.prepare's body, split out of protocols
             "src/linearcast/data/scaler.py",
             "src/linearcast/data/windows.py",
         ),

@@ -161,19 +161,7 @@ def var_coefficients(model: SAMoVAR, x: Tensor, *, time_domain: bool = True) -> 
             b, c = bc // cfg.num_series, cfg.num_series
             h, dh = cfg.n_heads, cfg.d_head
             s_mat = backbone.structural()  # (H, d_h, d_h)
-            mask = torch.ones(t, t, dtype=torch.bool, device=x0.device).tril()
-            prev: Tensor | None = None
-            lags = []
-            for q, v in backbone.queries_values(x0):  # (B·C, H, T, d_h) each
-                # A[(t,a),(i,c)] = [i ≤ t] v_i[a] q_t[c]: block lower-triangular, rank-1 blocks
-                a = torch.einsum("bhia,bhtc->bhtaic", v, q) * mask[:, None, :, None]
-                a = a.reshape(bc, h, t * dh, t * dh)
-                prev = a if prev is None else a @ prev  # B^(m) = A^(m) B^(m−1)
-                lags.append(prev)
-            layer_big = torch.stack(lags)  # (M, B·C, H, T·d_h, T·d_h)
-            total_big = _apply_st(s_mat, layer_big.sum(0), t, dh)  # Sᵀ Σ_m B^(m)
-            layer_lags = _to_blocks(layer_big, t, dh).reshape(len(lags), b, c, h, t, t, dh, dh)
-            total = _to_blocks(total_big, t, dh).reshape(b, c, h, t, t, dh, dh)
+            layer_lags, total = _lag_matrices(backbone, x0, s_mat, b, c)
 
             y = tr.backbone.y  # (B·C, N_seg, d)
             y_last = y[:, -1]  # (B·C, d)
@@ -209,6 +197,32 @@ def var_coefficients(model: SAMoVAR, x: Tensor, *, time_domain: bool = True) -> 
         return coeffs
     finally:
         model.train(was_training)
+
+
+def _lag_matrices(
+    backbone: VarBackbone, x0: Tensor, s_mat: Tensor, b: int, c: int
+) -> tuple[Tensor, Tensor]:
+    """Each layer's lag matrices ``B^(m)`` and ``Sᵀ Σ_m B^(m)`` from ``x0: [B·C, T, d]``.
+
+    Returns:
+        ``(layer_lags [M, B, C, H, T, T, d_h, d_h], total [B, C, H, T, T, d_h, d_h])``.
+    """
+    bc, t, _ = x0.shape
+    h, dh = s_mat.shape[0], s_mat.shape[-1]
+    mask = torch.ones(t, t, dtype=torch.bool, device=x0.device).tril()
+    prev: Tensor | None = None
+    lags = []
+    for q, v in backbone.queries_values(x0):  # (B·C, H, T, d_h) each
+        # A[(t,a),(i,c)] = [i ≤ t] v_i[a] q_t[c]: block lower-triangular, rank-1 blocks
+        a = torch.einsum("bhia,bhtc->bhtaic", v, q) * mask[:, None, :, None]
+        a = a.reshape(bc, h, t * dh, t * dh)
+        prev = a if prev is None else a @ prev  # B^(m) = A^(m) B^(m−1)
+        lags.append(prev)
+    layer_big = torch.stack(lags)  # (M, B·C, H, T·d_h, T·d_h)
+    total_big = _apply_st(s_mat, layer_big.sum(0), t, dh)  # Sᵀ Σ_m B^(m)
+    layer_lags = _to_blocks(layer_big, t, dh).reshape(len(lags), b, c, h, t, t, dh, dh)
+    total = _to_blocks(total_big, t, dh).reshape(b, c, h, t, t, dh, dh)
+    return layer_lags, total
 
 
 def _apply_st(s_mat: Tensor, big: Tensor, t: int, dh: int) -> Tensor:

@@ -95,25 +95,45 @@ def _ett(name: str, t: int) -> CatalogEntry:
     )
 
 
-def _drive(
-    name: str,
-    fmt: str,
-    protocol: str,
-    shape: tuple[int, int, int],
-    files: list[str],
-    main: str,
-    description: str,
-    source: str,
-) -> CatalogEntry:
+def _dcrnn(name: str, t: int, n: int, h5: str, adj: str, description: str) -> CatalogEntry:
+    """METR-LA / PEMS-BAY as DCRNN shares them: an HDF5 frame and a graph pickle, no URL."""
     return CatalogEntry(
         name=name,
-        format=fmt,
-        protocol=protocol,
-        shape=shape,
-        files=dict.fromkeys(files),
-        main_file=main,
+        format="metr",
+        protocol="metr",
+        shape=(t, n, 1),
+        files=dict.fromkeys([h5, adj]),
+        main_file=h5,
         description=description,
-        source=source,
+        source="DCRNN (liyaguang/DCRNN): Google Drive / Baidu links in its README",
+    )
+
+
+def _autoformer(name: str, t: int, n: int, description: str) -> CatalogEntry:
+    """A CSV of the Autoformer collection that has no direct URL."""
+    return CatalogEntry(
+        name=name,
+        format="ltsf",
+        protocol="ltsf",
+        shape=(t, n, 1),
+        files={f"{name}.csv": None},
+        main_file=f"{name}.csv",
+        description=description,
+        source="Autoformer (thuml/Autoformer): Google Drive link in its README",
+    )
+
+
+def _pgt(name: str, t: int, n: int, description: str) -> CatalogEntry:
+    """A pytorch-geometric-temporal JSON file."""
+    return CatalogEntry(
+        name=name,
+        format="pgt",
+        protocol="ltsf",
+        shape=(t, n, 1),
+        files={f"{name}.json": f"{_PGT}/{name}.json"},
+        main_file=f"{name}.json",
+        description=description,
+        source="pytorch_geometric_temporal (MIT)",
     )
 
 
@@ -124,25 +144,13 @@ CATALOG: dict[str, CatalogEntry] = {
         _pems("PEMS04", 16992, 307, 3),
         _pems("PEMS07", 28224, 883, 1),
         _pems("PEMS08", 17856, 170, 3),
-        _drive(
-            "METR-LA",
-            "metr",
-            "metr",
-            (34272, 207, 1),
-            ["metr-la.h5", "adj_mx.pkl"],
-            "metr-la.h5",
+        _dcrnn(
+            "METR-LA", 34272, 207, "metr-la.h5", "adj_mx.pkl",
             "Los Angeles loop detectors, speed, 5-minute",
-            "DCRNN (liyaguang/DCRNN): Google Drive / Baidu links in its README",
         ),
-        _drive(
-            "PEMS-BAY",
-            "metr",
-            "metr",
-            (52116, 325, 1),
-            ["pems-bay.h5", "adj_mx_bay.pkl"],
-            "pems-bay.h5",
+        _dcrnn(
+            "PEMS-BAY", 52116, 325, "pems-bay.h5", "adj_mx_bay.pkl",
             "Bay Area loop detectors, speed, 5-minute",
-            "DCRNN (liyaguang/DCRNN): Google Drive / Baidu links in its README",
         ),
         _ett("ETTh1", 17420),
         _ett("ETTh2", 17420),
@@ -168,36 +176,9 @@ CATALOG: dict[str, CatalogEntry] = {
             description="weekly US influenza-like illness, 2002-2020",
             source="CDC ILINet via the Autoformer CSV layout",
         ),
-        _drive(
-            "weather",
-            "ltsf",
-            "ltsf",
-            (52696, 21, 1),
-            ["weather.csv"],
-            "weather.csv",
-            "21 weather indicators, 10-minute, 2020",
-            "Autoformer (thuml/Autoformer): Google Drive link in its README",
-        ),
-        _drive(
-            "electricity",
-            "ltsf",
-            "ltsf",
-            (26304, 321, 1),
-            ["electricity.csv"],
-            "electricity.csv",
-            "hourly consumption of 321 clients",
-            "Autoformer (thuml/Autoformer): Google Drive link in its README",
-        ),
-        _drive(
-            "traffic",
-            "ltsf",
-            "ltsf",
-            (17544, 862, 1),
-            ["traffic.csv"],
-            "traffic.csv",
-            "hourly road occupancy of 862 sensors",
-            "Autoformer (thuml/Autoformer): Google Drive link in its README",
-        ),
+        _autoformer("weather", 52696, 21, "21 weather indicators, 10-minute, 2020"),
+        _autoformer("electricity", 26304, 321, "hourly consumption of 321 clients"),
+        _autoformer("traffic", 17544, 862, "hourly road occupancy of 862 sensors"),
         CatalogEntry(
             name="los_loop",
             format="matrix_csv",
@@ -212,38 +193,14 @@ CATALOG: dict[str, CatalogEntry] = {
             description="METR-LA speeds, 207 sensors, first week of March 2012 (T-GCN)",
             source="lehaifeng/T-GCN (MIT)",
         ),
-        CatalogEntry(
-            name="chickenpox",
-            format="pgt",
-            protocol="ltsf",
-            shape=(521, 20, 1),
-            files={"chickenpox.json": f"{_PGT}/chickenpox.json"},
-            main_file="chickenpox.json",
-            description="weekly chickenpox cases, 20 Hungarian counties (z-scored)",
-            source="pytorch_geometric_temporal (MIT)",
-        ),
-        CatalogEntry(
-            name="pedalme_london",
-            format="pgt",
-            protocol="ltsf",
-            shape=(35, 15, 1),
-            files={"pedalme_london.json": f"{_PGT}/pedalme_london.json"},
-            main_file="pedalme_london.json",
-            description="weekly bicycle deliveries, 15 London zones",
-            source="pytorch_geometric_temporal (MIT)",
-        ),
-        CatalogEntry(
-            name="england_covid",
-            format="pgt",
-            protocol="ltsf",
-            shape=(61, 129, 1),
-            files={"england_covid.json": f"{_PGT}/england_covid.json"},
-            main_file="england_covid.json",
-            description="daily COVID cases, 129 English regions, daily mobility graph",
-            source="pytorch_geometric_temporal (MIT)",
+        _pgt("chickenpox", 521, 20, "weekly chickenpox cases, 20 Hungarian counties (z-scored)"),
+        _pgt("pedalme_london", 35, 15, "weekly bicycle deliveries, 15 London zones"),
+        _pgt(
+            "england_covid", 61, 129,
+            "daily COVID cases, 129 English regions, daily mobility graph",
         ),
     ]
-}
+}  # fmt: skip
 
 
 def get_entry(name: str, catalog: dict[str, CatalogEntry] | None = None) -> CatalogEntry:

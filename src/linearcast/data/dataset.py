@@ -12,128 +12,27 @@ steps-per-day count (or return the exact columns a BasicTS file carried).
 
 from __future__ import annotations
 
-import math
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from linearcast.data import summary
+from linearcast.data.checks import (
+    NonFinitePolicy,
+    check_time_features,
+    count_non_finite,
+    handle_non_finite,
+)
+from linearcast.data.checks import _iter_row_chunks as _iter_row_chunks  # used by tests
+from linearcast.data.summary import graph_stats
 from linearcast.errors import DataError
-
-NonFinitePolicy = Literal["error", "null"]
-
-# Elements per chunk when scanning (possibly memory-mapped) arrays; keeps peak memory small.
-_CHUNK_ELEMENTS = 1 << 21
 
 
 def _source(path: Path | str | None, name: str) -> str:
     return str(path) if path is not None else f"dataset {name!r}"
-
-
-def _iter_row_chunks(values: np.ndarray) -> list[slice]:
-    """Row slices of ``values`` (first axis) holding about ``_CHUNK_ELEMENTS`` elements each."""
-    t = values.shape[0]
-    per_row = max(1, int(np.prod(values.shape[1:], dtype=np.int64)))
-    step = max(1, _CHUNK_ELEMENTS // per_row)
-    return [slice(a, min(a + step, t)) for a in range(0, t, step)]
-
-
-def count_non_finite(values: np.ndarray) -> tuple[int, int]:
-    """Count NaN and ±inf entries of an array, chunk by chunk (memmap friendly).
-
-    Args:
-        values: any float array, typically ``[T, N, F]``.
-
-    Returns:
-        ``(num_nan, num_inf)``.
-    """
-    n_nan = n_inf = 0
-    if not np.issubdtype(values.dtype, np.floating):
-        return 0, 0
-    for sl in _iter_row_chunks(values):
-        chunk = np.asarray(values[sl])
-        n_nan += int(np.isnan(chunk).sum())
-        n_inf += int(np.isinf(chunk).sum())
-    return n_nan, n_inf
-
-
-def handle_non_finite(
-    values: np.ndarray,
-    source: str,
-    null_value: float,
-    policy: NonFinitePolicy = "error",
-) -> np.ndarray:
-    """Apply the non-finite rule: raise, or replace NaN/inf by the null value with a warning.
-
-    Args:
-        values: ``[T, N, F]`` float array (may be a read-only memmap).
-        source: file name (or dataset name) used in the messages.
-        null_value: the dataset's null value (0.0 or NaN).
-        policy: ``"error"`` raises :class:`DataError` with the counts; ``"null"`` replaces
-            every NaN and ±inf by ``null_value`` (an in-memory copy when ``values`` is read-only)
-            and emits a :class:`UserWarning` with the counts.
-
-    Returns:
-        ``values`` itself when it holds no NaN/inf, else the cleaned array.
-    """
-    n_nan, n_inf = count_non_finite(values)
-    if n_nan == 0 and n_inf == 0:
-        return values
-    total = int(values.size)
-    found = f"{n_nan} NaN and {n_inf} infinite values out of {total}"
-    if policy == "error":
-        raise DataError(
-            f"{source}: expected finite values, found {found}. To treat them as missing "
-            f"(replaced by the null value {null_value}, masked in the metrics) use --set "
-            f"data_options.non_finite=null (Python: non_finite='null')."
-        )
-    if policy != "null":
-        raise DataError(f"{source}: non_finite must be 'error' or 'null', found {policy!r}.")
-    warnings.warn(
-        f"{source}: {found} replaced by the null value {null_value} (masked in metrics).",
-        UserWarning,
-        stacklevel=3,
-    )
-    out = np.array(values, dtype=np.float32, copy=True)
-    out[~np.isfinite(out)] = null_value
-    return out
-
-
-def check_time_features(
-    source: str, tod: np.ndarray | None = None, dow: np.ndarray | None = None
-) -> None:
-    """Check time features where data enters: time of day in [0, 1), day of week in 0..6.
-
-    Models index embedding tables with them (STAEformer: ``floor(tod · steps_per_day)`` and the
-    day); a value out of range (e.g. a step index given as time of day) would otherwise land
-    silently in the last slot or fail deep inside the model.
-
-    Raises:
-        DataError: naming the file, the expected range and the values found.
-    """
-    if tod is not None and len(tod):
-        t = np.asarray(tod, dtype=np.float64)
-        bad = ~np.isfinite(t) | (t < 0.0) | (t >= 1.0)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise DataError(
-                f"{source}: expected time-of-day fractions in [0, 1), found {int(bad.sum())} "
-                f"outside (first {t[i]:g} at step {i}; range "
-                f"{np.nanmin(t):g}..{np.nanmax(t):g}). "
-                f"A column of step indices or hours must be divided by steps per day or 24."
-            )
-    if dow is not None and len(dow):
-        d = np.asarray(dow, dtype=np.float64)
-        bad = ~np.isfinite(d) | (d < 0) | (d > 6) | (d != np.round(d))
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise DataError(
-                f"{source}: expected day-of-week integers 0..6 (Monday = 0), found "
-                f"{int(bad.sum())} other values (first {d[i]:g} at step {i})."
-            )
 
 
 @dataclass
@@ -349,147 +248,27 @@ class TimeSeriesDataset:
 
         Returns:
             A JSON-serialisable dict: name, path, shape, frequency, start, per-channel counts of
-            zeros / NaN / inf and min / max / mean over finite values, and graph statistics.
+            zeros / NaN / inf and min / max / mean over finite values, and graph statistics
+            (:func:`linearcast.data.summary.describe`).
         """
-        t, n, f = self.shape
-        zeros = np.zeros(f, dtype=np.int64)
-        nans = np.zeros(f, dtype=np.int64)
-        infs = np.zeros(f, dtype=np.int64)
-        sums = np.zeros(f, dtype=np.float64)
-        counts = np.zeros(f, dtype=np.int64)
-        mins = np.full(f, np.inf)
-        maxs = np.full(f, -np.inf)
-        for sl in _iter_row_chunks(self.values):
-            c = np.asarray(self.values[sl], dtype=np.float64)
-            fin = np.isfinite(c)
-            zeros += (c == 0).sum(axis=(0, 1))
-            nans += np.isnan(c).sum(axis=(0, 1))
-            infs += np.isinf(c).sum(axis=(0, 1))
-            counts += fin.sum(axis=(0, 1))
-            sums += np.where(fin, c, 0.0).sum(axis=(0, 1))
-            mins = np.minimum(mins, np.where(fin, c, np.inf).min(axis=(0, 1)))
-            maxs = np.maximum(maxs, np.where(fin, c, -np.inf).max(axis=(0, 1)))
-        names = self.channel_names or [f"ch{i}" for i in range(f)]
-        channels = []
-        for i in range(f):
-            ok = counts[i] > 0
-            channels.append(
-                {
-                    "name": names[i],
-                    "zeros": int(zeros[i]),
-                    "nan": int(nans[i]),
-                    "inf": int(infs[i]),
-                    "min": float(mins[i]) if ok else None,
-                    "max": float(maxs[i]) if ok else None,
-                    "mean": float(sums[i] / counts[i]) if ok else None,
-                }
-            )
-        out: dict[str, Any] = {
-            "name": self.name,
-            "path": str(self.path) if self.path is not None else None,
-            "format": self.meta.get("format"),
-            "series": self.series_stats(),
-            "shape": [t, n, f],
-            "memmap": self.is_memmap,
-            "freq_minutes": self.freq_minutes,
-            "steps_per_day": self.steps_per_day,
-            "start": str(self.start) if self.start is not None else None,
-            "null_value": None if math.isnan(self.null_value) else self.null_value,
-            "channels": channels,
-            "graph": graph_stats(self.adjacency),
-        }
-        return out
+        return summary.describe(self)
 
     def series_stats(self, far: float = 20.0, sample_rows: int = 100_000) -> list[dict[str, Any]]:
-        """Per channel: each series' min/max, and values far outside the series' robust range.
-
-        A series' robust range is its 5th..95th percentile (from up to ``sample_rows`` rows
-        spread over the file); a value is *far* when it lies more than ``far`` times that range
-        beyond it -- the signature of a sentinel such as Weather's -9999 that should be the null
-        value, not a reading. Min/max and the far counts are exact (a chunked pass).
+        """Per channel: each series' min/max, and values far outside the series' robust range
+        (:func:`linearcast.data.summary.series_stats`, which says what *far* means).
 
         Returns:
             One dict per channel: ``name``, ``min``/``max`` per series (``[N]`` lists),
-            ``far_low``/``far_high`` counts, ``far_values`` (up to 3 most frequent far values)
-            and ``far_series`` (up to 5 series names holding them).
+            ``far_low``/``far_high`` counts, ``far_values`` and ``far_series``.
         """
-        t, n, f = self.shape
-        rows = np.unique(np.linspace(0, t - 1, min(t, sample_rows)).round().astype(np.int64))
-        sample = np.asarray(self.values[rows], dtype=np.float64)  # (rows, N, F)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN series
-            q01 = np.nanpercentile(sample, 5, axis=0)  # (N, F)
-            q99 = np.nanpercentile(sample, 95, axis=0)
-        width = np.where(np.isfinite(q99 - q01), q99 - q01, 0.0)
-        # a series that is (almost) constant has no range to be far from: never flag it
-        lo = np.where(width > 0, q01 - far * width, -np.inf)
-        hi = np.where(width > 0, q99 + far * width, np.inf)
-        mins = np.full((n, f), np.inf)
-        maxs = np.full((n, f), -np.inf)
-        far_low = np.zeros((n, f), dtype=np.int64)
-        far_high = np.zeros((n, f), dtype=np.int64)
-        far_vals: list[dict[float, int]] = [{} for _ in range(f)]
-        for sl in _iter_row_chunks(self.values):
-            c = np.asarray(self.values[sl], dtype=np.float64)  # (rows, N, F)
-            fin = np.isfinite(c)
-            mins = np.minimum(mins, np.where(fin, c, np.inf).min(axis=0))
-            maxs = np.maximum(maxs, np.where(fin, c, -np.inf).max(axis=0))
-            low, high = fin & (c < lo), fin & (c > hi)
-            far_low += low.sum(axis=0)
-            far_high += high.sum(axis=0)
-            for ch in range(f):
-                hits = c[..., ch][low[..., ch] | high[..., ch]]
-                for v, k in zip(*np.unique(hits, return_counts=True), strict=True):
-                    far_vals[ch][float(v)] = far_vals[ch].get(float(v), 0) + int(k)
-        names = self.node_names or [f"node {i}" for i in range(n)]
-        channels = self.channel_names or [f"ch{i}" for i in range(f)]
-        out = []
-        for ch in range(f):
-            hit = np.flatnonzero((far_low[:, ch] + far_high[:, ch]) > 0)
-            top = sorted(far_vals[ch].items(), key=lambda kv: -kv[1])[:3]
-            out.append(
-                {
-                    "name": channels[ch],
-                    "min": [float(v) if np.isfinite(v) else None for v in mins[:, ch]],
-                    "max": [float(v) if np.isfinite(v) else None for v in maxs[:, ch]],
-                    "far_low": int(far_low[:, ch].sum()),
-                    "far_high": int(far_high[:, ch].sum()),
-                    "far_values": [{"value": v, "count": k} for v, k in top],
-                    "far_series": [names[i] for i in hit[:5]],
-                }
-            )
-        return out
+        return summary.series_stats(self, far=far, sample_rows=sample_rows)
 
 
-def graph_stats(adjacency: np.ndarray | None) -> dict[str, Any] | None:
-    """Statistics of an adjacency matrix.
-
-    Args:
-        adjacency: ``[N, N]`` weights, or ``None``.
-
-    Returns:
-        ``None`` without a graph, else nodes, directed non-zero entries off the diagonal,
-        undirected edges, self loops, symmetry, isolated nodes, density and weight range.
-    """
-    if adjacency is None:
-        return None
-    a = np.asarray(adjacency, dtype=np.float64)
-    n = a.shape[0]
-    off = a.copy()
-    np.fill_diagonal(off, 0.0)
-    nz = off != 0
-    nnz = int(nz.sum())
-    undirected = int((nz | nz.T).sum() // 2)
-    weights = off[nz]
-    isolated = int(((~nz).all(axis=0) & (~nz).all(axis=1)).sum())
-    return {
-        "nodes": int(n),
-        "nonzero_offdiag": nnz,
-        "undirected_edges": undirected,
-        "self_loops": int((np.diag(a) != 0).sum()),
-        "symmetric": bool(np.allclose(a, a.T)),
-        "isolated_nodes": isolated,
-        "density": float(nnz / (n * (n - 1))) if n > 1 else 0.0,
-        "weight_min": float(weights.min()) if nnz else None,
-        "weight_max": float(weights.max()) if nnz else None,
-    }
+__all__ = [
+    "NonFinitePolicy",
+    "TimeSeriesDataset",
+    "check_time_features",
+    "count_non_finite",
+    "graph_stats",
+    "handle_non_finite",
+]

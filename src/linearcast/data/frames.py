@@ -105,22 +105,11 @@ def as_dataset(
         return data
     if isinstance(data, pd.Series):
         data = data.to_frame(name=str(data.name) if data.name is not None else "y")
-    if isinstance(data, pd.DataFrame):
-        source = name or "dataframe"
-        if _is_long(data, id_column, ds_column, value_column):
-            values, ts, names = _from_long(data, id_column, ds_column, value_column, source)
-        else:
-            values, ts, names = _from_wide(data, time_column, source)
-        if node_names is None:
-            node_names = names
-    elif isinstance(data, np.ndarray):
-        source = name or "array"
-        values, ts = _from_array(data, source), None
-    else:
-        raise DataError(
-            f"expected a pandas DataFrame, a NumPy array [T, N] or [T, N, C], or a dataset "
-            f"path; found {type(data).__name__}."
-        )
+    values, ts, names, source = _values_of(
+        data, name, time_column, id_column, ds_column, value_column
+    )
+    if node_names is None:
+        node_names = names
     freq_name: str | None = None
     if ts is not None:
         if freq_minutes is not None or steps_per_day is not None or start is not None:
@@ -145,6 +134,32 @@ def as_dataset(
     if freq_name is not None:
         ds.meta["freq"] = freq_name
     return ds
+
+
+def _values_of(
+    data: Any,
+    name: str | None,
+    time_column: str | None,
+    id_column: str,
+    ds_column: str,
+    value_column: str,
+) -> tuple[np.ndarray, pd.DatetimeIndex | None, list[str] | None, str]:
+    """``(values [T, N, F], timestamps or None, series names or None, source)`` of a frame (long
+    or wide) or an array; ``source`` names it in messages."""
+    if isinstance(data, pd.DataFrame):
+        source = name or "dataframe"
+        if _is_long(data, id_column, ds_column, value_column):
+            values, ts, names = _from_long(data, id_column, ds_column, value_column, source)
+        else:
+            values, ts, names = _from_wide(data, time_column, source)
+        return values, ts, names, source
+    if isinstance(data, np.ndarray):
+        source = name or "array"
+        return _from_array(data, source), None, None, source
+    raise DataError(
+        f"expected a pandas DataFrame, a NumPy array [T, N] or [T, N, C], or a dataset "
+        f"path; found {type(data).__name__}."
+    )
 
 
 # ---------------------------------------------------------------------- layouts

@@ -30,24 +30,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader
 
-from linearcast.data.dataset import TimeSeriesDataset, check_time_features
-from linearcast.data.scaler import ScalerMode, StandardScaler
-from linearcast.data.windows import WindowDataset
+from linearcast.data.dataset import TimeSeriesDataset
+from linearcast.data.prepared import SPLITS, PreparedData, prepare
+from linearcast.data.scaler import ScalerMode
 from linearcast.errors import ConfigError, DataError
-from linearcast.metrics import NULL_ATOL
-
-if TYPE_CHECKING:
-    from linearcast.metrics import StreamingEvaluator
 
 SplitMode = Literal["basicts", "staeformer", "ltsf"]
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -255,6 +248,8 @@ class Protocol:
         return 0, self._time_borders(num_steps, steps_per_day)[0]
 
     # ------------------------------------------------------------------ preparation
+
+    # ------------------------------------------------------------------ preparation
     def prepare(self, dataset: TimeSeriesDataset) -> PreparedData:
         """Split, fit the scaler on the training rows and build the window datasets.
 
@@ -269,278 +264,69 @@ class Protocol:
             DataError: when a part has no complete window (series too short) or the dataset
                 lacks what the protocol asks for (time features, target channel).
         """
-        t, _, f = dataset.shape
-        src = dataset.source
-        if not 0 <= self.target_channel < f:
-            raise DataError(
-                f"{src}: protocol {self.name!r} forecasts channel {self.target_channel}, but the "
-                f"data has F={f} channels (shape {dataset.shape})."
-            )
-        try:
-            starts = self.window_starts(t, dataset.steps_per_day)
-        except DataError as err:
-            raise DataError(f"{src}: {err}") from None  # name the file
-        counts = {k: len(v) for k, v in starts.items()}
-        if min(counts.values()) < 1:
-            rows = (
-                self.split_rows(t, dataset.steps_per_day) if self.split_mode != "staeformer" else {}
-            )
-            detail = ", ".join(f"{k} {b - a} rows" for k, (a, b) in rows.items())
-            raise DataError(
-                f"{src}: expected a series long enough for one {self.in_steps}+{self.out_steps}"
-                f"-step window in each of train/val/test under protocol {self.label}, found "
-                f"T={t} steps ({detail or 'split by windows'}; windows {counts})."
-            )
-        null_value = dataset.null_value if self.null_value is None else self.null_value
-        a, b = self.scaler_rows(t, dataset.steps_per_day)
-        target_rows = dataset.values[a:b, :, self.target_channel]  # memmap view, no copy
-        scaler = StandardScaler(mode=self.scaler).fit(
-            target_rows,
-            null_value=null_value,
-            mask_null=self.scaler_mask_null,
-            source=f"{src} (training rows {a}..{b})",
-        )
-        mape_floor = self.mape_floor
-        if mape_floor is None:
-            mape_floor = max(NULL_ATOL, 1e-3 * _mean_abs(target_rows, null_value))
-        tod = dataset.time_of_day() if self.add_time_of_day else None
-        dow = dataset.day_of_week() if self.add_day_of_week else None
-        check_time_features(src, tod, dow)
-        parts = {
-            k: WindowDataset(
-                dataset.values,
-                starts[k],
-                self.in_steps,
-                self.out_steps,
-                scaler=scaler,
-                target_channel=self.target_channel,
-                time_of_day=tod,
-                day_of_week=dow,
-                scale_target=self.metrics_space == "scaled",
-            )
-            for k in SPLITS
-        }
-        return PreparedData(
-            protocol=self,
-            dataset=dataset,
-            scaler=scaler,
-            null_value=null_value,
-            train=parts["train"],
-            val=parts["val"],
-            test=parts["test"],
-            split_rows=self.split_rows(t, dataset.steps_per_day),
-            mape_floor=float(mape_floor),
-        )
+        return prepare(self, dataset)
 
 
-def _mean_abs(rows: np.ndarray, null_value: float) -> float:
-    """Mean of ``|y|`` over the finite, non-null entries of ``rows`` (chunked; memmap-friendly)."""
-    total, count = 0.0, 0
-    step = max(1, (1 << 21) // max(1, int(np.prod(rows.shape[1:]))))
-    for a in range(0, rows.shape[0], step):
-        c = np.abs(np.asarray(rows[a : a + step], dtype=np.float64))
-        ok = np.isfinite(c)
-        if not math.isnan(null_value):
-            ok &= ~np.isclose(c, abs(null_value), atol=NULL_ATOL, rtol=0.0)
-        total += float(c[ok].sum())
-        count += int(ok.sum())
-    return total / count if count else 0.0
-
-
-@dataclass
-class PreparedData:
-    """A dataset split under a protocol, ready for training.
-
-    Attributes:
-        protocol: the protocol used.
-        dataset: the source dataset.
-        scaler: fit on the training rows only.
-        null_value: value masked by the metrics.
-        train: training windows (``x: [in, N, C_in]``, ``y: [out, N, 1]``).
-        val: validation windows.
-        test: test windows.
-        split_rows: row range each part owns.
-        mape_floor: MAPE leaves out targets with ``|y|`` at or below this (see
-            :attr:`Protocol.mape_floor`).
-    """
-
-    protocol: Protocol
-    dataset: TimeSeriesDataset
-    scaler: StandardScaler
-    null_value: float
-    train: WindowDataset
-    val: WindowDataset
-    test: WindowDataset
-    split_rows: dict[str, tuple[int, int]] = field(default_factory=dict)
-    mape_floor: float = 5e-5
-
-    @property
-    def counts(self) -> dict[str, int]:
-        """Number of windows per part."""
-        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
-
-    @property
-    def input_channels(self) -> int:
-        """C_in of ``x``."""
-        return self.train.input_channels
-
-    @property
-    def num_nodes(self) -> int:
-        """N."""
-        return self.dataset.num_nodes
-
-    def to_target_space(self, pred: torch.Tensor) -> torch.Tensor:
-        """Map model outputs (scaled units) to the units of ``y``.
-
-        ``metrics_space="raw"`` (pems, metr): ``scaler.inverse_transform(pred)``, as STAEformer
-        does before its loss and metrics; ``"scaled"`` (ett, ltsf): ``pred`` unchanged.
-
-        Args:
-            pred: ``[B, out_steps, N, 1]`` (or ``[B, out_steps, N]``).
-
-        Returns:
-            Same shape, comparable with ``y``.
-        """
-        if self.protocol.metrics_space == "raw":
-            return self.scaler.inverse_transform(pred)
-        return pred
-
-    def evaluator(self) -> StreamingEvaluator:
-        """A :class:`~linearcast.metrics.StreamingEvaluator` with this protocol's horizons/null."""
-        from linearcast.metrics import StreamingEvaluator
-
-        return StreamingEvaluator(horizons=self.protocol.horizons, null_value=self.null_value)
-
-    def dataloaders(
-        self,
-        batch_size: int = 16,
-        *,
-        shuffle_train: bool = True,
-        num_workers: int = 0,
-        seed: int = 0,
-        drop_last: bool = False,
-    ) -> dict[str, DataLoader[Any]]:
-        """DataLoaders for the three parts (only the training one shuffled, seeded).
-
-        Returns:
-            ``{"train": ..., "val": ..., "test": ...}`` yielding ``(x [B, in, N, C_in],
-            y [B, out, N, 1])``.
-        """
-        gen = torch.Generator().manual_seed(seed)
-        return {
-            k: DataLoader(
-                getattr(self, k),
-                batch_size=batch_size,
-                shuffle=shuffle_train and k == "train",
-                num_workers=num_workers,
-                drop_last=drop_last and k == "train",
-                generator=gen if k == "train" else None,
-            )
-            for k in SPLITS
-        }
-
-    def masked_fraction(self, part: str = "test") -> float:
-        """Fraction of a part's target readings equal to the null value (rows it owns; each
-        reading counted once, not once per window)."""
-        a, b = self.split_rows.get(part, (0, 0))
-        rows = self.dataset.values[a:b, :, self.protocol.target_channel]
-        if rows.size == 0:
-            return 0.0
-        null = self.null_value
-        masked = 0
-        step = max(1, (1 << 21) // max(1, rows.shape[1]))
-        for i in range(0, rows.shape[0], step):
-            c = np.asarray(rows[i : i + step], dtype=np.float64)
-            hit = np.isnan(c)
-            if not math.isnan(null):
-                hit |= np.isclose(c, null, atol=NULL_ATOL, rtol=0.0)
-            masked += int(hit.sum())
-        return masked / rows.size
-
-    def summary(self) -> str:
-        """One line: dataset, shape, protocol label and counts."""
-        c = self.counts
-        return (
-            f"{self.dataset.name} {list(self.dataset.shape)} under {self.protocol.label}: "
-            f"train {c['train']}, val {c['val']}, test {c['test']} windows; {self.scaler}"
-        )
-
+#: settings the traffic (PEMS, METR-LA) presets share are the field defaults; the long-horizon
+#: (LTSF) presets share these
+_LTSF = Protocol(
+    name="ltsf",
+    in_steps=96,
+    out_steps=96,
+    split_ratios=(0.7, 0.1, 0.2),
+    split_mode="ltsf",
+    scaler="per_channel",
+    scaler_mask_null=False,
+    add_time_of_day=False,
+    add_day_of_week=False,
+    null_value=float("nan"),
+    metrics_space="scaled",
+    loss="mse",
+    horizons=(),
+    description="other LTSF CSVs: 96->{96..720}, 0.7/0.1/0.2, per-series z-score",
+)
+_PEMS = Protocol(
+    name="pems",
+    split_ratios=(0.6, 0.2, 0.2),
+    loss="huber",
+    description="PEMS03/04/07/08: 12->12, 6:2:2 by time, global scaler, null 0",
+)
+_METR = Protocol(
+    name="metr",
+    split_ratios=(0.7, 0.1, 0.2),
+    loss="masked_mae",
+    description="METR-LA/PEMS-BAY: 12->12, 7:1:2 by time, global scaler, null 0",
+)
 
 PROTOCOLS: dict[str, Protocol] = {
-    "pems": Protocol(
-        name="pems",
-        split_ratios=(0.6, 0.2, 0.2),
-        loss="huber",
-        description="PEMS03/04/07/08: 12->12, 6:2:2 by time, global scaler, null 0",
-    ),
-    "pems-staeformer": Protocol(
-        name="pems-staeformer",
-        split_ratios=(0.6, 0.2, 0.2),
-        split_mode="staeformer",
-        loss="huber",
-        description="PEMS0x as STAEformer's index.npz: windows split 6:2:2",
-    ),
-    "metr": Protocol(
-        name="metr",
-        split_ratios=(0.7, 0.1, 0.2),
-        loss="masked_mae",
-        description="METR-LA/PEMS-BAY: 12->12, 7:1:2 by time, global scaler, null 0",
-    ),
-    "metr-staeformer": Protocol(
-        name="metr-staeformer",
-        split_ratios=(0.7, 0.1, 0.2),
-        split_mode="staeformer",
-        loss="masked_mae",
-        description="METR-LA/PEMS-BAY as STAEformer's index.npz: windows split 7:1:2",
-    ),
-    "ett": Protocol(
-        name="ett",
-        in_steps=96,
-        out_steps=96,
-        split_months=(12, 4, 4),
-        split_mode="ltsf",
-        scaler="per_channel",
-        scaler_mask_null=False,
-        add_time_of_day=False,
-        add_day_of_week=False,
-        null_value=float("nan"),
-        metrics_space="scaled",
-        loss="mse",
-        horizons=(),
-        description="ETTh*/ETTm*: 96->{96..720}, 12/4/4 months, per-series z-score",
-    ),
-    "ltsf": Protocol(
-        name="ltsf",
-        in_steps=96,
-        out_steps=96,
-        split_ratios=(0.7, 0.1, 0.2),
-        split_mode="ltsf",
-        scaler="per_channel",
-        scaler_mask_null=False,
-        add_time_of_day=False,
-        add_day_of_week=False,
-        null_value=float("nan"),
-        metrics_space="scaled",
-        loss="mse",
-        horizons=(),
-        description="other LTSF CSVs: 96->{96..720}, 0.7/0.1/0.2, per-series z-score",
-    ),
-    "ili": Protocol(
-        name="ili",
-        in_steps=36,
-        out_steps=24,
-        split_ratios=(0.7, 0.1, 0.2),
-        split_mode="ltsf",
-        scaler="per_channel",
-        scaler_mask_null=False,
-        add_time_of_day=False,
-        add_day_of_week=False,
-        null_value=float("nan"),
-        metrics_space="scaled",
-        loss="mse",
-        horizons=(),
-        description="national_illness: 36->{24,36,48,60}, 0.7/0.1/0.2, per-series z-score",
-    ),
+    p.name: p
+    for p in (
+        _PEMS,
+        _PEMS.replace(
+            name="pems-staeformer",
+            split_mode="staeformer",
+            description="PEMS0x as STAEformer's index.npz: windows split 6:2:2",
+        ),
+        _METR,
+        _METR.replace(
+            name="metr-staeformer",
+            split_mode="staeformer",
+            description="METR-LA/PEMS-BAY as STAEformer's index.npz: windows split 7:1:2",
+        ),
+        _LTSF.replace(
+            name="ett",
+            split_ratios=(0.6, 0.2, 0.2),  # the field default; split_months decides
+            split_months=(12, 4, 4),
+            description="ETTh*/ETTm*: 96->{96..720}, 12/4/4 months, per-series z-score",
+        ),
+        _LTSF,
+        _LTSF.replace(
+            name="ili",
+            in_steps=36,
+            out_steps=24,
+            description="national_illness: 36->{24,36,48,60}, 0.7/0.1/0.2, per-series z-score",
+        ),
+    )
 }
 
 
@@ -564,3 +350,6 @@ def get_protocol(name: str | Protocol, **overrides: Any) -> Protocol:
             raise ConfigError(f"unknown protocol {name!r}; expected one of {sorted(PROTOCOLS)}.")
         base = PROTOCOLS[key]
     return base.replace(**overrides) if overrides else base
+
+
+__all__ = ["PROTOCOLS", "SPLITS", "PreparedData", "Protocol", "SplitMode", "get_protocol"]

@@ -76,6 +76,75 @@ def _daily_profile(
     return np.where(weekend, weekend_shape, weekday_shape)
 
 
+def _check_args(
+    num_nodes: int, days: int, steps_per_day: int, channels: int, missing_rate: float
+) -> None:
+    if num_nodes < 2 or days < 1 or steps_per_day < 1:
+        raise ConfigError(
+            f"synthetic_traffic: expected num_nodes >= 2, days >= 1, steps_per_day >= 1, found "
+            f"{num_nodes}, {days}, {steps_per_day}."
+        )
+    if channels not in (1, 3):
+        raise ConfigError(f"synthetic_traffic: channels must be 1 or 3, found {channels}.")
+    if not 0.0 <= missing_rate < 1.0:
+        raise ConfigError(
+            f"synthetic_traffic: missing_rate must be in [0, 1), found {missing_rate}."
+        )
+
+
+def _congestion_field(
+    rng: np.random.Generator, adj: np.ndarray, t: int, steps_per_day: int
+) -> np.ndarray:
+    """A congestion field ``[T, N]`` diffusing over the graph ``adj: [N, N]``: AR(1) noise
+    mixed with the neighbours' state, plus bursty incidents that spread to neighbours."""
+    n = adj.shape[0]
+    deg = adj.sum(1, keepdims=True)
+    trans = (adj / np.where(deg > 0, deg, 1.0)).astype(np.float64)  # (N, N) row-normalised
+    rho, mix = 0.97, 0.6
+    eps = rng.normal(0.0, 0.12, size=(t, n))
+    # bursty incidents: rare large shocks that spread to neighbours
+    shocks = rng.random((t, n)) < 2.0 / steps_per_day
+    eps += shocks * rng.uniform(0.8, 1.6, size=(t, n))
+    z = np.zeros((t, n))
+    prev = np.zeros(n)
+    for i in range(t):
+        prev = rho * ((1.0 - mix) * prev + mix * (trans @ prev)) + eps[i]
+        z[i] = prev
+    return z
+
+
+def _missing_mask(rng: np.random.Generator, t: int, n: int, missing_rate: float) -> np.ndarray:
+    """Missing readings ``[T, N]`` bool: half isolated, half outages of 6..36 steps."""
+    missing = rng.random((t, n)) < missing_rate / 2
+    n_out = round(missing_rate / 2 * t * n / 21.0)
+    for _ in range(n_out):
+        node = int(rng.integers(n))
+        a = int(rng.integers(t))
+        missing[a : a + int(rng.integers(6, 37)), node] = True
+    return missing
+
+
+def _channels(
+    rng: np.random.Generator,
+    flow: np.ndarray,
+    z: np.ndarray,
+    capacity: np.ndarray,
+    noise: float,
+    channels: int,
+) -> tuple[np.ndarray, list[str]]:
+    """``values: [T, N, channels]`` and their names from the flow ``[T, N]``: occupancy from
+    flow over capacity (``[1, N]``) and congestion ``z``, speed from occupancy."""
+    if channels == 1:
+        return flow[:, :, None], ["flow"]
+    n = flow.shape[1]
+    occ = np.clip(flow / capacity * 0.12 * (1.0 + 0.6 * np.clip(z, 0.0, None)), 0.0, 1.0)
+    free = rng.uniform(62.0, 70.0, size=(1, n))
+    speed = free * (1.0 - 0.65 / (1.0 + np.exp(-(occ - 0.18) / 0.04)))
+    speed *= 1.0 + 0.5 * noise * rng.standard_normal(flow.shape)
+    values = np.stack([flow, occ, np.clip(speed, 3.0, None)], axis=-1)
+    return values, ["flow", "occupancy", "speed"]
+
+
 def synthetic_traffic(
     num_nodes: int = 64,
     days: int = 14,
@@ -103,17 +172,7 @@ def synthetic_traffic(
         adjacency ``[N, N]`` with weights in ``(0, 1]``, null value 0 and
         ``meta["synthetic"] = True``.
     """
-    if num_nodes < 2 or days < 1 or steps_per_day < 1:
-        raise ConfigError(
-            f"synthetic_traffic: expected num_nodes >= 2, days >= 1, steps_per_day >= 1, found "
-            f"{num_nodes}, {days}, {steps_per_day}."
-        )
-    if channels not in (1, 3):
-        raise ConfigError(f"synthetic_traffic: channels must be 1 or 3, found {channels}.")
-    if not 0.0 <= missing_rate < 1.0:
-        raise ConfigError(
-            f"synthetic_traffic: missing_rate must be in [0, 1), found {missing_rate}."
-        )
+    _check_args(num_nodes, days, steps_per_day, channels, missing_rate)
     rng = np.random.default_rng(seed)
     n, t = num_nodes, days * steps_per_day
     adj = _road_graph(rng, n)
@@ -131,43 +190,16 @@ def synthetic_traffic(
     weekend = (weekday >= 5)[:, None]
     profile = _daily_profile(hours, morning, evening, weekend)  # (T, N)
 
-    # congestion field diffusing over the graph
-    deg = adj.sum(1, keepdims=True)
-    trans = (adj / np.where(deg > 0, deg, 1.0)).astype(np.float64)  # (N, N) row-normalised
-    rho, mix = 0.97, 0.6
-    eps = rng.normal(0.0, 0.12, size=(t, n))
-    # bursty incidents: rare large shocks that spread to neighbours
-    shocks = rng.random((t, n)) < 2.0 / steps_per_day
-    eps += shocks * rng.uniform(0.8, 1.6, size=(t, n))
-    z = np.zeros((t, n))
-    prev = np.zeros(n)
-    for i in range(t):
-        prev = rho * ((1.0 - mix) * prev + mix * (trans @ prev)) + eps[i]
-        z[i] = prev
+    z = _congestion_field(rng, adj, t, steps_per_day)  # (T, N)
     congestion = np.exp(-0.35 * np.clip(z, -3.0, 6.0))
 
     flow = level * profile * congestion
     flow *= 1.0 + noise * rng.standard_normal((t, n))
     flow = np.clip(flow, 1.0, None)
 
-    # missing readings: half isolated, half outages of 6..36 steps
-    missing = rng.random((t, n)) < missing_rate / 2
-    n_out = round(missing_rate / 2 * t * n / 21.0)
-    for _ in range(n_out):
-        node = int(rng.integers(n))
-        a = int(rng.integers(t))
-        missing[a : a + int(rng.integers(6, 37)), node] = True
+    missing = _missing_mask(rng, t, n, missing_rate)  # (T, N)
 
-    if channels == 1:
-        values = flow[:, :, None]
-        names = ["flow"]
-    else:
-        occ = np.clip(flow / capacity * 0.12 * (1.0 + 0.6 * np.clip(z, 0.0, None)), 0.0, 1.0)
-        free = rng.uniform(62.0, 70.0, size=(1, n))
-        speed = free * (1.0 - 0.65 / (1.0 + np.exp(-(occ - 0.18) / 0.04)))
-        speed *= 1.0 + 0.5 * noise * rng.standard_normal((t, n))
-        values = np.stack([flow, occ, np.clip(speed, 3.0, None)], axis=-1)
-        names = ["flow", "occupancy", "speed"]
+    values, names = _channels(rng, flow, z, capacity, noise, channels)  # (T, N, C)
     values = values.astype(np.float32)
     values[missing] = 0.0
     return TimeSeriesDataset(

@@ -6,11 +6,13 @@ import math
 import os
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from linearcast import jsonio
-from linearcast.data.dataset import TimeSeriesDataset, _iter_row_chunks
+from linearcast.data.checks import _iter_row_chunks
+from linearcast.data.dataset import TimeSeriesDataset
 from linearcast.data.protocols import Protocol, get_protocol
 from linearcast.errors import DataError
 
@@ -52,23 +54,9 @@ def write_basicts(
         raise DataError(f"{dat}: already exists; pass overwrite=True (--overwrite) to replace it.")
     proto = get_protocol(protocol or "pems")
     t, n, f = dataset.shape
-    extra: list[tuple[str, np.ndarray]] = []
-    known_time = dataset.steps_per_day is not None or dataset.timestamps is not None
-    known_time = known_time or dataset.tod_values is not None
-    if add_time_of_day and known_time:
-        extra.append(("time of day", dataset.time_of_day().astype(np.float32)))
-    if add_day_of_week and (known_time or dataset.dow_values is not None):
-        extra.append(("day of week", (dataset.day_of_week() / 7.0).astype(np.float32)))
+    extra = _time_columns(dataset, add_time_of_day, add_day_of_week)
     shape = (t, n, f + len(extra))
-    tmp = out / ".data.dat.part"
-    mm = np.memmap(tmp, dtype=np.float32, mode="w+", shape=shape)
-    for sl in _iter_row_chunks(dataset.values):
-        mm[sl, :, :f] = dataset.values[sl]
-        for j, (_, col) in enumerate(extra):
-            mm[sl, :, f + j] = col[sl, None]
-    mm.flush()
-    del mm
-    os.replace(tmp, dat)
+    _write_values(dataset, extra, shape, dat)
     names = list(dataset.channel_names or [f"channel {i}" for i in range(f)])
     if domain is not None:
         names[0] = domain
@@ -83,16 +71,7 @@ def write_basicts(
         "feature_description": names + [name for name, _ in extra],
         "has_graph": dataset.adjacency is not None,
         "frequency (minutes)": dataset.freq_minutes,
-        "regular_settings": {
-            "INPUT_LEN": proto.in_steps,
-            "OUTPUT_LEN": proto.out_steps,
-            "TRAIN_VAL_TEST_RATIO": list(proto.split_ratios),
-            "NORM_EACH_CHANNEL": proto.scaler == "per_channel",
-            "RESCALE": proto.metrics_space == "raw",
-            "METRICS": ["MAE", "RMSE", "MAPE"] if proto.metrics_space == "raw" else ["MAE", "MSE"],
-            # json writes NaN for a NaN null value, as BasicTS's own files do
-            "NULL_VAL": float("nan") if math.isnan(null) else float(null),
-        },
+        "regular_settings": _regular_settings(proto, null),
         "source": str(dataset.path) if dataset.path is not None else None,
     }
     (out / "desc.json").write_text(jsonio.dumps(desc, indent=4))
@@ -103,3 +82,52 @@ def write_basicts(
     elif adj_path.exists() and overwrite:
         adj_path.unlink()
     return out
+
+
+def _time_columns(
+    dataset: TimeSeriesDataset, add_time_of_day: bool, add_day_of_week: bool
+) -> list[tuple[str, np.ndarray]]:
+    """``(name, [T] float32)`` of the time channels to append: the time of day as a fraction,
+    the day of week as ``dow / 7`` (BasicTS's encoding), each when asked for and known."""
+    extra: list[tuple[str, np.ndarray]] = []
+    known_time = dataset.steps_per_day is not None or dataset.timestamps is not None
+    known_time = known_time or dataset.tod_values is not None
+    if add_time_of_day and known_time:
+        extra.append(("time of day", dataset.time_of_day().astype(np.float32)))
+    if add_day_of_week and (known_time or dataset.dow_values is not None):
+        extra.append(("day of week", (dataset.day_of_week() / 7.0).astype(np.float32)))
+    return extra
+
+
+def _write_values(
+    dataset: TimeSeriesDataset,
+    extra: list[tuple[str, np.ndarray]],
+    shape: tuple[int, int, int],
+    dat: Path,
+) -> None:
+    """Write ``data.dat`` ``[T, N, F + k]`` chunk by chunk through a temporary file."""
+    f = dataset.shape[2]
+    tmp = dat.with_name(".data.dat.part")
+    mm = np.memmap(tmp, dtype=np.float32, mode="w+", shape=shape)
+    for sl in _iter_row_chunks(dataset.values):
+        mm[sl, :, :f] = dataset.values[sl]
+        for j, (_, col) in enumerate(extra):
+            mm[sl, :, f + j] = col[sl, None]
+    mm.flush()
+    del mm
+    os.replace(tmp, dat)
+
+
+def _regular_settings(proto: Protocol, null: float) -> dict[str, Any]:
+    """BasicTS's ``regular_settings`` of ``proto``."""
+    raw = proto.metrics_space == "raw"
+    return {
+        "INPUT_LEN": proto.in_steps,
+        "OUTPUT_LEN": proto.out_steps,
+        "TRAIN_VAL_TEST_RATIO": list(proto.split_ratios),
+        "NORM_EACH_CHANNEL": proto.scaler == "per_channel",
+        "RESCALE": raw,
+        "METRICS": ["MAE", "RMSE", "MAPE"] if raw else ["MAE", "MSE"],
+        # json writes NaN for a NaN null value, as BasicTS's own files do
+        "NULL_VAL": float("nan") if math.isnan(null) else float(null),
+    }

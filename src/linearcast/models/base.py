@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from linearcast.errors import ConfigError
 
@@ -71,4 +71,22 @@ def check_options(model: str, overrides: Mapping[str, Any], known: Iterable[str]
         raise ConfigError(
             f"unknown {model} option(s) {', '.join(unknown)}; "
             f"known: {', '.join(sorted(known)) or 'none'}"
+        )
+
+
+def target_channel(x: Tensor, model: str, in_steps: int | None = None) -> Tensor:
+    """Channel 0 of ``x: [B, T, N, C_in]`` as ``[B, T, N]``, with a clear error on bad shapes."""
+    if x.dim() != 4 or (in_steps is not None and x.shape[1] != in_steps):
+        want = "T_in" if in_steps is None else f"T_in={in_steps}"
+        raise ConfigError(
+            f"{model} expects x of shape [B, {want}, N, C_in]; found {tuple(x.shape)}"
+        )
+    return x[..., 0]
+
+
+def check_steps(model: str, in_steps: int, out_steps: int) -> None:
+    """Raise :class:`ConfigError` unless ``in_steps`` and ``out_steps`` are both at least 1."""
+    if in_steps < 1 or out_steps < 1:
+        raise ConfigError(
+            f"{model} needs in_steps >= 1 and out_steps >= 1; found {in_steps} and {out_steps}"
         )

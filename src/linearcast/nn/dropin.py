@@ -42,8 +42,6 @@ Dropout
 
 from __future__ import annotations
 
-import math
-from dataclasses import replace
 from typing import Any, TypeVar
 
 import torch
@@ -51,7 +49,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from linearcast.errors import ConfigError
-from linearcast.nn.kernels import KERNEL_OPS, AttentionSpec, Kernel, make_kernel
+from linearcast.nn.kernels import KERNEL_OPS, AttentionSpec, make_kernel
+from linearcast.nn.mha_compat import (
+    batch_first_inputs,
+    causal_twin,
+    is_causal_mask,
+    padding_mask,
+    softmax_with_dropout,
+)
 
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
@@ -162,7 +167,7 @@ class EALAMultiheadAttention(nn.Module):
 
         self.causal = spec.causal
         self.kernel = make_kernel(spec, num_heads=num_heads, seq_len=seq_len)
-        self.causal_kernel = None if spec.causal else _causal_twin(self.kernel, num_heads, seq_len)
+        self.causal_kernel = None if spec.causal else causal_twin(self.kernel, num_heads, seq_len)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -243,22 +248,36 @@ class EALAMultiheadAttention(nn.Module):
                 "EALAMultiheadAttention does not return attention weights (found "
                 "need_weights=True): its linear kernels never form them; pass need_weights=False"
             )
-        if query.dim() not in (2, 3) or key.dim() != query.dim() or value.dim() != query.dim():
-            raise ConfigError(
-                "EALAMultiheadAttention expects query, key, value all of rank 3 (batched) or "
-                f"all of rank 2 (unbatched); found shapes {tuple(query.shape)}, "
-                f"{tuple(key.shape)}, {tuple(value.shape)}"
-            )
         batched = query.dim() == 3
         self_attention = query is key and key is value
-        if not batched:
-            query, key, value = query[None], key[None], value[None]
-            if key_padding_mask is not None:
-                key_padding_mask = key_padding_mask[None]
-        elif not self.batch_first:
-            query, key, value = query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1)
+        query, key, value, key_padding_mask = batch_first_inputs(
+            query, key, value, key_padding_mask, batch_first=self.batch_first
+        )  # (B, L|S, E|kdim|vdim)
+        self._check_widths(query, key, value)
         b, lq, _ = query.shape
         lk = key.shape[1]
+        pad = padding_mask(key_padding_mask, b, lk)  # (B, S) bool or None
+        causal = self._wants_causal(attn_mask, is_causal, lq, lk)
+
+        q, k, v = self._project(query, key, value, self_attention)  # (B, L|S, E) each
+        q = self._heads(q)  # (B, H, L, hd)
+        k = self._heads(k)  # (B, H, S, hd)
+        v = self._heads(v)  # (B, H, S, hd)
+        p = self.dropout if self.training else 0.0
+        if p > 0.0 and KERNEL_OPS.get(self.kernel_name) == "softmax":
+            out = softmax_with_dropout(q, k, v, pad, causal, p)
+        else:
+            kern = self.kernel if self.causal or not causal else self.causal_kernel
+            assert kern is not None  # _wants_causal refused a kernel without a causal mode
+            out = kern(q, k, v, pad)  # (B, H, L, hd)
+        out = self.out_proj(out.transpose(1, 2).reshape(b, lq, self.embed_dim))  # (B, L, E)
+        if not batched:
+            return out[0], None
+        return (out if self.batch_first else out.transpose(0, 1)), None
+
+    def _check_widths(self, query: Tensor, key: Tensor, value: Tensor) -> None:
+        """Raise unless query ``[B, L, E]``, key ``[B, S, kdim]`` and value ``[B, S, vdim]``."""
+        b = query.shape[0]
         if (
             query.shape[2] != self.embed_dim
             or key.shape[2] != self.kdim
@@ -273,24 +292,6 @@ class EALAMultiheadAttention(nn.Module):
                 f"after batch_first={self.batch_first}); found {tuple(query.shape)}, "
                 f"{tuple(key.shape)}, {tuple(value.shape)}"
             )
-        pad = _padding_mask(key_padding_mask, b, lk)  # (B, S) bool or None
-        causal = self._wants_causal(attn_mask, is_causal, lq, lk)
-
-        q, k, v = self._project(query, key, value, self_attention)  # (B, L|S, E) each
-        q = self._heads(q)  # (B, H, L, hd)
-        k = self._heads(k)  # (B, H, S, hd)
-        v = self._heads(v)  # (B, H, S, hd)
-        p = self.dropout if self.training else 0.0
-        if p > 0.0 and KERNEL_OPS.get(self.kernel_name) == "softmax":
-            out = _softmax_with_dropout(q, k, v, pad, causal, p)
-        else:
-            kern = self.kernel if self.causal or not causal else self.causal_kernel
-            assert kern is not None  # _wants_causal refused a kernel without a causal mode
-            out = kern(q, k, v, pad)  # (B, H, L, hd)
-        out = self.out_proj(out.transpose(1, 2).reshape(b, lq, self.embed_dim))  # (B, L, E)
-        if not batched:
-            return out[0], None
-        return (out if self.batch_first else out.transpose(0, 1)), None
 
     def _project(
         self, query: Tensor, key: Tensor, value: Tensor, self_attention: bool
@@ -319,7 +320,7 @@ class EALAMultiheadAttention(nn.Module):
         return x.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)
 
     def _wants_causal(self, attn_mask: Tensor | None, is_causal: bool, lq: int, lk: int) -> bool:
-        if attn_mask is not None and not _is_causal_mask(attn_mask, lq, lk):
+        if attn_mask is not None and not is_causal_mask(attn_mask, lq, lk):
             raise ConfigError(
                 "EALAMultiheadAttention accepts as attn_mask only the causal mask [L, L] (True "
                 f"or -inf above the diagonal), since kernel {self.kernel_name!r} cannot apply an "
@@ -395,74 +396,3 @@ def swap_attention(model: ModuleT, kernel: str | AttentionSpec = "eala", **optio
         ):
             module.use_nested_tensor = False
     return model
-
-
-def _causal_twin(kernel: Kernel, num_heads: int, seq_len: int | None) -> Kernel | None:
-    """The causal version of a parameter-free kernel, for ``is_causal=True`` calls; None for
-    kernels with parameters (a twin would not share them) or without a causal mode."""
-    if any(True for _ in kernel.parameters()):
-        return None
-    try:
-        spec = replace(kernel.spec, causal=True)
-    except ConfigError:
-        return None
-    return make_kernel(spec, num_heads=num_heads, seq_len=seq_len)
-
-
-def _padding_mask(mask: Tensor | None, b: int, s: int) -> Tensor | None:
-    """torch's ``key_padding_mask`` (bool True or float ``-inf`` = ignore) as bool ``[B, S]``."""
-    if mask is None:
-        return None
-    if mask.dtype == torch.bool:
-        pad = mask
-    elif mask.is_floating_point():
-        pad = mask == float("-inf")
-        if not bool(((mask == 0) | pad).all()):
-            raise ConfigError(
-                "a float key_padding_mask may hold only 0 (attend) and -inf (ignore): torch adds "
-                "it to the scores, which a linear kernel never forms; found other values"
-            )
-    else:
-        raise ConfigError(
-            f"key_padding_mask must be bool (True = ignore) or float (-inf = ignore); found "
-            f"{mask.dtype}"
-        )
-    if pad.shape != (b, s):
-        raise ConfigError(
-            f"key_padding_mask must be [B, S] = [{b}, {s}] ([S] for unbatched inputs); found "
-            f"{tuple(mask.shape)}"
-        )
-    return pad
-
-
-def _is_causal_mask(mask: Tensor, lq: int, lk: int) -> bool:
-    """Whether ``mask`` blocks exactly the keys after each query, in torch's bool or float form."""
-    if mask.shape != (lq, lk) or lq != lk:
-        return False
-    above = torch.ones(lq, lk, dtype=torch.bool, device=mask.device).triu(1)
-    if mask.dtype == torch.bool:
-        return torch.equal(mask, above)
-    if not mask.is_floating_point():
-        return False
-    blocked = mask == float("-inf")
-    return torch.equal(blocked, above) and bool((mask[~blocked] == 0).all())
-
-
-def _softmax_with_dropout(
-    q: Tensor, k: Tensor, v: Tensor, pad: Tensor | None, causal: bool, p: float
-) -> Tensor:
-    """Softmax attention with dropout ``p`` on its weights, as torch's module applies in training.
-
-    q ``[B, H, L, D]``, k ``[B, H, S, D]``, v ``[B, H, S, Dv]`` → ``[B, H, L, Dv]``; a query that
-    sees no key returns zeros, like the softmax kernel.
-    """
-    scale = 1.0 / math.sqrt(q.shape[-1])
-    if pad is None:
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=causal, scale=scale)
-    allowed = (~pad)[:, None, None, :]  # (B, 1, 1, S)
-    if causal:
-        tril = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool, device=q.device).tril()
-        allowed = allowed & tril  # (B, 1, L, S)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=p, scale=scale)
-    seen = allowed.any(dim=-1, keepdim=True)
-    return torch.where(seen, out, torch.zeros((), dtype=out.dtype, device=out.device))

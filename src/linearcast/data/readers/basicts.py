@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -54,51 +54,9 @@ def read_basicts(
     dat, desc_path = _basicts_paths(p)
     require_file(desc_path, "a BasicTS desc.json beside data.dat")
     require_file(dat, "a BasicTS data.dat (float32 memmap)")
-    try:
-        desc = json.loads(desc_path.read_text())
-    except json.JSONDecodeError as err:
-        raise DataError(f"{desc_path}: expected valid JSON, could not parse it ({err}).") from err
-    if not isinstance(desc, dict):
-        raise DataError(f"{desc_path}: expected a JSON object, found {type(desc).__name__}.")
-    if "shape" not in desc:
-        raise DataError(f"{desc_path}: expected key 'shape', found keys {sorted(desc)}.")
-    raw_shape = desc["shape"]
-    if (
-        not isinstance(raw_shape, list)
-        or len(raw_shape) != 3
-        or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in raw_shape)
-    ):
-        raise DataError(
-            f"{desc_path}: expected 'shape' as three positive integers [L, N, C], "
-            f"found {raw_shape!r}."
-        )
-    shape = tuple(raw_shape)
-    expected_bytes = int(np.prod(shape)) * 4
-    found_bytes = dat.stat().st_size
-    if found_bytes != expected_bytes:
-        raise DataError(
-            f"{dat}: expected {expected_bytes} bytes (float32 of shape {list(shape)} from "
-            f"desc.json), found {found_bytes} bytes."
-        )
+    desc, shape = _read_desc(desc_path, dat)
     data = np.memmap(dat, dtype=np.float32, mode="r", shape=shape)
-    features = [str(x).lower() for x in desc.get("feature_description", [])]
-    if len(features) != shape[2]:
-        features = features[: shape[2]] + ["value"] * (shape[2] - len(features))
-    time_idx = {f: i for i, f in enumerate(features) if f in _TIME_FEATURE_NAMES}
-    data_idx = [i for i, f in enumerate(features) if f not in _TIME_FEATURE_NAMES]
-    if not data_idx:
-        raise DataError(f"{desc_path}: expected at least one data channel, found only {features}.")
-    if data_idx == list(range(len(data_idx))):
-        values: np.ndarray = data[:, :, : len(data_idx)]  # still a memmap view
-    else:
-        values = np.asarray(data[:, :, data_idx])
-    tod = dow = None
-    if "time of day" in time_idx:
-        tod = np.array(data[:, 0, time_idx["time of day"]], dtype=np.float32)
-    if "day of week" in time_idx:
-        raw = np.array(data[:, 0, time_idx["day of week"]], dtype=np.float64)
-        # BasicTS >= 0.4 stores dow / 7; older files stored the index 0..6.
-        dow = np.rint(raw * 7 if raw.max(initial=0) < 1.0 + 1e-6 else raw).astype(np.int64) % 7
+    values, tod, dow, channel_names = _split_time_features(data, desc, desc_path)
     settings = desc.get("regular_settings", {}) or {}
     null_raw = settings.get("NULL_VAL", 0.0)
     null_value = float("nan") if null_raw is None else float(null_raw)
@@ -119,12 +77,71 @@ def read_basicts(
         freq_minutes=int(freq) if freq is not None else None,
         adjacency=adj,
         node_names=ids,
-        channel_names=[features[i] for i in data_idx],
+        channel_names=channel_names,
         null_value=null_value,
         tod_values=tod,
         dow_values=dow,
         meta={"format": "basicts", "desc": desc},
     )
+
+
+def _read_desc(desc_path: Path, dat: Path) -> tuple[dict[str, Any], tuple[int, int, int]]:
+    """``desc.json`` and the ``[L, N, C]`` shape it gives, checked against the size of ``dat``."""
+    try:
+        desc = json.loads(desc_path.read_text())
+    except json.JSONDecodeError as err:
+        raise DataError(f"{desc_path}: expected valid JSON, could not parse it ({err}).") from err
+    if not isinstance(desc, dict):
+        raise DataError(f"{desc_path}: expected a JSON object, found {type(desc).__name__}.")
+    if "shape" not in desc:
+        raise DataError(f"{desc_path}: expected key 'shape', found keys {sorted(desc)}.")
+    raw_shape = desc["shape"]
+    if (
+        not isinstance(raw_shape, list)
+        or len(raw_shape) != 3
+        or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in raw_shape)
+    ):
+        raise DataError(
+            f"{desc_path}: expected 'shape' as three positive integers [L, N, C], "
+            f"found {raw_shape!r}."
+        )
+    shape = (raw_shape[0], raw_shape[1], raw_shape[2])
+    expected_bytes = int(np.prod(shape)) * 4
+    found_bytes = dat.stat().st_size
+    if found_bytes != expected_bytes:
+        raise DataError(
+            f"{dat}: expected {expected_bytes} bytes (float32 of shape {list(shape)} from "
+            f"desc.json), found {found_bytes} bytes."
+        )
+    return desc, shape
+
+
+def _split_time_features(
+    data: np.ndarray, desc: dict[str, Any], desc_path: Path
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, list[str]]:
+    """Split ``data: [L, N, C]`` into the data channels ``[L, N, F]`` (a memmap view when they
+    come first), the exact time of day ``[L]`` and day of week ``[L]`` (None when absent) and
+    the data channels' names, by ``desc["feature_description"]``."""
+    c = data.shape[2]
+    features = [str(x).lower() for x in desc.get("feature_description", [])]
+    if len(features) != c:
+        features = features[:c] + ["value"] * (c - len(features))
+    time_idx = {f: i for i, f in enumerate(features) if f in _TIME_FEATURE_NAMES}
+    data_idx = [i for i, f in enumerate(features) if f not in _TIME_FEATURE_NAMES]
+    if not data_idx:
+        raise DataError(f"{desc_path}: expected at least one data channel, found only {features}.")
+    if data_idx == list(range(len(data_idx))):
+        values: np.ndarray = data[:, :, : len(data_idx)]  # still a memmap view
+    else:
+        values = np.asarray(data[:, :, data_idx])
+    tod = dow = None
+    if "time of day" in time_idx:
+        tod = np.array(data[:, 0, time_idx["time of day"]], dtype=np.float32)
+    if "day of week" in time_idx:
+        raw = np.array(data[:, 0, time_idx["day of week"]], dtype=np.float64)
+        # BasicTS >= 0.4 stores dow / 7; older files stored the index 0..6.
+        dow = np.rint(raw * 7 if raw.max(initial=0) < 1.0 + 1e-6 else raw).astype(np.int64) % 7
+    return values, tod, dow, [features[i] for i in data_idx]
 
 
 FORMAT = ReaderFormat(

@@ -206,35 +206,11 @@ def read_flow_pair(
         ``values [T, N, C]`` (C = 2 for a pair: inflow, outflow).
     """
     p = require_file(path, "an inflow/outflow array (.npz, .npy or .mat)")
-    other = partner_of(p)
-    files = [p]
-    if other is not None and other.exists():
-        files = [f for d in ("in", "out") for f in (p, other) if _direction(f) == d]
-    parts: list[np.ndarray] = []
-    spd: int | None = None
-    used: str = layout
-    for f in files:
-        arr, f_spd, used = to_time_node(_load_array(f, key), layout, str(f))
-        parts.append(arr)
-        spd = spd or f_spd
-    shapes = {a.shape for a in parts}
-    if len(shapes) != 1:
-        raise DataError(
-            f"{files[0]} and {files[1]}: expected the same [T, N] in both files, found "
-            f"{parts[0].shape} and {parts[1].shape}."
-        )
+    files, parts, spd, used = _read_pair(p, key, layout)  # parts: [T, N] each
     values = handle_non_finite(np.stack(parts, axis=-1), str(p), null_value, non_finite)
     n = values.shape[1]
     adj, note = resolve_adjacency(adjacency, n, p, values.shape, drop=graph_drop)
-    names: list[str] | None = None
-    if node_names == "auto":
-        names = sibling_node_names(p, n)
-    elif node_names is not None:
-        names = names_from_csv(require_file(node_names, "a CSV of node names"), n)
-        if names is None:
-            raise DataError(
-                f"{node_names}: expected {n} rows (one per node) and a column called *name*."
-            )
+    names = _node_names(node_names, p, n)
     if freq_minutes is None:
         freq_minutes = minutes_in_name(p)
     if len(files) == 2:
@@ -259,6 +235,45 @@ def read_flow_pair(
             "graph_note": note,
         },
     )
+
+
+def _read_pair(
+    p: Path, key: str | None, layout: Layout
+) -> tuple[list[Path], list[np.ndarray], int | None, str]:
+    """The files read (inflow first), their ``[T, N]`` arrays, the steps per day a layout gave
+    and the layout used."""
+    other = partner_of(p)
+    files = [p]
+    if other is not None and other.exists():
+        files = [f for d in ("in", "out") for f in (p, other) if _direction(f) == d]
+    parts: list[np.ndarray] = []
+    spd: int | None = None
+    used: str = layout
+    for f in files:
+        arr, f_spd, used = to_time_node(_load_array(f, key), layout, str(f))
+        parts.append(arr)
+        spd = spd or f_spd
+    shapes = {a.shape for a in parts}
+    if len(shapes) != 1:
+        raise DataError(
+            f"{files[0]} and {files[1]}: expected the same [T, N] in both files, found "
+            f"{parts[0].shape} and {parts[1].shape}."
+        )
+    return files, parts, spd, used
+
+
+def _node_names(node_names: PathLike | Literal["auto"] | None, p: Path, n: int) -> list[str] | None:
+    """The ``n`` node names: from a sibling CSV (``"auto"``), the CSV given, or None."""
+    names: list[str] | None = None
+    if node_names == "auto":
+        names = sibling_node_names(p, n)
+    elif node_names is not None:
+        names = names_from_csv(require_file(node_names, "a CSV of node names"), n)
+        if names is None:
+            raise DataError(
+                f"{node_names}: expected {n} rows (one per node) and a column called *name*."
+            )
+    return names
 
 
 def _claims(path: Path) -> bool:

@@ -4,6 +4,7 @@ and ``adj_mx.pkl``. PyTables' unpickling runs through the restricted unpickler."
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -48,6 +49,28 @@ def read_metr_h5(
         A dataset with ``values [T, N, 1]`` (speed, mph) and its timestamps.
     """
     p = require_file(path, "a pandas HDF5 file (.h5)")
+    df, key = _read_frame(p, key)
+    freq = check_timestamps(df.index, str(p))
+    arr = numeric_frame(df.copy(), str(p))
+    values = handle_non_finite(arr.astype(np.float32)[:, :, None], str(p), null_value, non_finite)
+    columns = [str(c) for c in df.columns]
+    adj, adjacency = _sensor_graph(p, adjacency, columns, values.shape)
+    return TimeSeriesDataset(
+        values=values,
+        name=name or p.stem,
+        path=p,
+        freq_minutes=freq,
+        timestamps=df.index,
+        adjacency=adj,
+        node_names=columns,
+        channel_names=["speed"],
+        null_value=null_value,
+        meta={"format": "metr", "key": key, "adjacency": str(adjacency) if adjacency else None},
+    )
+
+
+def _read_frame(p: Path, key: str | None) -> tuple[pd.DataFrame, str]:
+    """The time-indexed frame under ``key`` (the only one when None) and its key."""
     try:
         with pytables_restricted(p), pd.HDFStore(p, mode="r") as store:
             keys = [k.lstrip("/") for k in store.keys()]
@@ -78,10 +101,17 @@ def read_metr_h5(
             f"{p}: expected a DatetimeIndex (one row per time step), "
             f"found {type(df.index).__name__}."
         )
-    freq = check_timestamps(df.index, str(p))
-    arr = numeric_frame(df.copy(), str(p))
-    values = handle_non_finite(arr.astype(np.float32)[:, :, None], str(p), null_value, non_finite)
-    columns = [str(c) for c in df.columns]
+    return df, key
+
+
+def _sensor_graph(
+    p: Path,
+    adjacency: PathLike | Literal["auto"] | None,
+    columns: list[str],
+    shape: tuple[int, ...],
+) -> tuple[np.ndarray | None, PathLike | None]:
+    """The adjacency ``[N, N]`` in the order of the frame's ``columns`` (None without a graph)
+    and the file it came from (``"auto"``: the pickle beside ``p`` whose size matches N)."""
     adj = None
     if adjacency == "auto":
         cands = [p.with_name(n) for n in ("adj_mx.pkl", "adj_mx_bay.pkl", f"adj_{p.stem}.pkl")]
@@ -95,7 +125,7 @@ def read_metr_h5(
             adjacency = found[0]  # wrong size: the check below names it
     if adjacency is not None:
         adj, ids = read_adjacency_pickle(adjacency)
-        check_graph_size(adj, len(columns), adjacency, values.shape)
+        check_graph_size(adj, len(columns), adjacency, shape)
         if ids is not None and ids != columns:
             if set(ids) == set(columns):
                 order = {s: i for i, s in enumerate(ids)}
@@ -106,20 +136,9 @@ def read_metr_h5(
                     f"{adjacency}: sensor ids differ from the columns of {p.name}; "
                     f"using the adjacency in file order.",
                     UserWarning,
-                    stacklevel=2,
+                    stacklevel=3,  # the reader's caller,
                 )
-    return TimeSeriesDataset(
-        values=values,
-        name=name or p.stem,
-        path=p,
-        freq_minutes=freq,
-        timestamps=df.index,
-        adjacency=adj,
-        node_names=columns,
-        channel_names=["speed"],
-        null_value=null_value,
-        meta={"format": "metr", "key": key, "adjacency": str(adjacency) if adjacency else None},
-    )
+    return adj, adjacency
 
 
 FORMAT = ReaderFormat(

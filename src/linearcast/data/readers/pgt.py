@@ -4,6 +4,7 @@ and networkx node-link graphs whose nodes carry the series."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -108,31 +109,45 @@ def read_pgt_json(
         A dataset with ``values [T, N, 1]`` and a static adjacency ``[N, N]``.
     """
     p = require_file(path, "a pytorch-geometric-temporal JSON file")
+    d = _load_object(p)
+    node_names: list[str] | None
+    if "nodes" in d and "links" in d:
+        layout = "node-link"
+        arr, adj, node_names = _from_node_link(d, str(p), series_key)
+    else:
+        layout, arr, adj, node_names = _from_matrix_layout(d, str(p))
+    values = handle_non_finite(arr.astype(np.float32)[:, :, None], str(p), null_value, non_finite)
+    if freq_minutes is None:
+        freq_minutes = _PGT_FREQ_MINUTES.get(p.stem)
+    return TimeSeriesDataset(
+        values=values,
+        name=name or p.stem,
+        path=p,
+        freq_minutes=freq_minutes,
+        adjacency=adj,
+        node_names=node_names,
+        start=pd.Timestamp(start) if start is not None else None,
+        null_value=null_value,
+        meta={"format": "pgt", "layout": layout},
+    )
+
+
+def _load_object(p: Path) -> dict[str, Any]:
+    """The JSON object in ``p`` (a :class:`DataError` naming the file otherwise)."""
     try:
         d = json.loads(p.read_text())
     except json.JSONDecodeError as err:
         raise DataError(f"{p}: expected valid JSON, could not parse it ({err}).") from err
     if not isinstance(d, dict):
         raise DataError(f"{p}: expected a JSON object, found {type(d).__name__}.")
-    src = str(p)
-    node_names: list[str] | None = None
-    layout: str
-    if "nodes" in d and "links" in d:
-        arr, adj, node_names = _from_node_link(d, src, series_key)
-        values = handle_non_finite(arr.astype(np.float32)[:, :, None], src, null_value, non_finite)
-        return TimeSeriesDataset(
-            values=values,
-            name=name or p.stem,
-            path=p,
-            freq_minutes=freq_minutes
-            if freq_minutes is not None
-            else _PGT_FREQ_MINUTES.get(p.stem),
-            adjacency=adj,
-            node_names=node_names,
-            start=pd.Timestamp(start) if start is not None else None,
-            null_value=null_value,
-            meta={"format": "pgt", "layout": "node-link"},
-        )
+    return d
+
+
+def _from_matrix_layout(
+    d: dict[str, Any], src: str
+) -> tuple[str, np.ndarray, np.ndarray, list[str] | None]:
+    """``(layout, series [T, N], adjacency [N, N], node names or None)`` of the FX+edges,
+    X+edges+weights and y+edge_mapping layouts (see :func:`read_pgt_json`)."""
     if "FX" in d and "edges" in d:
         layout, key = "FX+edges", "FX"
     elif "X" in d and "edges" in d:
@@ -141,16 +156,18 @@ def read_pgt_json(
         layout, key = "y+edge_mapping", "y"
     else:
         raise DataError(
-            f"{p}: expected a pytorch-geometric-temporal layout (keys FX+edges, X+edges+weights, "
-            f"y+edge_mapping, or networkx node-link nodes+links), found keys {sorted(d)[:10]}."
+            f"{src}: expected a pytorch-geometric-temporal layout (keys FX+edges, "
+            f"X+edges+weights, y+edge_mapping, or networkx node-link nodes+links), found keys "
+            f"{sorted(d)[:10]}."
         )
     try:
         arr = np.asarray(d[key], dtype=np.float64)
     except (ValueError, TypeError) as err:
-        raise DataError(f"{p}: expected a numeric [T, N] matrix under {key!r} ({err}).") from err
+        raise DataError(f"{src}: expected a numeric [T, N] matrix under {key!r} ({err}).") from err
     if arr.ndim != 2:
-        raise DataError(f"{p}: expected {key!r} of rank 2 [T, N], found shape {arr.shape}.")
+        raise DataError(f"{src}: expected {key!r} of rank 2 [T, N], found shape {arr.shape}.")
     n = arr.shape[1]
+    node_names: list[str] | None = None
     if layout == "FX+edges":
         adj = edges_to_adj(d["edges"], None, n, src)
         ids = d.get("node_ids")
@@ -166,20 +183,7 @@ def read_pgt_json(
         for t in periods:
             acc += edges_to_adj(ei[t], ew.get(t), n, src, what=f"edges of period {t}")
         adj = (acc / max(1, len(periods))).astype(np.float32)
-    values = handle_non_finite(arr.astype(np.float32)[:, :, None], src, null_value, non_finite)
-    if freq_minutes is None:
-        freq_minutes = _PGT_FREQ_MINUTES.get(p.stem)
-    return TimeSeriesDataset(
-        values=values,
-        name=name or p.stem,
-        path=p,
-        freq_minutes=freq_minutes,
-        adjacency=adj,
-        node_names=node_names,
-        start=pd.Timestamp(start) if start is not None else None,
-        null_value=null_value,
-        meta={"format": "pgt", "layout": layout},
-    )
+    return layout, arr, adj, node_names
 
 
 FORMAT = ReaderFormat(

@@ -1,0 +1,239 @@
+"""A dataset split under a protocol: :class:`PreparedData` (the scaler fit on the training rows,
+the train/val/test :class:`~linearcast.data.windows.WindowDataset` objects, loaders, the
+evaluator) and :func:`prepare`, which :meth:`Protocol.prepare
+<linearcast.data.protocols.Protocol.prepare>` calls. The split arithmetic is in
+:mod:`linearcast.data.protocols`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from linearcast.data.dataset import TimeSeriesDataset, check_time_features
+from linearcast.data.scaler import StandardScaler
+from linearcast.data.windows import WindowDataset
+from linearcast.errors import DataError
+from linearcast.metrics import NULL_ATOL
+
+if TYPE_CHECKING:
+    from linearcast.data.protocols import Protocol
+    from linearcast.metrics import StreamingEvaluator
+
+SPLITS = ("train", "val", "test")
+
+
+def prepare(protocol: Protocol, dataset: TimeSeriesDataset) -> PreparedData:
+    """:meth:`Protocol.prepare <linearcast.data.protocols.Protocol.prepare>`: split, fit the
+    scaler on the training rows (``protocol``'s split of ``dataset: [T, N, F]``) and build the
+    window datasets; the arguments, the result and the errors are documented there."""
+    t = dataset.shape[0]
+    src = dataset.source
+    starts = _window_starts(protocol, dataset)
+    null_value = dataset.null_value if protocol.null_value is None else protocol.null_value
+    a, b = protocol.scaler_rows(t, dataset.steps_per_day)
+    target_rows = dataset.values[a:b, :, protocol.target_channel]  # memmap view, no copy
+    scaler = StandardScaler(mode=protocol.scaler).fit(
+        target_rows,
+        null_value=null_value,
+        mask_null=protocol.scaler_mask_null,
+        source=f"{src} (training rows {a}..{b})",
+    )
+    mape_floor = protocol.mape_floor
+    if mape_floor is None:
+        mape_floor = max(NULL_ATOL, 1e-3 * _mean_abs(target_rows, null_value))
+    tod = dataset.time_of_day() if protocol.add_time_of_day else None
+    dow = dataset.day_of_week() if protocol.add_day_of_week else None
+    check_time_features(src, tod, dow)
+    parts = {
+        k: WindowDataset(
+            dataset.values,
+            starts[k],
+            protocol.in_steps,
+            protocol.out_steps,
+            scaler=scaler,
+            target_channel=protocol.target_channel,
+            time_of_day=tod,
+            day_of_week=dow,
+            scale_target=protocol.metrics_space == "scaled",
+        )
+        for k in SPLITS
+    }
+    return PreparedData(
+        protocol=protocol,
+        dataset=dataset,
+        scaler=scaler,
+        null_value=null_value,
+        train=parts["train"],
+        val=parts["val"],
+        test=parts["test"],
+        split_rows=protocol.split_rows(t, dataset.steps_per_day),
+        mape_floor=float(mape_floor),
+    )
+
+
+def _window_starts(protocol: Protocol, dataset: TimeSeriesDataset) -> dict[str, np.ndarray]:
+    """:meth:`Protocol.window_starts` for ``dataset``, checked: the target channel exists and
+    every part has a window (else a :class:`DataError` naming the file)."""
+    t, _, f = dataset.shape
+    src, p = dataset.source, protocol
+    if not 0 <= p.target_channel < f:
+        raise DataError(
+            f"{src}: protocol {p.name!r} forecasts channel {p.target_channel}, but the "
+            f"data has F={f} channels (shape {dataset.shape})."
+        )
+    try:
+        starts = p.window_starts(t, dataset.steps_per_day)
+    except DataError as err:
+        raise DataError(f"{src}: {err}") from None  # name the file
+    counts = {k: len(v) for k, v in starts.items()}
+    if min(counts.values()) < 1:
+        rows = p.split_rows(t, dataset.steps_per_day) if p.split_mode != "staeformer" else {}
+        detail = ", ".join(f"{k} {b - a} rows" for k, (a, b) in rows.items())
+        raise DataError(
+            f"{src}: expected a series long enough for one {p.in_steps}+{p.out_steps}"
+            f"-step window in each of train/val/test under protocol {p.label}, found "
+            f"T={t} steps ({detail or 'split by windows'}; windows {counts})."
+        )
+    return starts
+
+
+def _mean_abs(rows: np.ndarray, null_value: float) -> float:
+    """Mean of ``|y|`` over the finite, non-null entries of ``rows`` (chunked; memmap-friendly)."""
+    total, count = 0.0, 0
+    step = max(1, (1 << 21) // max(1, int(np.prod(rows.shape[1:]))))
+    for a in range(0, rows.shape[0], step):
+        c = np.abs(np.asarray(rows[a : a + step], dtype=np.float64))
+        ok = np.isfinite(c)
+        if not math.isnan(null_value):
+            ok &= ~np.isclose(c, abs(null_value), atol=NULL_ATOL, rtol=0.0)
+        total += float(c[ok].sum())
+        count += int(ok.sum())
+    return total / count if count else 0.0
+
+
+@dataclass
+class PreparedData:
+    """A dataset split under a protocol, ready for training.
+
+    Attributes:
+        protocol: the protocol used.
+        dataset: the source dataset.
+        scaler: fit on the training rows only.
+        null_value: value masked by the metrics.
+        train: training windows (``x: [in, N, C_in]``, ``y: [out, N, 1]``).
+        val: validation windows.
+        test: test windows.
+        split_rows: row range each part owns.
+        mape_floor: MAPE leaves out targets with ``|y|`` at or below this (see
+            :attr:`Protocol.mape_floor`).
+    """
+
+    protocol: Protocol
+    dataset: TimeSeriesDataset
+    scaler: StandardScaler
+    null_value: float
+    train: WindowDataset
+    val: WindowDataset
+    test: WindowDataset
+    split_rows: dict[str, tuple[int, int]] = field(default_factory=dict)
+    mape_floor: float = 5e-5
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Number of windows per part."""
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+    @property
+    def input_channels(self) -> int:
+        """C_in of ``x``."""
+        return self.train.input_channels
+
+    @property
+    def num_nodes(self) -> int:
+        """N."""
+        return self.dataset.num_nodes
+
+    def to_target_space(self, pred: torch.Tensor) -> torch.Tensor:
+        """Map model outputs (scaled units) to the units of ``y``.
+
+        ``metrics_space="raw"`` (pems, metr): ``scaler.inverse_transform(pred)``, as STAEformer
+        does before its loss and metrics; ``"scaled"`` (ett, ltsf): ``pred`` unchanged.
+
+        Args:
+            pred: ``[B, out_steps, N, 1]`` (or ``[B, out_steps, N]``).
+
+        Returns:
+            Same shape, comparable with ``y``.
+        """
+        if self.protocol.metrics_space == "raw":
+            return self.scaler.inverse_transform(pred)
+        return pred
+
+    def evaluator(self) -> StreamingEvaluator:
+        """A :class:`~linearcast.metrics.StreamingEvaluator` with this protocol's horizons/null."""
+        from linearcast.metrics import StreamingEvaluator
+
+        return StreamingEvaluator(horizons=self.protocol.horizons, null_value=self.null_value)
+
+    def dataloaders(
+        self,
+        batch_size: int = 16,
+        *,
+        shuffle_train: bool = True,
+        num_workers: int = 0,
+        seed: int = 0,
+        drop_last: bool = False,
+    ) -> dict[str, DataLoader[Any]]:
+        """DataLoaders for the three parts (only the training one shuffled, seeded).
+
+        Returns:
+            ``{"train": ..., "val": ..., "test": ...}`` yielding ``(x [B, in, N, C_in],
+            y [B, out, N, 1])``.
+        """
+        gen = torch.Generator().manual_seed(seed)
+        return {
+            k: DataLoader(
+                getattr(self, k),
+                batch_size=batch_size,
+                shuffle=shuffle_train and k == "train",
+                num_workers=num_workers,
+                drop_last=drop_last and k == "train",
+                generator=gen if k == "train" else None,
+            )
+            for k in SPLITS
+        }
+
+    def masked_fraction(self, part: str = "test") -> float:
+        """Fraction of a part's target readings equal to the null value (rows it owns; each
+        reading counted once, not once per window)."""
+        a, b = self.split_rows.get(part, (0, 0))
+        rows = self.dataset.values[a:b, :, self.protocol.target_channel]
+        if rows.size == 0:
+            return 0.0
+        null = self.null_value
+        masked = 0
+        step = max(1, (1 << 21) // max(1, rows.shape[1]))
+        for i in range(0, rows.shape[0], step):
+            c = np.asarray(rows[i : i + step], dtype=np.float64)
+            hit = np.isnan(c)
+            if not math.isnan(null):
+                hit |= np.isclose(c, null, atol=NULL_ATOL, rtol=0.0)
+            masked += int(hit.sum())
+        return masked / rows.size
+
+    def summary(self) -> str:
+        """One line: dataset, shape, protocol label and counts."""
+        c = self.counts
+        return (
+            f"{self.dataset.name} {list(self.dataset.shape)} under {self.protocol.label}: "
+            f"train {c['train']}, val {c['val']}, test {c['test']} windows; {self.scaler}"
+        )
+
+
+__all__ = ["SPLITS", "PreparedData", "prepare"]
