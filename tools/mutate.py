@@ -40,8 +40,9 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "mutate"
 EQUIVALENT = Path(__file__).with_name("mutate_equivalent.toml")
 
-# Lines of trainer.py that restore or save the state a resume needs; the rest of the training
-# loop is left to the end-to-end tests (mutating all of it would cost a training run per mutant).
+# Lines of trainer.py and run_state.py that restore or save the state a resume needs; the rest of
+# the training loop is left to the end-to-end tests (mutating all of it would cost a training run
+# per mutant).
 RESUME_WORDS = r"ckpt|resume|start_epoch|global_step|load_state_dict|rng|per_rank|use_epoch"
 # Not mutated anywhere: the wording of errors and log lines (tests match their key words with
 # ``match=``; the sentences are free to change) -- a raise line, a line that is only a string
@@ -89,7 +90,7 @@ GROUPS: dict[str, Group] = {
         10,
     ),
     "resume": Group(
-        ("src/linearcast/engine/trainer.py",),
+        ("src/linearcast/engine/trainer.py", "src/linearcast/engine/run_state.py"),
         ("tests/engine/test_engine_train.py", "-k", "resume or checked_before"),
         12,
         (rf"^(?!.*({RESUME_WORDS}))",),

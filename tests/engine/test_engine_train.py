@@ -17,6 +17,7 @@ from linearcast.engine.checkpoint import load_checkpoint
 from linearcast.engine.config import TrainConfig
 from linearcast.engine.evaluation import unit_converter
 from linearcast.engine.run_dir import read_history
+from linearcast.engine.run_state import gathered_rng, restore_rng, resume_dir
 from linearcast.engine.setup import LossFn, build_model, make_loss, prepare_data
 from linearcast.engine.trainer import Trainer, train
 from linearcast.errors import ConfigError
@@ -200,12 +201,12 @@ def test_resume_of_a_closed_form_run_does_not_fit_again(
 
 
 def test_resume_dir_forms(make_config: Any) -> None:
-    assert Trainer(make_config(resume=False))._resume_dir() is None
-    assert Trainer(make_config(resume=""))._resume_dir() is None
+    assert resume_dir(make_config(resume=False)) is None
+    assert resume_dir(make_config(resume="")) is None
     with pytest.raises(ConfigError, match="resume=True needs run_name"):
-        Trainer(make_config(resume=True))._resume_dir()
+        resume_dir(make_config(resume=True))
     with pytest.raises(ConfigError, match=r"cannot resume, no last\.ckpt"):
-        Trainer(make_config(resume=True, run_name="nothing-here"))._resume_dir()
+        resume_dir(make_config(resume=True, run_name="nothing-here"))
 
 
 class _FakeFabric:
@@ -218,22 +219,21 @@ class _FakeFabric:
         return tensor
 
 
-def test_resume_restores_each_ranks_torch_rng_from_its_own_row(make_config: Any) -> None:
-    trainer = Trainer(make_config())
+def test_resume_restores_each_ranks_torch_rng_from_its_own_row() -> None:
     rank1 = _FakeFabric(world_size=2, global_rank=1)
     torch.manual_seed(5)
     mine = torch.get_rng_state()
-    state = trainer._gathered_rng(rank1)
+    state = gathered_rng(rank1)
     rows = state["torch_per_rank"]
     assert rows.dtype == torch.uint8 and rows.shape == (2, mine.numel())
     assert torch.equal(rows[1], mine) and not rows[0].any()
     torch.manual_seed(6)
     other = torch.get_rng_state()
     state |= {"torch": other, "torch_per_rank": torch.stack([other, mine])}
-    trainer._restore_rng(rank1, state)
+    restore_rng(rank1, state)
     assert torch.equal(torch.get_rng_state(), mine)  # rank 1's row, not the saving rank's
-    assert trainer._gathered_rng(_FakeFabric(1, 0))["torch_per_rank"] is None
-    trainer._restore_rng(_FakeFabric(1, 0), state)  # 2 ranks' rows, resumed on 1 process
+    assert gathered_rng(_FakeFabric(1, 0))["torch_per_rank"] is None
+    restore_rng(_FakeFabric(1, 0), state)  # 2 ranks' rows, resumed on 1 process
     assert torch.equal(torch.get_rng_state(), other)
 
 

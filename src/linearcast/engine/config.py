@@ -11,32 +11,48 @@ A run is fully described by a :class:`TrainConfig`. It is built from, in order:
 "Off" is spelled ``0`` (``patience``, ``grad_clip``, ``max_train_batches``, ...) rather than
 ``None`` so that every config round-trips through TOML, which has no null.
 
-The STAEformer presets follow the official code's per-dataset settings (``staeformer.md``;
-Adam lr 1e-3, MultiStepLR ×0.1, batch 16; Huber on PEMS0x, masked MAE on METR-LA/PEMS-BAY)::
-
-    preset               weight decay  milestones     max epochs  patience
-    staeformer-metr-la   3e-4          [20, 30]       200         30
-    staeformer-pems-bay  1e-4          [10, 30]       300         20
-    staeformer-pems03    5e-4          [15, 30, 40]   300         20
-    staeformer-pems04    5e-4          [15, 30, 50]   300         20
-    staeformer-pems07    1e-3          [15, 35, 50]   300         20
-    staeformer-pems08    1.5e-3        [25, 45, 65]   300         30
+The presets (:data:`PRESETS`: STAEformer's official per-dataset settings, the BasicTS port,
+SAMoVAR, the demo) are listed in :mod:`linearcast.engine.presets`; type checks, ``--set``
+parsing, config files and the TOML writer are in :mod:`linearcast.engine.config_io`.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import datetime as dt
-import json
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from linearcast import jsonio
+from linearcast.engine.config_io import (
+    check_parsed,
+    coerce_value,
+    field_default,
+    nonfinite_as_text,
+    numbers_from_text,
+    parse_value,
+    read_config_file,
+    to_toml,
+)
+from linearcast.engine.presets import PRESETS
 from linearcast.errors import ConfigError
+
+__all__ = [
+    "LOSSES",
+    "OPTIMIZERS",
+    "PRESETS",
+    "SCHEDULERS",
+    "SyntheticConfig",
+    "TrainConfig",
+    "numbers_from_text",
+    "parse_value",
+    "preset",
+    "preset_names",
+    "read_config_file",
+    "to_toml",
+]
 
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULERS = ("multistep", "onecycle", "none")
@@ -177,9 +193,9 @@ class TrainConfig:
         # types first, so that validate() compares numbers with numbers
         for f in dataclasses.fields(self):
             if f.name != "synthetic":
-                setattr(self, f.name, _coerce(f.name, getattr(self, f.name), _default(f)))
+                setattr(self, f.name, coerce_value(f.name, getattr(self, f.name), field_default(f)))
         for name in ("model_overrides", "protocol_overrides", "data_options"):
-            setattr(self, name, _nonfinite_as_text(getattr(self, name)))
+            setattr(self, name, nonfinite_as_text(getattr(self, name)))
         self.validate()
 
     # ------------------------------------------------------------------ checks
@@ -289,7 +305,7 @@ class TrainConfig:
                     raise ConfigError(f"config: synthetic must be a table/dict, found {value!r}.")
                 merged["synthetic"] = {**merged["synthetic"], **value}
             else:
-                merged[key] = _coerce(key, value, merged[key])
+                merged[key] = coerce_value(key, value, merged[key])
         merged["synthetic"] = _synthetic_from_dict(merged["synthetic"])
         return cls(**merged)
 
@@ -311,7 +327,7 @@ class TrainConfig:
                 raise ConfigError(f"--set expects key=value, found {item!r}.")
             value = parse_value(raw.strip())
             head, _, rest = key.partition(".")
-            _check_parsed(key, raw.strip(), value, None if rest else cfg.get(head))
+            check_parsed(key, raw.strip(), value, None if rest else cfg.get(head))
             if rest:
                 if head not in (
                     "model_overrides",
@@ -344,33 +360,6 @@ class TrainConfig:
         return cls.from_dict(read_config_file(path), base=base)
 
 
-def _nonfinite_as_text(values: dict[str, Any]) -> dict[str, Any]:
-    """NaN/±inf option values as the strings ``"nan"``, ``"inf"``, ``"-inf"``: JSON has no
-    such numbers, and config.json must give back exactly the run (``null_value = nan`` is a
-    common option). :func:`numbers_from_text` turns them back into floats where they are used."""
-    out = {}
-    for k, v in values.items():
-        if isinstance(v, float) and not math.isfinite(v):
-            v = "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
-        out[k] = v
-    return out
-
-
-def numbers_from_text(values: dict[str, Any]) -> dict[str, Any]:
-    """The inverse of :func:`_nonfinite_as_text` for options handed to readers and protocols."""
-    table = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
-    return {k: table.get(v, v) if isinstance(v, str) else v for k, v in values.items()}
-
-
-def _default(f: dataclasses.Field[Any]) -> Any:
-    """A field's default value (calling its factory)."""
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    if f.default_factory is not dataclasses.MISSING:
-        return f.default_factory()
-    return None
-
-
 def _synthetic_from_dict(values: dict[str, Any]) -> SyntheticConfig:
     known = {f.name for f in dataclasses.fields(SyntheticConfig)}
     unknown = sorted(set(values) - known)
@@ -379,282 +368,10 @@ def _synthetic_from_dict(values: dict[str, Any]) -> SyntheticConfig:
             f"config: unknown synthetic option(s) {unknown}; known: {', '.join(sorted(known))}."
         )
     defaults = SyntheticConfig()
-    coerced = {k: _coerce(f"synthetic.{k}", v, getattr(defaults, k)) for k, v in values.items()}
+    coerced = {
+        k: coerce_value(f"synthetic.{k}", v, getattr(defaults, k)) for k, v in values.items()
+    }
     return SyntheticConfig(**coerced)
-
-
-def _coerce(key: str, value: Any, current: Any) -> Any:
-    """Check ``value`` against the type of the field's current value; widen int -> float."""
-    if key in ("model_overrides", "protocol_overrides", "data_options"):
-        if not isinstance(value, dict):
-            raise ConfigError(f"config: {key} must be a table/dict, found {value!r}.")
-        return copy.deepcopy(value)
-    if key == "devices":
-        if isinstance(value, bool) or not isinstance(value, int | str | list):
-            raise ConfigError(f"config: devices must be an int or a string, found {value!r}.")
-        return value if not isinstance(value, list) else ",".join(str(v) for v in value)
-    if key == "resume":
-        if not isinstance(value, bool | str):
-            raise ConfigError(f"config: resume must be true/false or a path, found {value!r}.")
-        return value
-    if isinstance(current, bool):
-        if not isinstance(value, bool):
-            raise ConfigError(f"config: {key} must be true or false, found {value!r}.")
-        return value
-    if isinstance(current, int):
-        if isinstance(value, bool) or not (
-            isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-        ):
-            raise ConfigError(f"config: {key} must be an integer, found {value!r}.")
-        return int(value)
-    if isinstance(current, float):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"config: {key} must be a number, found {value!r}.")
-        return float(value)
-    if isinstance(current, str):
-        if not isinstance(value, str):
-            raise ConfigError(f"config: {key} must be a string, found {value!r}.")
-        return value
-    if isinstance(current, list):
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"config: {key} must be a list, found {value!r}.")
-        return list(value)
-    return value
-
-
-def parse_value(raw: str) -> Any:
-    """Parse a ``--set`` value as a TOML value, falling back to the raw string.
-
-    TOML dates and times (``2020-10-01``, ``2020-10-01T08:00``) become ISO strings, which every
-    option taking a time (e.g. ``data_options.start``) accepts.
-    """
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        return raw
-    return _dates_as_text(value)
-
-
-def _dates_as_text(value: Any) -> Any:
-    if isinstance(value, dt.date | dt.time):  # dt.datetime is a dt.date
-        return value.isoformat()
-    if isinstance(value, list):
-        return [_dates_as_text(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _dates_as_text(v) for k, v in value.items()}
-    return value
-
-
-def _check_parsed(key: str, raw: str, value: Any, current: Any) -> None:
-    """A ``--set`` value that is not valid TOML is taken as a plain string; for a field that
-    wants a number, flag or list, say that it did not parse (not that its type is wrong)."""
-    if not isinstance(value, str) or value != raw or isinstance(current, str) or current is None:
-        return
-    if key in ("resume", "devices"):  # these take a string too (a path, "auto", "0,1")
-        return
-    if isinstance(current, bool):
-        kind = "true or false"
-    elif isinstance(current, list):
-        kind = "a list such as [20, 30]"
-    elif isinstance(current, int | float):
-        kind = "a number such as 3e-4"
-    else:
-        return
-    raise ConfigError(f"--set {key}={raw}: cannot parse {raw!r} as a value; {key} expects {kind}.")
-
-
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a ``.toml`` or ``.json`` file into a dict.
-
-    Raises:
-        ConfigError: missing file, unknown suffix, or a syntax error (with the file named).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found.")
-    try:
-        if path.suffix == ".toml":
-            with path.open("rb") as fh:
-                return tomllib.load(fh)
-        if path.suffix == ".json":
-            data = json.loads(path.read_text())
-            if not isinstance(data, dict):
-                raise ConfigError(f"{path}: expected a JSON object, found {type(data).__name__}.")
-            return data
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
-        raise ConfigError(f"{path}: cannot parse the config: {err}") from err
-    raise ConfigError(f"{path}: expected a .toml or .json config file, found {path.suffix!r}.")
-
-
-# ---------------------------------------------------------------------- TOML writer
-def _toml_scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_scalar(v) for v in value) + "]"
-    raise ConfigError(f"cannot write {value!r} ({type(value).__name__}) to TOML.")
-
-
-def to_toml(values: dict[str, Any]) -> str:
-    """Write a config dict as TOML: scalars first, then one table per dict.
-
-    ``None`` values are left out (TOML has no null; the defaults then apply on reading).
-    """
-    lines: list[str] = []
-    tables: list[tuple[str, dict[str, Any]]] = []
-    for key, value in values.items():
-        if isinstance(value, dict):
-            tables.append((key, value))
-        elif value is not None:
-            lines.append(f"{key} = {_toml_scalar(value)}")
-    for name, table in tables:
-        lines.append(f"\n[{name}]")
-        for key, value in table.items():
-            if isinstance(value, dict):
-                raise ConfigError(f"cannot write the nested table {name}.{key} to TOML.")
-            if value is not None:
-                lines.append(f"{json.dumps(key)} = {_toml_scalar(value)}")
-    return "\n".join(lines) + "\n"
-
-
-# ---------------------------------------------------------------------- presets
-def _staeformer(
-    protocol: str, weight_decay: float, milestones: list[int], epochs: int, patience: int
-) -> dict[str, Any]:
-    pems = protocol.startswith("pems")
-    return {
-        "model": "staeformer",
-        "data": "",
-        "protocol": protocol,
-        "batch_size": 16,
-        "max_epochs": epochs,
-        "lr": 1e-3,
-        "weight_decay": weight_decay,
-        "optimizer": "adam",
-        "scheduler": "multistep",
-        "milestones": milestones,
-        "gamma": 0.1,
-        # the official code trains PEMS0x with nn.HuberLoss() (unmasked), METR/BAY masked MAE
-        "loss": "huber" if pems else "masked_mae",
-        "mask_loss": not pems,
-        "patience": patience,
-    }
-
-
-def _basicts(batch_size: int) -> dict[str, Any]:
-    return {
-        "model": "staeformer",
-        "data": "",
-        "protocol": "pems",
-        "batch_size": batch_size,
-        "max_epochs": 100,
-        "lr": 1e-3,
-        "weight_decay": 3e-4,
-        "optimizer": "adam",
-        "scheduler": "multistep",
-        "milestones": [20, 25],
-        "gamma": 0.1,
-        "loss": "masked_mae",
-        "patience": 0,  # BasicTS trains all epochs and keeps the best validation checkpoint
-    }
-
-
-def _samovar(protocol: str, lookback: int, horizon: int) -> dict[str, Any]:
-    return {
-        "model": "samovar",
-        "data": "",
-        "protocol": protocol,
-        "protocol_overrides": {"in_steps": lookback, "out_steps": horizon},
-        "batch_size": 32,
-        "max_epochs": 50,
-        "lr": 6e-4,
-        "betas": [0.9, 0.95],
-        "weight_decay": 0.1,
-        "optimizer": "adamw",
-        "scheduler": "onecycle",
-        "onecycle_pct_start": 0.05,
-        "onecycle_div_factor": 10.0,
-        "grad_clip": 1.0,
-        "loss": "mse",
-        "patience": 12,
-    }
-
-
-PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
-    "staeformer-metr-la": (
-        "STAEformer official, METR-LA (masked MAE, wd 3e-4, milestones 20/30)",
-        _staeformer("metr-staeformer", 3e-4, [20, 30], 200, 30),
-    ),
-    "staeformer-pems-bay": (
-        "STAEformer official, PEMS-BAY (masked MAE, wd 1e-4, milestones 10/30)",
-        _staeformer("metr-staeformer", 1e-4, [10, 30], 300, 20),
-    ),
-    "staeformer-pems03": (
-        "STAEformer official, PEMS03 (Huber, wd 5e-4, milestones 15/30/40)",
-        _staeformer("pems-staeformer", 5e-4, [15, 30, 40], 300, 20),
-    ),
-    "staeformer-pems04": (
-        "STAEformer official, PEMS04 (Huber, wd 5e-4, milestones 15/30/50)",
-        _staeformer("pems-staeformer", 5e-4, [15, 30, 50], 300, 20),
-    ),
-    "staeformer-pems07": (
-        "STAEformer official, PEMS07 (Huber, wd 1e-3, milestones 15/35/50)",
-        _staeformer("pems-staeformer", 1e-3, [15, 35, 50], 300, 20),
-    ),
-    "staeformer-pems08": (
-        "STAEformer official, PEMS08 (Huber, wd 1.5e-3, milestones 25/45/65)",
-        _staeformer("pems-staeformer", 1.5e-3, [25, 45, 65], 300, 30),
-    ),
-    "basicts-pems03": ("BasicTS port of STAEformer, PEMS03 (masked MAE, 100 epochs)", _basicts(16)),
-    "basicts-pems04": ("BasicTS port of STAEformer, PEMS04 (masked MAE, 100 epochs)", _basicts(16)),
-    "basicts-pems07": ("BasicTS port of STAEformer, PEMS07 (batch 8)", _basicts(8)),
-    "basicts-pems08": ("BasicTS port of STAEformer, PEMS08 (masked MAE, 100 epochs)", _basicts(16)),
-    "samovar-ett": (
-        "SAMoVAR on ETT (AdamW 6e-4, OneCycle, clip 1, lookback 1024 -> 96)",
-        _samovar("ett", 1024, 96),
-    ),
-    "samovar-ltsf": (
-        "SAMoVAR on other LTSF CSVs (0.7/0.1/0.2, lookback 1024 -> 96)",
-        _samovar("ltsf", 1024, 96),
-    ),
-    "demo": (
-        "ELinFormer (small) on the synthetic dataset; ~1-2 minutes on 2 CPU cores",
-        {
-            "model": "elinformer",
-            "model_overrides": {
-                "input_embedding_dim": 12,
-                "tod_embedding_dim": 12,
-                "dow_embedding_dim": 12,
-                "adaptive_embedding_dim": 28,
-                "feed_forward_dim": 128,
-                "num_layers": 1,
-                "dropout": 0.1,
-            },
-            "data": "synthetic",
-            "synthetic": {"num_nodes": 32, "days": 14, "seed": 0},
-            "protocol": "pems",
-            "batch_size": 32,
-            "max_epochs": 8,
-            "lr": 3e-3,
-            "weight_decay": 1e-4,
-            "scheduler": "multistep",
-            "milestones": [6],
-            "gamma": 0.3,
-            "loss": "masked_mae",
-            "patience": 3,
-        },
-    ),
-}
 
 
 def preset_names() -> list[str]:
@@ -663,7 +380,7 @@ def preset_names() -> list[str]:
 
 
 def preset(name: str) -> TrainConfig:
-    """A named preset (see :data:`PRESETS` and the module docstring).
+    """A named preset (see :data:`PRESETS` and :mod:`linearcast.engine.presets`).
 
     Raises:
         ConfigError: for an unknown name (the known ones are listed).

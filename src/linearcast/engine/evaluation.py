@@ -87,6 +87,14 @@ def all_reduce_sum(fabric: Fabric, tensor: Tensor) -> Tensor:
     return out.detach().cpu()
 
 
+def all_finite(fabric: Fabric, value: Tensor) -> bool:
+    """Whether ``value`` is finite on every rank (so that all ranks stop together)."""
+    bad = (~torch.isfinite(value.detach())).to(torch.float64).reshape(1).cpu()
+    if fabric.world_size > 1:
+        bad = all_reduce_sum(fabric, bad)
+    return bool(bad.item() == 0)
+
+
 def _evaluator_sums(ev: StreamingEvaluator, steps: int) -> Tensor:
     return ev.sums(steps)
 

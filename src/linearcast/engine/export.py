@@ -140,12 +140,38 @@ def export_onnx(
         ConfigError: the ``[onnx]`` packages are missing, the exporter fails, or onnxruntime
             does not reproduce the forecast.
     """
-    from linearcast.data import StandardScaler
-    from linearcast.engine.checkpoint import BEST, load_weights
-    from linearcast.engine.inference import read_run
-    from linearcast.engine.setup import build_model_for, resolve_protocol
-
     path = Path(path)
+    _check_target(path, check)
+    run_dir = Path(run_dir)
+    model_name, meta, scaler, model = _load_run(run_dir)
+    wrapped = RawUnitModel(model, scaler).eval()
+    example = torch.from_numpy(example_inputs(2, meta, scaler))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _export(wrapped, example, path, opset)
+    _add_metadata(path, model_name, meta)
+
+    t_out = int(meta["out_steps"])
+    out_shape = ["B", t_out, int(meta["num_nodes"]), int(_output_channels(wrapped, example))]
+    in_shape = ["B", int(meta["in_steps"]), int(meta["num_nodes"]), int(meta["input_channels"])]
+    result: dict[str, Any] = {
+        "path": str(path),
+        "input_shape": in_shape,
+        "output_shape": out_shape,
+        "checked": False,
+        "max_abs_diff": None,
+        "max_scaled_diff": None,
+    }
+    if check:
+        result |= _check(path, model, scaler, meta)
+    description = _description(model_name, run_dir, meta, scaler, result)
+    json_path = path.with_suffix(".json")
+    json_path.write_text(jsonio.dumps(description) + "\n")
+    result["json"] = str(json_path)
+    return result
+
+
+def _check_target(path: Path, check: bool) -> None:
+    """Refuse an output name that is not ``.onnx``, or missing ``[onnx]`` packages."""
     if path.suffix.lower() != ".onnx":
         raise ConfigError(f"{path}: expected an output file ending in .onnx.")
     missing = [p for p in missing_onnx_packages() if check or p != "onnxruntime"]
@@ -155,7 +181,16 @@ def export_onnx(
             f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed "
             f"(pip install 'linearcast[onnx]')."
         )
-    run_dir = Path(run_dir)
+
+
+def _load_run(run_dir: Path) -> tuple[str, dict[str, Any], StandardScaler, nn.Module]:
+    """The run's model name, checkpoint ``meta`` (with ``input_channels``), scaler, and its
+    best weights in a float32 model in eval mode."""
+    from linearcast.data import StandardScaler
+    from linearcast.engine.checkpoint import BEST, load_weights
+    from linearcast.engine.inference import read_run
+    from linearcast.engine.setup import build_model_for, resolve_protocol
+
     ckpt, config = read_run(run_dir)
     meta = dict(ckpt.get("meta", {}))
     if "num_nodes" not in meta or "in_steps" not in meta:
@@ -173,39 +208,32 @@ def export_onnx(
         steps_per_day=meta.get("steps_per_day"),
     )
     load_weights(model, ckpt["model"], run_dir / BEST)
-    model = model.float().eval()
-    wrapped = RawUnitModel(model, scaler).eval()
-    example = torch.from_numpy(example_inputs(2, meta, scaler))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _export(wrapped, example, path, opset)
-    _add_metadata(path, config.model, meta)
+    return config.model, meta, scaler, model.float().eval()
 
-    t_out = int(meta["out_steps"])
-    out_shape = ["B", t_out, int(meta["num_nodes"]), int(_output_channels(wrapped, example))]
-    in_shape = ["B", int(meta["in_steps"]), int(meta["num_nodes"]), int(meta["input_channels"])]
-    result: dict[str, Any] = {
-        "path": str(path),
-        "input_shape": in_shape,
-        "output_shape": out_shape,
-        "checked": False,
-        "max_abs_diff": None,
-        "max_scaled_diff": None,
-    }
-    if check:
-        result |= _check(path, model, scaler, meta)
-    description = {
+
+def _description(
+    model_name: str,
+    run_dir: Path,
+    meta: dict[str, Any],
+    scaler: StandardScaler,
+    result: dict[str, Any],
+) -> dict[str, Any]:
+    """The JSON file beside the ONNX file: inputs, outputs, calendar, scaler, the check."""
+    return {
         "format": "linearcast-onnx",
-        "model": config.model,
+        "model": model_name,
         "run_dir": str(run_dir),
         "inputs": {
             "x": {
-                "shape": in_shape,
+                "shape": result["input_shape"],
                 "dtype": "float32",
                 "channels": _channel_names(int(meta["input_channels"])),
                 "units": "data units (the scaler is inside the graph)",
             }
         },
-        "outputs": {"forecast": {"shape": out_shape, "dtype": "float32", "units": "data units"}},
+        "outputs": {
+            "forecast": {"shape": result["output_shape"], "dtype": "float32", "units": "data units"}
+        },
         "steps_per_day": meta.get("steps_per_day"),
         "freq_minutes": meta.get("freq_minutes"),
         "protocol": meta.get("protocol"),
@@ -213,10 +241,6 @@ def export_onnx(
         "scaler": scaler.state_dict(),
         "check": {k: result[k] for k in ("checked", "max_abs_diff", "max_scaled_diff")},
     }
-    json_path = path.with_suffix(".json")
-    json_path.write_text(jsonio.dumps(description) + "\n")
-    result["json"] = str(json_path)
-    return result
 
 
 def _channel_names(c: int) -> list[str]:

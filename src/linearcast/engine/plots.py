@@ -2,27 +2,54 @@
 
 Each plot has a ``*_figure`` function that builds a matplotlib ``Figure`` (object API with an
 Agg canvas: no pyplot, no global backend) and a ``plot_*`` function that saves it. What to draw
-is chosen by plain functions -- :func:`choose_window` (which test window) and
-:func:`choose_series` (which series) -- so that the choice is tested apart from the drawing.
+is chosen by plain functions in :mod:`linearcast.engine.plot_choice` -- :func:`choose_window`
+(which test window) and :func:`choose_series` (which series), importable from here too -- so
+that the choice is tested apart from the drawing.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from linearcast.engine.plot_choice import (
+    choose_series,
+    choose_window,
+    masked_readings,
+    series_label,
+    window_text,
+)
+
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
+__all__ = [
+    "BASELINE_COLORS",
+    "MASKED_GID",
+    "MODEL_COLOR",
+    "choose_series",
+    "choose_window",
+    "curves_figure",
+    "error_columns",
+    "errors_figure",
+    "forecast_figure",
+    "masked_readings",
+    "plot_curves",
+    "plot_errors",
+    "plot_forecast",
+    "series_label",
+    "window_text",
+]
+
 MASKED_GID = "masked"  # gid of the spans that mark masked readings (tests look for it)
 MODEL_COLOR = "tab:red"
 BASELINE_COLORS = ("tab:blue", "tab:green", "tab:purple", "tab:brown")
-_ROW_CHUNK_ELEMENTS = 1 << 21
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -90,125 +117,6 @@ def _nan(value: Any) -> float:
     return float("nan") if value is None else float(value)
 
 
-# ---------------------------------------------------------------------- what to draw
-def masked_readings(values: np.ndarray, null_value: float) -> np.ndarray:
-    """Where readings are masked by the metrics' rule: NaN, or within 5e-5 of ``null_value``.
-
-    Args:
-        values: any shape.
-        null_value: a number (0 for traffic) or NaN.
-
-    Returns:
-        Boolean array shaped like ``values``.
-    """
-    from linearcast.metrics import NULL_ATOL  # here: importing the plots loads no torch
-
-    v = np.asarray(values, dtype=np.float64)
-    hit = np.isnan(v)
-    if not math.isnan(null_value):
-        hit |= np.isclose(v, null_value, atol=NULL_ATOL, rtol=0.0)
-    return hit
-
-
-def choose_window(
-    values: np.ndarray,
-    starts: np.ndarray,
-    length: int,
-    null_value: float,
-    target_channel: int = 0,
-) -> int:
-    """The window to draw: the fewest masked readings, ties broken towards the middle.
-
-    A window whose history or targets are mostly masked (a metro at night, a sensor outage)
-    shows little but grey, so the masked readings of the whole window (input and target rows,
-    all series) are counted. Among equally good windows the one nearest the middle of the
-    split is taken: on data without gaps that is the middle window, away from the split
-    boundaries, and the same one whichever model is drawn.
-
-    Args:
-        values: ``[T, N, F]`` readings (may be a memmap; read one chunk of rows at a time).
-        starts: ``[S]`` first row of each window.
-        length: rows per window (``in_steps + out_steps``).
-        null_value: the protocol's null value.
-        target_channel: the channel drawn.
-
-    Returns:
-        An index into ``starts``.
-
-    Raises:
-        ValueError: no window.
-    """
-    starts = np.asarray(starts, dtype=np.int64)
-    if len(starts) == 0:
-        raise ValueError("choose_window: no window to choose from.")
-    lo, hi = int(starts.min()), int(starts.max()) + length
-    per_row = np.zeros(hi - lo, dtype=np.int64)
-    step = max(1, _ROW_CHUNK_ELEMENTS // max(1, values.shape[1]))
-    for a in range(lo, hi, step):
-        b = min(a + step, hi)
-        chunk = np.asarray(values[a:b, :, target_channel])
-        per_row[a - lo : b - lo] = masked_readings(chunk, null_value).sum(axis=1)
-    cum = np.concatenate([[0], np.cumsum(per_row)])
-    masked = cum[starts - lo + length] - cum[starts - lo]
-    idx = np.arange(len(starts))
-    off_middle = np.abs(idx - (len(starts) - 1) / 2)
-    return int(np.lexsort((off_middle, masked))[0])
-
-
-def choose_series(window: np.ndarray, null_value: float, k: int = 4) -> list[int]:
-    """Up to ``k`` distinct series of one window worth drawing.
-
-    A series has signal when at least half of its readings are valid and its standard
-    deviation over them exceeds ``1e-4`` of the window's largest valid magnitude: an all-null
-    series, or one constant up to rounding (drawn on a 1e-8 axis), is left out. The picks run
-    from the largest spread down to the median one: the largest shows the dynamics, the median
-    a typical series; taking only the top ``k`` would show the outliers (faulty sensors,
-    spikes) and nothing ordinary.
-
-    Args:
-        window: ``[L, N]`` readings of one window (history, then targets).
-        null_value: the protocol's null value (masked readings do not count).
-        k: how many series at most.
-
-    Returns:
-        Node indices, largest spread first; the series with the most valid readings when
-        none has signal (so that something is drawn); ``[]`` only when ``N == 0``.
-    """
-    w = np.asarray(window, dtype=np.float64)
-    if w.ndim != 2:
-        raise ValueError(f"choose_series: expected a window [L, N], found shape {w.shape}.")
-    if w.shape[1] == 0 or k < 1:
-        return []
-    valid = ~masked_readings(w, null_value)
-    count = valid.sum(axis=0)
-    clean = np.where(valid, w, 0.0)
-    mean = clean.sum(axis=0) / np.maximum(count, 1)
-    spread = np.sqrt((np.where(valid, w - mean, 0.0) ** 2).sum(axis=0) / np.maximum(count, 1))
-    scale = float(np.abs(clean).max()) if valid.any() else 0.0
-    signal = (2 * count >= w.shape[0]) & (spread > 1e-4 * scale) & (spread > 0)
-    candidates = np.flatnonzero(signal)
-    if len(candidates) == 0:
-        return [int(np.argmax(count))]
-    ranked = candidates[np.argsort(-spread[candidates], kind="stable")]
-    m = len(ranked)
-    if m <= k:
-        return [int(v) for v in ranked]
-    # from rank 0 (largest) to the median rank at least, k distinct ranks
-    last = max(k - 1, (m - 1) // 2)
-    picks = np.unique(np.linspace(0, last, k).round().astype(np.int64))
-    return [int(ranked[p]) for p in picks]
-
-
-def series_label(node: int, names: Sequence[str] | None, max_chars: int = 36) -> str:
-    """``"<name> (node 7)"`` when the dataset names its series, else ``"node 7"``."""
-    if not names:
-        return f"node {node}"
-    name = str(names[node])
-    if len(name) > max_chars:
-        name = name[: max_chars - 1] + "…"
-    return name if name == str(node) else f"{name} (node {node})"
-
-
 # ---------------------------------------------------------------------- forecast
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
     """``(first, last)`` index pairs of the runs of True in a 1-D boolean array."""
@@ -217,29 +125,111 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
 
 
-def _time_text(t: pd.Timestamp, dates_only: bool) -> str:
-    return t.strftime("%a %Y-%m-%d" if dates_only else "%a %Y-%m-%d %H:%M")
+@dataclass
+class _Window:
+    """What every panel of a forecast figure shares.
+
+    Attributes:
+        x: ``[L]`` x positions of the window's rows (timestamps, or steps with 0 = last input).
+        lo, hi: ``[L]`` each row's span on the x axis (masked rows are shaded over it).
+        split: the x position between the last input and the first forecast.
+        t_in: input steps.
+        observed: ``[L, N]`` history then truth.
+        masked: ``[L, N]`` which readings are masked (:func:`masked_readings`).
+        many: too many steps for markers to be told apart.
+    """
+
+    x: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    split: Any
+    t_in: int
+    observed: np.ndarray
+    masked: np.ndarray
+    many: bool
 
 
-def window_text(
-    in_steps: int,
-    out_steps: int,
-    *,
-    times: pd.DatetimeIndex | None = None,
-    first_row: int | None = None,
-) -> str:
-    """One line naming the window: its first input and last forecast time, else its rows."""
-    shape = f"{in_steps} steps in, {out_steps} out"
-    if times is not None and len(times) == in_steps + out_steps:
-        dates_only = bool((times == times.normalize()).all())
-        return (
-            f"{_time_text(times[0], dates_only)} → {_time_text(times[-1], dates_only)} "
-            f"(first input → last forecast; {shape})"
-        )
-    if first_row is not None:
-        last = first_row + in_steps + out_steps - 1
-        return f"steps {first_row} → {last} of the series (no calendar known; {shape})"
-    return shape
+def _window(
+    history: np.ndarray, truth: np.ndarray, times: pd.DatetimeIndex | None, null_value: float
+) -> _Window:
+    """The x axis of the window (in time when ``times`` is given) and its readings."""
+    t_in, t_out = history.shape[0], truth.shape[0]
+    observed = np.concatenate([history, truth], axis=0).astype(np.float64)  # (L, N)
+    if times is not None:
+        x = times.to_numpy()
+        gaps = np.sort(np.diff(x))
+        step = gaps[len(gaps) // 2] if len(gaps) else np.timedelta64(1, "m")  # robust to a jump
+        lo, hi, split = x - step / 2, x + step / 2, x[t_in - 1] + step / 2
+    else:
+        x = np.arange(-t_in + 1, t_out + 1)
+        lo, hi, split = x - 0.5, x + 0.5, 0.5
+    masked = masked_readings(observed, null_value)
+    return _Window(x, lo, hi, split, t_in, observed, masked, many=t_in + t_out > 48)
+
+
+def _draw_series(
+    ax: Any,
+    w: _Window,
+    node: int,
+    forecast: np.ndarray,
+    baseline: np.ndarray | None,
+    baseline_label: str,
+) -> bool:
+    """One series' panel: masked steps shaded, history, truth and the forecasts; returns
+    whether any step was masked."""
+    t_in, x = w.t_in, w.x
+    xh, xf = x[:t_in], x[t_in:]
+    marker = None if w.many else "."  # markers only where they can be told apart
+    shown = np.where(w.masked[:, node], np.nan, w.observed[:, node])
+    spans = _runs(w.masked[:, node])
+    for a, b in spans:
+        ax.axvspan(w.lo[a], w.hi[b], color="0.6", alpha=0.35, lw=0, gid=MASKED_GID)
+    ax.plot(xh, shown[:t_in], color="black", lw=1.4, label="history")
+    # the observed series runs on across the forecast start (NaN ends leave a gap)
+    ax.plot(x[t_in - 1 : t_in + 1], shown[t_in - 1 : t_in + 1], color="black", lw=1.4, ls="--",
+            label="_join")  # fmt: skip
+    ax.plot(xf, shown[t_in:], color="black", lw=1.4, ls="--", marker=marker, label="truth")
+    ax.plot(xf, forecast[:, node], color=MODEL_COLOR, lw=1.6, marker=marker, label="forecast")
+    if baseline is not None:
+        ax.plot(xf, baseline[:, node], color=BASELINE_COLORS[0], lw=1.2, ls=":",
+                label=baseline_label)  # fmt: skip
+    ax.axvline(w.split, color="grey", lw=0.8, alpha=0.6)
+    if w.masked[t_in:, node].all():
+        ax.text(0.98, 0.95, "all targets masked", transform=ax.transAxes, ha="right",
+                va="top", fontsize="small", color="0.3")  # fmt: skip
+    return bool(spans)
+
+
+def _format_x_axes(axes: np.ndarray, shown: int, cols: int, in_time: bool) -> None:
+    """Dates on every axis in time; else the step label under the bottom row's panels."""
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+    if in_time:
+        locator = AutoDateLocator(minticks=3, maxticks=7)
+        for ax in axes:
+            ax.xaxis.set_major_locator(locator)
+            ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    else:
+        for ax in axes[max(0, shown - cols) : shown]:
+            ax.set_xlabel("step (0 = last input; forecast after the grey line)")
+
+
+def _legend_handles(baseline_label: str | None, masked_label: str | None) -> list[Any]:
+    """The figure legend's entries (the baseline's and the masked shading's when drawn)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles: list[Any] = [
+        Line2D([], [], color="black", lw=1.4, label="history"),
+        Line2D([], [], color="black", lw=1.4, ls="--", label="truth"),
+        Line2D([], [], color=MODEL_COLOR, lw=1.6, label="forecast"),
+    ]
+    if baseline_label is not None:
+        handles.append(Line2D([], [], color=BASELINE_COLORS[0], lw=1.2, ls=":",
+                              label=f"{baseline_label} (baseline)"))  # fmt: skip
+    if masked_label is not None:
+        handles.append(Patch(color="0.6", alpha=0.35, label=masked_label))
+    return handles
 
 
 def forecast_figure(
@@ -278,82 +268,27 @@ def forecast_figure(
         null_value: the protocol's null value.
         units: y-axis label (e.g. ``"data units"``).
     """
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
     t_in, t_out = history.shape[0], truth.shape[0]
-    observed = np.concatenate([history, truth], axis=0).astype(np.float64)  # (L, N)
-    if nodes is None:
-        nodes = choose_series(observed, null_value)
-    nodes = list(nodes)
     if times is not None and len(times) != t_in + t_out:
         times = None
-    if times is not None:
-        x = times.to_numpy()
-        gaps = np.sort(np.diff(x))
-        step = gaps[len(gaps) // 2] if len(gaps) else np.timedelta64(1, "m")  # robust to a jump
-        x_lo, x_hi = x - step / 2, x + step / 2
-        split = x[t_in - 1] + step / 2
-    else:
-        x = np.arange(-t_in + 1, t_out + 1)
-        x_lo, x_hi = x - 0.5, x + 0.5
-        split = 0.5
-    xh, xf = x[:t_in], x[t_in:]
-    many = t_in + t_out > 48  # markers only where they can be told apart
-
+    w = _window(history, truth, times, null_value)
+    nodes = list(choose_series(w.observed, null_value) if nodes is None else nodes)
     cols = 1 if len(nodes) == 1 else 2
     rows = math.ceil(len(nodes) / cols)
     fig = _figure(5.6 * cols, 3.0 * rows + 1.2)
     axes = fig.subplots(rows, cols, squeeze=False, sharex=True).ravel()
-    masked = masked_readings(observed, null_value)
-    masked_label = f"masked, not scored ({_null_text(null_value)})"
     any_masked = False
     for j, (ax, node) in enumerate(zip(axes, nodes)):
-        shown = np.where(masked[:, node], np.nan, observed[:, node])
-        for a, b in _runs(masked[:, node]):
-            ax.axvspan(x_lo[a], x_hi[b], color="0.6", alpha=0.35, lw=0, gid=MASKED_GID)
-            any_masked = True
-        ax.plot(xh, shown[:t_in], color="black", lw=1.4, label="history")
-        # the observed series runs on across the forecast start (NaN ends leave a gap)
-        ax.plot(x[t_in - 1 : t_in + 1], shown[t_in - 1 : t_in + 1], color="black", lw=1.4,
-                ls="--", label="_join")  # fmt: skip
-        ax.plot(xf, shown[t_in:], color="black", lw=1.4, ls="--", marker=None if many else ".",
-                label="truth")  # fmt: skip
-        ax.plot(xf, forecast[:, node], color=MODEL_COLOR, lw=1.6, marker=None if many else ".",
-                label="forecast")  # fmt: skip
-        if baseline is not None:
-            ax.plot(xf, baseline[:, node], color=BASELINE_COLORS[0], lw=1.2, ls=":",
-                    label=baseline_label)  # fmt: skip
-        ax.axvline(split, color="grey", lw=0.8, alpha=0.6)
-        if masked[t_in:, node].all():
-            ax.text(0.98, 0.95, "all targets masked", transform=ax.transAxes, ha="right",
-                    va="top", fontsize="small", color="0.3")  # fmt: skip
+        any_masked |= _draw_series(ax, w, node, forecast, baseline, baseline_label)
         ax.set_title(series_label(node, names), fontsize="medium")
         ax.grid(alpha=0.3)
         if units and j % cols == 0:
             ax.set_ylabel(units)
     for ax in axes[len(nodes) :]:
         ax.set_visible(False)
-    if times is not None:
-        locator = AutoDateLocator(minticks=3, maxticks=7)
-        for ax in axes:
-            ax.xaxis.set_major_locator(locator)
-            ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
-    else:
-        for ax in axes[max(0, len(nodes) - cols) : len(nodes)]:
-            ax.set_xlabel("step (0 = last input; forecast after the grey line)")
-
-    handles: list[Any] = [
-        Line2D([], [], color="black", lw=1.4, label="history"),
-        Line2D([], [], color="black", lw=1.4, ls="--", label="truth"),
-        Line2D([], [], color=MODEL_COLOR, lw=1.6, label="forecast"),
-    ]
-    if baseline is not None:
-        handles.append(Line2D([], [], color=BASELINE_COLORS[0], lw=1.2, ls=":",
-                              label=f"{baseline_label} (baseline)"))  # fmt: skip
-    if any_masked:
-        handles.append(Patch(color="0.6", alpha=0.35, label=masked_label))
+    _format_x_axes(axes, len(nodes), cols, in_time=times is not None)
+    masked_label = f"masked, not scored ({_null_text(null_value)})" if any_masked else None
+    handles = _legend_handles(baseline_label if baseline is not None else None, masked_label)
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize="small")
     when = window_text(t_in, t_out, times=times, first_row=first_row)
     fig.suptitle(f"{title}\ntest window: {when}" if title else f"test window: {when}",

@@ -1,4 +1,4 @@
-"""What a run is made of: data, model, loss, optimizer and scheduler, built from a config.
+"""What a run is made of: devices, data, model, loss, optimizer and scheduler, from a config.
 
 The engine sees models only through :func:`linearcast.models.build` and the one forward
 signature ``[B, T_in, N, C_in] -> [B, T_out, N, C_out]``.
@@ -20,9 +20,46 @@ from linearcast.engine.config import TrainConfig, numbers_from_text
 from linearcast.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
+    from lightning_fabric import Fabric
+
     from linearcast.data import PreparedData, Protocol, TimeSeriesDataset
 
 log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------- devices
+def make_fabric(config: TrainConfig) -> Fabric:
+    """A Fabric instance for the config's accelerator, devices, strategy, nodes and precision.
+
+    Raises:
+        ConfigError: Fabric rejects the combination (the message says why).
+    """
+    from lightning_fabric import Fabric
+
+    if config.strategy.startswith(("fsdp", "deepspeed", "xla")):
+        # evaluation runs the unwrapped module on unpadded shards, which sharded-parameter
+        # strategies cannot do; the models here fit one device, so DDP is what they need
+        raise ConfigError(
+            f"strategy {config.strategy!r} is not supported by the engine; use auto, ddp, "
+            f"ddp_spawn, ddp_fork or ddp_notebook."
+        )
+    devices: int | str = config.devices
+    if isinstance(devices, str) and devices.isdigit():
+        devices = int(devices)
+    try:
+        return Fabric(
+            accelerator=config.accelerator,
+            devices=devices,
+            strategy=config.strategy,
+            num_nodes=config.num_nodes,
+            precision=config.precision,  # type: ignore[arg-type]
+        )
+    except (ValueError, TypeError, RuntimeError) as err:
+        raise ConfigError(
+            f"cannot set up accelerator={config.accelerator!r}, devices={config.devices!r}, "
+            f"strategy={config.strategy!r}, num_nodes={config.num_nodes}, "
+            f"precision={config.precision!r}: {err}"
+        ) from err
 
 
 # ---------------------------------------------------------------------- data
@@ -305,6 +342,27 @@ def make_schedule(
         make_scheduler(config, optimizer, steps_per_epoch),
         per_batch=config.scheduler == "onecycle",
     )
+
+
+def setup_optimization(
+    config: TrainConfig,
+    fabric: Fabric,
+    model: nn.Module,
+    trainable: bool,
+    steps_per_epoch: int,
+    ckpt: dict[str, Any] | None = None,
+) -> tuple[nn.Module, torch.optim.Optimizer | None, Schedule]:
+    """The model as Fabric sets it up, its optimizer and schedule (none without trainable
+    parameters), their state restored from ``ckpt`` when resuming."""
+    if not trainable:
+        return fabric.to_device(model), None, Schedule(None)
+    optimizer = make_optimizer(config, model)
+    schedule = make_schedule(config, optimizer, steps_per_epoch)
+    wrapped, optimizer = fabric.setup(model, optimizer)
+    if ckpt is not None:
+        optimizer.load_state_dict(ckpt["optimizer"])
+        schedule.load_state_dict(ckpt.get("scheduler"))
+    return wrapped, optimizer, schedule
 
 
 def current_lr(optimizer: torch.optim.Optimizer | None) -> float:

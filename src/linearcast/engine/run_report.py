@@ -1,0 +1,326 @@
+"""What a run tells its user: the lines it prints, ``metrics.json``, the plots, the baseline row.
+
+The trainer calls these; they read a :class:`~linearcast.engine.run_state.RunState` and
+write or return text, so the loop in :mod:`linearcast.engine.trainer` stays a loop.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from linearcast.engine.checkpoint import LAST, EarlyStopping
+from linearcast.engine.config import TrainConfig
+from linearcast.engine.evaluation import (
+    EvalResult,
+    evaluate,
+    format_metrics_table,
+    forward_eval,
+    table_columns,
+    unit_converter,
+)
+from linearcast.engine.plots import choose_window, plot_curves, plot_errors, plot_forecast
+from linearcast.engine.run_dir import keep_earlier_result, write_history, write_json
+from linearcast.engine.run_state import RunState
+from linearcast.engine.setup import current_lr, dataset_label
+from linearcast.errors import TrainingDiverged
+
+if TYPE_CHECKING:
+    from lightning_fabric import Fabric
+
+    from linearcast.data import PreparedData
+
+
+# ---------------------------------------------------------------------- printed lines
+def masking_text(prep: PreparedData, frac: float) -> str:
+    """The header line saying that ``frac`` of the test targets are left out by the null rule."""
+    null = "NaN" if math.isnan(prep.null_value) else f"{prep.null_value:g}"
+    text = (
+        f"targets   {100 * frac:.1f}% of the test targets equal the null value {null} and are "
+        f"masked (not scored)"
+    )
+    if prep.protocol.metrics_space == "raw":
+        text += f"; MAPE also leaves out |y| <= {prep.mape_floor:.3g}"
+    return text
+
+
+def model_line(name: str, facts: dict[str, Any], n_params: dict[str, int]) -> str:
+    """The header line naming the model, its family and parameter counts."""
+    return (
+        f"model     {name} ({facts['family']}): {n_params['trainable']:,} trainable "
+        f"parameters ({n_params['total']:,} in all) -- {facts['description']}"
+    )
+
+
+def set_up_lines(config: TrainConfig, run: RunState, *, resumed: bool) -> list[str]:
+    """The header lines after the model's: loss and optimizer, devices, run directory."""
+    cfg, fabric = config, run.fabric
+    lines = [
+        f"loss      {run.loss_fn}; optimizer {cfg.optimizer if run.trainable else 'none'}",
+        f"device    {fabric.device} x {fabric.world_size} process(es), precision "
+        f"{cfg.precision}, strategy {cfg.strategy}",
+        f"run dir   {run.run_dir}",
+    ]
+    if resumed:
+        lines.append(f"resume    from epoch {run.start_epoch - 1} (global step {run.global_step})")
+    return lines
+
+
+def progress_bar(enabled: bool, total: int, desc: str) -> Any:
+    """A tqdm bar when ``enabled`` (rank 0 asked for progress), else None."""
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def epoch_line(
+    row: dict[str, Any], max_epochs: int, improved: bool, metrics_space: str = "raw"
+) -> str:
+    """The line printed after an epoch (``*`` when the validation loss improved)."""
+    text = f"epoch {row['epoch']:>3}/{max_epochs}  train {row['train_loss']:.4f}"
+    if "val_loss" in row:
+        if metrics_space == "scaled":  # MAPE of standardised values means nothing
+            text += f"  val {row['val_loss']:.4f} (MAE {row['val_MAE']:.4f})"
+        else:
+            text += (
+                f"  val {row['val_loss']:.4f} (MAE {row['val_MAE']:.3f}, RMSE "
+                f"{row['val_RMSE']:.3f}, MAPE {row['val_MAPE']:.2f}%)"
+            )
+    text += f"  lr {row['lr']:.2e}  {row['seconds']:.1f}s"
+    return text + ("  *" if improved else "")
+
+
+def diverged_error(
+    config: TrainConfig,
+    run: RunState,
+    what: str,
+    value: torch.Tensor,
+    epoch: int,
+    step: int,
+) -> TrainingDiverged:
+    """The sentence that stops a run whose ``what`` (a loss) became ``value``, not finite, at
+    ``step`` of ``epoch`` (0: at the epoch's validation)."""
+    cfg, run_dir, last_finite = config, run.run_dir, run.last_finite
+    lr = current_lr(run.optimizer)
+    where = f"step {step}/{run.steps_per_epoch} of epoch {epoch}" if step else f"epoch {epoch}"
+    last = (
+        f"the last finite training loss was {last_finite[0]:.6g} (global step {last_finite[1]})"
+        if last_finite is not None
+        else "no finite loss was seen in this run"
+    )
+    kept = (
+        f"{run_dir / LAST} keeps the weights of epoch {epoch - 1} (resume from it with "
+        f"--resume {run_dir} once the cause is fixed)"
+        if (run_dir / LAST).is_file()
+        else "No checkpoint was written (it failed in the first epoch), so the run directory "
+        "is removed"
+    )
+    hints = [f"a learning rate too high (now {lr:.3g}; try --lr {lr / 10:.3g})"]
+    if cfg.precision not in ("32-true", "32", "64-true", "64"):
+        hints.append(f"reduced precision ({cfg.precision}; try --precision 32-true)")
+    hints.append(
+        "unscaled or extreme data (check `linearcast data describe` for sentinel values "
+        "such as -9999 and set the null value)"
+    )
+    return TrainingDiverged(
+        f"training stopped: the {what} became {float(value.detach()):g} at {where} "
+        f"(global step {run.global_step + 1}); {last}. {kept}. Likely causes: "
+        f"{'; '.join(hints)}."
+    )
+
+
+def early_stop_line(stopper: EarlyStopping) -> str:
+    """The line saying why the epochs ended early."""
+    return (
+        f"early stop: no better validation loss for {stopper.bad_epochs} epochs; "
+        f"best epoch {stopper.best_epoch} (val loss {stopper.best:.4f})"
+    )
+
+
+def results_table(metrics: dict[str, Any]) -> str:
+    """The test table: the model and the baseline, overall and per horizon."""
+    rows = {metrics["model"]: metrics["test"]}
+    if metrics.get("baseline"):
+        rows[metrics["baseline"]["model"]] = metrics["baseline"]["test"]
+    space = metrics.get("metrics_space", "raw")
+    units = "data units" if space == "raw" else "standardised units"
+    title = (
+        f"test metrics on {metrics['dataset']['name']} under {metrics['protocol']} "
+        f"({metrics['test_windows']} windows, {units})"
+    )
+    return format_metrics_table(rows, title=title, columns=table_columns(space))
+
+
+# ---------------------------------------------------------------------- the baseline
+def floor_model(config: TrainConfig, fabric: Fabric, prep: PreparedData) -> nn.Module | None:
+    """The baseline model (``config.baseline``) on the device; None without one."""
+    name = config.baseline
+    if not name:
+        return None
+    from linearcast.models import build
+
+    p = prep.protocol
+    floor = build(name, num_nodes=prep.num_nodes, in_steps=p.in_steps, out_steps=p.out_steps)
+    module: nn.Module = fabric.to_device(floor)
+    return module
+
+
+def baseline_row(
+    config: TrainConfig, fabric: Fabric, prep: PreparedData, loader: Any
+) -> dict[str, Any] | None:
+    """The floor on the same test windows (``config.baseline``, last value by default)."""
+    floor = floor_model(config, fabric, prep)
+    if floor is None:
+        return None
+    result: EvalResult = evaluate(fabric, floor, loader, prep, max_batches=config.max_eval_batches)
+    return {"model": config.baseline, "test": result.metrics,
+            "test_per_step": result.per_step}  # fmt: skip
+
+
+# ---------------------------------------------------------------------- metrics.json
+def peak_memory(fabric: Fabric) -> dict[str, Any]:
+    """The peak memory of the run: CUDA's max allocated, else this process's peak RSS."""
+    if fabric.device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(fabric.device)
+        return {"kind": "cuda_max_allocated", "MiB": peak / 2**20}
+    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    scale = 1 / 2**20 if sys.platform == "darwin" else 1 / 2**10
+    return {"kind": "process_peak_rss_rank0", "MiB": rss_kib * scale}
+
+
+def run_metrics(
+    config: TrainConfig,
+    run: RunState,
+    *,
+    test: EvalResult,
+    val_best: EvalResult,
+    baseline: dict[str, Any] | None,
+    ddp_counts: torch.Tensor,
+) -> dict[str, Any]:
+    """The contents of ``metrics.json`` (``ddp_counts``: ``[world, 2]`` windows, Σ targets)."""
+    cfg, fabric, prep, history = config, run.fabric, run.prep, run.history
+    epoch_seconds = run.epoch_seconds
+    return {
+        "model": cfg.model,
+        "model_family": run.facts["family"],
+        "parameters": run.n_params,
+        "dataset": {
+            "name": dataset_label(prep),
+            "source": prep.dataset.source,
+            "shape": list(prep.dataset.shape),
+            "synthetic": bool(prep.dataset.meta.get("synthetic", False)),
+        },
+        "protocol": prep.protocol.label,
+        "protocol_name": prep.protocol.name,
+        "metrics_space": prep.protocol.metrics_space,
+        "windows": prep.counts,
+        "loss": repr(run.loss_fn),
+        "epochs": len(history),
+        "best_epoch": run.stopper.best_epoch,
+        "stopped_early": run.stopper.should_stop,
+        "seconds_per_epoch": epoch_seconds,
+        "mean_epoch_seconds": float(np.mean(epoch_seconds)) if epoch_seconds else 0.0,
+        "total_seconds": time.perf_counter() - run.started,
+        "peak_memory": peak_memory(fabric),
+        "device": str(fabric.device),
+        "world_size": fabric.world_size,
+        "precision": cfg.precision,
+        "val": val_best.metrics,
+        "val_loss": val_best.loss,
+        "val_windows": val_best.windows,
+        "test": test.metrics,
+        "test_per_step": test.per_step,
+        "test_windows": test.windows,
+        "null_value": prep.null_value,
+        "masked_fraction": {"val": val_best.masked_fraction, "test": test.masked_fraction},
+        "mape_floor": prep.mape_floor,
+        "mean_epoch_cpu_seconds": (
+            float(np.mean([r["cpu_seconds"] for r in history if "cpu_seconds" in r]))
+            if any("cpu_seconds" in r for r in history)
+            else None
+        ),
+        "baseline": baseline,
+        "train_windows_per_rank": [int(v) for v in ddp_counts[:, 0]],
+        "train_target_sum_per_rank": [float(v) for v in ddp_counts[:, 1]],
+        "host": platform.node(),
+    }
+
+
+# ---------------------------------------------------------------------- files
+def write_outputs(
+    config: TrainConfig,
+    run_dir: Path,
+    metrics: dict[str, Any],
+    history: list[dict[str, Any]],
+    prep: PreparedData,
+    model: nn.Module,
+    fabric: Fabric,
+) -> None:
+    """``metrics.json``, ``history.csv`` and (``config.plots``) the three plots (rank 0)."""
+    keep_earlier_result(run_dir)
+    write_json(run_dir / "metrics.json", metrics)
+    write_history(run_dir / "history.csv", history)
+    if not config.plots:
+        return
+    title = f"{config.model} on {metrics['dataset']['name']} ({metrics['protocol']})"
+    plot_curves(run_dir / "curves.png", history, title=title)
+    plot_test_window(config, run_dir / "forecast.png", prep, model, fabric, title)
+    plot_errors(run_dir / "errors.png", metrics, step_minutes=prep.dataset.freq_minutes)
+
+
+def plot_test_window(
+    config: TrainConfig,
+    path: Path,
+    prep: PreparedData,
+    model: nn.Module,
+    fabric: Fabric,
+    title: str,
+) -> None:
+    """One test window (:func:`~linearcast.engine.plots.choose_window`): history, truth,
+    the model's and the baseline's forecasts of up to four series with signal."""
+    test = prep.test
+    if len(test) == 0:
+        return
+    t_in, t_out = test.in_steps, test.out_steps
+    i = choose_window(test.values, test.starts, t_in + t_out, prep.null_value,
+                      test.target_channel)  # fmt: skip
+    first = int(test.starts[i])
+    x, y = test[i]
+    to_units = unit_converter(prep)
+    xb = fabric.to_device(x[None])
+    pred = to_units(forward_eval(fabric, model, xb))[0, ..., 0].cpu().numpy()  # (T_out, N)
+    baseline = None
+    floor = floor_model(config, fabric, prep)
+    if floor is not None:
+        floor.eval()
+        baseline = to_units(forward_eval(fabric, floor, xb))[0, ..., 0].cpu().numpy()
+    scaled = prep.protocol.metrics_space == "scaled"
+    if scaled:  # the units of y and of the forecasts
+        hist = x[..., 0].double().numpy()  # (T_in, N)
+    else:  # the file's readings: an inverse-transformed null would miss the null test
+        hist = np.asarray(test.values[first : first + t_in, :, test.target_channel])
+    plot_forecast(
+        path,
+        hist,
+        y[..., 0].numpy(),
+        pred,
+        names=prep.dataset.node_names,
+        times=prep.dataset.times(slice(first, first + t_in + t_out)),
+        first_row=first,
+        baseline=baseline,
+        baseline_label=config.baseline or "baseline",
+        title=title,
+        null_value=prep.null_value,
+        units="standardised units" if scaled else "data units",
+    )

@@ -1,0 +1,183 @@
+"""What the steps of one run share, and the bookkeeping that lets a run stop and continue.
+
+:class:`RunState` is made by :meth:`Trainer._set_up <linearcast.engine.trainer.Trainer._set_up>`
+and handed to every step of the loop. The rest is the resume path: which run directory a run
+continues (:func:`resume_dir`), the checkpoint it writes (:func:`save_checkpoint`, a collective)
+and what a resumed run takes back from one (:func:`restore_progress`), the RNG states of every
+rank (:func:`gathered_rng`, :func:`restore_rng`), and the facts a checkpoint records about the
+data (:func:`run_meta`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from linearcast.engine import checkpoint as ckpt_mod
+from linearcast.engine.checkpoint import LAST, EarlyStopping, atomic_save
+from linearcast.engine.config import TrainConfig
+from linearcast.engine.evaluation import all_reduce_sum
+from linearcast.engine.samplers import EpochShardSampler
+from linearcast.engine.setup import LossFn, Schedule, dataset_label
+from linearcast.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lightning_fabric import Fabric
+
+    from linearcast.data import PreparedData
+
+
+@dataclass
+class RunResult:
+    """What a finished run returns (on rank 0; other ranks get the same ``run_dir``).
+
+    Attributes:
+        run_dir: the run directory.
+        metrics: the contents of ``metrics.json``.
+        history: the rows of ``history.csv``.
+    """
+
+    run_dir: Path
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class RunState:
+    """What the steps of one process's run share (:meth:`Trainer._set_up` makes it)."""
+
+    fabric: Fabric
+    prep: PreparedData
+    raw: nn.Module  # the model itself (its state_dict is the checkpoint's)
+    model: nn.Module  # as Fabric set it up (the one trained)
+    trainable: bool
+    facts: dict[str, Any]
+    n_params: dict[str, int]
+    optimizer: torch.optim.Optimizer | None
+    schedule: Schedule
+    loss_fn: LossFn
+    stopper: EarlyStopping
+    train_sampler: EpochShardSampler
+    train_loader: Any
+    val_loader: Any
+    full_val_loader: Any
+    test_loader: Any
+    steps_per_epoch: int
+    run_dir: Path
+    meta: dict[str, Any]
+    history: list[dict[str, Any]]
+    start_epoch: int
+    global_step: int
+    started: float  # time.perf_counter() at the start
+    acc_dtype: torch.dtype
+    epoch_seconds: list[float]
+    # windows and Σ targets this rank trained on in the last epoch
+    rank_counts: torch.Tensor = field(default_factory=lambda: torch.zeros(2, dtype=torch.float64))
+    last_finite: tuple[float, int] | None = None  # (loss, global step) for the divergence message
+
+
+def resume_dir(config: TrainConfig) -> Path | None:
+    """The run directory ``config.resume`` continues, or None for a new run.
+
+    Raises:
+        ConfigError: ``resume=True`` without ``run_name``, or no ``last.ckpt`` in the directory.
+    """
+    cfg = config
+    if cfg.resume is False or cfg.resume == "":
+        return None
+    if cfg.resume is True:
+        if not cfg.run_name:
+            raise ConfigError("resume=True needs run_name (the run directory to continue).")
+        path = Path(cfg.out_dir) / cfg.run_name
+    else:
+        path = Path(str(cfg.resume))
+    if not (path / LAST).is_file():
+        raise ConfigError(f"{path}: cannot resume, no {LAST} in this run directory.")
+    return path
+
+
+def gather(fabric: Fabric, local: torch.Tensor) -> torch.Tensor:
+    """``[world, *local.shape]``: every rank's tensor (a sum of one-hot rows; a collective)."""
+    rows = torch.zeros((fabric.world_size, *local.shape), dtype=torch.float64)
+    rows[fabric.global_rank] = local.detach().to("cpu", torch.float64)
+    return all_reduce_sum(fabric, rows)
+
+
+def gathered_rng(fabric: Fabric) -> dict[str, Any]:
+    """RNG states: python/numpy of this rank, torch CPU of every rank (CUDA: this rank's)."""
+    state = ckpt_mod.rng_state()
+    per_rank = gather(fabric, state["torch"])
+    state["torch_per_rank"] = per_rank.to(torch.uint8) if fabric.world_size > 1 else None
+    return state
+
+
+def restore_rng(fabric: Fabric, state: dict[str, Any]) -> None:
+    """Set the RNG states of :func:`gathered_rng`; torch CPU from this rank's row when the
+    checkpoint has one per rank of this world size."""
+    per_rank = state.get("torch_per_rank")
+    local = dict(state)
+    if per_rank is not None and per_rank.shape[0] == fabric.world_size:
+        # clone: torch.set_rng_state crashes on a row view of the table (offset > 0)
+        local["torch"] = per_rank[fabric.global_rank].to(torch.uint8).clone()
+    ckpt_mod.set_rng_state(local)
+
+
+def save_checkpoint(run: RunState, config: TrainConfig, path: Path, epoch: int) -> None:
+    """Write a checkpoint of the run at ``epoch`` (a collective: every rank calls it)."""
+    fabric = run.fabric
+    state = {
+        "format": ckpt_mod.FORMAT,
+        "version": ckpt_mod.VERSION,
+        "model": run.raw.state_dict(),
+        "optimizer": run.optimizer.state_dict() if run.optimizer is not None else None,
+        "scheduler": run.schedule.state_dict(),
+        "epoch": epoch,
+        "global_step": run.global_step,
+        "early_stopping": run.stopper.state_dict(),
+        "rng": gathered_rng(fabric),  # a collective: every rank calls save()
+        "scaler": run.prep.scaler.state_dict(),
+        "config": config.to_dict(),
+        "history": run.history,
+        "meta": run.meta,
+    }
+    if fabric.is_global_zero:
+        atomic_save(state, path)
+    fabric.barrier()
+
+
+def restore_progress(
+    fabric: Fabric, ckpt: dict[str, Any] | None, stopper: EarlyStopping
+) -> tuple[list[dict[str, Any]], int, int]:
+    """``(history, start_epoch, global_step)`` of a resumed run (early stopping and the RNG
+    restored from ``ckpt``); a new run's (``[]``, 1, 0) without one."""
+    history: list[dict[str, Any]] = []
+    start_epoch, global_step = 1, 0
+    if ckpt is not None:
+        stopper.load_state_dict(ckpt["early_stopping"])
+        history = list(ckpt.get("history", []))
+        start_epoch = int(ckpt["epoch"]) + 1
+        global_step = int(ckpt["global_step"])
+        restore_rng(fabric, ckpt["rng"])
+    return history, start_epoch, global_step
+
+
+def run_meta(config: TrainConfig, prep: PreparedData) -> dict[str, Any]:
+    """The checkpoint's ``meta``: what inference needs to rebuild the model and its inputs."""
+    p = prep.protocol
+    return {
+        "model": config.model,
+        "num_nodes": prep.num_nodes,
+        "in_steps": p.in_steps,
+        "out_steps": p.out_steps,
+        "input_channels": prep.input_channels,
+        "protocol": p.label,
+        "dataset": dataset_label(prep),
+        "null_value": prep.null_value,
+        # the calendar the time features were computed on (forecasting checks new data)
+        "steps_per_day": prep.dataset.steps_per_day,
+        "freq_minutes": prep.dataset.freq_minutes,
+    }
