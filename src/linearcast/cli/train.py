@@ -325,6 +325,20 @@ def _output(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _run_split_arguments(
+    p: argparse.ArgumentParser, *, data: str, batch: str, out: str | None = None
+) -> None:
+    """The arguments ``evaluate`` and ``predict`` share (a required ``--out`` after RUN_DIR)."""
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `train`")
+    if out is not None:
+        p.add_argument("--out", required=True, metavar="FILE", help=out)
+    p.add_argument("--data", metavar="PATH", help=f"{data} (default: the run's)")
+    p.add_argument("--format", default="auto", help="reader format of --data (default: auto)")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"), help="which part")
+    p.add_argument("--batch-size", type=int, help=f"{batch} (default: the run's)")
+    p.add_argument("--accelerator", help="override the run's accelerator (e.g. cpu)")
+
+
 def _add_evaluate(sub: Any) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser(
@@ -336,12 +350,7 @@ def _add_evaluate(sub: Any) -> None:
         "  linearcast evaluate RUN_DIR --data PEMS08.npz --split val --json",
         formatter_class=fmt,
     )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `train`")
-    p.add_argument("--data", metavar="PATH", help="evaluate on this dataset (default: the run's)")
-    p.add_argument("--format", default="auto", help="reader format of --data (default: auto)")
-    p.add_argument("--split", default="test", choices=("train", "val", "test"), help="which part")
-    p.add_argument("--batch-size", type=int, help="evaluation batch size (default: the run's)")
-    p.add_argument("--accelerator", help="override the run's accelerator (e.g. cpu)")
+    _run_split_arguments(p, data="evaluate on this dataset", batch="evaluation batch size")
     p.add_argument("--max-batches", type=int, help="only the first N batches (quick checks)")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.add_argument("--out", metavar="FILE", help="also write the result as JSON to FILE")
@@ -360,13 +369,9 @@ def _add_predict(sub: Any) -> None:
         "  linearcast predict RUN_DIR --data PEMS08.npz --split val --out val.npz",
         formatter_class=fmt,
     )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `train`")
-    p.add_argument("--out", required=True, metavar="FILE", help="output .npy or .npz file")
-    p.add_argument("--data", metavar="PATH", help="forecast this dataset (default: the run's)")
-    p.add_argument("--format", default="auto", help="reader format of --data (default: auto)")
-    p.add_argument("--split", default="test", choices=("train", "val", "test"), help="which part")
-    p.add_argument("--batch-size", type=int, help="batch size (default: the run's)")
-    p.add_argument("--accelerator", help="override the run's accelerator (e.g. cpu)")
+    _run_split_arguments(
+        p, data="forecast this dataset", batch="batch size", out="output .npy or .npz file"
+    )
     p.set_defaults(func=_cmd_predict)
 
 

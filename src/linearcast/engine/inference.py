@@ -158,6 +158,37 @@ def _model(
     return fabric.to_device(model)
 
 
+def _open_split(
+    run_dir: str | Path,
+    data: str | TimeSeriesDataset | None,
+    data_format: str,
+    split: str,
+    accelerator: str | None,
+    batch_size: int | None,
+) -> tuple[TrainConfig, PreparedData, Fabric, Any, Any, int]:
+    """What evaluating or predicting a split of a finished run starts from.
+
+    Returns:
+        ``(config, prep, fabric, model, part, batch_size)``: the run's config, its prepared
+        data, the Fabric and the best weights on its device, the split's windows and the batch
+        size (the given one, else the run's evaluation or training batch size).
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"split must be one of {', '.join(SPLITS)}; found {split!r}.")
+    ckpt, config, prep = load_run(run_dir, data, data_format)
+    fabric = _fabric(config, accelerator)
+    model = _model(ckpt, config, prep, fabric, Path(run_dir))
+    part = getattr(prep, split)
+    return (
+        config,
+        prep,
+        fabric,
+        model,
+        part,
+        batch_size or config.eval_batch_size or config.batch_size,
+    )
+
+
 def evaluate_run(
     run_dir: str | Path,
     *,
@@ -183,13 +214,9 @@ def evaluate_run(
         ``{"run_dir", "model", "dataset", "protocol", "split", "windows", "metrics",
         "baseline", "table"}``.
     """
-    if split not in SPLITS:
-        raise ConfigError(f"split must be one of {', '.join(SPLITS)}; found {split!r}.")
-    ckpt, config, prep = load_run(run_dir, data, data_format)
-    fabric = _fabric(config, accelerator)
-    model = _model(ckpt, config, prep, fabric, Path(run_dir))
-    part = getattr(prep, split)
-    bs = batch_size or config.eval_batch_size or config.batch_size
+    config, prep, fabric, model, part, bs = _open_split(
+        run_dir, data, data_format, split, accelerator, batch_size
+    )
     loader = fabric.setup_dataloaders(
         DataLoader(part, batch_size=bs, sampler=ShardSampler(part)),
         use_distributed_sampler=False,
@@ -260,13 +287,9 @@ def predict_run(
     out = Path(out) if out is not None else None
     if out is not None and out.suffix not in (".npy", ".npz"):
         raise ConfigError(f"{out}: expected an output file ending in .npy or .npz.")
-    if split not in SPLITS:
-        raise ConfigError(f"split must be one of {', '.join(SPLITS)}; found {split!r}.")
-    ckpt, config, prep = load_run(run_dir, data, data_format)
-    fabric = _fabric(config, accelerator)
-    model = _model(ckpt, config, prep, fabric, Path(run_dir))
-    part = getattr(prep, split)
-    bs = batch_size or config.eval_batch_size or config.batch_size
+    _, prep, fabric, model, part, bs = _open_split(
+        run_dir, data, data_format, split, accelerator, batch_size
+    )
     to_units = unit_converter(prep)
     preds, targets = [], []
     for x, y in DataLoader(part, batch_size=bs):
