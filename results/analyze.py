@@ -163,7 +163,12 @@ def _swap_kernels(model: torch.nn.Module, theta: Any) -> None:
         _ = name
 
 
-def swap(only: str = "", done: dict[str, Any] | None = None) -> dict[str, Any]:
+def swap(
+    only: str = "",
+    done: dict[str, Any] | None = None,
+    rules: tuple[Any, ...] = RULES,
+    save: Any = None,
+) -> dict[str, Any]:
     from lightning_fabric import Fabric
     from torch.utils.data import DataLoader
 
@@ -172,16 +177,20 @@ def swap(only: str = "", done: dict[str, Any] | None = None) -> dict[str, Any]:
     fabric = Fabric(accelerator="cpu", devices=1)
     rows: dict[str, Any] = dict(done or {})
     for run_dir in _runs("spatiotemporal", "staeformer"):
-        if only not in run_dir.name or run_dir.name in rows:
+        res = dict(rows.get(run_dir.name, {}))
+        todo = [r for r in rules if f"EALA θ={r}" not in res]
+        if only not in run_dir.name or not todo:
             continue  # filtered out, or measured by an earlier call (swap.json)
         model, _, prep = _load(run_dir)
         loader = DataLoader(prep.test, batch_size=64)
-        res = {"softmax (trained)": evaluate(fabric, model, loader, prep).metrics["overall"]}
-        for rule in RULES:
+        res["softmax (trained)"] = evaluate(fabric, model, loader, prep).metrics["overall"]
+        for rule in todo:
             swapped, _, _ = _load(run_dir)
             _swap_kernels(swapped, rule)
             res[f"EALA θ={rule}"] = evaluate(fabric, swapped, loader, prep).metrics["overall"]
         rows[run_dir.name] = res
+        if save is not None:  # after every model: a stopped analysis keeps what it measured
+            save(rows)
         print(f"swapped {run_dir.name}: " + ", ".join(
             f"{k} {v['MAE']:.3f}" for k, v in res.items()), flush=True)  # fmt: skip
     return rows
@@ -196,7 +205,8 @@ def swap_table(rows: dict[str, Any]) -> str:
     for run, res in rows.items():
         base = res["softmax (trained)"]["MAE"]
         cells = [f"{base:.3f}"] + [
-            f"{res[h]['MAE']:.3f} ({100 * (res[h]['MAE'] / base - 1):+.0f}%)" for h in heads[1:]
+            f"{res[h]['MAE']:.3f} ({100 * (res[h]['MAE'] / base - 1):+.0f}%)" if h in res else "—"
+            for h in heads[1:]
         ]
         lines.append(f"| {run.replace('__staeformer', '')} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -250,6 +260,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=("entropy", "swap", "var"))
     parser.add_argument("--only", default="", help="swap: run directories containing this")
+    parser.add_argument(
+        "--rules",
+        nargs="+",
+        default=list(RULES),
+        choices=list(RULES),
+        help="swap: θ rules to measure (exact is slow: ~40 min per Los-loop model on one core)",
+    )
     args = parser.parse_args(argv)
     from linearcast import jsonio
 
@@ -264,9 +281,13 @@ def main(argv: list[str] | None = None) -> int:
     elif args.what == "swap":
         known = OUT / "swap.json"
         done = json.loads(known.read_text()) if known.is_file() else {}
-        rows = swap(args.only, done)
-        (OUT / "swap.json").write_text(jsonio.dumps(rows, indent=1) + "\n")
-        (OUT / "swap.md").write_text(swap_table(rows))
+
+        def save(rows: dict[str, Any]) -> None:
+            (OUT / "swap.json").write_text(jsonio.dumps(rows, indent=1) + "\n")
+            (OUT / "swap.md").write_text(swap_table(rows))
+
+        rows = swap(args.only, done, tuple(args.rules), save)
+        save(rows)
         print(swap_table(rows))
     else:
         rows = var_maps()
