@@ -188,8 +188,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ):
             slope_text = f" (slope {s[sk]:.2f})" if s[sk] is not None else ""
             ax.plot(ns, [r[key] * scale for r in mine], marker="o", label=label + slope_text)
-    for ax, title in zip(axes, ("training step per window (s)", "Δ peak per window (GiB)"),
-                         strict=True):  # fmt: skip
+    titles = ("training step per window (s), batch as recorded",
+              "Δ peak per window (GiB), batch-1 probe")  # fmt: skip
+    for ax, title in zip(axes, titles, strict=True):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("nodes N")
