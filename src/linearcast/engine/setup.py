@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -358,7 +358,9 @@ def setup_optimization(
         return fabric.to_device(model), None, Schedule(None)
     optimizer = make_optimizer(config, model)
     schedule = make_schedule(config, optimizer, steps_per_epoch)
-    wrapped, optimizer = fabric.setup(model, optimizer)
+    # the compiled module shares the parameters: the optimizer and checkpoints see the same ones
+    trained = cast(nn.Module, torch.compile(model)) if config.compile else model
+    wrapped, optimizer = fabric.setup(trained, optimizer)
     if ckpt is not None:
         optimizer.load_state_dict(ckpt["optimizer"])
         schedule.load_state_dict(ckpt.get("scheduler"))
