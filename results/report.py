@@ -220,6 +220,11 @@ def lh_tables(runs: Runs) -> str:
     return "\n".join(lines) + "\n"
 
 
+LH_NOTE = """
+MSE/MAE in standardised units (per-channel z-score fit on the training split), every test
+window; persistence repeats the last observed step. SAMoVAR's VAR coefficients of the seed-0
+model per dataset: `python results/analyze.py var` -> `results/analysis/var_<dataset>.png`.
+"""
 LH_ORDER = ("samovar", "samovar-lintrans", "samovar-fixedvar", "samovar-eala", "dlinear")
 
 
@@ -283,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         st_plot(runs, out_dir / f"{args.table}.png")
         (out_dir / "facts.json").write_text(jsonio.dumps(facts, indent=1) + "\n")
     else:
-        text = "\n".join(head) + lh_tables(runs)
+        text = "\n".join(head) + "\n" + lh_tables(runs) + LH_NOTE
         lh_plot(runs, out_dir / f"{args.table}.png")
     (out_dir / "README.md").write_text(text)
     print(text)
