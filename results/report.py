@@ -153,6 +153,28 @@ def learned_theta(runs: Runs) -> str:
     )
 
 
+def _bar_panel(
+    ax: Any,
+    runs: Runs,
+    ds: str,
+    models: list[str],
+    metric: str,
+    labels: list[str],
+    colors: list[str],
+) -> list[float]:
+    """Horizontal bars of one dataset's test ``metric`` per model, mean ± std over seeds, the
+    first model on top; returns the means (the caller sets limits, labels and title)."""
+    stats = [_stat([_metric(r, "overall", metric) for r in runs[(ds, m)]]) for m in models]
+    means = [mean for mean, _ in stats]
+    ax.barh(range(len(models)), means, xerr=[std or 0.0 for _, std in stats], color=colors,
+            capsize=3)  # fmt: skip
+    ax.set_yticks(range(len(models)))
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.grid(True, axis="x", alpha=0.3)
+    return means
+
+
 def st_plot(runs: Runs, path: Path) -> None:
     """One panel per dataset: test MAE per model (mean ± std over seeds)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -166,39 +188,30 @@ def st_plot(runs: Runs, path: Path) -> None:
     axes = fig.subplots(1, len(datasets), squeeze=False)[0]
     for ax, ds in zip(axes, datasets, strict=True):
         models = [m for m in ST_ORDER if (ds, m) in runs]
-        means, errs = [], []
-        for m in models:
-            mean, std = _stat([_metric(r, "overall", "MAE") for r in runs[(ds, m)]])
-            means.append(mean)
-            errs.append(std or 0.0)
         colors = ["tab:blue" if m in CORE else "tab:orange" if m in ONE_SEED else "tab:grey"
                   for m in models]  # fmt: skip
-        ax.barh(range(len(models)), means, xerr=errs, color=colors, capsize=3)
-        ax.set_yticks(range(len(models)))
-        ax.set_yticklabels(models, fontsize=8)
-        ax.invert_yaxis()
-        lo = min(means) * 0.9
-        ax.set_xlim(left=lo)
+        means = _bar_panel(ax, runs, ds, models, "MAE", models, colors)
+        ax.set_xlim(left=min(means) * 0.9)
         ax.set_xlabel("test MAE (data units), mean ± std over seeds")
         ax.set_title(ds)
-        ax.grid(True, axis="x", alpha=0.3)
     fig.suptitle("Spatio-temporal: blue = 3 seeds, orange = 1 seed, grey = baselines")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
 
 # ---------------------------------------------------------------------------- long horizon
+LH_DATASETS = ("ETTh1", "ETTh2", "ETTm1", "exchange", "ili")
+LH_ORDER = ("samovar", "samovar-lintrans", "samovar-fixedvar", "samovar-eala", "dlinear")
+
+
 def lh_tables(runs: Runs) -> str:
     """MSE/MAE per dataset and model (standardised units), persistence from the baseline."""
     lines = [
         "| dataset | horizon | model | seeds | MSE | MAE | s/epoch (CPU) | parameters |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    datasets = sorted({d for d, _ in runs}, key=lambda d: ["ETTh1", "ETTh2", "ETTm1",
-                                                           "exchange", "ili"].index(d))  # fmt: skip
-    for ds in datasets:
-        models = [m for m in ("samovar", "samovar-lintrans", "samovar-fixedvar", "samovar-eala",
-                              "dlinear") if (ds, m) in runs]  # fmt: skip
+    for ds in [d for d in LH_DATASETS if any(k[0] == d for k in runs)]:
+        models = [m for m in LH_ORDER if (ds, m) in runs]
         horizon = None
         for m in models:
             rs = runs[(ds, m)]
@@ -225,16 +238,14 @@ MSE/MAE in standardised units (per-channel z-score fit on the training split), e
 window; persistence repeats the last observed step. SAMoVAR's VAR coefficients of the seed-0
 model per dataset: `python results/analyze.py var` -> `results/analysis/var_<dataset>.png`.
 """
-LH_ORDER = ("samovar", "samovar-lintrans", "samovar-fixedvar", "samovar-eala", "dlinear")
 
 
 def lh_plot(runs: Runs, path: Path) -> None:
-    """One panel per dataset: test MSE per model (mean ± std over seeds), persistence dashed."""
+    """One panel per dataset: test MSE per model, mean ± std over seeds (persistence: axis)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    datasets = [d for d in ("ETTh1", "ETTh2", "ETTm1", "exchange", "ili")
-                if any(k[0] == d for k in runs)]  # fmt: skip
+    datasets = [d for d in LH_DATASETS if any(k[0] == d for k in runs)]
     if not datasets:
         return
     fig = Figure(figsize=(3.6 * len(datasets), 3.8))
@@ -242,22 +253,15 @@ def lh_plot(runs: Runs, path: Path) -> None:
     axes = fig.subplots(1, len(datasets), squeeze=False)[0]
     for ax, ds in zip(axes, datasets, strict=True):
         models = [m for m in LH_ORDER if (ds, m) in runs]
-        stats = [_stat([_metric(r, "overall", "MSE") for r in runs[(ds, m)]]) for m in models]
-        means = [mean for mean, _ in stats]
         colors = ["tab:blue" if m == "samovar" else "tab:grey" if m == "dlinear" else "tab:orange"
                   for m in models]  # fmt: skip
-        ax.barh(range(len(models)), means, xerr=[std or 0.0 for _, std in stats],
-                color=colors, capsize=3)  # fmt: skip
         labels = [f"{m} ({len(runs[(ds, m)])})" for m in models]
-        ax.set_yticks(range(len(models)))
-        ax.set_yticklabels(labels, fontsize=8)
-        ax.invert_yaxis()
+        means = _bar_panel(ax, runs, ds, models, "MSE", labels, colors)
         ax.set_xlim(left=min(means) * 0.9, right=max(means) * 1.05)
         base = runs[(ds, models[0])][0]["baseline"]["test"]["overall"]["MSE"]
         ax.set_xlabel(f"test MSE, standardised (persistence {base:.2f})", fontsize=8)
         horizon = runs[(ds, models[0])][0]["config"]["protocol_overrides"].get("out_steps")
         ax.set_title(f"{ds}, horizon {horizon}")
-        ax.grid(True, axis="x", alpha=0.3)
     fig.suptitle("SAMoVAR (blue) vs its controls (orange) and DLinear; (seeds), mean ± std")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
