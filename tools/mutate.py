@@ -86,8 +86,18 @@ GROUPS: dict[str, Group] = {
             "src/linearcast/data/scaler.py",
             "src/linearcast/data/windows.py",
         ),
-        ("tests/data/test_data_protocols.py", "tests/data/test_data_bad_input.py"),
-        10,
+        (
+            "tests/data/test_data_protocols.py",
+            "tests/data/test_data_bad_input.py",
+            "tests/data/test_data_prepared.py",
+            # the other tests that call Protocol.prepare (data/prepared.py)
+            "tests/data/test_data_memmap.py",
+            "tests/data/test_data_first_try.py",
+            "tests/data/test_data_safety.py",
+            "tests/test_metrics_masking.py",
+            "tests/engine/test_engine_setup_fields.py",
+        ),
+        12,
     ),
     "resume": Group(
         ("src/linearcast/engine/trainer.py", "src/linearcast/engine/run_state.py"),

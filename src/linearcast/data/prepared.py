@@ -8,6 +8,7 @@ evaluator) and :func:`prepare`, which :meth:`Protocol.prepare
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -103,16 +104,32 @@ def _window_starts(protocol: Protocol, dataset: TimeSeriesDataset) -> dict[str, 
     return starts
 
 
-def _mean_abs(rows: np.ndarray, null_value: float) -> float:
-    """Mean of ``|y|`` over the finite, non-null entries of ``rows`` (chunked; memmap-friendly)."""
-    total, count = 0.0, 0
-    step = max(1, (1 << 21) // max(1, int(np.prod(rows.shape[1:]))))
+# Entries read at once from a (memory-mapped) array by the chunked passes below.
+_CHUNK_ENTRIES = 1 << 21
+
+
+def _chunks(rows: np.ndarray) -> Iterator[np.ndarray]:
+    """``rows: [T, ...]`` as float64 blocks of whole rows, about ``_CHUNK_ENTRIES`` each (a
+    memory-mapped file is read a block at a time; float64 so that long sums keep their digits)."""
+    step = max(1, _CHUNK_ENTRIES // max(1, int(np.prod(rows.shape[1:]))))
     for a in range(0, rows.shape[0], step):
-        c = np.abs(np.asarray(rows[a : a + step], dtype=np.float64))
-        ok = np.isfinite(c)
-        if not math.isnan(null_value):
-            ok &= ~np.isclose(c, abs(null_value), atol=NULL_ATOL, rtol=0.0)
-        total += float(c[ok].sum())
+        yield np.asarray(rows[a : a + step], dtype=np.float64)
+
+
+def _is_null(c: np.ndarray, null_value: float) -> np.ndarray:
+    """Entries the metrics mask: NaN, or within ``NULL_ATOL`` of ``null_value``."""
+    hit = np.isnan(c)
+    if not math.isnan(null_value):
+        hit |= np.isclose(c, null_value, atol=NULL_ATOL, rtol=0.0)
+    return hit
+
+
+def _mean_abs(rows: np.ndarray, null_value: float) -> float:
+    """Mean of ``|y|`` over the finite entries of ``rows`` the metrics do not mask (0 if none)."""
+    total, count = 0.0, 0
+    for c in _chunks(rows):
+        ok = np.isfinite(c) & ~_is_null(c, null_value)
+        total += float(np.abs(c[ok]).sum())
         count += int(ok.sum())
     return total / count if count else 0.0
 
@@ -210,21 +227,17 @@ class PreparedData:
         }
 
     def masked_fraction(self, part: str = "test") -> float:
-        """Fraction of a part's target readings equal to the null value (rows it owns; each
-        reading counted once, not once per window)."""
-        a, b = self.split_rows.get(part, (0, 0))
+        """Fraction of a part's target readings the metrics mask (NaN or the null value; the rows
+        the part owns, each reading counted once, not once per window).
+
+        Raises:
+            KeyError: ``part`` is not one of ``train``, ``val``, ``test``.
+        """
+        a, b = self.split_rows[part]
         rows = self.dataset.values[a:b, :, self.protocol.target_channel]
         if rows.size == 0:
             return 0.0
-        null = self.null_value
-        masked = 0
-        step = max(1, (1 << 21) // max(1, rows.shape[1]))
-        for i in range(0, rows.shape[0], step):
-            c = np.asarray(rows[i : i + step], dtype=np.float64)
-            hit = np.isnan(c)
-            if not math.isnan(null):
-                hit |= np.isclose(c, null, atol=NULL_ATOL, rtol=0.0)
-            masked += int(hit.sum())
+        masked = sum(int(_is_null(c, self.null_value).sum()) for c in _chunks(rows))
         return masked / rows.size
 
     def summary(self) -> str:
