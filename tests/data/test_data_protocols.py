@@ -597,3 +597,22 @@ def test_scaler_numpy_dtypes_constant_series_and_error_source() -> None:
     np.testing.assert_allclose(fitted.std, [1.0, np.arange(20.0).std()])
     with pytest.raises(DataError, match=r"^training data: expected valid"):
         StandardScaler().fit(np.zeros((5, 2)))  # every entry is the null 0
+
+
+@pytest.mark.parametrize(("mode", "empty", "series"), [("per_channel", 2, 3), ("global", 1, 1)])
+def test_scaler_error_counts_the_series_without_a_valid_value(
+    mode: str, empty: int, series: int
+) -> None:
+    x = np.zeros((40, 3))
+    x[:, 1] = np.arange(1.0, 41.0)  # one series with values, two all null
+    if mode == "global":
+        x[:, 1] = 0.0
+    with pytest.raises(DataError, match=rf"found none for {empty} of {series} series"):
+        StandardScaler(mode=mode).fit(x, null_value=0.0, source="flows.npz")
+
+
+def test_a_fitted_scaler_says_so_in_its_state() -> None:
+    assert StandardScaler().state_dict()["fitted"] is False
+    sc = StandardScaler().fit(np.arange(1.0, 11.0)[:, None], null_value=0.0)
+    assert sc.fitted is True and sc.state_dict()["fitted"] is True
+    assert StandardScaler.from_state_dict(sc.state_dict()).fitted is True
