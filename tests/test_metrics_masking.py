@@ -48,3 +48,15 @@ def test_protocol_sets_an_automatic_mape_floor_from_the_training_targets() -> No
     )
     assert fixed.mape_floor == 2.0
     assert prep.masked_fraction("train") == pytest.approx(1 / 7, abs=0.01)
+
+
+def test_mape_floor_leaves_out_targets_at_the_floor_and_may_be_zero() -> None:
+    target = torch.tensor([[[0.5], [2.0]]])  # [B=1, T=2, N=1]: one target exactly at the floor
+    ev = StreamingEvaluator(null_value=math.nan, mape_floor=0.5, horizons=())
+    ev.update(target + 1.0, target)
+    assert ev.compute()["overall"]["MAPE"] == pytest.approx(50.0)  # only |1 / 2|, in %
+    no_floor = StreamingEvaluator(null_value=math.nan, mape_floor=0.0, horizons=())
+    no_floor.update(target + 1.0, target)
+    assert no_floor.compute()["overall"]["MAPE"] == pytest.approx(125.0)  # (200 + 50) / 2
+    with pytest.raises(ValueError, match="mape_floor"):
+        StreamingEvaluator(mape_floor=-1.0)

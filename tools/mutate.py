@@ -75,10 +75,22 @@ class Group:
 GROUPS: dict[str, Group] = {
     "engine": Group(
         ("src/linearcast/engine/checkpoint.py", "src/linearcast/engine/samplers.py"),
-        ("tests/engine/test_engine_checkpoint.py", "tests/engine/test_engine_samplers.py"),
+        (
+            "tests/engine/test_engine_checkpoint.py",
+            "tests/engine/test_engine_samplers.py",
+            "tests/engine/test_engine_safety.py",  # safe loading, weights that do not fit
+        ),
         6,
     ),
-    "metrics": Group(("src/linearcast/metrics.py",), ("tests/test_metrics.py",), 6),
+    "metrics": Group(
+        ("src/linearcast/metrics.py",),
+        (
+            "tests/test_metrics.py",
+            "tests/test_metrics_masking.py",
+            "tests/test_metrics_per_step.py",
+        ),
+        6,
+    ),
     "data": Group(
         (
             "src/linearcast/data/protocols.py",
@@ -101,7 +113,12 @@ GROUPS: dict[str, Group] = {
     ),
     "resume": Group(
         ("src/linearcast/engine/trainer.py", "src/linearcast/engine/run_state.py"),
-        ("tests/engine/test_engine_train.py", "-k", "resume or checked_before"),
+        (
+            "tests/engine/test_engine_train.py",
+            "tests/engine/test_engine_safety.py",
+            "-k",
+            "resume or checked_before or nan_loss",
+        ),
         12,
         (rf"^(?!.*({RESUME_WORDS}))",),
     ),

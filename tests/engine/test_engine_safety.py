@@ -11,6 +11,7 @@ import math
 import os
 import pickle
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,11 @@ def test_weights_that_do_not_fit_the_config_are_a_sentence(make_config: Any) -> 
     torch.save(state, a / BEST)
     with pytest.raises(ConfigError, match=rf"do not fit the model.*1 missing \(e\.g\. {name}\)"):
         evaluate_run(a, accelerator="cpu")
+    state = torch.load(a / LAST, weights_only=True)  # the run's own weights, and one more
+    state["model"]["extra.weight"] = torch.zeros(2)
+    torch.save(state, a / BEST)
+    with pytest.raises(ConfigError, match=r"1 unknown to the model \(e\.g\. extra\.weight\)"):
+        evaluate_run(a, accelerator="cpu")
 
 
 # ----------------------------------------------------------------------------- divergence
@@ -178,6 +184,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_epoch(
     text = str(err.value)
     assert "the training loss became nan at step 2/4 of epoch 2" in text
     assert "last finite training loss was" in text and "learning rate" in text
+    assert "(global step 5)" in text  # epoch 2's first step, the one before the NaN
     run = Path(cfg.out_dir) / "nan"
     assert f"{run / LAST} keeps the weights of epoch 1" in text
     kept = load_checkpoint(run / LAST)
@@ -229,3 +236,14 @@ def test_resuming_a_finished_run_keeps_the_earlier_result(make_config: Any) -> N
     train(make_config(run_name="r", max_epochs=3, resume=True), verbose=False)
     assert (first.run_dir / "metrics.2.json").is_file()  # each earlier result kept once
     assert (first.run_dir / "metrics.1.json").read_text() == json.dumps(before, indent=2) + "\n"
+
+
+def test_refusing_a_foreign_pickle_adds_no_torch_warning(tmp_path: Path) -> None:
+    # torch warns about the pickle protocol of files it did not write; our sentence says more
+    path = tmp_path / "best.ckpt"
+    path.write_bytes(pickle.dumps({"format": "x"}, protocol=4))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(ConfigError, match=r"best\.ckpt: refused to load"):
+            checkpoint.load_checkpoint(path)
+    assert [str(w.message) for w in seen] == []

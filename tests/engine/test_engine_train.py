@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from linearcast.engine import checkpoint as ckpt_mod
 from linearcast.engine import plots
 from linearcast.engine.checkpoint import load_checkpoint
 from linearcast.engine.config import TrainConfig
@@ -237,6 +238,40 @@ def test_resume_restores_each_ranks_torch_rng_from_its_own_row() -> None:
     assert torch.equal(torch.get_rng_state(), other)
 
 
+def test_resume_through_the_trainer_takes_this_ranks_rng_row(
+    make_config: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a checkpoint with one RNG row per rank (as a DDP run of this world size writes): the
+    # trainer must hand its Fabric down, so that the row of this rank is restored
+    first = train(make_config(max_epochs=1, run_name="r"), verbose=False)
+    state = torch.load(first.run_dir / "last.ckpt", weights_only=True)
+    torch.manual_seed(123)
+    row = torch.get_rng_state()
+    assert not torch.equal(row, state["rng"]["torch"])
+    state["rng"]["torch_per_rank"] = row[None].clone()
+    torch.save(state, first.run_dir / "last.ckpt")
+    restored: list[Tensor] = []
+    real = ckpt_mod.set_rng_state
+
+    def spy(local: dict[str, Any]) -> None:
+        restored.append(local["torch"])
+        real(local)
+
+    monkeypatch.setattr(ckpt_mod, "set_rng_state", spy)
+    train(make_config(max_epochs=2, run_name="r", resume=True), verbose=False)
+    assert len(restored) == 1 and torch.equal(restored[0], row)
+
+
+def test_resume_from_weights_that_do_not_fit_names_the_last_checkpoint(make_config: Any) -> None:
+    first = train(make_config(max_epochs=1, run_name="w"), verbose=False)
+    last = first.run_dir / "last.ckpt"
+    state = torch.load(last, weights_only=True)
+    state["model"]["extra.weight"] = torch.zeros(2)
+    torch.save(state, last)
+    with pytest.raises(ConfigError, match=rf"{re.escape(str(last))}: the weights do not fit"):
+        train(make_config(max_epochs=2, run_name="w", resume=True), verbose=False)
+
+
 class _Drift(nn.Module):
     """Predicts a constant ``w`` (scaled units); in training mode ``w - 100``.
 
@@ -289,7 +324,7 @@ def test_early_stopping_stops_and_restores_the_best_weights(
 
 
 def test_resume_of_an_early_stopped_run_trains_no_more(
-    make_config: Any, monkeypatch: pytest.MonkeyPatch
+    make_config: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = ModelSpec("test-drift", _build_drift, "test model", fixed_num_nodes=False)
     monkeypatch.setitem(REGISTRY, "test-drift", spec)
@@ -300,9 +335,11 @@ def test_resume_of_an_early_stopped_run_trains_no_more(
     stopped = train(cfg, verbose=False)
     assert [r["epoch"] for r in stopped.history] == [1, 2]
     epochs: list[int] = []
-    again = train(cfg.replace(resume=True), verbose=False,
+    capsys.readouterr()
+    again = train(cfg.replace(resume=True), verbose=True,
                   callbacks=[lambda trainer, epoch, row: epochs.append(epoch)])  # fmt: skip
     assert epochs == [] and again.history == stopped.history
+    assert "this run already stopped early at epoch 2" in capsys.readouterr().out
     assert load_checkpoint(again.run_dir / "last.ckpt")["epoch"] == 2
 
 
