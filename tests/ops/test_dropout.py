@@ -57,3 +57,40 @@ def test_identity_when_not_training_or_p_zero_and_seeded_reproducibility() -> No
     torch.testing.assert_close(dropout(x, 0.2), a)
     with pytest.raises(ValueError, match="probability"):
         dropout(x, 1.0)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.7])
+def test_the_mask_is_the_documented_draw(p: float) -> None:
+    # one 64-bit integer per four elements, each 16-bit quarter kept when it is at or above
+    # -2^15 + round(p·2^16): rebuilt here from the same seed, element for element
+    n = 300_001  # not a multiple of 4; with ~4.6 quarters per threshold level, ties occur
+    torch.manual_seed(4)
+    out = dropout(torch.ones(n), p)
+    torch.manual_seed(4)
+    raw = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64)
+    quarters = raw.view(torch.int16)[:n]
+    threshold = -(2**15) + round(p * 2**16)
+    assert bool((quarters == threshold).any())  # the boundary is exercised
+    torch.testing.assert_close(out != 0, quarters >= threshold)
+
+
+def test_reference_and_other_devices_use_f_dropout(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = torch.randn(5, 5)
+    assert torch.equal(dropout_reference(x, 0.5, training=False), x)
+    from linearcast.ops import dropout as module
+
+    calls: list[tuple[object, ...]] = []
+
+    def fake(*args: object) -> torch.Tensor:
+        calls.append(args)
+        return torch.empty(0)
+
+    monkeypatch.setattr(module.F, "dropout", fake)
+    meta = torch.empty(3, 4, device="meta")  # any device but the CPU takes the reference
+    dropout(meta, 0.3)
+    assert len(calls) == 1 and calls[0][0] is meta and calls[0][1:] == (0.3, True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_dropout_keeps_the_dtype(dtype: torch.dtype) -> None:
+    assert dropout(torch.ones(1000, dtype=dtype), 0.3).dtype == dtype

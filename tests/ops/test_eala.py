@@ -395,6 +395,33 @@ def test_short_path_matches_reference_values_and_grads(n, rule):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
 
 
+@pytest.mark.parametrize("rule", [*RULES, "exact"])
+@pytest.mark.parametrize("option", ["causal", "padded", "clamp"])
+def test_short_path_options_match_the_reference(rule, option):
+    from linearcast.ops import eala_attention_short
+
+    q, k, v = _qkv(9)
+    kwargs = {
+        "causal": {"causal": True},
+        "padded": {"key_padding_mask": _mask(2, 9)},
+        "clamp": {"clamp": True},
+    }[option]
+    ref = eala_attention_quadratic(q, k, v, theta=rule, scale=1.0, **kwargs)
+    out = eala_attention_short(q, k, v, theta=rule, scale=1.0, **kwargs)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    plain = eala_attention_quadratic(q, k, v, theta=rule, scale=1.0)
+    if not (option == "clamp" and rule == "exact"):  # exact θ leaves no negative weight here
+        assert not torch.allclose(out, plain)  # the option changes the result
+
+
+def test_short_path_refuses_causal_queries_of_another_length():
+    from linearcast.ops import eala_attention_short
+
+    q, k, v = _qkv(9, nq=4)
+    with pytest.raises(ValueError, match=r"causal|length"):
+        eala_attention_short(q, k, v, causal=True)
+
+
 @pytest.mark.parametrize("rule", RULES)
 def test_short_path_gradcheck(rule):
     from linearcast.ops import eala_attention_short
@@ -521,3 +548,11 @@ def test_stats_of_half_inputs_are_computed_and_returned_in_float32():
     for name, a, b in zip(half._fields, half, ref, strict=True):
         assert a.dtype == torch.float32, name
         torch.testing.assert_close(a, b, rtol=2e-2, atol=2e-2, msg=name)
+
+
+@pytest.mark.parametrize("scale", [None, 0.3])
+def test_eala_weights_are_the_weights_of_the_reference_output(scale):
+    q, k, v = _qkv(7)
+    w = eala_weights(q, k, theta="gauss", scale=scale)
+    ref = eala_attention_quadratic(q, k, v, theta="gauss", scale=scale)
+    torch.testing.assert_close(w @ v, ref, rtol=1e-10, atol=1e-10)

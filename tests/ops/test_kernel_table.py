@@ -80,3 +80,15 @@ def test_every_kernel_has_a_reference_a_grid_or_path_and_a_benchmark_variant() -
         assert op.fast is not op.naive, name
         assert op.variants, f"{name}: benchmarks/attention.py would not time it"
         assert op.paths, name
+
+
+@pytest.mark.parametrize(("n", "k_len"), [(1000, 256), (100, 100)])
+def test_linformer_projection_of_the_table_is_n_0_1_over_k(n: int, k_len: int) -> None:
+    extra = KERNELS["linformer"].extra
+    assert extra is not None
+    torch.manual_seed(0)
+    e = extra(n, torch.empty(0, dtype=torch.float64))["e_proj"]
+    assert e.shape == (k_len, n) and e.dtype == torch.float64
+    assert float(e.var()) == pytest.approx(1.0 / k_len, rel=0.05)
+    meta = extra(n, torch.empty(0, device="meta"))["e_proj"]
+    assert meta.device.type == "meta"

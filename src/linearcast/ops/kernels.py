@@ -72,7 +72,7 @@ class KernelOp:
 
 
 def _linformer_projection(n: int, like: Tensor) -> dict[str, Tensor]:
-    """A fixed projection ``E [min(256, n), n]`` with unit-variance outputs for unit inputs."""
+    """A fixed projection ``E [min(256, n), n]`` with entries drawn from ``N(0, 1/k)``."""
     k_len = min(256, n)
     e = torch.randn(k_len, n, dtype=like.dtype, device=like.device) / math.sqrt(k_len)
     return {"e_proj": e}
