@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import random
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -71,6 +73,21 @@ def test_rng_state_round_trip() -> None:
     a = torch.rand(3)
     checkpoint.set_rng_state(state)
     assert torch.equal(torch.rand(3), a)
+
+
+def test_version_1_raw_rng_tuples_still_restore_every_generator() -> None:
+    # version-1 checkpoints stored random.getstate() / np.random.get_state() tuples as they are
+    random.seed(3)
+    np.random.seed(3)  # noqa: NPY002
+    state = {"python": random.getstate(), "numpy": np.random.get_state(),  # noqa: NPY002
+             "torch": torch.get_rng_state()}  # fmt: skip
+    expected = (random.random(), float(np.random.rand()), torch.rand(2))  # noqa: NPY002
+    random.seed(9)
+    np.random.seed(9)  # noqa: NPY002
+    torch.manual_seed(9)
+    checkpoint.set_rng_state(state)
+    got = (random.random(), float(np.random.rand()), torch.rand(2))  # noqa: NPY002
+    assert got[:2] == expected[:2] and torch.equal(got[2], expected[2])
 
 
 def test_early_stopping_counts_non_improving_epochs() -> None:
