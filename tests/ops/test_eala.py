@@ -556,3 +556,50 @@ def test_eala_weights_are_the_weights_of_the_reference_output(scale):
     w = eala_weights(q, k, theta="gauss", scale=scale)
     ref = eala_attention_quadratic(q, k, v, theta="gauss", scale=scale)
     torch.testing.assert_close(w @ v, ref, rtol=1e-10, atol=1e-10)
+
+
+def test_stats_of_a_query_that_sees_one_key_are_those_of_one_weight():
+    q, k, _ = _qkv(6)
+    st = eala_stats(q, k, theta="gauss", scale=0.5, causal=True)
+    first = [f[..., 0] for f in (st.n, st.eala_entropy, st.max_entropy, st.neg_fraction)]
+    torch.testing.assert_close(first[0], torch.ones_like(first[0]))
+    for field in first[1:]:  # one weight of 1: no entropy, nothing negative
+        torch.testing.assert_close(field, torch.zeros_like(field))
+    torch.testing.assert_close(st.max_entropy[..., 3], torch.full_like(st.n[..., 3], math.log(4)))
+
+
+def test_softmax_entropy_of_a_row_without_keys_is_zero():
+    x = torch.randn(2, 5, dtype=torch.float64)
+    mask = torch.ones(2, 5)
+    mask[1] = 0
+    h = softmax_entropy(x, mask)
+    assert h[1].item() == 0.0 and h[0].item() > 0.0
+
+
+def test_linear_reference_default_scale_and_eps_reach_theta():
+    from linearcast.ops.eala_linear_ref import eala_attention_linear_autograd as ref_linear
+
+    q, k, v = _qkv(30)
+    d = q.shape[-1]
+    torch.testing.assert_close(  # the defaults: paper θ, scale 1/sqrt(D)
+        ref_linear(q, k, v),
+        eala_attention_quadratic(q, k, v, theta="paper", scale=1 / math.sqrt(d)),
+        rtol=1e-9,
+        atol=1e-10,
+    )
+    for eps in (1e-8, 0.5):
+        torch.testing.assert_close(
+            ref_linear(q, k, v, theta="paper", eps=eps, scale=1.0),
+            eala_attention_quadratic(q, k, v, theta="paper", eps=eps, scale=1.0),
+            rtol=1e-9,
+            atol=1e-10,
+        )
+
+
+def test_causal_path_refuses_other_lengths_and_exact_theta():
+    q, k, v = _qkv(9, nq=4)
+    with pytest.raises(ValueError, match=r"causal|length"):
+        eala_attention_causal(q, k, v)
+    q, k, v = _qkv(9)
+    with pytest.raises((ValueError, ConfigError), match="exact"):
+        eala_attention_causal(q, k, v, theta="exact")
