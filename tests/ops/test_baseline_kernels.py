@@ -38,6 +38,36 @@ def _grads(f, args):
 
 
 @pytest.mark.parametrize("n", [1, 2, 12, 170])
+def _softmax_by_hand(q, k, v, mask, scale, causal):
+    s = scale * q @ k.transpose(-1, -2)
+    allowed = ~mask[:, None, None, :]
+    if causal:
+        allowed = allowed & torch.ones(s.shape[-2:], dtype=torch.bool).tril()
+    p = torch.where(allowed, torch.exp(s - s.amax(-1, keepdim=True)), torch.zeros_like(s))
+    total = p.sum(-1, keepdim=True)
+    return torch.where(total > 0, p / total.clamp_min(1e-300), 0.0) @ v
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        softmax_attention,
+        softmax_attention_naive,
+        lambda *a, **kw: softmax_attention(*a, impl="naive", **kw),
+    ],
+    ids=["sdpa", "reference", "impl-naive"],
+)
+def test_softmax_paths_with_a_scale_and_one_batch_without_keys(fn, causal):
+    q, k, v = _qkv(6)
+    mask = torch.zeros(2, 6, dtype=torch.bool)
+    mask[0] = True  # batch 0 sees no key at all; batch 1 all but two
+    mask[1, [2, 4]] = True
+    out = fn(q, k, v, causal=causal, scale=0.3, key_padding_mask=mask)
+    torch.testing.assert_close(out, _softmax_by_hand(q, k, v, mask, 0.3, causal))
+    assert torch.equal(out[0], torch.zeros_like(out[0])) and out[1].abs().sum() > 0
+
+
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
@@ -168,3 +198,10 @@ def test_linformer_rejects_wrong_length_and_causal():
         linformer_attention(q, k, v, torch.randn(3, 8, dtype=q.dtype))
     with pytest.raises(ConfigError, match="causal"):
         linformer_attention(q, k, v, torch.randn(3, 9, dtype=q.dtype), causal=True)
+
+
+@pytest.mark.parametrize("fn", [softmax_attention, softmax_attention_naive])
+def test_causal_softmax_refuses_queries_of_another_length(fn):
+    q, k, v = _qkv(6)
+    with pytest.raises(ValueError, match=r"causal|length"):
+        fn(q[:, :, :4], k, v, causal=True)

@@ -603,3 +603,34 @@ def test_causal_path_refuses_other_lengths_and_exact_theta():
     q, k, v = _qkv(9)
     with pytest.raises((ValueError, ConfigError), match="exact"):
         eala_attention_causal(q, k, v, theta="exact")
+
+
+def test_the_linear_path_refuses_exact_theta():
+    from linearcast.ops.eala import eala_attention_linear
+
+    q, k, v = _qkv(40)
+    with pytest.raises((ValueError, ConfigError), match="exact"):
+        eala_attention_linear(q, k, v, theta="exact")
+
+
+@pytest.mark.parametrize("eps", [1e-8, 0.5])
+def test_short_path_passes_eps_to_the_paper_theta(eps):
+    from linearcast.ops import eala_attention_short
+
+    q, k, v = _qkv(9)
+    torch.testing.assert_close(
+        eala_attention_short(q, k, v, theta="paper", eps=eps, scale=1.0),
+        eala_attention_quadratic(q, k, v, theta="paper", eps=eps, scale=1.0),
+        rtol=1e-10,
+        atol=1e-10,
+    )
+
+
+@pytest.mark.parametrize("kwargs", [{"clamp": True}, {"theta": "exact"}])
+def test_short_path_keeps_a_single_batch_and_head(kwargs):
+    from linearcast.ops import eala_attention_short
+
+    q, k, v = _qkv(9, b=1, h=1)
+    out = eala_attention_short(q, k, v, scale=1.0, **kwargs)
+    assert out.shape == (1, 1, 9, v.shape[-1])
+    torch.testing.assert_close(out, eala_attention_quadratic(q, k, v, scale=1.0, **kwargs))
