@@ -634,3 +634,27 @@ def test_short_path_keeps_a_single_batch_and_head(kwargs):
     out = eala_attention_short(q, k, v, scale=1.0, **kwargs)
     assert out.shape == (1, 1, 9, v.shape[-1])
     torch.testing.assert_close(out, eala_attention_quadratic(q, k, v, scale=1.0, **kwargs))
+
+
+@pytest.mark.parametrize("option", ["causal", "padded"])
+def test_short_path_clamp_with_unseen_keys_matches_the_reference(option):
+    from linearcast.ops import eala_attention_short
+
+    q, k, v = _qkv(9)
+    mask = _mask(2, 9)
+    mask[0] = True  # batch 0 sees no key: zeros, not NaN
+    kwargs = {"causal": True} if option == "causal" else {"key_padding_mask": mask}
+    ref = eala_attention_quadratic(q, k, v, theta="gauss", scale=1.0, clamp=True, **kwargs)
+    out = eala_attention_short(q, k, v, theta="gauss", scale=1.0, clamp=True, **kwargs)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    assert torch.isfinite(out).all()
+    if option == "padded":
+        assert torch.equal(out[0], torch.zeros_like(out[0]))
+
+
+def test_reference_keeps_half_dtypes_and_refuses_causal_queries_of_another_length():
+    q, k, v = _qkv(9, dtype=torch.bfloat16)
+    assert eala_attention_quadratic(q, k, v).dtype == torch.bfloat16
+    assert eala_weights(q, k).dtype == torch.bfloat16
+    with pytest.raises(ValueError, match=r"causal|length"):
+        eala_attention_quadratic(q[:, :, :4], k, v, causal=True)
