@@ -7,7 +7,6 @@ evaluator) and :func:`prepare`, which :meth:`Protocol.prepare
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -17,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from linearcast.data.dataset import TimeSeriesDataset, check_time_features
-from linearcast.data.scaler import StandardScaler
+from linearcast.data.scaler import StandardScaler, valid_mask
 from linearcast.data.windows import WindowDataset
 from linearcast.errors import DataError
 from linearcast.metrics import NULL_ATOL
@@ -116,19 +115,11 @@ def _chunks(rows: np.ndarray) -> Iterator[np.ndarray]:
         yield np.asarray(rows[a : a + step], dtype=np.float64)
 
 
-def _is_null(c: np.ndarray, null_value: float) -> np.ndarray:
-    """Entries the metrics mask: NaN, or within ``NULL_ATOL`` of ``null_value``."""
-    hit = np.isnan(c)
-    if not math.isnan(null_value):
-        hit |= np.isclose(c, null_value, atol=NULL_ATOL, rtol=0.0)
-    return hit
-
-
 def _mean_abs(rows: np.ndarray, null_value: float) -> float:
     """Mean of ``|y|`` over the finite entries of ``rows`` the metrics do not mask (0 if none)."""
     total, count = 0.0, 0
     for c in _chunks(rows):
-        ok = np.isfinite(c) & ~_is_null(c, null_value)
+        ok = np.isfinite(c) & valid_mask(c, null_value)
         total += float(np.abs(c[ok]).sum())
         count += int(ok.sum())
     return total / count if count else 0.0
@@ -237,7 +228,7 @@ class PreparedData:
         rows = self.dataset.values[a:b, :, self.protocol.target_channel]
         if rows.size == 0:
             return 0.0
-        masked = sum(int(_is_null(c, self.null_value).sum()) for c in _chunks(rows))
+        masked = sum(int((~valid_mask(c, self.null_value)).sum()) for c in _chunks(rows))
         return masked / rows.size
 
     def summary(self) -> str:
