@@ -201,8 +201,23 @@ def _mutmut(work: Path, names: list[str], deadline: float, max_children: int) ->
             return False
 
 
+def _equivalent() -> dict[str, str]:
+    """``{mutant name: why no test can tell it from the original}`` from the reviewed list."""
+    if not EQUIVALENT.is_file():
+        return {}
+    return dict(tomllib.loads(EQUIVALENT.read_text()).get("equivalent", {}))
+
+
 def _undetected(work: Path) -> list[str]:
-    return [k for k, (_, st) in _verdicts(work).items() if st in ("survived", "no tests")]
+    """Survivors and untested mutants, less those listed as equivalent (re-testing them only
+    costs a full pass of their tests each; a listed mutant whose code changed gets a new hash
+    and is re-tested by mutmut anyway)."""
+    equivalent = _equivalent()
+    return [
+        k
+        for k, (_, st) in _verdicts(work).items()
+        if st in ("survived", "no tests") and k not in equivalent
+    ]
 
 
 def _run(name: str, group: Group, minutes: float, max_children: int, *, fresh: bool) -> float:
@@ -247,9 +262,7 @@ def summarize(
     names: list[str], seconds: dict[str, float], *, diffs: bool = True
 ) -> dict[str, object]:
     """Per-module counts over the groups' last results; writes summary.md/.json, survivors.txt."""
-    equivalent: dict[str, str] = {}
-    if EQUIVALENT.is_file():
-        equivalent = tomllib.loads(EQUIVALENT.read_text()).get("equivalent", {})
+    equivalent = _equivalent()
     rows: dict[str, Counter[str]] = {}
     stale: list[str] = []
     for name in names:
