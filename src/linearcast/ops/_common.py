@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import torch
 from torch import Tensor
@@ -72,3 +75,22 @@ def allowed_keys(
         keep = (~key_padding_mask)[:, None, None, :]
         allowed = keep if allowed is None else allowed & keep
     return allowed
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def without_autocast(fn: F) -> F:
+    """Run ``fn(ctx, tensor, ...)`` with autocast off on ``tensor``'s device: the op picks its own
+    compute dtype (float32 for half inputs), and autocast would run its inner matmuls in
+    bfloat16 and save mixed dtypes for backward. A no-op where autocast does not exist (meta)."""
+
+    @functools.wraps(fn)
+    def wrapper(ctx: Any, first: Tensor, *args: Any) -> Any:
+        device_type = first.device.type
+        if not torch.amp.is_autocast_available(device_type):
+            return fn(ctx, first, *args)
+        with torch.autocast(device_type, enabled=False):
+            return fn(ctx, first, *args)
+
+    return cast(F, wrapper)

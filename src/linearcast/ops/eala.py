@@ -14,17 +14,21 @@ import nothing from here.
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from linearcast.errors import ConfigError
-from linearcast.ops._common import check_qkv, compute_dtype, resolve_scale, valid_keys
+from linearcast.ops._common import (
+    check_qkv,
+    compute_dtype,
+    resolve_scale,
+    valid_keys,
+    without_autocast,
+)
 from linearcast.ops.eala_causal import causal_unchecked, eala_attention_causal
 from linearcast.ops.eala_short import eala_attention_short, short_unchecked
 from linearcast.ops.eala_theta import ThetaRule, check_theta_rule, theta_from_moments
@@ -154,25 +158,6 @@ def _linear(
     return out
 
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _without_autocast(fn: F) -> F:
-    """Run ``fn(ctx, tensor, ...)`` with autocast off on ``tensor``'s device: the op picks its own
-    compute dtype (float32 for half inputs), and autocast would run its inner matmuls in
-    bfloat16 and save mixed dtypes for backward. A no-op where autocast does not exist (meta)."""
-
-    @functools.wraps(fn)
-    def wrapper(ctx: Any, first: Tensor, *args: Any) -> Any:
-        device_type = first.device.type
-        if not torch.amp.is_autocast_available(device_type):
-            return fn(ctx, first, *args)
-        with torch.autocast(device_type, enabled=False):
-            return fn(ctx, first, *args)
-
-    return cast(F, wrapper)
-
-
 class _EalaLinear(torch.autograd.Function):
     """Non-causal linear EALA; backward recomputes ``K̂`` from the saved ``k`` and key mean.
 
@@ -189,7 +174,7 @@ class _EalaLinear(torch.autograd.Function):
     """
 
     @staticmethod
-    @_without_autocast
+    @without_autocast
     def forward(
         ctx: Any,
         q: Tensor,
@@ -230,7 +215,7 @@ class _EalaLinear(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    @_without_autocast
+    @without_autocast
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         q, k, v, key_padding_mask, g, kbar, sv, r = ctx.saved_tensors
         need_q, need_k, need_v = ctx.needs_input_grad[:3]
@@ -255,14 +240,18 @@ class _EalaLinear(torch.autograd.Function):
                 (dr,) = torch.autograd.grad(th, r_in, g_th)
                 if need_q:
                     dq.addcmul_(qf @ a, dr[..., None], value=2.0)
+            dq = dq.to(q.dtype) if need_q else None  # dq served dr only: freed here
         dk = dv = None
         if need_k or need_v:
             dm = qf.transpose(-1, -2) @ gc  # (B, H, D, Dv)
+            del gc  # each N-sized temporary is freed before the next is made: peak memory
             kc = None  # K̂, recomputed only where needed; its padded rows are zeroed at the end
             if need_v:
                 kc = k.to(cd) - kbar
                 dv = torch.matmul(kc, dm).add_(go.sum(dim=-2, keepdim=True) / n_c[..., None])
                 dv = _zero_padded(dv, valid).to(v.dtype)
+                if dr is None:
+                    kc = None
             if need_k:
                 # the key-mean backward folded into one row: mean_valid(v dMᵀ) = (Σv/n) dMᵀ
                 dk = torch.matmul(v.to(cd), dm.transpose(-1, -2))
@@ -272,8 +261,6 @@ class _EalaLinear(torch.autograd.Function):
                     kc = k.to(cd) - kbar if kc is None else kc
                     dk.add_(kc @ (da + da.transpose(-1, -2)))
                 dk = _zero_padded(dk, valid).to(k.dtype)
-        if dq is not None:
-            dq = dq.to(q.dtype) if need_q else None
         return dq, dk, dv, None, None, None, None
 
 

@@ -9,10 +9,19 @@ so ``O = (Σ_seen v)/n + (X v)/(θ n)``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
-from linearcast.ops._common import allowed_keys, check_qkv, compute_dtype, resolve_scale
+from linearcast.ops._common import (
+    allowed_keys,
+    check_qkv,
+    compute_dtype,
+    resolve_scale,
+    without_autocast,
+)
 from linearcast.ops.eala_theta import (
     ThetaRule,
     check_theta_rule,
@@ -68,20 +77,16 @@ def short_unchecked(
     eps: float,
 ) -> Tensor:
     """:func:`eala_attention_short` for inputs the caller has checked."""
+    allowed = allowed_keys(q, k, causal, key_padding_mask)
+    if allowed is None and not clamp and theta != "exact":
+        # the common case (every key seen): its own backward, which keeps only q, k, v
+        out = _EalaShort.apply(q, k, v, theta, resolve_scale(scale, q.shape[-1]), eps)
+        assert isinstance(out, Tensor)
+        return out
     dtype = q.dtype
     cd = compute_dtype(dtype)
     q, k, v = q.to(cd), k.to(cd), v.to(cd)
     x = (q * resolve_scale(scale, q.shape[-1])) @ k.transpose(-1, -2)  # (B, H, Nq, N)
-    allowed = allowed_keys(q, k, causal, key_padding_mask)
-    if allowed is None and not clamp and theta != "exact":
-        # the common case (every key seen): centred in place, autograd keeps q, k, v and X only
-        n = k.shape[2]
-        x = x - x.mean(dim=-1, keepdim=True)
-        s2 = torch.linalg.vecdot(x, x)  # (B, H, Nq)
-        n_t = torch.full((), float(n), dtype=cd, device=q.device)
-        th = theta_from_moments(s2 / n, n_t, theta, eps)
-        out = torch.addcmul(v.mean(dim=-2, keepdim=True), x @ v, (1.0 / (th * n))[..., None])
-        return out.to(dtype)
     seen = None if allowed is None else allowed.to(cd)  # (B|1, 1, Nq, N)
     if seen is None:
         n_q = torch.full((1, 1, 1, 1), float(k.shape[2]), dtype=cd, device=q.device)
@@ -100,3 +105,80 @@ def short_unchecked(
         v_sum = v.sum(dim=-2, keepdim=True) if seen is None else seen @ v  # (B, H, Nq|1, Dv)
         out = (v_sum + (x @ v) / th[..., None]) / n_c
     return out.to(dtype)
+
+
+def _centred_scores(q: Tensor, k: Tensor) -> Tensor:
+    """``q kᵀ`` centred over the keys, unscaled: ``[B, H, Nq, N]``."""
+    x = q @ k.transpose(-1, -2)
+    return x.sub_(x.mean(dim=-1, keepdim=True))
+
+
+class _EalaShort(torch.autograd.Function):
+    """EALA over every key with materialised scores; backward recomputes them from q and k.
+
+    With unscaled centred scores ``X = qkᵀ − mean_N``, ``m2 = τ²·rowsum(X²)/n``,
+    ``c = τ/(θ(m2) n)`` per query and ``out = mean_N v + c·(X v)``::
+
+        dX = (c·gO) vᵀ + (2τ²/n)·(dL/dm2)·X;   dS = dX − mean_N dX
+        dq = dS k;   dk = dSᵀ q;   dv = Xᵀ (c·gO) + Σ_q gO / n
+        dL/dθ = −rowsum((c·gO) ⊙ (X v))/θ;  dL/dm2 through the rule
+
+    Autograd's own graph would keep contiguous copies of q·τ, kᵀ and v (the batched matmuls
+    copy the strided views a fused Q/K/V projection hands in) and X; this keeps only the
+    inputs. ``dL/dm2`` is nonzero only for rules where θ depends on m2 (``gauss_hclamp``) and is
+    taken through :func:`theta_from_moments` itself on ``[B, H, Nq]`` scalars.
+    """
+
+    @staticmethod
+    @without_autocast
+    def forward(
+        ctx: Any, q: Tensor, k: Tensor, v: Tensor, theta: ThetaRule, tau: float, eps: float
+    ) -> Tensor:
+        dtype = q.dtype
+        cd = compute_dtype(dtype)
+        qf, kf, vf = q.to(cd), k.to(cd), v.to(cd)
+        n = k.shape[2]
+        x = _centred_scores(qf, kf)  # (B, H, Nq, N)
+        m2 = torch.linalg.vecdot(x, x) * (tau * tau / n)  # (B, H, Nq)
+        th = theta_from_moments(m2, _count(n, x), theta, eps)
+        out = torch.addcmul(vf.mean(dim=-2, keepdim=True), x @ vf, (tau / (th * n))[..., None])
+        ctx.save_for_backward(q, k, v)
+        ctx.rule, ctx.tau, ctx.eps = theta, tau, eps
+        return out.to(dtype)
+
+    @staticmethod
+    @once_differentiable
+    @without_autocast
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        q, k, v = ctx.saved_tensors
+        need_q, need_k, need_v = ctx.needs_input_grad[:3]
+        tau: float = ctx.tau
+        cd = compute_dtype(q.dtype)
+        qf, kf, vf, go = q.to(cd), k.to(cd), v.to(cd), grad_out.to(cd)
+        n = k.shape[2]
+        x = _centred_scores(qf, kf)
+        with torch.enable_grad():  # θ(m2) on [B, H, Nq] scalars, to take dm2 through the rule
+            m2 = (torch.linalg.vecdot(x, x) * (tau * tau / n)).requires_grad_()
+            th = theta_from_moments(m2, _count(n, x), ctx.rule, ctx.eps)
+        th_d = th.detach()
+        gc = go * (tau / (th_d * n))[..., None]  # c·gO (B, H, Nq, Dv)
+        dq = dk = dv = None
+        if need_v:
+            dv = (x.transpose(-1, -2) @ gc).add_(go.sum(dim=-2, keepdim=True) / n).to(v.dtype)
+        if need_q or need_k:
+            dx = gc @ vf.transpose(-1, -2)  # (B, H, Nq, N)
+            if th.requires_grad:  # θ varies with m2
+                g_th = -torch.linalg.vecdot(gc, x @ vf) / th_d
+                (dm2,) = torch.autograd.grad(th, m2, g_th)
+                dx.addcmul_(x, dm2[..., None], value=2.0 * tau * tau / n)
+            del gc, x  # freed before dq and dk are made: peak memory
+            ds = dx.sub_(dx.mean(dim=-1, keepdim=True))
+            if need_q:
+                dq = (ds @ kf).to(q.dtype)
+            if need_k:
+                dk = (ds.transpose(-1, -2) @ qf).to(k.dtype)
+        return dq, dk, dv, None, None, None
+
+
+def _count(n: int, like: Tensor) -> Tensor:
+    return torch.full((), float(n), dtype=like.dtype, device=like.device)
