@@ -10,7 +10,12 @@ import torch
 from torch import Tensor
 
 import linearcast.ops.eala_short as short_mod
-from linearcast.ops import eala_attention, eala_attention_quadratic, eala_attention_short, eala_stats
+from linearcast.ops import (
+    eala_attention,
+    eala_attention_quadratic,
+    eala_attention_short,
+    eala_stats,
+)
 
 RULES = ["paper", "gauss", "gauss_hclamp", 0.8]
 # (B, H, Nq, N, D, Dv): N = 1, 2, 12 (STAEformer's steps), 40; Nq != N and D != Dv
