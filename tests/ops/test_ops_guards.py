@@ -115,11 +115,12 @@ def test_causal_linear_path_takes_the_given_scale_and_eps(impl):
     [
         (eala_attention, {"impl": "linear"}),
         (eala_attention, {"impl": "quadratic"}),
+        (eala_attention, {"impl": "quadratic", "clamp": True}),
         (eala_attention, {"causal": True}),
         (eala_attention_quadratic, {}),
         (eala_attention_quadratic, {"causal": True}),
     ],
-    ids=["linear", "short", "causal", "reference", "reference-causal"],
+    ids=["linear", "short", "short-clamp", "causal", "reference", "reference-causal"],
 )
 def test_kernels_run_forward_and_backward_on_the_meta_device(fn, kw):
     # the FLOP counter of the benchmarks runs the models on meta tensors: a helper tensor made
