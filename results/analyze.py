@@ -218,6 +218,7 @@ def var_maps() -> dict[str, Any]:
     from matplotlib.figure import Figure
 
     from linearcast.analysis import var_coefficients
+    from linearcast.analysis.var import MAX_TIME_LAG_ELEMENTS
 
     out: dict[str, Any] = {}
     for run_dir in sorted((WORK / "longhorizon").glob("*__samovar__s0")):
@@ -226,7 +227,11 @@ def var_maps() -> dict[str, Any]:
         model, config, prep = _load(run_dir)
         ds = run_dir.name.split("__")[0]
         names = prep.dataset.node_names or [f"series {i}" for i in range(prep.num_nodes)]
-        x = torch.stack([prep.test[int(i)][0] for i in np.linspace(0, len(prep.test) - 1, 8)])
+        # up to 8 test windows, as many as the time-lag tensor [B, C, s, C, L] allows
+        c, cfg = prep.num_nodes, model.config
+        fits = MAX_TIME_LAG_ELEMENTS // (c * cfg.horizon * c * cfg.lookback)
+        picks = np.linspace(0, len(prep.test) - 1, max(1, min(8, fits)))
+        x = torch.stack([prep.test[int(i)][0] for i in picks])
         coeffs = var_coefficients(model, x)
         assert coeffs.time_lags is not None
         # |d forecast(last series, step 1) / d input(series c', lag l)|, mean over windows
@@ -243,7 +248,7 @@ def var_maps() -> dict[str, Any]:
         ax.set_xticklabels([str(i + 1) for i in range(0, lags, max(1, lags // 12))])
         ax.set_title(
             f"SAMoVAR on {ds}: |∂ forecast of {names[-1]} (next step) / ∂ input of each series|\n"
-            f"through the extracted VAR coefficients, mean of 8 test windows",
+            f"through the extracted VAR coefficients, mean of {len(picks)} test windows",
             fontsize=10,
         )
         fig.colorbar(im, ax=ax, label="normalised units")
