@@ -6,7 +6,6 @@ import itertools
 
 import pytest
 import torch
-from torch import Tensor
 
 import linearcast.ops.eala as eala_mod
 from linearcast.nn import MultiHeadAttention
@@ -145,27 +144,14 @@ def test_all_keys_padded_row_gets_zero_gradients_without_nan():
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
-def _saved(fn, *args, **kw):
-    """Run ``fn`` and return every tensor autograd saved for its backward."""
-    saved: list[Tensor] = []
-
-    def pack(t: Tensor) -> Tensor:
-        saved.append(t)
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn(*args, **kw)
-    return saved
-
-
 @pytest.mark.parametrize("rule", ["paper", "gauss_hclamp"])
 @pytest.mark.parametrize("masked", [False, True])
-def test_backward_saves_only_the_inputs_and_small_statistics(rule, masked):
+def test_backward_saves_only_the_inputs_and_small_statistics(rule, masked, saved_by):
     b, h, nq, n, d, dv = 2, 2, 300, 256, 8, 6
     q, k, v = _qkv((b, h, nq, n, d, dv), torch.float32)
     mask = _mask(b, n) if masked else None
     kw = dict(theta=rule, key_padding_mask=mask)
-    saved = _saved(eala_attention_linear, q, k, v, **kw)
+    saved = saved_by(eala_attention_linear, q, k, v, **kw)
     inputs = [t for t in saved if any(t is x for x in (q, k, v))]
     others = [t for t in saved if not any(t is x for x in (q, k, v))]
     assert len(inputs) == 3  # q, k, v themselves, no cast or centred copy
@@ -173,13 +159,13 @@ def test_backward_saves_only_the_inputs_and_small_statistics(rule, masked):
     assert all(t.numel() < b * h * n * d for t in others), [tuple(t.shape) for t in others]
     assert sum(t.numel() for t in others) <= b * (n + h * (d * (d + dv) + d + dv + nq))
     # the probe does see N-sized intermediates when they are saved: autograd's path keeps K̂
-    ref_saved = _saved(eala_attention_linear_autograd, q, k, v, **kw)
+    ref_saved = saved_by(eala_attention_linear_autograd, q, k, v, **kw)
     assert any(t.numel() >= b * h * n * d and not any(t is x for x in (q, k, v)) for t in ref_saved)
 
 
-def test_half_inputs_are_saved_as_given_not_as_float32_copies():
+def test_half_inputs_are_saved_as_given_not_as_float32_copies(saved_by):
     q, k, v = _qkv(SHAPES[4], torch.bfloat16)
-    saved = _saved(eala_attention_linear, q, k, v)
+    saved = saved_by(eala_attention_linear, q, k, v)
     assert not any(t.numel() >= k.numel() and t.dtype == torch.float32 for t in saved)
 
 

@@ -7,7 +7,6 @@ import itertools
 
 import pytest
 import torch
-from torch import Tensor
 
 import linearcast.ops.eala_short as short_mod
 from linearcast.ops import (
@@ -83,26 +82,13 @@ def test_only_the_requested_gradients_are_computed_and_they_are_right(wanted):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
-def _saved(fn, *args, **kw):
-    """Run ``fn`` and return every tensor autograd saved for its backward."""
-    saved: list[Tensor] = []
-
-    def pack(t: Tensor) -> Tensor:
-        saved.append(t)
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn(*args, **kw)
-    return saved
-
-
 @pytest.mark.parametrize("rule", ["paper", "gauss_hclamp"])
-def test_backward_saves_only_the_inputs(rule):
+def test_backward_saves_only_the_inputs(rule, saved_by):
     q, k, v = _strided_qkv((4, 2, 12, 12, 8, 8), torch.float32)
-    saved = _saved(eala_attention_short, q, k, v, theta=rule)
+    saved = saved_by(eala_attention_short, q, k, v, theta=rule)
     assert len(saved) == 3 and all(any(t is x for x in (q, k, v)) for t in saved)
     # the probe does see the copies and scores when they are saved: the reference keeps them
-    ref = _saved(eala_attention_quadratic, q, k, v, theta=rule)
+    ref = saved_by(eala_attention_quadratic, q, k, v, theta=rule)
     assert any(not any(t is x for x in (q, k, v)) and t.numel() >= q.numel() for t in ref)
 
 
