@@ -169,6 +169,9 @@ def _prepare(name: str, group: Group, *, fresh: bool) -> Path:
     if fresh and work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
+    # which tests call which function: kept, mutmut would map a function new since the last
+    # run only to the tests new since then (its added mutants then "survive" the old tests)
+    (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
     for folder in ("src", "tests"):
         shutil.rmtree(work / folder, ignore_errors=True)
         shutil.copytree(ROOT / folder, work / folder, ignore=shutil.ignore_patterns("__pycache__"))

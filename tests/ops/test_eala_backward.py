@@ -231,3 +231,22 @@ def test_linear_path_under_cpu_bf16_autocast_computes_in_float32() -> None:
     assert torch.equal(out, out2)
     for a, b in zip(grads, (q2.grad, k2.grad, v2.grad), strict=True):
         assert a is not None and b is not None and torch.equal(a, b)
+
+
+@pytest.mark.parametrize("rule", ["paper", "gauss", 0.8])
+def test_a_constant_theta_skips_the_score_statistics(rule, saved_by):
+    # θ that ignores the scores never needs A = K̂ᵀK̂ or qᵀAq: half the matmul work of
+    # gauss_hclamp when D = Dv, and only M = K̂ᵀv is kept for backward
+    from torch.utils.flop_counter import FlopCounterMode
+
+    q, k, v = _qkv((2, 2, 64, 96, 8, 8), torch.float32)
+    flops = {}
+    for r in (rule, "gauss_hclamp"):
+        counter = FlopCounterMode(display=False)
+        with counter:
+            eala_attention_linear(q, k, v, theta=r)
+        flops[r] = counter.get_total_flops()
+    assert flops[rule] == flops["gauss_hclamp"] // 2
+    saved = saved_by(eala_attention_linear, q, k, v, theta=rule)
+    assert any(tuple(t.shape) == (2, 2, 8, 8) for t in saved)  # M
+    assert not any(t.shape[-2:] == (8, 16) for t in saved)  # no [A | M]

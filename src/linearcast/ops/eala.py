@@ -2,7 +2,7 @@
 
 Non-causal (O(N·D·(D+Dv)) time, O(D·(D+Dv)) extra memory, never an N×N tensor)::
 
-    K̂ = k − mean_N k;  [A | M] = K̂ᵀ [K̂ | v];  sv = Σ_N v
+    K̂ = k − mean_N k;  [A | M] = K̂ᵀ [K̂ | v];  sv = Σ_N v   (A only when θ reads S2)
     S2 = max(rowsum((τq A) ⊙ τq), 0);  θ = rule(S2/n, n)
     O  = (sv + (τq M)/θ) / n
 
@@ -31,7 +31,12 @@ from linearcast.ops._common import (
 )
 from linearcast.ops.eala_causal import causal_unchecked, eala_attention_causal
 from linearcast.ops.eala_short import eala_attention_short, short_unchecked
-from linearcast.ops.eala_theta import ThetaRule, check_theta_rule, theta_from_moments
+from linearcast.ops.eala_theta import (
+    ThetaRule,
+    check_theta_rule,
+    constant_theta,
+    theta_from_moments,
+)
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +137,8 @@ def eala_attention_linear(
     """Non-causal EALA in O(N·D·(D+Dv)) with a hand-written backward.
 
     The same function as :func:`linearcast.ops.eala_linear_ref.eala_attention_linear_autograd`
-    (its reference), but backward keeps only ``q, k, v``, the mask, ``[A | M]``, the key mean,
+    (its reference), but backward keeps only ``q, k, v``, the mask, ``[A | M]`` (``M`` alone for
+    a θ that ignores the scores: ``"paper"``, ``"gauss"``, a float), the key mean,
     ``Σv`` and one scalar per query, and recomputes the centred keys: no ``[B, H, N, D]`` or
     ``[B, H, Nq, D+Dv]`` intermediate is stored. Differentiable once (no double backward).
     See :func:`eala_attention` for the arguments.
@@ -202,15 +208,22 @@ class _EalaLinear(torch.autograd.Function):
             kc = (kf - kbar) * vk
             vm = vf * vk
         kct = kc.transpose(-1, -2)
-        g = torch.cat([kct @ kc, kct @ vm], dim=-1)  # (B, H, D, D+Dv) = [A | M]
-        del kc, kct
+        const = constant_theta(theta, eps)
+        r: Tensor | None = None
         sv = vm.sum(dim=-2, keepdim=True)  # (B, H, 1, Dv)
-        p = qf @ g  # (B, H, Nq, D+Dv) = [q A | q M]; τ is applied to the small results below
-        r = torch.linalg.vecdot(p[..., :d], qf)  # (B, H, Nq); kept unclamped for backward
-        th = theta_from_moments((tau * tau) * r.clamp_min(0.0) / n_c, n, theta, eps)
-        out = torch.addcmul(sv / n_c[..., None], p[..., d:], (tau / (th * n_c))[..., None])
+        if const is None:  # θ reads the score variance: A and r = qᵀAq are needed
+            g = torch.cat([kct @ kc, kct @ vm], dim=-1)  # (B, H, D, D+Dv) = [A | M]
+            del kc, kct
+            p = qf @ g  # (B, H, Nq, D+Dv) = [q A | q M]; τ is applied to small results below
+            r = torch.linalg.vecdot(p[..., :d], qf)  # (B, H, Nq); kept unclamped for backward
+            th = theta_from_moments((tau * tau) * r.clamp_min(0.0) / n_c, n, theta, eps)
+            out = torch.addcmul(sv / n_c[..., None], p[..., d:], (tau / (th * n_c))[..., None])
+        else:  # a constant θ (the paper's, 1, a float): M alone, half the matmul work
+            g = kct @ vm  # (B, H, D, Dv) = M
+            del kc, kct
+            out = torch.addcmul(sv / n_c[..., None], qf @ g, (tau / (const * n_c))[..., None])
         ctx.save_for_backward(q, k, v, key_padding_mask, g, kbar, sv, r)
-        ctx.rule, ctx.tau, ctx.eps = theta, tau, eps
+        ctx.rule, ctx.tau, ctx.eps, ctx.const = theta, tau, eps, const
         return out.to(dtype)
 
     @staticmethod
@@ -222,15 +235,22 @@ class _EalaLinear(torch.autograd.Function):
         tau: float = ctx.tau
         cd, d = g.dtype, q.shape[-1]
         qf, go = q.to(cd), grad_out.to(cd)
-        a, m = g[..., :d], g[..., d:]  # A (B, H, D, D), M (B, H, D, Dv)
         valid = None if key_padding_mask is None else (~key_padding_mask).to(cd)[:, None, :]
         n = _key_count(valid, k.shape[2], g)
         n_c = n.clamp_min(1.0)
-        with torch.enable_grad():  # θ(r) on [B, H, Nq] scalars, to take dr through the rule
-            r_in = r.detach().requires_grad_()
-            th = theta_from_moments((tau * tau) * r_in.clamp_min(0.0) / n_c, n, ctx.rule, ctx.eps)
-        varying = th.requires_grad  # False for the constant rules (paper, gauss, a float)
-        th_d = th.detach()
+        if r is None:  # a constant θ: forward kept M alone
+            a = m = g  # a is never read: a constant θ has no dr term
+            varying = False
+            th_d = torch.full((), ctx.const, dtype=cd, device=g.device)
+        else:
+            a, m = g[..., :d], g[..., d:]  # A (B, H, D, D), M (B, H, D, Dv)
+            with torch.enable_grad():  # θ(r) on [B, H, Nq] scalars: dr through the rule
+                r_in = r.detach().requires_grad_()
+                th = theta_from_moments(
+                    (tau * tau) * r_in.clamp_min(0.0) / n_c, n, ctx.rule, ctx.eps
+                )
+            varying = th.requires_grad  # False for the constant rules (paper, gauss, a float)
+            th_d = th.detach()
         gc = go * (tau / (th_d * n_c))[..., None]  # c·gO (B, H, Nq, Dv)
         dq = dr = None
         if need_q or (varying and need_k):

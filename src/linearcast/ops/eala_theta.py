@@ -37,6 +37,20 @@ def check_theta_rule(rule: ThetaRule, *, allow_exact: bool) -> None:
         raise ConfigError(f"theta rule must be one of {known} or a float{where}; found {rule!r}")
 
 
+def constant_theta(rule: ThetaRule, eps: float) -> float | None:
+    """θ of a rule that ignores the scores (``"paper"``, ``"gauss"``, a float), else None.
+
+    The fast paths use it to skip the score statistics such a rule never reads.
+    """
+    if isinstance(rule, int | float) and not isinstance(rule, bool):
+        return float(rule)
+    if rule == "paper":
+        return PAPER_THETA + eps
+    if rule == "gauss":
+        return 1.0
+    return None
+
+
 def theta_from_moments(m2: Tensor, n: Tensor, rule: ThetaRule, eps: float = 1e-8) -> Tensor:
     """Per-query θ from the score variance ``m2`` and the number of keys ``n``.
 
@@ -50,12 +64,9 @@ def theta_from_moments(m2: Tensor, n: Tensor, rule: ThetaRule, eps: float = 1e-8
     Returns:
         θ with the shape of ``m2``; always ≥ 1/√2 for the named rules and finite.
     """
-    if isinstance(rule, int | float) and not isinstance(rule, bool):
-        return torch.full_like(m2, float(rule))
-    if rule == "paper":
-        return torch.full_like(m2, PAPER_THETA + eps)
-    if rule == "gauss":
-        return torch.ones_like(m2)
+    const = constant_theta(rule, eps)
+    if const is not None:
+        return torch.full_like(m2, const)
     if rule == "gauss_hclamp":
         # the deficit cannot exceed log n; n = 1 has no deficit at all (m2 = 0 there)
         two_log_n = torch.where(n > 1, 2.0 * torch.log(n.clamp_min(1.0)), torch.inf)
