@@ -11,7 +11,11 @@ Spec keys: ``label``, ``model`` (registry name), ``overrides``, ``n``, ``batch``
 
 Memory: on the CPU, "Δ peak" is the rise of the process's peak RSS over the warm-up and timed
 steps (activations, gradients, optimizer state); on CUDA it is ``max_memory_allocated`` minus
-what was allocated before the first step (model, batch and optimizer state excluded).
+what was allocated before the first step (model, batch and optimizer state excluded). RSS also
+counts what the C allocator keeps after a tensor is freed (glibc's heap high-water mark), so on
+the CPU one more, untimed step is run under ``torch.profiler`` with ``profile_memory=True`` and
+``live_peak_bytes`` is the most tensor memory allocated during that step and alive at once:
+CUDA's ``max_memory_allocated`` notion, free of the allocator (``live_peak=False`` skips it).
 """
 
 from __future__ import annotations
@@ -43,6 +47,26 @@ def _sync(device: str) -> None:
 
 def _rss_peak() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def live_peak(fn: Any) -> int:
+    """Most bytes of CPU tensors allocated inside ``fn()`` and alive at the same time.
+
+    Read from the profiler's allocation records (``total_allocated`` counts the bytes allocated
+    since profiling began and not yet freed); memory allocated before the call is not counted.
+    """
+    from torch._C._profiler import _EventType
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    peak, todo = 0, list(prof.profiler.kineto_results.experimental_event_tree())
+    while todo:
+        node = todo.pop()
+        if node.tag == _EventType.Allocation:
+            peak = max(peak, node.extra_fields.total_allocated)
+        todo.extend(node.children)
+    return peak
 
 
 def measure(spec: dict[str, Any]) -> dict[str, Any]:
@@ -99,6 +123,8 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         rec["gpu"] = torch.cuda.get_device_name()
     else:
         rec["delta_peak_bytes"] = _rss_peak() - base
+        if spec.get("live_peak", True):
+            rec["live_peak_bytes"] = live_peak(step)  # after the RSS reading: it adds records
     if mode == "inference":
         rec["windows_per_s"] = b / rec["step_s"]
     return rec
