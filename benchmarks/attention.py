@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from linearcast.ops.eala_theta import constant_theta
 from linearcast.ops.kernels import benchmark_variants
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -104,9 +105,10 @@ def matmul_rate(size: int = 2048, repeats: int = 10) -> float:
     return 2 * size**3 / t / 1e9
 
 
-def eala_linear_flops(h: int, n: int, d: int, dv: int) -> float:
-    """Matmul FLOPs of the EALA linear forward: Kᵀ[K|V] and q[A|M] (elementwise work ignored)."""
-    return 4.0 * h * n * d * (d + dv)
+def eala_linear_flops(h: int, n: int, d: int, dv: int, *, score_stats: bool) -> float:
+    """Matmul FLOPs of the EALA linear forward (elementwise work ignored): Kᵀ[K|V] and q[A|M]
+    for a θ that reads the score variance (``score_stats``), KᵀV and qM for a constant θ."""
+    return 4.0 * h * n * d * (d + dv if score_stats else dv)
 
 
 def _run_worker(args: list[str], timeout: float) -> dict[str, Any] | str:
@@ -162,7 +164,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     print(f"  skip {label:24s} H={h} N={n:6d}: {res}")
                     continue
                 if kernel == "eala_linear":
-                    flops = eala_linear_flops(h, n, args.d, args.d)
+                    theta = VARIANTS[kernel][1].options.get("theta", "paper")
+                    stats = constant_theta(theta, 0.0) is None
+                    flops = eala_linear_flops(h, n, args.d, args.d, score_stats=stats)
                     res["gflops"] = flops / res["forward_s"] / 1e9
                 records.append(res)
                 last = res
