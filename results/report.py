@@ -168,6 +168,10 @@ def _bar_panel(
     means = [mean for mean, _ in stats]
     ax.barh(range(len(models)), means, xerr=[std or 0.0 for _, std in stats], color=colors,
             capsize=3)  # fmt: skip
+    for i, (mean, std) in enumerate(stats):  # the number, readable where bars look alike
+        text = f"{mean:.4g}" + (f" ± {std:.2g}" if std is not None else "")
+        ax.annotate(text, (mean + (std or 0.0), i), xytext=(3, 0), textcoords="offset points",
+                    va="center", fontsize=7)  # fmt: skip
     ax.set_yticks(range(len(models)))
     ax.set_yticklabels(labels, fontsize=8)
     ax.invert_yaxis()
@@ -190,11 +194,15 @@ def st_plot(runs: Runs, path: Path) -> None:
         models = [m for m in ST_ORDER if (ds, m) in runs]
         colors = ["tab:blue" if m in CORE else "tab:orange" if m in ONE_SEED else "tab:grey"
                   for m in models]  # fmt: skip
-        means = _bar_panel(ax, runs, ds, models, "MAE", models, colors)
-        ax.set_xlim(left=min(means) * 0.9)
+        labels = [f"{m} ({len(runs[(ds, m)])})" for m in models]
+        means = _bar_panel(ax, runs, ds, models, "MAE", labels, colors)
+        ax.set_xlim(left=min(means) * 0.9, right=max(means) * 1.3)  # room for the numbers
         ax.set_xlabel("test MAE (data units), mean ± std over seeds")
         ax.set_title(ds)
-    fig.suptitle("Spatio-temporal: blue = 3 seeds, orange = 1 seed, grey = baselines")
+    fig.suptitle(
+        "Spatio-temporal test MAE: blue = core models (3 seeds planned), orange = one-seed "
+        "variants, grey = baselines; (seeds run), mean ± std"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -257,7 +265,7 @@ def lh_plot(runs: Runs, path: Path) -> None:
                   for m in models]  # fmt: skip
         labels = [f"{m} ({len(runs[(ds, m)])})" for m in models]
         means = _bar_panel(ax, runs, ds, models, "MSE", labels, colors)
-        ax.set_xlim(left=min(means) * 0.9, right=max(means) * 1.05)
+        ax.set_xlim(left=min(means) * 0.9, right=max(means) * 1.15)  # room for the numbers
         base = runs[(ds, models[0])][0]["baseline"]["test"]["overall"]["MSE"]
         ax.set_xlabel(f"test MSE, standardised (persistence {base:.2f})", fontsize=8)
         horizon = runs[(ds, models[0])][0]["config"]["protocol_overrides"].get("out_steps")
