@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -45,6 +46,8 @@ def train(model: str, precision: str, seed: int, out: Path, args: argparse.Names
         run = [sys.executable, "-m", "linearcast", "train", "--resume", str(out / name), "--quiet"]
     else:
         run = cmd
+        if not (out / name / "metrics.json").is_file():  # stopped before its first epoch ended
+            shutil.rmtree(out / name, ignore_errors=True)
     if not (out / name / "metrics.json").is_file():  # a finished run is not repeated
         proc = subprocess.run(run, capture_output=True, text=True, timeout=args.timeout)
         if proc.returncode != 0:
