@@ -153,14 +153,15 @@ RULES: tuple[Any, ...] = ("paper", "gauss", "gauss_hclamp", "exact")
 
 def _swap_kernels(model: torch.nn.Module, theta: Any) -> None:
     from linearcast.nn import AttentionSpec, Kernel, make_kernel
+    from linearcast.ops.eala import EalaImpl
 
-    for name, module in list(model.named_modules()):
+    impl: EalaImpl = "quadratic" if theta == "exact" else "auto"  # exact needs the scores
+    for module in list(model.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, Kernel) and child.spec.kernel in ("softmax", "softmax_naive"):
-                impl = "quadratic" if theta == "exact" else "auto"
-                spec = AttentionSpec("eala", theta=theta, impl=impl)
-                setattr(module, child_name, make_kernel(spec))
-        _ = name
+                setattr(
+                    module, child_name, make_kernel(AttentionSpec("eala", theta=theta, impl=impl))
+                )
 
 
 def swap(
