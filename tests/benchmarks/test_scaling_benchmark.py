@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
-
 import pytest
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
-def scaling():  # type: ignore[no-untyped-def]
-    sys.path.insert(0, str(BENCH))
-    try:
-        yield importlib.import_module("staeformer_scaling")
-    finally:
-        sys.path.remove(str(BENCH))
+def scaling(bench_module):  # type: ignore[no-untyped-def]
+    return bench_module("staeformer_scaling")
 
 
 def _rec(label: str, n: int, gib: float) -> dict[str, object]:

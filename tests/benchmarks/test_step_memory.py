@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 MIB = 2**20
 
 
 @pytest.fixture(scope="module")
-def step():  # type: ignore[no-untyped-def]
-    sys.path.insert(0, str(BENCH))
-    try:
-        yield importlib.import_module("_step")
-    finally:
-        sys.path.remove(str(BENCH))
+def step(bench_module):  # type: ignore[no-untyped-def]
+    return bench_module("_step")
 
 
 def test_live_peak_counts_what_is_alive_together_not_what_was_allocated(step) -> None:  # type: ignore[no-untyped-def]
