@@ -13,7 +13,7 @@ config, seed, metrics, seconds per epoch (wall and CPU), peak memory, parameters
 of targets masked, learned θ values where the model has them, the commit and the machine.
 
 ``--jobs 2 --threads 1`` (the default) runs two single-threaded processes side by side; on our
-2-core CPU that finished more work per hour than one two-threaded process (see README).
+2-core CPU that does 1.3x more work per hour than one two-threaded process (results/threads.py).
 """
 
 from __future__ import annotations
