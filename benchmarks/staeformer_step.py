@@ -95,7 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     p.add_argument("--timeout", type=float, default=1200.0, help="per configuration, seconds")
     p.add_argument("--tag", default="", help="suffix of the output file names")
+    p.add_argument("--replot", type=Path, help="only redraw the plot of an existing JSON")
     args = p.parse_args(argv)
+    if args.replot:
+        plot(json.loads(args.replot.read_text()), args.replot.with_suffix(".png"))
+        print(f"wrote {args.replot.with_suffix('.png')}")
+        return 0
 
     from _machine import machine_header
 
@@ -171,7 +176,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     width = 0.8 / max(len(labels), 1)
     for i, label in enumerate(labels):
         for ax, key, scale in ((axes[0], "step_s", 1.0), (axes[1], "delta_peak_bytes", 2**-30)):
-            xs, vals, floors = [], [], []
+            xs, vals, floors, live = [], [], [], []
             for j, g in enumerate(groups):
                 r = next(
                     (r for r in recs if r["label"] == label and (r["n"], r["batch"]) == g), None
@@ -180,17 +185,25 @@ def plot(result: dict[str, Any], path: Path) -> None:
                     xs.append(j + i * width)
                     vals.append(r[key] * scale)
                     floors.append(r.get("flop_floor_s", 0.0))
+                    live.append(r.get("live_peak_bytes", float("nan")) * 2**-30)
             ax.bar(xs, vals, width, label=label)
             if key == "step_s":
                 ax.scatter(xs, floors, marker="_", s=200, color="black", zorder=3,
                            label="FLOP floor" if i == 0 else None)  # fmt: skip
-    units = ("training step (s), median", "Δ peak (GiB)")
+            elif any(v == v for v in live):  # CPU records: the allocator-free reading
+                ax.scatter(xs, live, marker="_", s=200, color="tab:red", zorder=3,
+                           label="live tensor peak" if i == 0 else None)  # fmt: skip
+    live_title = "; red: live tensor peak" if any("live_peak_bytes" in r for r in recs) else ""
+    units = ("training step (s), median", f"Δ peak RSS (GiB){live_title}")
     for ax, title in zip(axes, units, strict=True):
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(groups))])
         ax.set_xticklabels([f"N={n}, B={b}" for n, b in groups])
         ax.set_title(title)
         ax.grid(True, axis="y", alpha=0.3)
     handles, names = axes[0].get_legend_handles_labels()
+    extra_handles, extra_names = axes[1].get_legend_handles_labels()
+    handles += [h for h, n in zip(extra_handles, extra_names, strict=True) if n not in names]
+    names += [n for n in extra_names if n not in names]
     fig.legend(handles, names, loc="lower center", ncol=min(len(names), 4), fontsize=8)
     m = result["machine"]
     where = m.get("gpu") or f"{m['cpu']} · {m['torch_threads']} threads"
