@@ -250,3 +250,21 @@ def test_a_constant_theta_skips_the_score_statistics(rule, saved_by):
     saved = saved_by(eala_attention_linear, q, k, v, theta=rule)
     assert any(tuple(t.shape) == (2, 2, 8, 8) for t in saved)  # M
     assert not any(t.shape[-2:] == (8, 16) for t in saved)  # no [A | M]
+
+
+@pytest.mark.parametrize("rule", ["paper", "gauss", 0.8])
+def test_the_causal_path_skips_the_key_covariance_state_for_a_constant_theta(rule):
+    # Σkkᵀ per chunk (C·D·D per position) and q·Σkkᵀ (D·D per query) are the whole difference
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from linearcast.ops import eala_attention_causal
+
+    b, h, n, d, dv = 2, 2, 96, 8, 4
+    q, k, v = _qkv((b, h, n, n, d, dv), torch.float32)
+    flops = {}
+    for r in (rule, "gauss_hclamp"):
+        counter = FlopCounterMode(display=False)
+        with counter:
+            eala_attention_causal(q, k, v, theta=r, chunk_size=32)
+        flops[r] = counter.get_total_flops()
+    assert flops["gauss_hclamp"] - flops[rule] == 2 * (2 * b * h * n * d * d)

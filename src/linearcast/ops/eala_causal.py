@@ -13,7 +13,12 @@ from torch import Tensor
 
 from linearcast.errors import ConfigError
 from linearcast.ops._common import check_qkv, compute_dtype, resolve_scale, valid_keys
-from linearcast.ops.eala_theta import ThetaRule, check_theta_rule, theta_from_moments
+from linearcast.ops.eala_theta import (
+    ThetaRule,
+    check_theta_rule,
+    constant_theta,
+    theta_from_moments,
+)
 
 
 def _exclusive_cumsum(x: Tensor, dim: int) -> Tensor:
@@ -35,7 +40,8 @@ def eala_attention_causal(
     eps: float = 1e-8,
     chunk_size: int = 64,
 ) -> Tensor:
-    """Causal EALA in O(N·D·(D+Dv)) time and O(N·(D+C)) extra memory (C = chunk size).
+    """Causal EALA in O(N·D·(D+Dv)) time and O(N·(D+C)) extra memory (C = chunk size); a
+    constant θ (``"paper"``, ``"gauss"``, a float) skips the ``Σkkᵀ`` state: O(N·D·Dv).
 
     For query ``i`` with ``n_i`` visible keys (first key subtracted from all keys)::
 
@@ -87,23 +93,28 @@ def causal_unchecked(
     vc = vm.reshape(b, h, nc, c, dv)
     cc = cnt.reshape(cnt.shape[0], 1, nc, c, 1)
 
-    # state before each chunk: Σk, [Σkkᵀ | Σkvᵀ], Σv, n
-    g_state = _exclusive_cumsum(kc.transpose(-1, -2) @ torch.cat([kc, vc], dim=-1), 2)
+    const = constant_theta(theta, eps)  # a θ that ignores S2 needs no Σkkᵀ
+    # state before each chunk: Σk, [Σkkᵀ | Σkvᵀ] (Σkvᵀ alone for a constant θ), Σv, n
+    kv = vc if const is not None else torch.cat([kc, vc], dim=-1)
+    g_state = _exclusive_cumsum(kc.transpose(-1, -2) @ kv, 2)
     k_state = _exclusive_cumsum(kc.sum(dim=-2), 2)[..., None, :]  # (B, H, nc, 1, D)
     v_state = _exclusive_cumsum(vc.sum(dim=-2), 2)[..., None, :]  # (B, H, nc, 1, Dv)
     n_state = _exclusive_cumsum(cc.sum(dim=-2), 2)[..., None, :]  # (B|1, 1, nc, 1, 1)
 
     tri = torch.ones(c, c, dtype=torch.bool, device=q.device).tril()
     p = (qc @ kc.transpose(-1, -2)).masked_fill(~tri, 0.0)  # (B, H, nc, C, C) intra-chunk scores
-    qg = qc @ g_state  # (B, H, nc, C, D+Dv)
+    qg = qc @ g_state  # (B, H, nc, C, D+Dv), or (.., Dv) for a constant θ
     a = (qc * k_state).sum(dim=-1) + p.sum(dim=-1)  # (B, H, nc, C)
-    bq = (qg[..., :d] * qc).sum(dim=-1) + (p * p).sum(dim=-1)
-    qkv = qg[..., d:] + p @ vc  # (B, H, nc, C, Dv)
+    qkv = qg[..., -dv:] + p @ vc  # (B, H, nc, C, Dv)
     n_i = (n_state + cc.cumsum(dim=-2)).squeeze(-1)  # (B|1, 1, nc, C)
     sv = v_state + vc.cumsum(dim=-2)  # (B, H, nc, C, Dv)
 
     n_c = n_i.clamp_min(1.0)
-    s2 = (bq - a * a / n_c).clamp_min(0.0)
-    th = theta_from_moments(s2 / n_c, n_i, theta, eps)
+    if const is None:
+        bq = (qg[..., :d] * qc).sum(dim=-1) + (p * p).sum(dim=-1)
+        s2 = (bq - a * a / n_c).clamp_min(0.0)
+        th = theta_from_moments(s2 / n_c, n_i, theta, eps)
+    else:
+        th = torch.full((), const, dtype=cd, device=q.device)
     out = (sv + (qkv - (a / n_c)[..., None] * sv) / th[..., None]) / n_c[..., None]
     return out.reshape(b, h, nc * c, dv)[:, :, :n_len].to(dtype)
