@@ -238,18 +238,17 @@ class _EalaLinear(torch.autograd.Function):
         valid = None if key_padding_mask is None else (~key_padding_mask).to(cd)[:, None, :]
         n = _key_count(valid, k.shape[2], g)
         n_c = n.clamp_min(1.0)
-        if r is None:  # a constant θ: forward kept M alone
-            a = m = g  # a is never read: a constant θ has no dr term
-            varying = False
+        if r is None:  # a constant θ: forward kept M alone, and θ has no dr term
+            m, varying = g, False
             th_d = torch.full((), ctx.const, dtype=cd, device=g.device)
         else:
-            a, m = g[..., :d], g[..., d:]  # A (B, H, D, D), M (B, H, D, Dv)
+            m = g[..., d:]  # M (B, H, D, Dv); A = g[..., :d] serves only the dr term
             with torch.enable_grad():  # θ(r) on [B, H, Nq] scalars: dr through the rule
                 r_in = r.detach().requires_grad_()
                 th = theta_from_moments(
                     (tau * tau) * r_in.clamp_min(0.0) / n_c, n, ctx.rule, ctx.eps
                 )
-            varying = th.requires_grad  # False for the constant rules (paper, gauss, a float)
+            varying = th.requires_grad  # θ reads the score variance on this branch
             th_d = th.detach()
         gc = go * (tau / (th_d * n_c))[..., None]  # c·gO (B, H, Nq, Dv)
         dq = dr = None
@@ -259,7 +258,7 @@ class _EalaLinear(torch.autograd.Function):
                 g_th = -torch.linalg.vecdot(qf, dq) / th_d  # dL/dθ per query
                 (dr,) = torch.autograd.grad(th, r_in, g_th)
                 if need_q:
-                    dq.addcmul_(qf @ a, dr[..., None], value=2.0)
+                    dq.addcmul_(qf @ g[..., :d], dr[..., None], value=2.0)  # 2·(qA)·dr
             dq = dq.to(q.dtype) if need_q else None  # dq served dr only: freed here
         dk = dv = None
         if need_k or need_v:
