@@ -36,6 +36,13 @@ def _strided_qkv(shape, dtype, seed=0):
     return tuple(leaves)
 
 
+def _fused_qkv(b, n, h, d, dtype):
+    """The projection's ``[B, N, 3·H·D]`` buffer and q, k, v as its ``[B, H, N, D]`` views."""
+    g = torch.Generator().manual_seed(5)
+    fused = torch.randn(b, n, 3 * h * d, dtype=dtype, generator=g).requires_grad_()
+    return fused, fused.unflatten(-1, (3, h, d)).permute(2, 0, 3, 1, 4).unbind(0)
+
+
 def _both(q, k, v, seed=7, **kw):
     out = eala_attention_short(q, k, v, **kw)
     ref = eala_attention_quadratic(q, k, v, **kw)
@@ -83,10 +90,14 @@ def test_only_the_requested_gradients_are_computed_and_they_are_right(wanted):
 
 
 @pytest.mark.parametrize("rule", ["paper", "gauss_hclamp"])
-def test_backward_saves_only_the_inputs(rule, saved_by):
-    q, k, v = _strided_qkv((4, 2, 12, 12, 8, 8), torch.float32)
+def test_backward_saves_only_contiguous_copies_of_the_inputs(rule, saved_by):
+    fused, (q, k, v) = _fused_qkv(4, 12, 2, 8, torch.float32)
     saved = saved_by(eala_attention_short, q, k, v, theta=rule)
-    assert len(saved) == 3 and all(any(t is x for x in (q, k, v)) for t in saved)
+    assert len(saved) == 3
+    for t, x in zip(saved, (q, k, v), strict=True):
+        assert t.is_contiguous() and t.dtype == x.dtype and torch.equal(t, x)
+        # not a view of the projection's buffer: that buffer is freed after the forward
+        assert t.untyped_storage().data_ptr() != fused.untyped_storage().data_ptr()
     # the probe does see the copies and scores when they are saved: the reference keeps them
     ref = saved_by(eala_attention_quadratic, q, k, v, theta=rule)
     assert any(not any(t is x for x in (q, k, v)) and t.numel() >= q.numel() for t in ref)

@@ -66,7 +66,7 @@ class SelfAttentionLayer(nn.Module):
         self.attn = MultiHeadAttention(model_dim, num_heads, kernel=kernel, **attention_options)
         self.feed_forward = nn.Sequential(
             nn.Linear(model_dim, feed_forward_dim),
-            nn.ReLU(inplace=True),
+            nn.ReLU(),
             nn.Linear(feed_forward_dim, model_dim),
         )
         self.ln1 = nn.LayerNorm(model_dim)

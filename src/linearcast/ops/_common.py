@@ -77,6 +77,14 @@ def allowed_keys(
     return allowed
 
 
+def heads_merged_empty(q: Tensor, dv: int, dtype: torch.dtype) -> Tensor:
+    """An uninitialised ``[B, H, Nq, Dv]`` output for ``q: [B, H, Nq, D]``, laid out in memory as
+    ``[B, Nq, H, Dv]`` (as SDPA's CPU kernels return theirs): merging the heads afterwards,
+    ``out.transpose(1, 2).reshape(B, Nq, H·Dv)``, is then a view, not a copy."""
+    b, h, nq = q.shape[:3]
+    return torch.empty(b, nq, h, dv, dtype=dtype, device=q.device).transpose(1, 2)
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

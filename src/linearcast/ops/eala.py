@@ -25,6 +25,7 @@ from linearcast.errors import ConfigError
 from linearcast.ops._common import (
     check_qkv,
     compute_dtype,
+    heads_merged_empty,
     resolve_scale,
     valid_keys,
     without_autocast,
@@ -193,6 +194,8 @@ class _EalaLinear(torch.autograd.Function):
     ) -> Tensor:
         dtype = q.dtype
         cd = compute_dtype(dtype)
+        # contiguous copies, kept for backward: see _EalaShort.forward
+        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
         qf, kf, vf = q.to(cd), k.to(cd), v.to(cd)
         d = q.shape[-1]
         valid = valid_keys(key_padding_mask, kf)
@@ -217,11 +220,21 @@ class _EalaLinear(torch.autograd.Function):
             p = qf @ g  # (B, H, Nq, D+Dv) = [q A | q M]; τ is applied to small results below
             r = torch.linalg.vecdot(p[..., :d], qf)  # (B, H, Nq); kept unclamped for backward
             th = theta_from_moments((tau * tau) * r.clamp_min(0.0) / n_c, n, theta, eps)
-            out = torch.addcmul(sv / n_c[..., None], p[..., d:], (tau / (th * n_c))[..., None])
+            out = torch.addcmul(
+                sv / n_c[..., None],
+                p[..., d:],
+                (tau / (th * n_c))[..., None],
+                out=heads_merged_empty(q, v.shape[-1], cd),
+            )
         else:  # a constant θ (the paper's, 1, a float): M alone, half the matmul work
             g = kct @ vm  # (B, H, D, Dv) = M
             del kc, kct
-            out = torch.addcmul(sv / n_c[..., None], qf @ g, (tau / (const * n_c))[..., None])
+            out = torch.addcmul(
+                sv / n_c[..., None],
+                qf @ g,
+                (tau / (const * n_c))[..., None],
+                out=heads_merged_empty(q, v.shape[-1], cd),
+            )
         ctx.save_for_backward(q, k, v, key_padding_mask, g, kbar, sv, r)
         ctx.rule, ctx.tau, ctx.eps, ctx.const = theta, tau, eps, const
         return out.to(dtype)
@@ -234,7 +247,9 @@ class _EalaLinear(torch.autograd.Function):
         need_q, need_k, need_v = ctx.needs_input_grad[:3]
         tau: float = ctx.tau
         cd, d = g.dtype, q.shape[-1]
-        qf, go = q.to(cd), grad_out.to(cd)
+        # grad_out arrives strided when the caller merges the heads with a transpose: one
+        # contiguous copy here instead of one in each matmul it enters
+        qf, go = q.to(cd), grad_out.contiguous().to(cd)
         valid = None if key_padding_mask is None else (~key_padding_mask).to(cd)[:, None, :]
         n = _key_count(valid, k.shape[2], g)
         n_c = n.clamp_min(1.0)

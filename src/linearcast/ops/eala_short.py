@@ -19,6 +19,7 @@ from linearcast.ops._common import (
     allowed_keys,
     check_qkv,
     compute_dtype,
+    heads_merged_empty,
     resolve_scale,
     without_autocast,
 )
@@ -136,12 +137,17 @@ class _EalaShort(torch.autograd.Function):
     ) -> Tensor:
         dtype = q.dtype
         cd = compute_dtype(dtype)
+        # one contiguous copy of each, kept for backward: the batched matmuls would otherwise
+        # copy the strided views a fused Q/K/V projection hands in, in forward and again in
+        # backward (it replaces those views among the saved tensors: no more memory)
+        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
         qf, kf, vf = q.to(cd), k.to(cd), v.to(cd)
         n = k.shape[2]
         x = _centred_scores(qf, kf)  # (B, H, Nq, N)
         m2 = torch.linalg.vecdot(x, x) * (tau * tau / n)  # (B, H, Nq)
         th = theta_from_moments(m2, _count(n, x), theta, eps)
-        out = torch.addcmul(vf.mean(dim=-2, keepdim=True), x @ vf, (tau / (th * n))[..., None])
+        out = heads_merged_empty(q, v.shape[-1], cd)
+        torch.addcmul(vf.mean(dim=-2, keepdim=True), x @ vf, (tau / (th * n))[..., None], out=out)
         ctx.save_for_backward(q, k, v)
         ctx.rule, ctx.tau, ctx.eps = theta, tau, eps
         return out.to(dtype)
@@ -154,7 +160,8 @@ class _EalaShort(torch.autograd.Function):
         need_q, need_k, need_v = ctx.needs_input_grad[:3]
         tau: float = ctx.tau
         cd = compute_dtype(q.dtype)
-        qf, kf, vf, go = q.to(cd), k.to(cd), v.to(cd), grad_out.to(cd)
+        go = grad_out.contiguous().to(cd)  # see _EalaLinear.backward
+        qf, kf, vf = q.to(cd), k.to(cd), v.to(cd)
         n = k.shape[2]
         x = _centred_scores(qf, kf)
         with torch.enable_grad():  # θ(m2) on [B, H, Nq] scalars, to take dm2 through the rule
