@@ -148,3 +148,18 @@ def test_no_double_backward():
     (gq,) = torch.autograd.grad(out.square().sum(), q, create_graph=True)
     with pytest.raises(RuntimeError, match="differentiate twice"):
         gq.sum().backward()
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_a_constant_theta_never_forms_the_score_variance(rule, monkeypatch):
+    calls: list[int] = []
+    real = short_mod.theta_from_moments
+    monkeypatch.setattr(
+        short_mod, "theta_from_moments", lambda *a, **kw: calls.append(1) or real(*a, **kw)
+    )
+    q, k, v = _strided_qkv(SHAPES[2], torch.float64)
+    out, ref, g_out, g_ref = _both(q, k, v, theta=rule, scale=SCALE)
+    assert len(calls) == (2 if rule == "gauss_hclamp" else 0)  # forward and backward
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    for a, b in zip(g_out, g_ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)

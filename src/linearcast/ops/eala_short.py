@@ -26,6 +26,7 @@ from linearcast.ops._common import (
 from linearcast.ops.eala_theta import (
     ThetaRule,
     check_theta_rule,
+    constant_theta,
     theta_from_moments,
     theta_of_scores,
 )
@@ -127,7 +128,8 @@ class _EalaShort(torch.autograd.Function):
     Autograd's own graph would keep contiguous copies of q·τ, kᵀ and v (the batched matmuls
     copy the strided views a fused Q/K/V projection hands in) and X; this keeps only the
     inputs. ``dL/dm2`` is nonzero only for rules where θ depends on m2 (``gauss_hclamp``) and is
-    taken through :func:`theta_from_moments` itself on ``[B, H, Nq]`` scalars.
+    taken through :func:`theta_from_moments` itself on ``[B, H, Nq]`` scalars; a constant θ
+    (``"paper"``, ``"gauss"``, a float) never forms m2.
     """
 
     @staticmethod
@@ -144,10 +146,15 @@ class _EalaShort(torch.autograd.Function):
         qf, kf, vf = q.to(cd), k.to(cd), v.to(cd)
         n = k.shape[2]
         x = _centred_scores(qf, kf)  # (B, H, Nq, N)
-        m2 = torch.linalg.vecdot(x, x) * (tau * tau / n)  # (B, H, Nq)
-        th = theta_from_moments(m2, _count(n, x), theta, eps)
         out = heads_merged_empty(q, v.shape[-1], cd)
-        torch.addcmul(vf.mean(dim=-2, keepdim=True), x @ vf, (tau / (th * n))[..., None], out=out)
+        v_mean, xv = vf.mean(dim=-2, keepdim=True), x @ vf
+        const = constant_theta(theta, eps)
+        if const is None:  # θ reads the score variance m2
+            m2 = torch.linalg.vecdot(x, x) * (tau * tau / n)  # (B, H, Nq)
+            th = theta_from_moments(m2, _count(n, x), theta, eps)
+            torch.addcmul(v_mean, xv, (tau / (th * n))[..., None], out=out)
+        else:  # a constant θ (the paper's, 1, a float): no score statistics at all
+            torch.add(v_mean, xv, alpha=tau / (const * n), out=out)
         ctx.save_for_backward(q, k, v)
         ctx.rule, ctx.tau, ctx.eps = theta, tau, eps
         return out.to(dtype)
@@ -164,17 +171,21 @@ class _EalaShort(torch.autograd.Function):
         qf, kf, vf = q.to(cd), k.to(cd), v.to(cd)
         n = k.shape[2]
         x = _centred_scores(qf, kf)
-        with torch.enable_grad():  # θ(m2) on [B, H, Nq] scalars, to take dm2 through the rule
-            m2 = (torch.linalg.vecdot(x, x) * (tau * tau / n)).requires_grad_()
-            th = theta_from_moments(m2, _count(n, x), ctx.rule, ctx.eps)
-        th_d = th.detach()
-        gc = go * (tau / (th_d * n))[..., None]  # c·gO (B, H, Nq, Dv)
+        const = constant_theta(ctx.rule, ctx.eps)
+        if const is None:
+            with torch.enable_grad():  # θ(m2) on [B, H, Nq] scalars: dm2 through the rule
+                m2 = (torch.linalg.vecdot(x, x) * (tau * tau / n)).requires_grad_()
+                th = theta_from_moments(m2, _count(n, x), ctx.rule, ctx.eps)
+            th_d = th.detach()
+            gc = go * (tau / (th_d * n))[..., None]  # c·gO (B, H, Nq, Dv)
+        else:
+            gc = go * (tau / (const * n))
         dq = dk = dv = None
         if need_v:
             dv = (x.transpose(-1, -2) @ gc).add_(go.sum(dim=-2, keepdim=True) / n).to(v.dtype)
         if need_q or need_k:
             dx = gc @ vf.transpose(-1, -2)  # (B, H, Nq, N)
-            if th.requires_grad:  # θ varies with m2
+            if const is None:  # θ varies with m2
                 g_th = -torch.linalg.vecdot(gc, x @ vf) / th_d
                 (dm2,) = torch.autograd.grad(th, m2, g_th)
                 dx.addcmul_(x, dm2[..., None], value=2.0 * tau * tau / n)
