@@ -55,13 +55,14 @@ def test_strided_inputs_are_copied_once_in_forward_and_the_gradient_once_in_back
 
 @pytest.mark.parametrize("impl,n", PATHS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_output_is_laid_out_heads_last_so_merging_the_heads_is_a_view(impl, n, dtype):
+@pytest.mark.parametrize("theta", ["paper", "gauss_hclamp"])  # each has its own output line
+def test_output_is_laid_out_heads_last_so_merging_the_heads_is_a_view(impl, n, dtype, theta):
     b, h, d = 2, 3, 4
     _, q, k, v = _fused(b, n, h, d, dtype)
-    out = eala_attention(q, k, v, impl=impl)
+    out = eala_attention(q, k, v, impl=impl, theta=theta)
     assert out.dtype == dtype and out.shape == (b, h, n, d)
     merged = out.transpose(1, 2).reshape(b, n, h * d)
     assert merged.data_ptr() == out.data_ptr() and merged._base is not None
     # the layout changes nothing in the values: the same op on contiguous copies
-    again = eala_attention(q.contiguous(), k.contiguous(), v.contiguous(), impl=impl)
+    again = eala_attention(q.contiguous(), k.contiguous(), v.contiguous(), impl=impl, theta=theta)
     torch.testing.assert_close(out, again, rtol=0, atol=0)

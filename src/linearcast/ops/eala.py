@@ -178,6 +178,9 @@ class _EalaLinear(torch.autograd.Function):
     Padded keys get zero gradient. ``dr`` is nonzero only for rules where θ depends on S2
     (``gauss_hclamp``); it is taken through :func:`theta_from_moments` itself on ``[B, H, Nq]``
     scalars, so the rule is written once.
+
+    The bodies are module functions (``forward`` and ``backward`` only call them): mutmut 3
+    does not mutate decorated functions, and these are the ones mutation testing must reach.
     """
 
     @staticmethod
@@ -192,110 +195,125 @@ class _EalaLinear(torch.autograd.Function):
         tau: float,
         eps: float,
     ) -> Tensor:
-        dtype = q.dtype
-        cd = compute_dtype(dtype)
-        # contiguous copies, kept for backward: see _EalaShort.forward
-        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
-        qf, kf, vf = q.to(cd), k.to(cd), v.to(cd)
-        d = q.shape[-1]
-        valid = valid_keys(key_padding_mask, kf)
-        n = _key_count(valid, k.shape[2], kf)
-        n_c = n.clamp_min(1.0)
-        if valid is None:
-            kbar = kf.mean(dim=-2, keepdim=True)
-            kc = kf - kbar  # two-pass centring
-            vm = vf
-        else:
-            vk = valid[..., None]  # (B, 1, N, 1)
-            kbar = (kf * vk).sum(dim=-2, keepdim=True) / n_c[..., None]
-            kc = (kf - kbar) * vk
-            vm = vf * vk
-        kct = kc.transpose(-1, -2)
-        const = constant_theta(theta, eps)
-        r: Tensor | None = None
-        sv = vm.sum(dim=-2, keepdim=True)  # (B, H, 1, Dv)
-        if const is None:  # θ reads the score variance: A and r = qᵀAq are needed
-            g = torch.cat([kct @ kc, kct @ vm], dim=-1)  # (B, H, D, D+Dv) = [A | M]
-            del kc, kct
-            p = qf @ g  # (B, H, Nq, D+Dv) = [q A | q M]; τ is applied to small results below
-            r = torch.linalg.vecdot(p[..., :d], qf)  # (B, H, Nq); kept unclamped for backward
-            th = theta_from_moments((tau * tau) * r.clamp_min(0.0) / n_c, n, theta, eps)
-            out = torch.addcmul(
-                sv / n_c[..., None],
-                p[..., d:],
-                (tau / (th * n_c))[..., None],
-                out=heads_merged_empty(q, v.shape[-1], cd),
-            )
-        else:  # a constant θ (the paper's, 1, a float): M alone, half the matmul work
-            g = kct @ vm  # (B, H, D, Dv) = M
-            del kc, kct
-            out = torch.addcmul(
-                sv / n_c[..., None],
-                qf @ g,
-                (tau / (const * n_c))[..., None],
-                out=heads_merged_empty(q, v.shape[-1], cd),
-            )
-        ctx.save_for_backward(q, k, v, key_padding_mask, g, kbar, sv, r)
-        ctx.rule, ctx.tau, ctx.eps, ctx.const = theta, tau, eps, const
-        return out.to(dtype)
+        return _linear_forward(ctx, q, k, v, key_padding_mask, theta, tau, eps)
 
     @staticmethod
     @once_differentiable
     @without_autocast
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
-        q, k, v, key_padding_mask, g, kbar, sv, r = ctx.saved_tensors
-        need_q, need_k, need_v = ctx.needs_input_grad[:3]
-        tau: float = ctx.tau
-        cd, d = g.dtype, q.shape[-1]
-        # grad_out arrives strided when the caller merges the heads with a transpose: one
-        # contiguous copy here instead of one in each matmul it enters
-        qf, go = q.to(cd), grad_out.contiguous().to(cd)
-        valid = None if key_padding_mask is None else (~key_padding_mask).to(cd)[:, None, :]
-        n = _key_count(valid, k.shape[2], g)
-        n_c = n.clamp_min(1.0)
-        if r is None:  # a constant θ: forward kept M alone, and θ has no dr term
-            m, varying = g, False
-            th_d = torch.full((), ctx.const, dtype=cd, device=g.device)
-        else:
-            m = g[..., d:]  # M (B, H, D, Dv); A = g[..., :d] serves only the dr term
-            with torch.enable_grad():  # θ(r) on [B, H, Nq] scalars: dr through the rule
-                r_in = r.detach().requires_grad_()
-                th = theta_from_moments(
-                    (tau * tau) * r_in.clamp_min(0.0) / n_c, n, ctx.rule, ctx.eps
-                )
-            varying = th.requires_grad  # θ reads the score variance on this branch
-            th_d = th.detach()
-        gc = go * (tau / (th_d * n_c))[..., None]  # c·gO (B, H, Nq, Dv)
-        dq = dr = None
-        if need_q or (varying and need_k):
-            dq = gc @ m.transpose(-1, -2)  # (B, H, Nq, D)
-            if varying:
-                g_th = -torch.linalg.vecdot(qf, dq) / th_d  # dL/dθ per query
-                (dr,) = torch.autograd.grad(th, r_in, g_th)
-                if need_q:
-                    dq.addcmul_(qf @ g[..., :d], dr[..., None], value=2.0)  # 2·(qA)·dr
-            dq = dq.to(q.dtype) if need_q else None  # dq served dr only: freed here
-        dk = dv = None
-        if need_k or need_v:
-            dm = qf.transpose(-1, -2) @ gc  # (B, H, D, Dv)
-            del gc  # each N-sized temporary is freed before the next is made: peak memory
-            kc = None  # K̂, recomputed only where needed; its padded rows are zeroed at the end
-            if need_v:
-                kc = k.to(cd) - kbar
-                dv = torch.matmul(kc, dm).add_(go.sum(dim=-2, keepdim=True) / n_c[..., None])
-                dv = _zero_padded(dv, valid).to(v.dtype)
-                if dr is None:
-                    kc = None
-            if need_k:
-                # the key-mean backward folded into one row: mean_valid(v dMᵀ) = (Σv/n) dMᵀ
-                dk = torch.matmul(v.to(cd), dm.transpose(-1, -2))
-                dk.sub_((sv / n_c[..., None]) @ dm.transpose(-1, -2))
-                if dr is not None:
-                    da = (qf * dr[..., None]).transpose(-1, -2) @ qf  # (B, H, D, D)
-                    kc = k.to(cd) - kbar if kc is None else kc
-                    dk.add_(kc @ (da + da.transpose(-1, -2)))
-                dk = _zero_padded(dk, valid).to(k.dtype)
-        return dq, dk, dv, None, None, None, None
+        return _linear_backward(ctx, grad_out)
+
+
+def _linear_forward(
+    ctx: Any,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    key_padding_mask: Tensor | None,
+    theta: ThetaRule,
+    tau: float,
+    eps: float,
+) -> Tensor:
+    dtype = q.dtype
+    cd = compute_dtype(dtype)
+    # contiguous copies, kept for backward: see _EalaShort.forward
+    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+    qf, kf, vf = q.to(cd), k.to(cd), v.to(cd)
+    d = q.shape[-1]
+    valid = valid_keys(key_padding_mask, kf)
+    n = _key_count(valid, k.shape[2], kf)
+    n_c = n.clamp_min(1.0)
+    if valid is None:
+        kbar = kf.mean(dim=-2, keepdim=True)
+        kc = kf - kbar  # two-pass centring
+        vm = vf
+    else:
+        vk = valid[..., None]  # (B, 1, N, 1)
+        kbar = (kf * vk).sum(dim=-2, keepdim=True) / n_c[..., None]
+        kc = (kf - kbar) * vk
+        vm = vf * vk
+    kct = kc.transpose(-1, -2)
+    const = constant_theta(theta, eps)
+    r: Tensor | None = None
+    sv = vm.sum(dim=-2, keepdim=True)  # (B, H, 1, Dv)
+    if const is None:  # θ reads the score variance: A and r = qᵀAq are needed
+        g = torch.cat([kct @ kc, kct @ vm], dim=-1)  # (B, H, D, D+Dv) = [A | M]
+        del kc, kct
+        p = qf @ g  # (B, H, Nq, D+Dv) = [q A | q M]; τ is applied to small results below
+        r = torch.linalg.vecdot(p[..., :d], qf)  # (B, H, Nq); kept unclamped for backward
+        th = theta_from_moments((tau * tau) * r.clamp_min(0.0) / n_c, n, theta, eps)
+        out = torch.addcmul(
+            sv / n_c[..., None],
+            p[..., d:],
+            (tau / (th * n_c))[..., None],
+            out=heads_merged_empty(q, v.shape[-1], cd),
+        )
+    else:  # a constant θ (the paper's, 1, a float): M alone, half the matmul work
+        g = kct @ vm  # (B, H, D, Dv) = M
+        del kc, kct
+        out = torch.addcmul(
+            sv / n_c[..., None],
+            qf @ g,
+            (tau / (const * n_c))[..., None],
+            out=heads_merged_empty(q, v.shape[-1], cd),
+        )
+    ctx.save_for_backward(q, k, v, key_padding_mask, g, kbar, sv, r)
+    ctx.rule, ctx.tau, ctx.eps, ctx.const = theta, tau, eps, const
+    return out.to(dtype)
+
+
+def _linear_backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+    q, k, v, key_padding_mask, g, kbar, sv, r = ctx.saved_tensors
+    need_q, need_k, need_v = ctx.needs_input_grad[:3]
+    tau: float = ctx.tau
+    cd, d = g.dtype, q.shape[-1]
+    # grad_out arrives strided when the caller merges the heads with a transpose: one
+    # contiguous copy here instead of one in each matmul it enters
+    qf, go = q.to(cd), grad_out.contiguous().to(cd)
+    valid = None if key_padding_mask is None else (~key_padding_mask).to(cd)[:, None, :]
+    n = _key_count(valid, k.shape[2], g)
+    n_c = n.clamp_min(1.0)
+    if r is None:  # a constant θ: forward kept M alone, and θ has no dr term
+        m, varying = g, False
+        th_d = torch.full((), ctx.const, dtype=cd, device=g.device)
+    else:
+        m = g[..., d:]  # M (B, H, D, Dv); A = g[..., :d] serves only the dr term
+        with torch.enable_grad():  # θ(r) on [B, H, Nq] scalars: dr through the rule
+            r_in = r.detach().requires_grad_()
+            th = theta_from_moments((tau * tau) * r_in.clamp_min(0.0) / n_c, n, ctx.rule, ctx.eps)
+        varying = th.requires_grad  # θ reads the score variance on this branch
+        th_d = th.detach()
+    gc = go * (tau / (th_d * n_c))[..., None]  # c·gO (B, H, Nq, Dv)
+    dq = dr = None
+    if need_q or (varying and need_k):
+        dq = gc @ m.transpose(-1, -2)  # (B, H, Nq, D)
+        if varying:
+            g_th = -torch.linalg.vecdot(qf, dq) / th_d  # dL/dθ per query
+            (dr,) = torch.autograd.grad(th, r_in, g_th)
+            if need_q:
+                dq.addcmul_(qf @ g[..., :d], dr[..., None], value=2.0)  # 2·(qA)·dr
+        dq = dq.to(q.dtype) if need_q else None  # dq served dr only: freed here
+    dk = dv = None
+    if need_k or need_v:
+        dm = qf.transpose(-1, -2) @ gc  # (B, H, D, Dv)
+        del gc  # each N-sized temporary is freed before the next is made: peak memory
+        kc = None  # K̂, recomputed only where needed; its padded rows are zeroed at the end
+        if need_v:
+            kc = k.to(cd) - kbar
+            dv = torch.matmul(kc, dm).add_(go.sum(dim=-2, keepdim=True) / n_c[..., None])
+            dv = _zero_padded(dv, valid).to(v.dtype)
+            if dr is None:
+                kc = None
+        if need_k:
+            # the key-mean backward folded into one row: mean_valid(v dMᵀ) = (Σv/n) dMᵀ
+            dk = torch.matmul(v.to(cd), dm.transpose(-1, -2))
+            dk.sub_((sv / n_c[..., None]) @ dm.transpose(-1, -2))
+            if dr is not None:
+                da = (qf * dr[..., None]).transpose(-1, -2) @ qf  # (B, H, D, D)
+                kc = k.to(cd) - kbar if kc is None else kc
+                dk.add_(kc @ (da + da.transpose(-1, -2)))
+            dk = _zero_padded(dk, valid).to(k.dtype)
+    return dq, dk, dv, None, None, None, None
 
 
 def _key_count(valid: Tensor | None, n_keys: int, like: Tensor) -> Tensor:

@@ -130,6 +130,9 @@ class _EalaShort(torch.autograd.Function):
     inputs. ``dL/dm2`` is nonzero only for rules where θ depends on m2 (``gauss_hclamp``) and is
     taken through :func:`theta_from_moments` itself on ``[B, H, Nq]`` scalars; a constant θ
     (``"paper"``, ``"gauss"``, a float) never forms m2.
+
+    The bodies are module functions (``forward`` and ``backward`` only call them): mutmut 3
+    does not mutate decorated functions, and these are the ones mutation testing must reach.
     """
 
     @staticmethod
@@ -137,65 +140,75 @@ class _EalaShort(torch.autograd.Function):
     def forward(
         ctx: Any, q: Tensor, k: Tensor, v: Tensor, theta: ThetaRule, tau: float, eps: float
     ) -> Tensor:
-        dtype = q.dtype
-        cd = compute_dtype(dtype)
-        # one contiguous copy of each, kept for backward: the batched matmuls would otherwise
-        # copy the strided views a fused Q/K/V projection hands in, in forward and again in
-        # backward (it replaces those views among the saved tensors: no more memory)
-        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
-        qf, kf, vf = q.to(cd), k.to(cd), v.to(cd)
-        n = k.shape[2]
-        x = _centred_scores(qf, kf)  # (B, H, Nq, N)
-        out = heads_merged_empty(q, v.shape[-1], cd)
-        v_mean, xv = vf.mean(dim=-2, keepdim=True), x @ vf
-        const = constant_theta(theta, eps)
-        if const is None:  # θ reads the score variance m2
-            m2 = torch.linalg.vecdot(x, x) * (tau * tau / n)  # (B, H, Nq)
-            th = theta_from_moments(m2, _count(n, x), theta, eps)
-            torch.addcmul(v_mean, xv, (tau / (th * n))[..., None], out=out)
-        else:  # a constant θ (the paper's, 1, a float): no score statistics at all
-            torch.add(v_mean, xv, alpha=tau / (const * n), out=out)
-        ctx.save_for_backward(q, k, v)
-        ctx.rule, ctx.tau, ctx.eps = theta, tau, eps
-        return out.to(dtype)
+        return _short_forward(ctx, q, k, v, theta, tau, eps)
 
     @staticmethod
     @once_differentiable
     @without_autocast
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
-        q, k, v = ctx.saved_tensors
-        need_q, need_k, need_v = ctx.needs_input_grad[:3]
-        tau: float = ctx.tau
-        cd = compute_dtype(q.dtype)
-        go = grad_out.contiguous().to(cd)  # see _EalaLinear.backward
-        qf, kf, vf = q.to(cd), k.to(cd), v.to(cd)
-        n = k.shape[2]
-        x = _centred_scores(qf, kf)
-        const = constant_theta(ctx.rule, ctx.eps)
-        if const is None:
-            with torch.enable_grad():  # θ(m2) on [B, H, Nq] scalars: dm2 through the rule
-                m2 = (torch.linalg.vecdot(x, x) * (tau * tau / n)).requires_grad_()
-                th = theta_from_moments(m2, _count(n, x), ctx.rule, ctx.eps)
-            th_d = th.detach()
-            gc = go * (tau / (th_d * n))[..., None]  # c·gO (B, H, Nq, Dv)
-        else:
-            gc = go * (tau / (const * n))
-        dq = dk = dv = None
-        if need_v:
-            dv = (x.transpose(-1, -2) @ gc).add_(go.sum(dim=-2, keepdim=True) / n).to(v.dtype)
-        if need_q or need_k:
-            dx = gc @ vf.transpose(-1, -2)  # (B, H, Nq, N)
-            if const is None:  # θ varies with m2
-                g_th = -torch.linalg.vecdot(gc, x @ vf) / th_d
-                (dm2,) = torch.autograd.grad(th, m2, g_th)
-                dx.addcmul_(x, dm2[..., None], value=2.0 * tau * tau / n)
-            del gc, x  # freed before dq and dk are made: peak memory
-            ds = dx.sub_(dx.mean(dim=-1, keepdim=True))
-            if need_q:
-                dq = (ds @ kf).to(q.dtype)
-            if need_k:
-                dk = (ds.transpose(-1, -2) @ qf).to(k.dtype)
-        return dq, dk, dv, None, None, None
+        return _short_backward(ctx, grad_out)
+
+
+def _short_forward(
+    ctx: Any, q: Tensor, k: Tensor, v: Tensor, theta: ThetaRule, tau: float, eps: float
+) -> Tensor:
+    dtype = q.dtype
+    cd = compute_dtype(dtype)
+    # one contiguous copy of each, kept for backward: the batched matmuls would otherwise
+    # copy the strided views a fused Q/K/V projection hands in, in forward and again in
+    # backward (it replaces those views among the saved tensors: no more memory)
+    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+    qf, kf, vf = q.to(cd), k.to(cd), v.to(cd)
+    n = k.shape[2]
+    x = _centred_scores(qf, kf)  # (B, H, Nq, N)
+    out = heads_merged_empty(q, v.shape[-1], cd)
+    v_mean, xv = vf.mean(dim=-2, keepdim=True), x @ vf
+    const = constant_theta(theta, eps)
+    if const is None:  # θ reads the score variance m2
+        m2 = torch.linalg.vecdot(x, x) * (tau * tau / n)  # (B, H, Nq)
+        th = theta_from_moments(m2, _count(n, x), theta, eps)
+        torch.addcmul(v_mean, xv, (tau / (th * n))[..., None], out=out)
+    else:  # a constant θ (the paper's, 1, a float): no score statistics at all
+        torch.add(v_mean, xv, alpha=tau / (const * n), out=out)
+    ctx.save_for_backward(q, k, v)
+    ctx.rule, ctx.tau, ctx.eps = theta, tau, eps
+    return out.to(dtype)
+
+
+def _short_backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+    q, k, v = ctx.saved_tensors
+    need_q, need_k, need_v = ctx.needs_input_grad[:3]
+    tau: float = ctx.tau
+    cd = compute_dtype(q.dtype)
+    go = grad_out.contiguous().to(cd)  # see _EalaLinear.backward
+    qf, kf, vf = q.to(cd), k.to(cd), v.to(cd)
+    n = k.shape[2]
+    x = _centred_scores(qf, kf)
+    const = constant_theta(ctx.rule, ctx.eps)
+    if const is None:
+        with torch.enable_grad():  # θ(m2) on [B, H, Nq] scalars: dm2 through the rule
+            m2 = (torch.linalg.vecdot(x, x) * (tau * tau / n)).requires_grad_()
+            th = theta_from_moments(m2, _count(n, x), ctx.rule, ctx.eps)
+        th_d = th.detach()
+        gc = go * (tau / (th_d * n))[..., None]  # c·gO (B, H, Nq, Dv)
+    else:
+        gc = go * (tau / (const * n))
+    dq = dk = dv = None
+    if need_v:
+        dv = (x.transpose(-1, -2) @ gc).add_(go.sum(dim=-2, keepdim=True) / n).to(v.dtype)
+    if need_q or need_k:
+        dx = gc @ vf.transpose(-1, -2)  # (B, H, Nq, N)
+        if const is None:  # θ varies with m2
+            g_th = -torch.linalg.vecdot(gc, x @ vf) / th_d
+            (dm2,) = torch.autograd.grad(th, m2, g_th)
+            dx.addcmul_(x, dm2[..., None], value=2.0 * tau * tau / n)
+        del gc, x  # freed before dq and dk are made: peak memory
+        ds = dx.sub_(dx.mean(dim=-1, keepdim=True))
+        if need_q:
+            dq = (ds @ kf).to(q.dtype)
+        if need_k:
+            dk = (ds.transpose(-1, -2) @ qf).to(k.dtype)
+    return dq, dk, dv, None, None, None
 
 
 def _count(n: int, like: Tensor) -> Tensor:
