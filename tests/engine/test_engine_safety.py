@@ -91,7 +91,10 @@ def test_a_version_1_run_directory_still_evaluates_to_the_same_numbers() -> None
     assert result["windows"] == recorded["windows"]
     for horizon, values in recorded["metrics"].items():
         for name, value in values.items():
-            assert result["metrics"][horizon][name] == pytest.approx(value, rel=1e-9)
+            # float32 rounding only: kernels may reorder their arithmetic between versions
+            # (the heads-last EALA output moved MAE by 2e-9 relative); a misread checkpoint or
+            # scaler would move it by far more
+            assert result["metrics"][horizon][name] == pytest.approx(value, rel=1e-6)
 
 
 def test_new_checkpoints_hold_only_tensors_and_plain_values(make_config: Any) -> None:
