@@ -150,6 +150,27 @@ def test_block_is_post_layernorm() -> None:
     torch.testing.assert_close(y.var(-1, unbiased=False), torch.ones(2, 5, 7), atol=1e-3, rtol=0)
 
 
+@pytest.mark.parametrize("kernel,contiguous", [("eala", True), ("softmax", False)])
+def test_self_attention_hands_contiguous_qkv_only_to_kernels_that_want_them(
+    kernel: str, contiguous: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mha = MultiHeadAttention(12, 3, kernel=kernel)
+    seen: list[bool] = []
+    real = mha.kernel.forward
+
+    def spy(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Tensor:
+        seen.extend(t.is_contiguous() for t in (q, k, v))
+        return real(q, k, v, mask)
+
+    monkeypatch.setattr(mha.kernel, "forward", spy)
+    x = torch.randn(2, 5, 12)
+    out = mha(x)
+    # SDPA reads the strided views of the fused projection as they are: no copy for it
+    assert seen == [contiguous] * 3
+    monkeypatch.undo()
+    torch.testing.assert_close(out, mha(x))
+
+
 def _graph_nodes(out: Tensor) -> set[str]:
     seen, todo = set(), [out.grad_fn]
     while todo:

@@ -73,6 +73,10 @@ class MultiHeadAttention(nn.Module):
         bias = torch.cat((self.q_proj.bias, self.k_proj.bias, self.v_proj.bias))
         qkv = F.linear(x, weight, bias)  # (B*, L, 3·model_dim)
         qkv = qkv.unflatten(-1, (3, self.num_heads, self.head_dim)).permute(2, 0, 3, 1, 4)
+        if self.kernel.contiguous_qkv:
+            # one copy into [3, B*, H, L, hd], and the projection's buffer is freed here: the
+            # kernel would copy the strided views itself, while that buffer was still alive
+            qkv = qkv.contiguous()
         q, k, v = qkv.unbind(0)
         return q, k, v
 

@@ -167,9 +167,11 @@ def split_attention_options(options: Mapping[str, Any]) -> tuple[dict[str, Any],
 
 class Kernel(nn.Module):
     """Base of the kernel modules: ``forward(q, k, v, mask) -> [B, H, Lq, Dv]``; ``spec`` says
-    what it computes."""
+    what it computes. ``contiguous_qkv``: the kernel reads q, k, v best as contiguous tensors
+    (its batched matmuls would copy strided views), so self-attention hands it contiguous ones."""
 
     spec: AttentionSpec
+    contiguous_qkv: bool = False
 
     def extra_repr(self) -> str:
         s = self.spec
@@ -211,6 +213,8 @@ class EalaKernel(Kernel):
         spec: the attention (kernel ``"eala"``).
         num_heads: heads H (one learned θ each).
     """
+
+    contiguous_qkv = True
 
     def __init__(self, spec: AttentionSpec, *, num_heads: int = 1, **_: Any) -> None:
         super().__init__()
