@@ -66,6 +66,8 @@ class SelfAttentionLayer(nn.Module):
         self.attn = MultiHeadAttention(model_dim, num_heads, kernel=kernel, **attention_options)
         self.feed_forward = nn.Sequential(
             nn.Linear(model_dim, feed_forward_dim),
+            # not in place (the official code's is): on the Linear's view it puts CopySlices
+            # in the graph, one more copy of the hidden tensor in backward; same values
             nn.ReLU(),
             nn.Linear(feed_forward_dim, model_dim),
         )

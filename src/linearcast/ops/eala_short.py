@@ -154,9 +154,9 @@ def _short_forward(
 ) -> Tensor:
     dtype = q.dtype
     cd = compute_dtype(dtype)
-    # one contiguous copy of each, kept for backward: the batched matmuls would otherwise
-    # copy the strided views a fused Q/K/V projection hands in, in forward and again in
-    # backward (it replaces those views among the saved tensors: no more memory)
+    # one contiguous copy of each (none if the caller made them contiguous, as self-attention
+    # does), kept for backward: the batched matmuls would otherwise copy strided views in
+    # forward and again in backward (it replaces those views among the saved tensors)
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     qf, kf, vf = q.to(cd), k.to(cd), v.to(cd)
     n = k.shape[2]
