@@ -185,17 +185,8 @@ class _EalaLinear(torch.autograd.Function):
 
     @staticmethod
     @without_autocast
-    def forward(
-        ctx: Any,
-        q: Tensor,
-        k: Tensor,
-        v: Tensor,
-        key_padding_mask: Tensor | None,
-        theta: ThetaRule,
-        tau: float,
-        eps: float,
-    ) -> Tensor:
-        return _linear_forward(ctx, q, k, v, key_padding_mask, theta, tau, eps)
+    def forward(ctx: Any, *args: Any) -> Tensor:  # the arguments of _linear_forward
+        return _linear_forward(ctx, *args)
 
     @staticmethod
     @once_differentiable
@@ -216,7 +207,7 @@ def _linear_forward(
 ) -> Tensor:
     dtype = q.dtype
     cd = compute_dtype(dtype)
-    # contiguous copies, kept for backward: see _EalaShort.forward
+    # contiguous copies, kept for backward: see _short_forward in eala_short.py
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     qf, kf, vf = q.to(cd), k.to(cd), v.to(cd)
     d = q.shape[-1]

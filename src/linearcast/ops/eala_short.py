@@ -137,10 +137,8 @@ class _EalaShort(torch.autograd.Function):
 
     @staticmethod
     @without_autocast
-    def forward(
-        ctx: Any, q: Tensor, k: Tensor, v: Tensor, theta: ThetaRule, tau: float, eps: float
-    ) -> Tensor:
-        return _short_forward(ctx, q, k, v, theta, tau, eps)
+    def forward(ctx: Any, *args: Any) -> Tensor:  # the arguments of _short_forward
+        return _short_forward(ctx, *args)
 
     @staticmethod
     @once_differentiable
@@ -180,7 +178,7 @@ def _short_backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
     need_q, need_k, need_v = ctx.needs_input_grad[:3]
     tau: float = ctx.tau
     cd = compute_dtype(q.dtype)
-    go = grad_out.contiguous().to(cd)  # see _EalaLinear.backward
+    go = grad_out.contiguous().to(cd)  # see _linear_backward in eala.py
     qf, kf, vf = q.to(cd), k.to(cd), v.to(cd)
     n = k.shape[2]
     x = _centred_scores(qf, kf)
