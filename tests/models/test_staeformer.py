@@ -322,6 +322,32 @@ def test_activation_checkpointing_gives_the_same_gradients_and_saves_less() -> N
     assert s1 < s0 / 3
 
 
+@pytest.mark.parametrize("fast_dropout", [True, False])
+def test_activation_checkpointing_redraws_the_same_dropout_masks(fast_dropout: bool) -> None:
+    """With dropout on, the recomputed forward must draw the masks of the first forward (the
+    RNG state is restored), else the gradients belong to another network."""
+    from linearcast.models import build
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 12, 20, 3, dtype=torch.float64)
+    x[..., 1] = torch.rand(2, 12, 20, dtype=torch.float64)
+    x[..., 2] = torch.randint(0, 7, (2, 12, 20)).double()
+    results = []
+    for ckpt in (False, True):
+        torch.manual_seed(1)
+        model = build("elinformer", num_nodes=20, in_steps=12, out_steps=12, dropout=0.3,
+                      fast_dropout=fast_dropout, checkpoint_activations=ckpt).double()  # fmt: skip
+        model.train()
+        torch.manual_seed(2)
+        out = model(x)
+        out.square().sum().backward()
+        results.append((out.detach(), [p.grad.clone() for p in model.parameters()]))
+    (o0, g0), (o1, g1) = results
+    torch.testing.assert_close(o1, o0, rtol=1e-12, atol=1e-12)
+    for a, b in zip(g1, g0, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
 def test_fast_dropout_changes_only_the_training_masks() -> None:
     kw: dict[str, Any] = {"num_nodes": 5, "in_steps": 12, "out_steps": 12, "num_layers": 1}
     torch.manual_seed(0)
