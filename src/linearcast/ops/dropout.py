@@ -2,12 +2,16 @@
 
 On our CPU, drawing the Bernoulli mask is the single most expensive elementwise op of a
 STAEformer training step (a fifth to a quarter of it in a profile at N = 307, batch 8:
-``aten::bernoulli_`` draws one random number per element). The STAEformer family uses this
-function by default (``fast_dropout``). :func:`dropout` draws one 64-bit random integer per four elements and compares each
-16-bit quarter with a threshold, so the drop probability is ``round(p · 2¹⁶) / 2¹⁶`` (within
-``2⁻¹⁷`` of ``p``) and the kept values are scaled by the exact ``1 / (1 − p')``: the same
-distribution as the reference up to that rounding, and an unbiased estimate of the identity.
-On other devices (where the mask is cheap) it calls the reference.
+``aten::bernoulli_`` draws one random number per element); the STAEformer family uses this
+function by default (``fast_dropout``). :func:`dropout` draws one 64-bit random integer per
+four elements and compares each 16-bit quarter with a threshold, so the drop probability is
+``round(p · 2¹⁶) / 2¹⁶`` (within ``2⁻¹⁷`` of ``p``) and the kept values are scaled by the exact
+``1 / (1 − p')``: the same distribution as the reference up to that rounding, and an unbiased
+estimate of the identity. On other devices (where the mask is cheap) it calls the reference.
+
+Memory: on the CPU, ``F.dropout`` keeps a float32 Bernoulli tensor per call for backward (its
+fused 1-byte-mask kernel is for CUDA only); :func:`dropout` keeps a bool mask, which saves 12%
+of a STAEformer step's activations at N = 883 (live tensor peak 7.05 → 6.20 GiB).
 
 The random stream differs from ``F.dropout``'s (a run with the same seed draws other masks);
 gradients flow through the kept entries only, as with the reference.
