@@ -348,6 +348,17 @@ def test_activation_checkpointing_redraws_the_same_dropout_masks(fast_dropout: b
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
+def test_fast_dropout_is_the_default_and_false_gives_nn_dropout() -> None:
+    from linearcast.nn.blocks import FastDropout
+
+    kw: dict[str, Any] = {"num_nodes": 5, "in_steps": 12, "out_steps": 12, "num_layers": 1}
+    for name in ("staeformer", "elinformer", "staeformer-naive"):
+        default, ref = build(name, **kw), build(name, fast_dropout=False, **kw)
+        layers = (default.attn_layers_t[0], default.attn_layers_s[0])
+        assert all(isinstance(m.dropout1, FastDropout) for m in layers), name
+        assert all(type(m.dropout2) is torch.nn.Dropout for m in (ref.attn_layers_s[0],)), name
+
+
 def test_fast_dropout_changes_only_the_training_masks() -> None:
     kw: dict[str, Any] = {"num_nodes": 5, "in_steps": 12, "out_steps": 12, "num_layers": 1}
     torch.manual_seed(0)
