@@ -295,9 +295,7 @@ def test_activation_checkpointing_gives_the_same_gradients_and_saves_less() -> N
     from linearcast.models import build
 
     torch.manual_seed(0)
-    x = torch.randn(2, 12, 90, 3, dtype=torch.float64)
-    x[..., 1] = torch.rand(2, 12, 90, dtype=torch.float64)
-    x[..., 2] = torch.randint(0, 7, (2, 12, 90)).double()
+    x = _inputs(2, 90, dtype=torch.float64)
     results = []
     for ckpt in (False, True):
         torch.manual_seed(1)
@@ -329,9 +327,7 @@ def test_activation_checkpointing_redraws_the_same_dropout_masks(fast_dropout: b
     from linearcast.models import build
 
     torch.manual_seed(0)
-    x = torch.randn(2, 12, 20, 3, dtype=torch.float64)
-    x[..., 1] = torch.rand(2, 12, 20, dtype=torch.float64)
-    x[..., 2] = torch.randint(0, 7, (2, 12, 20)).double()
+    x = _inputs(2, 20, dtype=torch.float64)
     results = []
     for ckpt in (False, True):
         torch.manual_seed(1)
