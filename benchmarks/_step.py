@@ -69,17 +69,25 @@ def live_peak(fn: Any) -> int:
     return peak
 
 
-def measure(spec: dict[str, Any]) -> dict[str, Any]:
-    """Run the spec (see the module docstring) and return its record."""
+def setup(
+    name: str, overrides: dict[str, Any], n: int, b: int, device: str
+) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """The registry model ``name`` (seed 0, 12 → 12 steps, N nodes) on ``device``, and
+    :func:`batch`'s fixed random batch of ``b`` windows."""
     from linearcast.models import build
 
+    torch.manual_seed(0)
+    model = build(name, num_nodes=n, in_steps=12, out_steps=12, **overrides).to(device)
+    x, y = batch(b, n, device)
+    return model, x, y
+
+
+def measure(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run the spec (see the module docstring) and return its record."""
     device, mode = spec.get("device", "cpu"), spec.get("mode", "train")
     repeats, warmup = int(spec.get("repeats", 1)), int(spec.get("warmup", 1))
     n, b = int(spec["n"]), int(spec["batch"])
-    torch.manual_seed(0)
-    model = build(spec["model"], num_nodes=n, in_steps=12, out_steps=12, **spec["overrides"])
-    model = model.to(device)
-    x, y = batch(b, n, device)
+    model, x, y = setup(spec["model"], spec["overrides"], n, b, device)
     autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=spec.get("precision") == "bf16")
     rec: dict[str, Any] = dict(spec)
     rec["parameters"] = sum(p.numel() for p in model.parameters())

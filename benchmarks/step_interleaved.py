@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _step import batch, save
+from _step import save, setup
 from staeformer_step import MODELS
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -75,13 +75,10 @@ def train_step(label: str, n: int, b: int, device: str = "cpu") -> Callable[[], 
     """One Adam step of the configuration ``label`` of ``MODELS`` on a fixed random batch."""
     import torch
 
-    from linearcast.models import build
-
     name, overrides = MODELS[label]
-    torch.manual_seed(0)
-    model = build(name, num_nodes=n, in_steps=12, out_steps=12, **overrides).to(device).train()
+    model, x, y = setup(name, overrides, n, b, device)
+    model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x, y = batch(b, n, device)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
