@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?= $(if $(wildcard /opt/wheels/torch-*),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck bench mutate clean
+.PHONY: demo test fuzz lint typecheck bench mutate clean
 
 $(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), f"linearcast needs Python >= 3.11, found {sys.version.split()[0]}"'
@@ -32,6 +32,12 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q $(PYTEST_ARGS)
+
+# The fuzz-marked properties with many more examples (make test runs them bounded): readers,
+# pickles, checkpoints. FUZZ_EXAMPLES per property; about 20 min on 2 cores at the default.
+FUZZ_EXAMPLES ?= 2000
+fuzz: $(STAMP)
+	LINEARCAST_HYPOTHESIS_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -n 2 -q -m fuzz $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/attention.py --repeats 3
