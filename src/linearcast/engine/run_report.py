@@ -31,6 +31,7 @@ from linearcast.engine.evaluation import (
 from linearcast.engine.plots import choose_window, plot_curves, plot_errors, plot_forecast
 from linearcast.engine.run_dir import keep_earlier_result, write_history, write_json
 from linearcast.engine.run_state import RunState
+from linearcast.engine.series_identity import write_series
 from linearcast.engine.setup import current_lr, dataset_label
 from linearcast.errors import TrainingDiverged
 
@@ -270,6 +271,7 @@ def write_outputs(
     """``metrics.json``, ``history.csv`` and (``config.plots``) the three plots (rank 0)."""
     keep_earlier_result(run_dir)
     write_json(run_dir / "metrics.json", metrics)
+    write_series(run_dir, prep.dataset)  # forecasts match new data to these names
     write_history(run_dir / "history.csv", history)
     if not config.plots:
         return

@@ -1,0 +1,176 @@
+"""Which series a run was trained on, and matching new data to them by name.
+
+A model's node axis is positional: node ``i`` has its own scaler entry (per-series scalers),
+embedding and graph row. A run therefore records the names of its series in order
+(``series.json`` in the run directory, written when training finishes); forecasting reorders the
+data's series to that order by name and refuses data whose names differ. Data without names
+(arrays, headerless files) and runs written before names were recorded fall back to positions,
+and say so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from linearcast.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from linearcast.data import TimeSeriesDataset
+
+SERIES_FILE = "series.json"
+_SHOWN = 5  # names quoted in a message
+
+
+@dataclass(frozen=True)
+class RunSeries:
+    """The series a run was trained on.
+
+    Attributes:
+        names: the N names in the model's node order, or ``None`` when the data had none
+            (the series are then identified by position).
+        num_nodes: N.
+    """
+
+    names: list[str] | None
+    num_nodes: int
+
+    @property
+    def labels(self) -> list[str]:
+        """The N names, or the positions ``"0"``, ``"1"``, ... when there are none."""
+        return self.names if self.names is not None else [str(i) for i in range(self.num_nodes)]
+
+
+def series_record(ds: TimeSeriesDataset) -> dict[str, Any]:
+    """What ``series.json`` holds for the dataset a run trains on."""
+    names = [str(n) for n in ds.node_names] if ds.node_names is not None else None
+    return {
+        "identity": "names" if names is not None else "positions",
+        "num_nodes": ds.num_nodes,
+        "names": names,
+    }
+
+
+def write_series(run_dir: str | Path, ds: TimeSeriesDataset) -> Path:
+    """Write ``RUN_DIR/series.json`` (atomically)."""
+    from linearcast.engine.run_dir import write_json
+
+    return write_json(Path(run_dir) / SERIES_FILE, series_record(ds))
+
+
+def read_series(run_dir: str | Path) -> RunSeries | None:
+    """The run's recorded series, or ``None`` for a run written before they were recorded.
+
+    Raises:
+        ConfigError: ``series.json`` exists but is damaged.
+    """
+    import json
+
+    path = Path(run_dir) / SERIES_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        n = int(record["num_nodes"])
+        names = record.get("names")
+        ok = n > 0 and (
+            names is None
+            or (isinstance(names, list) and len(names) == n and len(set(map(str, names))) == n)
+        )
+    except (ValueError, TypeError, KeyError, OSError, UnicodeDecodeError) as err:
+        raise ConfigError(
+            f"{path}: expected the run's series as JSON {{num_nodes, names}}, found a damaged "
+            f"file ({type(err).__name__}); retrain, or delete it to match series by position."
+        ) from None
+    if not ok:
+        raise ConfigError(
+            f"{path}: expected num_nodes > 0 and that many distinct names (or null), found "
+            f"num_nodes={record.get('num_nodes')!r} with {len(names or [])} names; retrain, or "
+            f"delete it to match series by position."
+        )
+    return RunSeries(names=[str(v) for v in names] if names is not None else None, num_nodes=n)
+
+
+def legacy_note(run_dir: str | Path, what: str) -> str:
+    """The one warning of a run that records no series names."""
+    return (
+        f"{run_dir}: the run records no series names (no {SERIES_FILE}: trained before "
+        f"linearcast stored them), so {what} by position, in the order of the training data; "
+        f"retrain to have them matched by name"
+    )
+
+
+def _few(names: list[str]) -> str:
+    shown = ", ".join(repr(n) for n in names[:_SHOWN])
+    return f"[{shown}{', ...' if len(names) > _SHOWN else ''}]"
+
+
+def match_series(
+    ds: TimeSeriesDataset, run: RunSeries | None, run_dir: str | Path
+) -> tuple[TimeSeriesDataset, list[str], list[str]]:
+    """The data with its series in the run's order, their labels, and notes for warnings.
+
+    Args:
+        ds: the data to forecast from (``[T, N, F]``).
+        run: the run's series (:func:`read_series`); ``None`` for a run that records none.
+        run_dir: the run directory (for messages).
+
+    Returns:
+        ``(dataset, labels, notes)``: the data reordered to the run's node order (unchanged
+        when matched by position), the N labels of that order, what the user should know.
+
+    Raises:
+        DataError: repeated names, or names that are not the run's (missing, extra, renamed).
+    """
+    src = ds.source
+    found = [str(n) for n in ds.node_names] if ds.node_names is not None else None
+    if found is not None and len(set(found)) != len(found):
+        repeated = sorted({n for n in found if found.count(n) > 1})
+        raise DataError(
+            f"{src}: expected distinct series names, found {len(repeated)} repeated "
+            f"{_few(repeated)}; give each series one column (or unique_id)."
+        )
+    own = found or [str(i) for i in range(ds.num_nodes)]
+    if run is None:
+        return ds, own, [legacy_note(run_dir, f"the {ds.num_nodes} series of {src} are taken")]
+    if run.names is None:
+        return ds, own, []  # trained on unnamed series: positions are their identity
+    expected = run.names
+    if found is None:
+        if ds.num_nodes != run.num_nodes:
+            raise DataError(
+                f"{src}: expected the run's {run.num_nodes} series {_few(expected)}, found "
+                f"{ds.num_nodes} unnamed series; give the data the run's series (named, or in "
+                f"the run's order)."
+            )
+        note = (
+            f"{src}: the data has no series names, so its {ds.num_nodes} series are taken as "
+            f"the run's {_few(expected)} by position"
+        )
+        return ds, list(expected), [note]
+    if set(found) != set(expected):
+        missing = [n for n in expected if n not in set(found)]
+        extra = [n for n in found if n not in set(expected)]
+        raise DataError(
+            f"{src}: expected the {len(expected)} series the run {run_dir} was trained on "
+            f"{_few(expected)}, found {len(found)} series {_few(found)} (missing {_few(missing)}, "
+            f"not in the run {_few(extra)}); rename or select the series to match "
+            f"{Path(run_dir) / SERIES_FILE}."
+        )
+    return reorder(ds, [found.index(n) for n in expected]), list(expected), []
+
+
+def reorder(ds: TimeSeriesDataset, order: list[int]) -> TimeSeriesDataset:
+    """``ds`` with node ``order[i]`` as node ``i`` (values, names and graph)."""
+    if order == list(range(ds.num_nodes)):
+        return ds
+    idx = np.asarray(order, dtype=np.intp)
+    adjacency = ds.adjacency[np.ix_(idx, idx)] if ds.adjacency is not None else None
+    names = [ds.node_names[i] for i in order] if ds.node_names is not None else None
+    return dataclasses.replace(
+        ds, values=np.ascontiguousarray(ds.values[:, idx]), node_names=names, adjacency=adjacency
+    )
