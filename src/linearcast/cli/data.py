@@ -275,7 +275,12 @@ def add_parser(sub: Any) -> None:
     q.add_argument("--protocol", default="pems", help="protocol for regular_settings")
     q.add_argument("--name", default=None, help="dataset name written to desc.json")
     q.add_argument("--no-time-features", action="store_true", help="omit tod/dow channels")
-    q.add_argument("--overwrite", action="store_true", help="replace an existing data.dat")
+    q.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier conversion in OUT_DIR (data.dat, desc.json, adj_mx.pkl); "
+        "without it an existing file is kept and the command stops",
+    )
     q.set_defaults(func=_cmd_convert)
 
     q = dsub.add_parser("download", help="download a catalogue dataset into the cache")

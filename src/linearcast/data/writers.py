@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import math
-import os
 import pickle
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from linearcast import jsonio
+from linearcast.atomic import (
+    atomic_path,
+    check_destination,
+    os_error_message,
+    write_bytes,
+    write_json,
+)
 from linearcast.data.checks import _iter_row_chunks
 from linearcast.data.dataset import TimeSeriesDataset
 from linearcast.data.protocols import Protocol, get_protocol
 from linearcast.errors import DataError
+
+_FIX = "a new OUT_DIR"
 
 
 def write_basicts(
@@ -37,7 +44,8 @@ def write_basicts(
 
     Args:
         dataset: what to write.
-        out_dir: the folder (created; must be empty unless ``overwrite``).
+        out_dir: the folder (created with its parents when missing; its ``data.dat``,
+            ``desc.json`` and ``adj_mx.pkl`` must not exist unless ``overwrite``).
         protocol: protocol whose settings go to ``regular_settings`` (default ``pems``).
         add_time_of_day: append the time-of-day channel (skipped when unknown).
         add_day_of_week: append the day-of-week channel (skipped when unknown).
@@ -46,12 +54,16 @@ def write_basicts(
 
     Returns:
         The folder.
+
+    Raises:
+        DataError: the folder is a file, a file exists without ``overwrite``, or a write
+            failed (full disk, no permission); nothing earlier is then lost or half written.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    dat = out / "data.dat"
-    if dat.exists() and not overwrite:
-        raise DataError(f"{dat}: already exists; pass overwrite=True (--overwrite) to replace it.")
+    out = _output_folder(out_dir)
+    dat, desc_path, adj_path = out / "data.dat", out / "desc.json", out / "adj_mx.pkl"
+    # refuse before anything is written: no file of an earlier conversion is half replaced
+    for target in (dat, desc_path, adj_path):
+        check_destination(target, overwrite=overwrite, what=target.name, fix=_FIX, error=DataError)
     proto = get_protocol(protocol or "pems")
     t, n, f = dataset.shape
     extra = _time_columns(dataset, add_time_of_day, add_day_of_week)
@@ -74,13 +86,27 @@ def write_basicts(
         "regular_settings": _regular_settings(proto, null),
         "source": str(dataset.path) if dataset.path is not None else None,
     }
-    (out / "desc.json").write_text(jsonio.dumps(desc, indent=4))
-    adj_path = out / "adj_mx.pkl"
+    write_json(desc_path, desc, indent=4, what="desc.json", fix=_FIX, error=DataError)
     if dataset.adjacency is not None:
-        with open(adj_path, "wb") as fh:
-            pickle.dump(np.asarray(dataset.adjacency, dtype=np.float32), fh)
+        adj = pickle.dumps(np.asarray(dataset.adjacency, dtype=np.float32))
+        write_bytes(adj_path, adj, what="adj_mx.pkl", fix=_FIX, error=DataError)
     elif adj_path.exists() and overwrite:
-        adj_path.unlink()
+        adj_path.unlink()  # an earlier conversion's graph does not belong to this data
+    return out
+
+
+def _output_folder(out_dir: str | Path) -> Path:
+    """``out_dir``, created with its parents when missing; a file in its place is refused."""
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise DataError(
+            f"{out}: expected an output folder, found a file; choose another output folder "
+            f"(data convert SRC OUT_DIR) or remove the file."
+        ) from None
+    except OSError as err:
+        raise DataError(os_error_message(out, err, what="the output folder", fix=_FIX)) from None
     return out
 
 
@@ -105,17 +131,20 @@ def _write_values(
     shape: tuple[int, int, int],
     dat: Path,
 ) -> None:
-    """Write ``data.dat`` ``[T, N, F + k]`` chunk by chunk through a temporary file."""
+    """Write ``data.dat`` ``[T, N, F + k]`` (C order, float32) chunk by chunk, atomically.
+
+    Plain writes, not a memmap: a full disk then raises ``ENOSPC`` (reported, the temporary file
+    removed) instead of killing the process with SIGBUS.
+    """
     f = dataset.shape[2]
-    tmp = dat.with_name(".data.dat.part")
-    mm = np.memmap(tmp, dtype=np.float32, mode="w+", shape=shape)
-    for sl in _iter_row_chunks(dataset.values):
-        mm[sl, :, :f] = dataset.values[sl]
-        for j, (_, col) in enumerate(extra):
-            mm[sl, :, f + j] = col[sl, None]
-    mm.flush()
-    del mm
-    os.replace(tmp, dat)
+    with atomic_path(dat, what="data.dat", fix=_FIX, error=DataError) as tmp, open(tmp, "wb") as fh:
+        for sl in _iter_row_chunks(dataset.values):
+            chunk = np.asarray(dataset.values[sl])
+            block = np.empty((chunk.shape[0], *shape[1:]), dtype=np.float32)
+            block[:, :, :f] = chunk
+            for j, (_, col) in enumerate(extra):
+                block[:, :, f + j] = col[sl, None]
+            fh.write(block.tobytes())
 
 
 def _regular_settings(proto: Protocol, null: float) -> dict[str, Any]:

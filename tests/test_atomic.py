@@ -1,0 +1,102 @@
+"""Atomic output files: nothing half written, no temporary file left, one-sentence errors."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from linearcast import atomic
+from linearcast.errors import ConfigError, DataError
+
+
+def _no_temps(folder: Path) -> bool:
+    return not [p for p in folder.iterdir() if atomic.TEMP_RE.match(p.name)]
+
+
+def _one_sentence(text: str) -> bool:
+    return "\n" not in text and text.endswith(".") and text.count(". ") == 0
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES, errno.EIO])
+def test_a_failed_write_keeps_the_previous_file_and_leaves_no_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    target = atomic.write_json(tmp_path / "metrics.json", {"MAE": 1.0})
+    real_fsync = os.fsync
+
+    def full(fd: int) -> None:  # the disk fills while the new file is flushed
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(ConfigError) as err:
+        atomic.write_json(target, {"MAE": 2.0}, what="metrics.json", fix="--out DIR")
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert json.loads(target.read_text()) == {"MAE": 1.0}
+    assert _no_temps(tmp_path)
+    text = str(err.value)
+    assert str(target) in text and _one_sentence(text)
+    if code == errno.ENOSPC:
+        assert "no space left" in text and "free some space" in text and "--out DIR" in text
+    if code == errno.EACCES:
+        assert "permission denied" in text
+
+
+def test_a_failure_while_writing_removes_the_temp(tmp_path: Path) -> None:
+    target = tmp_path / "plot.png"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic.atomic_path(target, keep_suffix=True) as tmp:
+        assert tmp.suffix == ".png" and tmp.parent == tmp_path
+        tmp.write_bytes(b"half")
+        raise RuntimeError("drawing failed")
+    assert target.read_bytes() == b"old" and _no_temps(tmp_path)
+
+
+@pytest.mark.parametrize("case", ["missing folder", "directory", "parent is a file"])
+def test_bad_destinations_are_one_sentence_naming_the_path(tmp_path: Path, case: str) -> None:
+    if case == "missing folder":
+        target = tmp_path / "nope" / "m.json"
+    elif case == "directory":
+        target = tmp_path / "m.json"
+        target.mkdir()
+    else:
+        (tmp_path / "f").write_text("x")
+        target = tmp_path / "f" / "m.json"
+    with pytest.raises(DataError) as err:
+        atomic.write_text(target, "{}", fix="OUT", error=DataError)
+    text = str(err.value)
+    assert text.startswith(str(target)) and _one_sentence(text)
+    assert "folder" in text or "directory" in text
+
+
+def test_an_existing_file_is_refused_without_overwrite(tmp_path: Path) -> None:
+    target = tmp_path / "data.dat"
+    target.write_bytes(b"measured")
+    with pytest.raises(DataError, match="--overwrite"):
+        atomic.check_destination(target, overwrite=False, error=DataError)
+    assert target.read_bytes() == b"measured"
+    assert atomic.check_destination(target, overwrite=True) == target
+
+
+def test_stale_temps_of_our_pattern_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    ours = [".best.ckpt.k2j_9xab.tmp", ".curves.png.abcdefgh.tmp.png", ".metrics.json.12345678.tmp"]
+    theirs = ["best.ckpt", ".hidden.tmp", "notes.tmp", ".x.short.tmp", ".gitignore"]
+    for name in ours + theirs:
+        (tmp_path / name).write_text("x")
+    (tmp_path / ".dir.abcdefgh.tmp").mkdir()
+    removed = atomic.remove_stale_temps(tmp_path)
+    assert sorted(p.name for p in removed) == sorted(ours)
+    left = {p.name for p in tmp_path.iterdir()}
+    assert left == {*theirs, ".dir.abcdefgh.tmp"}
+
+
+def test_temp_names_match_the_stale_pattern(tmp_path: Path) -> None:
+    seen: list[str] = []
+    with atomic.atomic_path(tmp_path / "history.csv") as tmp:
+        seen.append(tmp.name)
+    with atomic.atomic_path(tmp_path / "errors.png", keep_suffix=True) as tmp:
+        seen.append(tmp.name)
+    assert all(atomic.TEMP_RE.match(name) for name in seen)
