@@ -81,7 +81,7 @@ def test_softmax_drop_in_equals_torch_mha(
     q, k, v = _inputs(batch_first, lk=9, kdim=kdim or 16, vdim=vdim or 16)
     pad = _padding(3, 9) if padded else None
     expected, _ = mha(q, k, v, key_padding_mask=pad, need_weights=False)
-    got, weights = ours(q, k, v, key_padding_mask=pad)
+    got, weights = ours(q, k, v, key_padding_mask=pad, need_weights=False)
     assert weights is None and got.shape == expected.shape
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
     if kdim is None:  # self-attention (query is key is value) takes the one-GEMM projection
@@ -221,19 +221,19 @@ def test_eala_key_padding_is_honoured(float_mask: bool) -> None:
         assert not torch.allclose(run(other)[keep], base[keep])  # the check can fail
 
 
-def test_eala_causal_mode_from_is_causal_or_the_causal_mask() -> None:
+def test_eala_causal_mode_from_the_causal_mask() -> None:
     torch.manual_seed(9)
     ours = EALAMultiheadAttention(16, 2, batch_first=True, theta="gauss")
     x = torch.randn(2, 8, 16)
     future = x.clone()
     future[:, 5:] = torch.randn(2, 3, 16)
-    causal = ours(x, x, x, is_causal=True)[0]
-    changed = ours(future, future, future, is_causal=True)[0]
-    torch.testing.assert_close(changed[:, :5], causal[:, :5])  # the past does not see the future
-    assert not torch.allclose(ours(x, x, x)[0][:, :5], causal[:, :5])  # non-causal sees ahead
     bool_mask = torch.ones(8, 8, dtype=torch.bool).triu(1)
     float_mask = nn.Transformer.generate_square_subsequent_mask(8)
-    for mask in (bool_mask, float_mask):
+    causal = ours(x, x, x, attn_mask=bool_mask)[0]
+    changed = ours(future, future, future, attn_mask=bool_mask)[0]
+    torch.testing.assert_close(changed[:, :5], causal[:, :5])  # the past does not see the future
+    assert not torch.allclose(ours(x, x, x)[0][:, :5], causal[:, :5])  # non-causal sees ahead
+    for mask in (bool_mask, float_mask, bool_mask.expand(2 * 2, 8, 8)):  # [L, L], [B·H, L, L]
         torch.testing.assert_close(ours(x, x, x, attn_mask=mask)[0], causal)
         torch.testing.assert_close(ours(x, x, x, attn_mask=mask, is_causal=True)[0], causal)
     always = EALAMultiheadAttention(16, 2, batch_first=True, theta="gauss", causal=True)
@@ -338,24 +338,26 @@ def test_swap_refusal_names_the_module_and_changes_nothing() -> None:
 def test_forward_refusals_say_what_was_found() -> None:
     ours = EALAMultiheadAttention(8, 2, batch_first=True)
     x = torch.randn(2, 5, 8)
-    with pytest.raises(ConfigError, match="need_weights=True"):
-        ours(x, x, x, need_weights=True)
     window = torch.ones(5, 5, dtype=torch.bool).triu(2)  # not the causal mask
-    with pytest.raises(ConfigError, match=re.escape("torch.bool mask (5, 5)")):
+    with pytest.raises(ConfigError, match=re.escape("torch.bool attn_mask (5, 5) that is not")):
         ours(x, x, x, attn_mask=window)
-    with pytest.raises(ConfigError, match=re.escape("not causal (with is_causal=True)")):
+    with pytest.raises(ConfigError, match=re.escape("found a torch.bool attn_mask (5, 5) that")):
         ours(x, x, x, attn_mask=window, is_causal=True)
-    with pytest.raises(ConfigError, match=re.escape("only 0 (attend) and -inf")):
+    with pytest.raises(
+        ConfigError, match=re.escape("float key_padding_mask with values other than 0 and -inf")
+    ):
         ours(x, x, x, key_padding_mask=torch.full((2, 5), -1.0))
     with pytest.raises(ConfigError, match=re.escape("[B, S] = [2, 5]")):
         ours(x, x, x, key_padding_mask=torch.zeros(5, 2, dtype=torch.bool))
     with pytest.raises(ConfigError, match=re.escape("found (2, 5, 8), (2, 5, 6)")):
         ours(x, x[..., :6], x)
+    always = EALAMultiheadAttention(8, 2, batch_first=True, causal=True)
     with pytest.raises(ConfigError, match="L=5 queries and S=4 keys"):
-        ours(x, x[:, :4], x[:, :4], is_causal=True)
+        always(x, x[:, :4], x[:, :4])
     linformer = EALAMultiheadAttention(8, 2, batch_first=True, kernel="linformer", seq_len=5)
+    causal = torch.ones(5, 5, dtype=torch.bool).triu(1)
     with pytest.raises(ConfigError, match="'linformer' has no causal mode"):
-        linformer(x, x, x, is_causal=True)
+        linformer(x, x, x, attn_mask=causal, is_causal=True, need_weights=False)
 
 
 # --- the README example ---------------------------------------------------------------------

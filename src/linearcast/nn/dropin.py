@@ -21,23 +21,19 @@ What the kernel does with them
     probability distribution: a key scoring far below the mean (``x_j < −θ``) gets a negative
     weight, so the output is an affine, not a convex, combination of the values (``clamp=True``
     clips them, on the quadratic path only). Linear attention (``"linear"``) and Linformer never
-    form the ``[Lq, L]`` weights either, which is why ``need_weights=True`` is refused.
+    form the ``[L, S]`` weights.
 
-Masks
-    ``key_padding_mask`` ``[B, S]`` (``[S]`` unbatched) has torch's meaning: bool True, or a float
-    ``-inf``, marks a key to ignore; a float mask may hold only ``0`` and ``-inf`` (torch adds it
-    to the scores, which a linear kernel never forms). A padded key is left out of EALA's key
-    mean, its statistics and its count ``n``. A query that sees no key returns zeros (torch
-    returns NaN there). ``attn_mask`` may only be the causal mask (``[L, L]``, True or ``-inf``
-    above the diagonal, as ``nn.Transformer.generate_square_subsequent_mask`` builds it); it,
-    ``is_causal=True`` (with or without that mask) or the constructor's ``causal=True`` select
-    the kernel's causal mode. Any other ``attn_mask`` is refused.
+torch's conventions
+    The returned weights (``need_weights=True``, torch's default: softmax and EALA form them,
+    ``"linear"``, ``"linformer"`` and EALA with ``impl="linear"`` refuse), the masks each kernel
+    applies, and a query that sees no key (output and weights 0, where torch gives NaN) are
+    described in :mod:`linearcast.nn.mha_compat`, which implements them.
 
 Dropout
     ``dropout`` is the probability of dropping attention weights in training, as in torch. It
-    applies to the softmax kernels only (through SDPA's ``dropout_p``): the linear kernels never
-    form the weights, so there it is kept as an attribute (a swapped model keeps its value) and
-    has no effect. The residual and feed-forward dropout of a transformer layer are untouched.
+    applies to the softmax kernels only: the linear kernels never form the weights, so there it
+    is kept as an attribute (a swapped model keeps its value) and has no effect. The residual
+    and feed-forward dropout of a transformer layer are untouched.
 """
 
 from __future__ import annotations
@@ -49,13 +45,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from linearcast.errors import ConfigError
-from linearcast.nn.kernels import KERNEL_OPS, AttentionSpec, make_kernel
+from linearcast.nn.kernels import AttentionSpec, EalaKernel, make_kernel
 from linearcast.nn.mha_compat import (
+    MhaMasks,
     batch_first_inputs,
     causal_twin,
-    is_causal_mask,
-    padding_mask,
-    softmax_with_dropout,
+    check_call,
+    check_widths,
+    eala_weights,
+    is_softmax,
+    mha_masks,
+    softmax_mha,
 )
 
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
@@ -64,8 +64,9 @@ ModuleT = TypeVar("ModuleT", bound=nn.Module)
 class EALAMultiheadAttention(nn.Module):
     """``torch.nn.MultiheadAttention`` with a pluggable kernel (EALA by default).
 
-    The positional arguments, parameters and ``forward`` are torch's; see the module docstring
-    for what the weights mean to the kernels, the masks and dropout. Deliberately not a subclass
+    The positional arguments, parameters and ``forward`` (defaults included) are torch's; see the
+    module docstring for what the weights mean to the kernels, the returned weights, the masks,
+    a query that sees no key, and dropout. Deliberately not a subclass
     of ``nn.MultiheadAttention``: torch's transformer layers would then take their fused fast
     path, which runs softmax on these weights without calling :meth:`forward`.
 
@@ -221,77 +222,78 @@ class EALAMultiheadAttention(nn.Module):
         key: Tensor,
         value: Tensor,
         key_padding_mask: Tensor | None = None,
-        need_weights: bool = False,
+        need_weights: bool = True,
         attn_mask: Tensor | None = None,
         average_attn_weights: bool = True,
         is_causal: bool = False,
-    ) -> tuple[Tensor, None]:
-        """Attend from ``query`` to ``key``/``value``, with torch's arguments.
+    ) -> tuple[Tensor, Tensor | None]:
+        """Attend from ``query`` to ``key``/``value``, with torch's arguments and defaults.
 
         Args:
             query: ``[L, B, E]`` (``[B, L, E]`` if ``batch_first``, ``[L, E]`` unbatched).
             key: ``[S, B, kdim]`` (same conventions).
             value: ``[S, B, vdim]`` (same conventions).
             key_padding_mask: ``[B, S]`` (``[S]`` unbatched), bool True or float ``-inf`` =
-                ignore that key.
-            need_weights: must be False: the linear kernels never form attention weights.
-            attn_mask: None, or the causal ``[L, L]`` mask (then causal, as ``is_causal``).
-            average_attn_weights: ignored (no weights are returned).
-            is_causal: query ``i`` sees keys ``j <= i`` (needs ``S == L``).
+                ignore that key (softmax kernels: any float, added to the scores).
+            need_weights: return the attention weights, as torch does by default; refused by
+                the kernels that never form them (``"linear"``, ``"linformer"``, EALA with
+                ``impl="linear"``): pass False there.
+            attn_mask: ``[L, S]`` or ``[B·H, L, S]`` (``[H, L, S]`` unbatched), bool True or float
+                ``-inf`` = blocked; softmax kernels apply any such mask, the others only the
+                causal one.
+            average_attn_weights: return the weights averaged over the heads ``[B, L, S]``
+                instead of per head ``[B, H, L, S]`` (``[L, S]`` / ``[H, L, S]`` unbatched).
+            is_causal: torch's hint that ``attn_mask`` is the causal mask; as in torch it needs
+                that mask (refused without it, or with another one).
 
         Returns:
-            ``(output, None)``, output ``[L, B, E]`` (``[B, L, E]`` if ``batch_first``,
-            ``[L, E]`` unbatched).
+            ``(output, weights)``: output ``[L, B, E]`` (``[B, L, E]`` if ``batch_first``,
+            ``[L, E]`` unbatched); weights as above, or None when ``need_weights=False``. A query
+            that sees no key gets weights 0 and attention output 0 (torch: NaN there).
         """
-        if need_weights:
-            raise ConfigError(
-                "EALAMultiheadAttention does not return attention weights (found "
-                "need_weights=True): its linear kernels never form them; pass need_weights=False"
-            )
         batched = query.dim() == 3
         self_attention = query is key and key is value
         query, key, value, key_padding_mask = batch_first_inputs(
             query, key, value, key_padding_mask, batch_first=self.batch_first
         )  # (B, L|S, E|kdim|vdim)
-        self._check_widths(query, key, value)
+        check_widths(self, query, key, value)
         b, lq, _ = query.shape
         lk = key.shape[1]
-        pad = padding_mask(key_padding_mask, b, lk)  # (B, S) bool or None
-        causal = self._wants_causal(attn_mask, is_causal, lq, lk)
+        masks = mha_masks(
+            attn_mask, key_padding_mask, is_causal=is_causal,
+            shape=(b, self.num_heads, lq, lk), dtype=query.dtype,
+        )  # fmt: skip
+        causal = check_call(
+            self.kernel, self.causal_kernel, masks, need_weights, attn_mask, lengths=(lq, lk)
+        )
 
         q, k, v = self._project(query, key, value, self_attention)  # (B, L|S, E) each
         q = self._heads(q)  # (B, H, L, hd)
         k = self._heads(k)  # (B, H, S, hd)
         v = self._heads(v)  # (B, H, S, hd)
-        p = self.dropout if self.training else 0.0
-        if p > 0.0 and KERNEL_OPS.get(self.kernel_name) == "softmax":
-            out = softmax_with_dropout(q, k, v, pad, causal, p)
-        else:
-            kern = self.kernel if self.causal or not causal else self.causal_kernel
-            assert kern is not None  # _wants_causal refused a kernel without a causal mode
-            out = kern(q, k, v, pad)  # (B, H, L, hd)
+        out, weights = self._attend(q, k, v, masks, causal, need_weights)  # (B, H, L, hd)
         out = self.out_proj(out.transpose(1, 2).reshape(b, lq, self.embed_dim))  # (B, L, E)
+        if weights is not None and average_attn_weights:
+            weights = weights.mean(dim=1)  # (B, L, S)
         if not batched:
-            return out[0], None
-        return (out if self.batch_first else out.transpose(0, 1)), None
+            return out[0], None if weights is None else weights[0]
+        return (out if self.batch_first else out.transpose(0, 1)), weights
 
-    def _check_widths(self, query: Tensor, key: Tensor, value: Tensor) -> None:
-        """Raise unless query ``[B, L, E]``, key ``[B, S, kdim]`` and value ``[B, S, vdim]``."""
-        b = query.shape[0]
-        if (
-            query.shape[2] != self.embed_dim
-            or key.shape[2] != self.kdim
-            or value.shape[2] != self.vdim
-            or key.shape[0] != b
-            or value.shape[:2] != key.shape[:2]
-        ):
-            raise ConfigError(
-                f"EALAMultiheadAttention(embed_dim={self.embed_dim}, kdim={self.kdim}, "
-                f"vdim={self.vdim}) expects query [B, L, {self.embed_dim}], key "
-                f"[B, S, {self.kdim}] and value [B, S, {self.vdim}] (batch axis first here, "
-                f"after batch_first={self.batch_first}); found {tuple(query.shape)}, "
-                f"{tuple(key.shape)}, {tuple(value.shape)}"
-            )
+    def _attend(
+        self, q: Tensor, k: Tensor, v: Tensor, masks: MhaMasks, causal: bool, need_weights: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        """q ``[B, H, L, D]``, k ``[B, H, S, D]``, v ``[B, H, S, D]`` → ``(out [B, H, L, D],
+        weights [B, H, L, S] or None)``; :func:`check_call` has passed."""
+        p = self.dropout if self.training else 0.0
+        if is_softmax(self.kernel) and (need_weights or p > 0.0 or masks.general):
+            return softmax_mha(q, k, v, masks.bias, causal=causal, p=p, weights=need_weights)
+        if need_weights:
+            assert isinstance(self.kernel, EalaKernel)  # check_call refused the others
+            w = eala_weights(self.kernel, q, k, masks.pad, causal)  # (B, H, L, S)
+            return w @ v, w
+        kern = self.kernel if self.causal or not causal else self.causal_kernel
+        assert kern is not None  # check_call refused a kernel without a causal mode
+        return kern(q, k, v, masks.pad), None
 
     def _project(
         self, query: Tensor, key: Tensor, value: Tensor, self_attention: bool
@@ -318,28 +320,6 @@ class EALAMultiheadAttention(nn.Module):
     def _heads(self, x: Tensor) -> Tensor:
         # (B, L, E) -> (B, H, L, hd)
         return x.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)
-
-    def _wants_causal(self, attn_mask: Tensor | None, is_causal: bool, lq: int, lk: int) -> bool:
-        if attn_mask is not None and not is_causal_mask(attn_mask, lq, lk):
-            raise ConfigError(
-                "EALAMultiheadAttention accepts as attn_mask only the causal mask [L, L] (True "
-                f"or -inf above the diagonal), since kernel {self.kernel_name!r} cannot apply an "
-                f"arbitrary mask to weights it does not form; found a {attn_mask.dtype} mask "
-                f"{tuple(attn_mask.shape)} for L={lq}, S={lk} that is not causal"
-                + (" (with is_causal=True)" if is_causal else "")
-            )
-        wants = self.causal or is_causal or attn_mask is not None
-        if wants and not self.causal and self.causal_kernel is None:
-            raise ConfigError(
-                f"kernel {self.kernel_name!r} has no causal mode; found is_causal=True or a "
-                "causal attn_mask"
-            )
-        if wants and lq != lk:
-            raise ConfigError(
-                "causal attention needs as many queries as keys (self-attention); found "
-                f"L={lq} queries and S={lk} keys"
-            )
-        return wants
 
     def extra_repr(self) -> str:
         return (
