@@ -65,18 +65,19 @@ def build_config(args: argparse.Namespace) -> Any:
     from linearcast.engine.config import TrainConfig, preset, read_config_file
 
     if args.resume:
-        if args.preset or args.config:
-            raise ConfigError(
-                "--resume continues a run with its own config; drop --preset/--config."
-            )
         run = Path(args.resume)
         if not (run / "config.json").is_file():
             raise ConfigError(f"{run}: not a run directory (no config.json).")
+        if args.preset or args.config or args.out or args.run_name:
+            raise ConfigError(
+                "--resume continues a run with its own config in its own directory; drop "
+                "--preset/--config/--out/--run-name."
+            )
         cfg = TrainConfig.load(run / "config.json")
     else:
         cfg = preset(args.preset) if args.preset else TrainConfig()
         if args.config:
-            values = read_config_file(args.config)
+            values = read_config_file(args.config, new_run=True)
             if args.preset and values.get("preset", args.preset) != args.preset:
                 raise ConfigError(
                     f"{args.config} is based on preset {values['preset']!r} but --preset "

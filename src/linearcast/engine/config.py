@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from linearcast import jsonio
+from linearcast.engine.config_checks import check_names, check_run_name
 from linearcast.engine.config_io import (
     check_parsed,
+    check_values,
     coerce_value,
     field_default,
     nonfinite_as_text,
@@ -205,71 +206,19 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
-        """Check value ranges and names; raise :class:`ConfigError` naming the field."""
-        positive = ("batch_size", "max_epochs", "eval_every", "num_nodes")
-        non_negative = (
-            "eval_batch_size",
-            "patience",
-            "grad_clip",
-            "max_train_batches",
-            "max_eval_batches",
-            "max_val_batches",
-            "num_workers",
-            "weight_decay",
-            "min_delta",
-        )
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"config: {name} must be >= 1, found {getattr(self, name)!r}.")
-        for name in non_negative:
-            if getattr(self, name) < 0:
-                raise ConfigError(f"config: {name} must be >= 0, found {getattr(self, name)!r}.")
-        if not self.lr > 0 or not math.isfinite(self.lr):
-            raise ConfigError(f"config: lr must be a positive number, found {self.lr!r}.")
+        """Check every field's range (:data:`~linearcast.engine.config_io.FIELD_CHECKS`) and
+        every name (model, baseline, protocol, format, model options) before any data is read;
+        raise :class:`ConfigError` naming the option, the allowed values and the value found."""
+        check_values(self.to_dict())
         choices = {"optimizer": OPTIMIZERS, "scheduler": SCHEDULERS, "loss": LOSSES}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(
                     f"config: {name} must be one of {', '.join(allowed)}; "
-                    f"found {getattr(self, name)!r}."
+                    f"found {getattr(self, name)!r}; set it with --set {name}=NAME."
                 )
-
-        def numbers(values: list[Any], kind: Any) -> bool:
-            return all(isinstance(v, kind) and not isinstance(v, bool) for v in values)
-
-        if len(self.betas) != 2 or not numbers(self.betas, int | float):
-            raise ConfigError(f"config: betas must be two numbers, found {self.betas!r}.")
-        if not numbers(self.milestones, int):
-            raise ConfigError(
-                f"config: milestones must be a list of epochs (integers), "
-                f"found {self.milestones!r}."
-            )
-        if any(int(m) < 1 for m in self.milestones):
-            raise ConfigError(f"config: milestones are epochs >= 1, found {self.milestones!r}.")
-        if not 0.0 < self.onecycle_pct_start < 1.0:
-            raise ConfigError(
-                f"config: onecycle_pct_start must be in (0, 1), found {self.onecycle_pct_start}."
-            )
-        if not self.model:
-            raise ConfigError("config: model must name a registry entry (see `linearcast models`).")
-        self._check_model_overrides()
-
-    def _check_model_overrides(self) -> None:
-        """A misspelt ``model_overrides`` key fails here, before any data is read."""
-        if not self.model_overrides:
-            return
-        from linearcast.models import REGISTRY
-
-        spec = REGISTRY.get(self.model)
-        if spec is None or spec.options is None:
-            return  # an unknown model fails when it is built, naming the known ones
-        unknown = sorted(set(self.model_overrides) - spec.options)
-        if unknown:
-            keys = ", ".join(f"model_overrides.{key}" for key in unknown)
-            raise ConfigError(
-                f"config: {keys} is not an option of model {self.model!r}; its options are "
-                f"{', '.join(sorted(spec.options)) or 'none'}."
-            )
+        check_names(self)
+        check_run_name(self.run_name)
 
     # ------------------------------------------------------------------ conversion
     def to_dict(self) -> dict[str, Any]:
@@ -332,6 +281,10 @@ class TrainConfig:
                 raise ConfigError(f"--set expects key=value, found {item!r}.")
             value = parse_value(raw.strip())
             head, _, rest = key.partition(".")
+            if head == "resume":  # it would continue a run under this config: --resume's job
+                raise ConfigError(
+                    "--set resume=... is not accepted; continue a run with --resume RUN_DIR."
+                )
             check_parsed(key, raw.strip(), value, None if rest else cfg.get(head))
             if rest:
                 if head not in (

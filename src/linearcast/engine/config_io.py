@@ -19,6 +19,99 @@ from pathlib import Path
 from typing import Any
 
 from linearcast.errors import ConfigError
+from linearcast.ranges import Check, Either, Flag, Integer, ListOf, Nothing, Number, Text
+
+_SEED = Integer(0, 2**32 - 1)  # numpy's and Fabric's seeds are 32-bit
+_COUNT = Integer(0)  # "0: off/all"
+_POSITIVE = Integer(1)
+_SIZE = Number(0.0, low_open=True)  # finite > 0
+_AMOUNT = Number(0.0)  # finite >= 0
+
+#: The allowed values of every numeric field of TrainConfig and of its ``synthetic`` table,
+#: checked by ``TrainConfig.validate`` whichever way the config was built (defaults, presets,
+#: files, ``--set``, the Python API). A numeric field missing here fails a test.
+FIELD_CHECKS: dict[str, Check] = {
+    "batch_size": _POSITIVE,
+    "eval_batch_size": _COUNT,
+    "max_epochs": _POSITIVE,
+    "lr": _SIZE,
+    "weight_decay": _AMOUNT,
+    "betas": ListOf(Number(0.0, 1.0, high_open=True), 2, 2),
+    "milestones": ListOf(_POSITIVE),
+    "gamma": _SIZE,
+    "onecycle_pct_start": Number(0.0, 1.0, low_open=True, high_open=True),
+    "onecycle_div_factor": _SIZE,
+    "huber_delta": _SIZE,
+    "patience": _COUNT,
+    "min_delta": _AMOUNT,
+    "grad_clip": _AMOUNT,
+    "devices": Either(
+        (
+            Integer(1, 4096),
+            Integer(-1, -1),
+            Text(
+                r"auto|-1|\s*\d{1,4}(\s*,\s*\d{1,4})*\s*,?\s*",
+                "'auto' or device indices such as '0,1'",
+            ),
+        )
+    ),
+    "num_nodes": Integer(1, 65_536),
+    "seed": _SEED,
+    "max_train_batches": _COUNT,
+    "max_eval_batches": _COUNT,
+    "max_val_batches": _COUNT,
+    "eval_every": _POSITIVE,
+    "num_workers": Integer(0, 1024),
+    "synthetic.num_nodes": Integer(1, 100_000),
+    "synthetic.days": Integer(1, 100_000),
+    "synthetic.steps_per_day": Integer(1, 86_400),
+    "synthetic.seed": _SEED,
+    "synthetic.missing_rate": Number(0.0, 1.0, high_open=True),
+}
+
+#: The numeric fields of a protocol ``protocol_overrides`` may set (the data layer's
+#: ``Protocol`` checks how they fit together; these are the values each may take).
+PROTOCOL_CHECKS: dict[str, Check] = {
+    "in_steps": Integer(1, 1_000_000),
+    "out_steps": Integer(1, 1_000_000),
+    "stride": Integer(1, 1_000_000),
+    "split_ratios": ListOf(Number(0.0, 1.0), 3, 3),
+    "split_months": ListOf(Integer(0, 12 * 1000), 3, 3),
+    "null_value": Either((Number(allow_nan=True), Nothing())),
+    "horizons": ListOf(Integer(1, 1_000_000), 0, 1000),
+    "mape_floor": Either((_AMOUNT, Nothing())),
+    "target_channel": Integer(0, 100_000),
+    "scaler_mask_null": Flag(),
+    "add_time_of_day": Flag(),
+    "add_day_of_week": Flag(),
+}
+
+#: reader options (``data_options``) that are numbers in every format that takes them
+DATA_OPTION_CHECKS: dict[str, Check] = {
+    "freq_minutes": Integer(1, 525_600),  # at most a year
+    "null_value": Number(allow_nan=True),
+}
+
+
+def check_values(values: dict[str, Any]) -> None:
+    """Check the numeric fields of a config dict (``TrainConfig.to_dict()``) against
+    :data:`FIELD_CHECKS`, and the numeric protocol and reader options it sets against
+    :data:`PROTOCOL_CHECKS` and :data:`DATA_OPTION_CHECKS`.
+
+    Raises:
+        ConfigError: one sentence naming the option, the allowed values and the value found.
+    """
+    for key, check in FIELD_CHECKS.items():
+        head, _, rest = key.partition(".")
+        value = values[head][rest] if rest else values[head]
+        check.check(key, value)
+    for table, checks in (
+        ("protocol_overrides", PROTOCOL_CHECKS),
+        ("data_options", DATA_OPTION_CHECKS),
+    ):
+        for key, value in numbers_from_text(values[table]).items():
+            if key in checks:
+                checks[key].check(f"{table}.{key}", value)
 
 
 def nonfinite_as_text(values: dict[str, Any]) -> dict[str, Any]:
@@ -49,7 +142,20 @@ def field_default(f: dataclasses.Field[Any]) -> Any:
 
 
 def coerce_value(key: str, value: Any, current: Any) -> Any:
-    """Check ``value`` against the type of the field's current value; widen int -> float."""
+    """Check ``value`` against the type of the field's current value; widen int -> float.
+
+    A field with a declared range (:data:`FIELD_CHECKS`) names that range when the type is
+    wrong, as it does when the value is out of range.
+    """
+    try:
+        return _coerce(key, value, current)
+    except ConfigError:
+        if key in FIELD_CHECKS:
+            FIELD_CHECKS[key].check(key, value)
+        raise
+
+
+def _coerce(key: str, value: Any, current: Any) -> Any:
     if key in ("model_overrides", "protocol_overrides", "data_options"):
         if not isinstance(value, dict):
             raise ConfigError(f"config: {key} must be a table/dict, found {value!r}.")
@@ -128,13 +234,28 @@ def check_parsed(key: str, raw: str, value: Any, current: Any) -> None:
     raise ConfigError(f"--set {key}={raw}: cannot parse {raw!r} as a value; {key} expects {kind}.")
 
 
-def read_config_file(path: str | Path) -> dict[str, Any]:
+def read_config_file(path: str | Path, *, new_run: bool = False) -> dict[str, Any]:
     """Read a ``.toml`` or ``.json`` file into a dict.
 
+    Args:
+        path: the file.
+        new_run: the file describes a new run (``--config``), so it may not set ``resume``:
+            continuing a run is ``--resume``'s, which keeps the run's own config and directory.
+
     Raises:
-        ConfigError: missing file, unknown suffix, or a syntax error (with the file named).
+        ConfigError: missing file, unknown suffix, a syntax error (with the file named), or
+            ``resume`` in a new run's file.
     """
-    path = Path(path)
+    values = _read_config_file(Path(path))
+    if new_run and values.get("resume", False) not in (False, ""):
+        raise ConfigError(
+            f"{path}: a config file cannot set resume (found {values['resume']!r}); continue "
+            f"a run with --resume RUN_DIR instead."
+        )
+    return values
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found.")
     try:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from linearcast import jsonio
+from linearcast.engine.config_checks import check_run_name, inside
 from linearcast.engine.plots import plot_curves as plot_curves  # moved; old imports still work
 from linearcast.engine.plots import plot_forecast as plot_forecast
 from linearcast.errors import ConfigError
@@ -81,12 +82,18 @@ def create_run_dir(
         exists (two runs in the same second), the same with ``-1``, ``-2``, ... appended.
 
     Raises:
-        ConfigError: ``name`` given and taken, or no free name found.
+        ConfigError: ``name`` not a single directory name, given and taken, or no free name
+            found.
     """
     parent = Path(parent)
+    check_run_name(name)
     parent.mkdir(parents=True, exist_ok=True)
     if name:
         path = parent / name
+        if not inside(parent, path):  # e.g. a name that is a symbolic link out of parent
+            raise ConfigError(
+                f"{path}: the run directory must be inside {parent}; choose another --run-name."
+            )
         try:
             path.mkdir()
         except FileExistsError:
@@ -140,10 +147,7 @@ def keep_earlier_result(run_dir: str | Path) -> Path | None:
     metrics = run_dir / "metrics.json"
     if not metrics.is_file():
         return None
-    try:
-        epochs = int(json.loads(metrics.read_text()).get("epochs", 0))
-    except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
-        epochs = 0
+    epochs = earlier_epochs(metrics)
     for k in range(10_000):
         tag = f"{epochs}" if k == 0 else f"{epochs}-{k}"
         target = run_dir / f"metrics.{tag}.json"
@@ -154,6 +158,37 @@ def keep_earlier_result(run_dir: str | Path) -> Path | None:
     if history.is_file():
         os.replace(history, run_dir / f"history.{tag}.csv")
     return target
+
+
+def earlier_epochs(metrics: Path) -> int:
+    """The ``epochs`` a finished run's ``metrics.json`` records, or 0 when it records none that
+    is a count (missing, damaged, ``Infinity``, ``NaN``, negative, not a number): it only names
+    the kept copy, and a finished result must never be lost to a damaged earlier one."""
+    try:
+        epochs = json.loads(metrics.read_text(errors="replace")).get("epochs", 0)
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return 0
+    if isinstance(epochs, bool) or not isinstance(epochs, int | float):
+        return 0
+    if not math.isfinite(epochs) or not 0 <= epochs < 2**31 or epochs != int(epochs):
+        return 0
+    return int(epochs)
+
+
+def check_resumable(run_dir: str | Path) -> None:
+    """Refuse, before any training, a run directory whose result files a resumed run could
+    not replace at its end (a ``metrics.json`` or ``history.csv`` that is not a regular file).
+
+    Raises:
+        ConfigError: naming the file.
+    """
+    for name in ("metrics.json", "history.csv"):
+        path = Path(run_dir) / name
+        if path.exists() and not path.is_file():
+            raise ConfigError(
+                f"{path}: expected a regular file (the earlier result) in the run directory to "
+                f"resume, found a directory or device; move it away and resume again."
+            )
 
 
 def read_json(path: str | Path) -> Any:

@@ -21,6 +21,7 @@ from linearcast.engine import checkpoint as ckpt_mod
 from linearcast.engine.checkpoint import LAST, EarlyStopping, atomic_save
 from linearcast.engine.config import TrainConfig
 from linearcast.engine.evaluation import all_reduce_sum
+from linearcast.engine.run_dir import check_resumable
 from linearcast.engine.samplers import EpochShardSampler
 from linearcast.engine.setup import LossFn, Schedule, dataset_label
 from linearcast.errors import ConfigError
@@ -81,10 +82,12 @@ class RunState:
 
 
 def resume_dir(config: TrainConfig) -> Path | None:
-    """The run directory ``config.resume`` continues, or None for a new run.
+    """The run directory ``config.resume`` continues, or None for a new run; checked before
+    anything is trained (:func:`check_continuation`).
 
     Raises:
-        ConfigError: ``resume=True`` without ``run_name``, or no ``last.ckpt`` in the directory.
+        ConfigError: ``resume=True`` without ``run_name``, no ``last.ckpt`` in the directory, or
+            a config that describes another run than the directory's.
     """
     cfg = config
     if cfg.resume is False or cfg.resume == "":
@@ -97,7 +100,45 @@ def resume_dir(config: TrainConfig) -> Path | None:
         path = Path(str(cfg.resume))
     if not (path / LAST).is_file():
         raise ConfigError(f"{path}: cannot resume, no {LAST} in this run directory.")
+    check_continuation(config, path)
     return path
+
+
+#: what a resumed run must share with the run it continues: the model, its inputs and the data
+#: (epochs, lr, devices, ... may change)
+SAME_RUN_FIELDS = (
+    "model",
+    "model_overrides",
+    "protocol",
+    "protocol_overrides",
+    "data",
+    "data_format",
+    "data_options",
+    "synthetic",
+)
+
+
+def check_continuation(config: TrainConfig, path: Path) -> None:
+    """Refuse to continue ``path`` with a config of another run (e.g. a config file naming
+    ``resume``), and a run directory whose result files could not be replaced at the end.
+
+    Raises:
+        ConfigError: naming the first field that differs, or the file.
+    """
+    check_resumable(path)
+    own_path = path / "config.json"
+    if not own_path.is_file():
+        return  # a run directory from before config.json: the checkpoint alone decides
+    own = TrainConfig.load(own_path).to_dict()
+    new = config.to_dict()
+    differ = [k for k in SAME_RUN_FIELDS if own[k] != new[k]]
+    if differ:
+        k = differ[0]
+        raise ConfigError(
+            f"{own_path}: cannot resume this run with another {k} ({new[k]!r}; the run has "
+            f"{own[k]!r}); resume it with `linearcast train --resume {path}` and only --epochs "
+            f"or device options, or start a new run."
+        )
 
 
 def gather(fabric: Fabric, local: torch.Tensor) -> torch.Tensor:
@@ -159,10 +200,24 @@ def restore_progress(
     if ckpt is not None:
         stopper.load_state_dict(ckpt["early_stopping"])
         history = list(ckpt.get("history", []))
-        start_epoch = int(ckpt["epoch"]) + 1
-        global_step = int(ckpt["global_step"])
+        start_epoch = _count(ckpt, "epoch") + 1
+        global_step = _count(ckpt, "global_step")
         restore_rng(fabric, ckpt["rng"])
     return history, start_epoch, global_step
+
+
+def _count(ckpt: dict[str, Any], key: str) -> int:
+    """``ckpt[key]`` as a count, or a sentence (an Infinity or NaN must not end a resume in a
+    traceback)."""
+    value = ckpt.get(key)
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**62:
+        raise ConfigError(
+            f"{LAST}: cannot resume, the checkpoint's {key} must be a count >= 0, found "
+            f"{value!r}; resume from an intact run directory or start a new run."
+        )
+    return value
 
 
 def run_meta(config: TrainConfig, prep: PreparedData) -> dict[str, Any]:

@@ -24,6 +24,75 @@ from typing import Any
 from torch import Tensor, nn
 
 from linearcast.errors import ConfigError
+from linearcast.nn import AttentionSpec, split_attention_options
+from linearcast.nn.kernels import KERNELS
+from linearcast.ops.eala import IMPLS
+from linearcast.ops.linear import FEATURE_MAPS
+from linearcast.ranges import Check, Choice, Either, Flag, Integer, Nothing, Number
+
+_WIDTH = Integer(1, 65_536)
+_OPTIONAL_WIDTH = Integer(0, 65_536)  # 0: the part is off
+_LAYERS = Integer(1, 1024)
+_IMPL = Choice(tuple(IMPLS))
+
+#: The allowed values of every ``model_overrides`` option of every registry model, by name (a
+#: name means the same in every model that takes it). ``TrainConfig`` checks a run's overrides
+#: against it before any data is read; a model option missing here fails a registry test.
+OPTION_CHECKS: dict[str, Check] = {
+    # STAEformer and its variants
+    "steps_per_day": Integer(1, 86_400),
+    "input_dim": Integer(1, 1024),
+    "output_dim": Integer(1, 1024),
+    "input_embedding_dim": _WIDTH,
+    "tod_embedding_dim": _OPTIONAL_WIDTH,
+    "dow_embedding_dim": _OPTIONAL_WIDTH,
+    "spatial_embedding_dim": _OPTIONAL_WIDTH,
+    "adaptive_embedding_dim": _OPTIONAL_WIDTH,
+    "feed_forward_dim": _WIDTH,
+    "num_heads": Integer(1, 1024),
+    "num_layers": _LAYERS,
+    "dropout": Number(0.0, 1.0, high_open=True),
+    "use_mixed_proj": Flag(),
+    "node_embedding": Choice(("adaptive", "history")),
+    "checkpoint_activations": Flag(),
+    "fast_dropout": Flag(),
+    "temporal_impl": _IMPL,
+    "spatial_impl": _IMPL,
+    # SAMoVAR
+    "d_model": Either((_WIDTH, Nothing())),
+    "n_heads": Integer(1, 1024),
+    "n_mlp_layers": Integer(0, 1024),
+    "n_attn_layers": _LAYERS,
+    "variant": Choice(("samovar", "lintrans", "fixedvar")),
+    "aux_loss_weight": Number(0.0),
+    # the attention options (nn.kernels.OPTION_NAMES); AttentionSpec checks how they combine
+    "attention": Choice(tuple(sorted(KERNELS))),
+    "theta": Choice(
+        ("paper", "gauss", "gauss_hclamp", "exact", "learned"), Number(0.0, low_open=True)
+    ),
+    "eala_theta": Choice(
+        ("paper", "gauss", "gauss_hclamp", "exact", "learned"), Number(0.0, low_open=True)
+    ),
+    "impl": _IMPL,
+    "eala_impl": _IMPL,
+    "clamp": Flag(),
+    "eps": Number(0.0, 1.0),
+    "recompute": Flag(),
+    "linformer_k": Integer(1, 1_000_000),
+    "linformer_share_kv": Flag(),
+    "feature_map": Choice(tuple(FEATURE_MAPS)),
+    "normalize": Flag(),
+    # the baselines
+    "period": Choice(("day", "week")),
+    "season": Integer(1, 1_000_000),
+    "kernel_size": Integer(1, 1_000_000),
+    "individual": Flag(),
+    "order": Integer(1, 10_000),
+    "ridge": Number(0.0),
+    "mode": Choice(("auto", "full", "per_node")),
+    "max_full_nodes": Integer(0, 1_000_000),
+    "fit_intercept": Flag(),
+}
 
 
 @dataclass(frozen=True)
@@ -72,6 +141,30 @@ def check_options(model: str, overrides: Mapping[str, Any], known: Iterable[str]
             f"unknown {model} option(s) {', '.join(unknown)}; "
             f"known: {', '.join(sorted(known)) or 'none'}"
         )
+
+
+def check_option_values(model: str, overrides: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigError` for an override outside its declared range
+    (:data:`OPTION_CHECKS`) or attention options that cannot go together.
+
+    Args:
+        model: the registry name (for the message).
+        overrides: ``model_overrides`` (option name -> value; NaN as a float).
+    """
+    for key, value in overrides.items():
+        check = OPTION_CHECKS.get(key)
+        if check is not None:
+            check.check(f"model_overrides.{key}", value)
+    attention, _ = split_attention_options(overrides)
+    if not attention:
+        return
+    try:
+        AttentionSpec().with_options(**attention)
+    except ConfigError as err:
+        raise ConfigError(
+            f"config: the attention options of model {model!r} in model_overrides do not go "
+            f"together ({err}); change them with --set model_overrides.KEY=VALUE."
+        ) from None
 
 
 def target_channel(x: Tensor, model: str, in_steps: int | None = None) -> Tensor:
