@@ -34,6 +34,7 @@ from typing import Any
 from linearcast.data.dataset import TimeSeriesDataset
 from linearcast.data.readers import array, basicts, flows, ltsf, matrix_csv, metr, pems, pgt
 from linearcast.data.readers._common import PathLike, ReaderFormat, check_timestamps
+from linearcast.data.readers._files import LIMIT_OPTION, first_line, memory_limit, require_file
 from linearcast.data.readers.array import read_array
 from linearcast.data.readers.basicts import read_basicts
 from linearcast.data.readers.flows import read_flow_pair
@@ -95,6 +96,7 @@ def sniff_format(path: PathLike) -> str:
         if (p / "desc.json").exists():
             return "basicts"
         raise DataError(f"{p}: expected a BasicTS folder with desc.json and data.dat, found none.")
+    require_file(p, "a dataset file or BasicTS folder")  # a FIFO would block the sniffing
     if p.name in ("data.dat", "desc.json"):
         return "basicts"
     suffix = p.suffix.lower()
@@ -134,8 +136,9 @@ def reader_options(fmt: str) -> list[str]:
 
 
 #: Options every format takes: passed to the reader when it has them, else applied to the
-#: dataset it returns (so that a file without timestamps, graph or null rule can be given them).
-COMMON_OPTIONS = ("freq_minutes", "start", "adjacency", "graph_drop", "null_value")
+#: dataset it returns (so that a file without timestamps, graph or null rule can be given them);
+#: ``memory_limit_gb`` bounds what the read may allocate (default: half the memory available).
+COMMON_OPTIONS = ("freq_minutes", "start", "adjacency", "graph_drop", "null_value", LIMIT_OPTION)
 
 
 def _check_reader_options(fmt: str, path: PathLike, options: dict[str, Any]) -> None:
@@ -207,7 +210,13 @@ def load(path: PathLike, format: str = "auto", **options: Any) -> TimeSeriesData
         DataError: for any problem with the file (one sentence naming it).
         ConfigError: an unknown format name or reader option.
     """
-    p = Path(path)
+    with memory_limit(options.pop(LIMIT_OPTION, None)):
+        return _load(Path(path), format, options)
+
+
+def _load(p: Path, format: str, options: dict[str, Any]) -> TimeSeriesDataset:
+    """:func:`load` within the memory limit."""
+    path = p
     fmt = sniff_format(path) if format == "auto" else format
     if fmt not in FORMATS:
         raise ConfigError(
@@ -227,7 +236,7 @@ def load(path: PathLike, format: str = "auto", **options: Any) -> TimeSeriesData
         # a damaged file can fail deep inside numpy/pandas/PyTables/SciPy in ways no reader
         # foresees; the contract is one sentence naming the file, so the net catches the rest
         log.debug("reader %s failed on %s", fmt, path, exc_info=True)
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        first = first_line(err, 120) if str(err).strip() else ""
         raise DataError(
             f"{path}: could not read it as {fmt!r} data ({type(err).__name__}"
             f"{': ' + first if first else ''})."

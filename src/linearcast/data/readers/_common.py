@@ -6,6 +6,7 @@ these helpers and declares one :class:`ReaderFormat`.
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 import zipfile
@@ -18,9 +19,20 @@ import numpy as np
 import pandas as pd
 
 from linearcast.data.dataset import TimeSeriesDataset
+from linearcast.data.readers._files import (
+    check_alloc,
+    check_text_size,
+    echo,
+    echo_list,
+    first_line,
+    human_bytes,
+    require_file,
+)
 from linearcast.errors import DataError
 
 PathLike = str | Path
+# bytes of parsed objects per byte of CSV text (pandas' object columns before conversion)
+_CSV_EXPANSION = 8
 GraphWeights = Literal["connectivity", "distance", "gaussian"]
 
 
@@ -57,18 +69,12 @@ def minutes_in_name(path: Path) -> int | None:
 
 
 def first_csv_line(path: Path) -> list[str]:
-    """The cells of the first line of a text file, stripped and lower-cased."""
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        return [c.strip().strip('"').lower() for c in fh.readline().strip().split(",")]
-
-
-def require_file(path: PathLike, what: str) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"{p}: file not found (expected {what}).")
-    if p.is_dir():
-        raise DataError(f"{p}: expected {what}, found a directory.")
-    return p
+    """The cells of the first line of a text file, stripped and lower-cased (a UTF-8 byte-order
+    mark dropped; at most 64 KiB read, so a file without line breaks costs nothing)."""
+    require_file(path, "a text file")
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        line = fh.readline(1 << 16)
+    return [c.strip().strip('"').lower() for c in line.strip().split(",")]
 
 
 def np_reason(err: Exception) -> str:
@@ -77,18 +83,22 @@ def np_reason(err: Exception) -> str:
         return (
             "it holds pickled Python objects, which linearcast refuses to load (they can run code)"
         )
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return first_line(err)
 
 
 def read_csv(path: Path, what: str, **kwargs: Any) -> pd.DataFrame:
     """``pd.read_csv`` with a :class:`DataError` naming the file for empty or unparsable text."""
+    require_file(path, what)
+    # pandas parses text into objects several times its size
+    check_text_size(path, what, _CSV_EXPANSION)
     try:
-        df = pd.read_csv(path, **kwargs)
+        df = pd.read_csv(path, encoding="utf-8-sig", **kwargs)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: expected {what}, found an empty file (no columns).") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DataError(f"{path}: expected {what}, could not parse it as CSV ({first}).") from err
+        raise DataError(
+            f"{path}: expected {what}, could not parse it as CSV ({first_line(err)})."
+        ) from err
     if df.shape[0] == 0:
         raise DataError(
             f"{path}: expected {what}, found a header ({df.shape[1]} columns) but no data rows."
@@ -117,44 +127,87 @@ def to_float32(arr: np.ndarray) -> np.ndarray:
     return arr if arr.dtype == np.float32 else np.asarray(arr, dtype=np.float32)
 
 
-def npz_member_memmap(path: Path, member: str) -> np.ndarray | None:
-    """Memory-map one uncompressed member of an ``.npz``; ``None`` when that is impossible."""
+def read_npy(path: Path, what: str) -> np.ndarray:
+    """A ``.npy`` memory-mapped (NumPy checks the header's shape against the file's size, so a
+    damaged header cannot make it allocate what the file does not hold)."""
+    require_file(path, what)
     try:
-        with zipfile.ZipFile(path) as zf:
-            info = zf.getinfo(member)
-        if info.compress_type != zipfile.ZIP_STORED:
-            return None
-        with open(path, "rb") as fh:
-            fh.seek(info.header_offset)
-            local = fh.read(30)
-            if local[:4] != b"PK\x03\x04":
-                return None
-            name_len = int.from_bytes(local[26:28], "little")
-            extra_len = int.from_bytes(local[28:30], "little")
-            fh.seek(info.header_offset + 30 + name_len + extra_len)
-            version = np.lib.format.read_magic(fh)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-            offset = fh.tell()
-        if dtype.hasobject or len(shape) == 0:
-            return None
-        return np.memmap(
-            path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C"
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise DataError(
+            f"{path}: expected {what} (.npy), could not read it ({np_reason(err)})."
+        ) from err
+
+
+def _read_header(fh: Any) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(fh)
+    return np.lib.format.read_array_header_2_0(fh)
+
+
+def _member_header(
+    path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo
+) -> tuple[tuple[int, ...], bool, np.dtype[Any], int | None]:
+    """``(shape, fortran, dtype, offset)`` of an ``.npz`` member's header; ``offset`` is where
+    a stored (uncompressed) member's data starts in the file, else None."""
+    if info.compress_type != zipfile.ZIP_STORED:
+        with zf.open(info) as fh:
+            shape, fortran, dtype = _read_header(fh)
+        return shape, fortran, dtype, None
+    with open(path, "rb") as fh:
+        fh.seek(info.header_offset)
+        local = fh.read(30)
+        if local[:4] != b"PK\x03\x04":
+            raise ValueError("damaged zip member header")
+        name_len = int.from_bytes(local[26:28], "little")
+        extra_len = int.from_bytes(local[28:30], "little")
+        fh.seek(info.header_offset + 30 + name_len + extra_len)
+        shape, fortran, dtype = _read_header(fh)
+        return shape, fortran, dtype, fh.tell()
+
+
+def _read_member(path: Path, npz: Any, key: str) -> np.ndarray:
+    """Array ``key`` of an open ``.npz``: its header checked against the member's size and the
+    memory budget first, then memory-mapped when stored uncompressed, else decompressed."""
+    label = f"{path} (key {echo(key)})"
+    zf: zipfile.ZipFile = npz.zip
+    info = zf.getinfo(key + ".npy")
+    shape, fortran, dtype, offset = _member_header(path, zf, info)
+    if dtype.hasobject:
+        raise ValueError("Object arrays cannot be loaded when allow_pickle=False")
+    count = math.prod(shape)
+    declared = count * dtype.itemsize
+    if declared > info.file_size:
+        raise DataError(
+            f"{label}: the array header declares {dtype} {list(shape)} ({human_bytes(declared)}) "
+            f"but the archive member holds {human_bytes(info.file_size)}; the file is damaged."
         )
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-        return None
+    # readers convert to float32: budget the larger of the stored and converted arrays
+    need = count * max(dtype.itemsize, 4)
+    packed = info.compress_size if offset is None else None
+    check_alloc(label, f"array {dtype} {list(shape)}", need, compressed=packed)
+    if offset is not None and len(shape) and count:
+        order: Literal["F", "C"] = "F" if fortran else "C"
+        return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order=order)
+    return np.asarray(npz[key])
 
 
 def read_npz_key(path: Path, key: str | None, default: str = "data") -> tuple[np.ndarray, str]:
-    """Return one array of an ``.npz`` (memory-mapped when stored float32 uncompressed)."""
+    """Return one array of an ``.npz`` (memory-mapped when stored uncompressed).
+
+    The member's declared shape is checked against its size and the memory budget
+    (:func:`~linearcast.data.readers._files.check_alloc`) before anything is decompressed.
+    """
+    require_file(path, "a numpy .npz archive")
     try:
         npz = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise DataError(
             f"{path}: expected a numpy .npz archive, could not open it ({np_reason(err)})."
         ) from err
+    if not hasattr(npz, "files"):  # a .npy (or pickle) behind an .npz name
+        raise DataError(f"{path}: expected a numpy .npz archive, found a single .npy array.")
     with npz:
         keys = list(npz.files)
         if key is None:
@@ -164,19 +217,18 @@ def read_npz_key(path: Path, key: str | None, default: str = "data") -> tuple[np
                 key = keys[0]
             else:
                 raise DataError(
-                    f"{path}: expected key {default!r} (or a single array), found keys {keys}; "
-                    f"choose one with --set data_options.key=NAME."
+                    f"{path}: expected key {echo(default)} (or a single array), found keys "
+                    f"{echo_list(keys)}; choose one with --set data_options.key=NAME."
                 )
         if key not in keys:
-            raise DataError(f"{path}: expected key {key!r}, found keys {keys}.")
-        mm = npz_member_memmap(path, key + ".npy")
-        if mm is not None and mm.dtype == np.float32:
-            return mm, key
+            raise DataError(f"{path}: expected key {echo(key)}, found keys {echo_list(keys)}.")
         try:
-            return np.asarray(npz[key]), key
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            return _read_member(path, npz, key), key
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+            if isinstance(err, DataError):
+                raise
             raise DataError(
-                f"{path}: could not read array {key!r} of the archive ({np_reason(err)})."
+                f"{path}: could not read array {echo(key)} of the archive ({np_reason(err)})."
             ) from err
 
 
@@ -194,7 +246,10 @@ def dedupe_rows(
     if how == "error":
         return frame, ts
     if how not in ("first", "last", "mean"):
-        raise DataError(f"{source}: dedupe must be error, first, last or mean; found {how!r}.")
+        raise DataError(
+            f"{source}: dedupe must be error, first, last or mean; found {echo(how)} (--set "
+            f"data_options.dedupe=first)."
+        )
     dup = ts.duplicated(keep=False)
     if not dup.any():
         return frame, ts
@@ -270,8 +325,9 @@ def numeric_frame(df: pd.DataFrame, source: str) -> np.ndarray:
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise DataError(
-                f"{source}: expected numeric values in column {col!r}, found "
-                f"{int(bad.sum())} non-numeric entries (first {s.iloc[row]!r} at data row {row})."
+                f"{source}: expected numeric values in column {echo(col)}, found "
+                f"{int(bad.sum())} non-numeric entries (first {echo(s.iloc[row])} at data row "
+                f"{row})."
             )
         df[col] = conv
     return df.to_numpy(dtype=np.float64)

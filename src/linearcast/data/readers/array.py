@@ -16,14 +16,13 @@ from linearcast.data.readers._common import (
     as_3d,
     check_numeric,
     minutes_in_name,
-    np_reason,
+    read_npy,
     read_npz_key,
     require_file,
     to_float32,
 )
 from linearcast.data.readers.graph import resolve_adjacency
 from linearcast.data.readers.pems import is_edge_list
-from linearcast.errors import DataError
 
 
 def read_array(
@@ -60,12 +59,7 @@ def read_array(
     """
     p = require_file(path, "a .npy or .npz array")
     if p.suffix.lower() == ".npy":
-        try:
-            arr = np.load(p, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError, EOFError) as err:
-            raise DataError(
-                f"{p}: expected a numpy .npy array, could not read it ({np_reason(err)})."
-            ) from err
+        arr = read_npy(p, "a numpy array [T, N] or [T, N, F]")
         label = str(p)
     else:
         arr, used = read_npz_key(p, key)

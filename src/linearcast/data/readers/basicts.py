@@ -11,6 +11,7 @@ import numpy as np
 
 from linearcast.data.dataset import NonFinitePolicy, TimeSeriesDataset, handle_non_finite
 from linearcast.data.readers._common import PathLike, ReaderFormat, require_file
+from linearcast.data.readers._files import check_text_size, echo, echo_list, first_line
 from linearcast.data.readers.graph import check_graph_size, read_adjacency_pickle
 from linearcast.errors import DataError
 
@@ -87,14 +88,19 @@ def read_basicts(
 
 def _read_desc(desc_path: Path, dat: Path) -> tuple[dict[str, Any], tuple[int, int, int]]:
     """``desc.json`` and the ``[L, N, C]`` shape it gives, checked against the size of ``dat``."""
+    check_text_size(desc_path, "a BasicTS desc.json", 16)
     try:
-        desc = json.loads(desc_path.read_text())
-    except json.JSONDecodeError as err:
-        raise DataError(f"{desc_path}: expected valid JSON, could not parse it ({err}).") from err
+        desc = json.loads(desc_path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        raise DataError(
+            f"{desc_path}: expected valid UTF-8 JSON, could not parse it ({first_line(err, 100)})."
+        ) from None
     if not isinstance(desc, dict):
         raise DataError(f"{desc_path}: expected a JSON object, found {type(desc).__name__}.")
     if "shape" not in desc:
-        raise DataError(f"{desc_path}: expected key 'shape', found keys {sorted(desc)}.")
+        raise DataError(
+            f"{desc_path}: expected key 'shape', found keys {echo_list(sorted(desc, key=str))}."
+        )
     raw_shape = desc["shape"]
     if (
         not isinstance(raw_shape, list)
@@ -103,7 +109,7 @@ def _read_desc(desc_path: Path, dat: Path) -> tuple[dict[str, Any], tuple[int, i
     ):
         raise DataError(
             f"{desc_path}: expected 'shape' as three positive integers [L, N, C], "
-            f"found {raw_shape!r}."
+            f"found {echo(raw_shape)}."
         )
     shape = (raw_shape[0], raw_shape[1], raw_shape[2])
     expected_bytes = int(np.prod(shape)) * 4
@@ -129,7 +135,9 @@ def _split_time_features(
     time_idx = {f: i for i, f in enumerate(features) if f in _TIME_FEATURE_NAMES}
     data_idx = [i for i, f in enumerate(features) if f not in _TIME_FEATURE_NAMES]
     if not data_idx:
-        raise DataError(f"{desc_path}: expected at least one data channel, found only {features}.")
+        raise DataError(
+            f"{desc_path}: expected at least one data channel, found only {echo_list(features)}."
+        )
     if data_idx == list(range(len(data_idx))):
         values: np.ndarray = data[:, :, : len(data_idx)]  # still a memmap view
     else:

@@ -20,21 +20,23 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from linearcast.data import isolate
 from linearcast.data.dataset import NonFinitePolicy, TimeSeriesDataset, handle_non_finite
 from linearcast.data.readers._common import (
     PathLike,
     ReaderFormat,
     check_numeric,
     minutes_in_name,
-    np_reason,
+    read_npy,
     read_npz_key,
     require_file,
 )
+from linearcast.data.readers._files import echo, echo_list, first_line, is_regular
 from linearcast.data.readers.graph import resolve_adjacency
 from linearcast.errors import ConfigError, DataError
 
@@ -60,6 +62,17 @@ def partner_of(path: Path) -> Path | None:
 
 
 def _load_mat(path: Path, key: str | None) -> np.ndarray:
+    """The numeric variable ``key`` (the only 2-D/3-D one when None) of a ``.mat``, parsed in a
+    child process (:mod:`linearcast.data.isolate`): ``loadmat`` can crash on a damaged file."""
+    _, arrays = isolate.run_isolated("mat", path, key=key)
+    arr = arrays.get("array")
+    if arr is None or arr.dtype.hasobject or arr.dtype.kind not in "fiubc":
+        raise DataError(f"{path}: the MATLAB parser returned a malformed array; re-save the file.")
+    return arr
+
+
+def mat_worker(path: str, key: str | None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The child's side of :func:`_load_mat`: ``({"key": name}, {"array": the variable})``."""
     try:
         from scipy.io import loadmat
     except ImportError:  # pragma: no cover - scipy is in the stats and dev extras
@@ -70,7 +83,7 @@ def _load_mat(path: Path, key: str | None) -> np.ndarray:
         mat = loadmat(path)
     except (ValueError, OSError, TypeError, NotImplementedError) as err:
         raise DataError(
-            f"{path}: expected a MATLAB v4/v5 .mat file, could not read it ({err}); "
+            f"{path}: expected a MATLAB v4/v5 .mat file, could not read it ({first_line(err)}); "
             f"v7.3 files are HDF5: convert them to .npy."
         ) from err
     arrays = {k: v for k, v in mat.items() if not k.startswith("__") and isinstance(v, np.ndarray)}
@@ -79,25 +92,31 @@ def _load_mat(path: Path, key: str | None) -> np.ndarray:
         if len(numeric) != 1:
             raise DataError(
                 f"{path}: expected one numeric 2-D or 3-D array (or --set data_options.key=NAME), "
-                f"found {sorted(arrays) or 'none'}."
+                f"found {echo_list(sorted(arrays)) if arrays else 'none'}."
             )
         key = numeric[0]
     if key not in arrays:
-        raise DataError(f"{path}: expected variable {key!r}, found {sorted(arrays)}.")
-    return np.asarray(arrays[key])
+        raise DataError(
+            f"{path}: expected variable {echo(key)}, found {echo_list(sorted(arrays))}."
+        )
+    arr = arrays[key]
+    if arr.dtype.hasobject or arr.dtype.kind not in "fiubc":
+        raise DataError(
+            f"{path}: expected variable {echo(key)} to be a numeric array, found a MATLAB "
+            f"{'cell or struct' if arr.dtype.hasobject else 'text'} array of dtype {arr.dtype}."
+        )
+    return {"key": key}, {"array": np.asarray(arr)}
 
 
 def _load_array(path: Path, key: str | None) -> np.ndarray:
+    require_file(path, "an inflow/outflow array (.npz, .npy or .mat)")
     suffix = path.suffix.lower()
     if suffix == ".mat":
         return _load_mat(path, key)
     if suffix == ".npy":
-        try:
-            return np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as err:
-            raise DataError(f"{path}: could not read the array ({np_reason(err)}).") from err
+        return read_npy(path, "an inflow/outflow array")
     arr, _ = read_npz_key(path, key)
-    return np.asarray(arr)
+    return arr
 
 
 def to_time_node(
@@ -160,7 +179,7 @@ def names_from_csv(path: Path, n: int) -> list[str] | None:
 
 def sibling_node_names(data_path: Path, n: int) -> list[str] | None:
     """Node names from the first CSV beside the data that :func:`names_from_csv` accepts."""
-    for cand in sorted(data_path.parent.glob("*.csv")):
+    for cand in sorted(c for c in data_path.parent.glob("*.csv") if is_regular(c)):
         names = names_from_csv(cand, n)
         if names is not None:
             return names

@@ -11,11 +11,12 @@ import numpy as np
 
 from linearcast.data.readers._common import (
     PathLike,
-    np_reason,
     read_csv,
+    read_npy,
     read_npz_key,
     require_file,
 )
+from linearcast.data.readers._files import check_dense_graph
 from linearcast.data.safe_pickle import load_pickle_file
 from linearcast.errors import DataError
 
@@ -78,10 +79,9 @@ def _is_labels(cells: np.ndarray) -> bool:
 
 def _square_from_csv(p: Path) -> np.ndarray:
     """A square numeric matrix from a CSV that may carry a header row and/or an index column."""
-    cells = read_csv(
-        p, "an [N, N] adjacency CSV", header=None, dtype=str, keep_default_na=False
-    ).to_numpy()
-    cells = np.char.strip(cells.astype(str))
+    frame = read_csv(p, "an [N, N] adjacency CSV", header=None, dtype=str, keep_default_na=False)
+    # strip per column: np.char on the whole table would pad every cell to the longest one
+    cells = frame.apply(lambda col: col.str.strip()).to_numpy(dtype=object)
     rows, cols = cells.shape
     # try the plain matrix first, then with the labels peeled off
     for drop_row, drop_col in ((0, 0), (1, 0), (0, 1), (1, 1)):
@@ -120,12 +120,7 @@ def read_adjacency(path: PathLike, *, drop: Sequence[int] = ()) -> np.ndarray:
     if suffix == ".pkl":
         adj = read_adjacency_pickle(p)[0]
     elif suffix == ".npy":
-        try:
-            adj = np.load(p, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as err:
-            raise DataError(
-                f"{p}: expected an [N, N] .npy adjacency, could not read it ({np_reason(err)})."
-            ) from err
+        adj = read_npy(p, "an [N, N] adjacency")
     elif suffix == ".npz":
         adj, _ = read_npz_key(p, None, default="adj")
     else:
@@ -154,6 +149,7 @@ def sibling_adjacency(data_path: Path) -> Path | None:
     cands = sorted(
         c for c in data_path.parent.iterdir() if c != data_path and looks_like_adjacency(c)
     )
+    # a FIFO or device named like a graph is named in the error read_adjacency gives
     return cands[0] if len(cands) == 1 else None
 
 
@@ -239,7 +235,21 @@ def check_graph_size(
         )
 
 
-def edges_to_adj(edges: Any, weights: Any, n: int, source: str, what: str = "edges") -> np.ndarray:
+def edges_to_adj(
+    edges: Any,
+    weights: Any,
+    n: int,
+    source: str,
+    what: str = "edges",
+    *,
+    file_size: int | None = None,
+) -> np.ndarray:
+    """A dense ``[n, n]`` float32 adjacency from ``[E, 2]`` (or ``[2, E]``) index pairs.
+
+    ``file_size``: the size of the file declaring ``n`` (see
+    :func:`~linearcast.data.readers._files.check_dense_graph`).
+    """
+    check_dense_graph(source, n, file_size=file_size)
     e = np.asarray(edges, dtype=np.int64)
     if e.size == 0:
         return np.zeros((n, n), dtype=np.float32)

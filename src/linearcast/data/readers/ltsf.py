@@ -20,6 +20,7 @@ from linearcast.data.readers._common import (
     read_csv,
     require_file,
 )
+from linearcast.data.readers._files import echo, echo_list, first_line
 from linearcast.errors import DataError
 
 
@@ -52,13 +53,14 @@ def read_ltsf_csv(
     df = read_csv(p, f"an LTSF CSV ({date_column!r} column, then one column per series)")
     if date_column not in df.columns:
         raise DataError(
-            f"{p}: expected a {date_column!r} column, found columns {list(df.columns)[:10]}."
+            f"{p}: expected a {echo(date_column)} column, found columns {echo_list(df.columns)}."
         )
     try:
         ts = pd.DatetimeIndex(pd.to_datetime(df[date_column]))
     except (ValueError, TypeError) as err:
         raise DataError(
-            f"{p}: expected dates in column {date_column!r}, could not parse them ({err})."
+            f"{p}: expected dates in column {echo(date_column)}, could not parse them "
+            f"({first_line(err, 100)})."
         ) from err
     data = df.drop(columns=[date_column])
     data, ts = dedupe_rows(data, ts, dedupe, str(p))
@@ -66,10 +68,12 @@ def read_ltsf_csv(
     if columns is not None:
         missing = [c for c in columns if c not in data.columns]
         if missing:
-            raise DataError(f"{p}: expected columns {missing}, found {list(data.columns)}.")
+            raise DataError(
+                f"{p}: expected columns {echo_list(missing)}, found {echo_list(data.columns)}."
+            )
         data = data[columns]
     if data.shape[1] == 0:
-        raise DataError(f"{p}: expected at least one series column besides {date_column!r}.")
+        raise DataError(f"{p}: expected at least one series column besides {echo(date_column)}.")
     arr = numeric_frame(data.copy(), str(p))
     values = handle_non_finite(arr.astype(np.float32)[:, :, None], str(p), null_value, non_finite)
     return TimeSeriesDataset(

@@ -14,10 +14,12 @@ from linearcast.data.dataset import NonFinitePolicy, TimeSeriesDataset, handle_n
 from linearcast.data.readers._common import (
     PathLike,
     ReaderFormat,
+    first_csv_line,
     numeric_frame,
     read_csv,
     require_file,
 )
+from linearcast.data.readers._files import echo
 from linearcast.data.readers.graph import looks_like_adjacency, resolve_adjacency
 from linearcast.data.readers.pems import is_edge_list
 from linearcast.errors import DataError
@@ -78,7 +80,7 @@ def read_matrix_csv(
     p = require_file(path, "a [T, N] CSV")
     if is_edge_list(p):
         raise DataError(
-            f"{p}: this is an edge list (header {','.join(pd.read_csv(p, nrows=0).columns)}), "
+            f"{p}: this is an edge list (header {echo(','.join(first_csv_line(p)))}), "
             f"not a dataset: expected the data file (e.g. {p.with_suffix('.npz').name}); the "
             "reader takes the graph from this file beside it."
         )

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from linearcast.data import isolate
 from linearcast.data.dataset import NonFinitePolicy, TimeSeriesDataset, handle_non_finite
 from linearcast.data.readers._common import (
     PathLike,
@@ -18,6 +19,7 @@ from linearcast.data.readers._common import (
     numeric_frame,
     require_file,
 )
+from linearcast.data.readers._files import echo, echo_list, first_line
 from linearcast.data.readers.graph import check_graph_size, read_adjacency_pickle
 from linearcast.data.safe_pickle import pytables_restricted
 from linearcast.errors import DataError
@@ -50,9 +52,9 @@ def read_metr_h5(
     """
     p = require_file(path, "a pandas HDF5 file (.h5)")
     df, key = _read_frame(p, key)
-    freq = check_timestamps(df.index, str(p))
-    arr = numeric_frame(df.copy(), str(p))
-    values = handle_non_finite(arr.astype(np.float32)[:, :, None], str(p), null_value, non_finite)
+    freq = check_timestamps(pd.DatetimeIndex(df.index), str(p))
+    arr = df.to_numpy(dtype=np.float32)
+    values = handle_non_finite(arr[:, :, None], str(p), null_value, non_finite)
     columns = [str(c) for c in df.columns]
     adj, adjacency = _sensor_graph(p, adjacency, columns, values.shape)
     return TimeSeriesDataset(
@@ -70,20 +72,55 @@ def read_metr_h5(
 
 
 def _read_frame(p: Path, key: str | None) -> tuple[pd.DataFrame, str]:
-    """The time-indexed frame under ``key`` (the only one when None) and its key."""
+    """The time-indexed frame under ``key`` (the only one when None) and its key, parsed in a
+    child process (:mod:`linearcast.data.isolate`): PyTables can crash on a damaged file."""
+    meta, arrays = isolate.run_isolated("hdf5", p, key=key)
+    values, index = arrays.get("values"), arrays.get("index")
+    columns, used = meta.get("columns"), meta.get("key")
+    if (
+        values is None
+        or index is None
+        or values.ndim != 2
+        or values.dtype != np.float64
+        or index.shape != (values.shape[0],)
+        or index.dtype != np.int64
+        or not isinstance(columns, list)
+        or len(columns) != values.shape[1]
+        or not isinstance(used, str)
+    ):
+        raise DataError(f"{p}: the HDF5 parser returned a malformed frame; re-export the file.")
+    try:
+        ts = pd.DatetimeIndex(pd.to_datetime(index, unit="ns"))
+        if meta.get("tz"):
+            ts = ts.tz_localize("UTC").tz_convert(str(meta["tz"]))
+    except (ValueError, TypeError, OverflowError) as err:
+        raise DataError(f"{p}: expected valid timestamps, found {first_line(err)}.") from None
+    df = pd.DataFrame(values, index=ts, columns=[str(c) for c in columns], copy=False)
+    return df, used
+
+
+def hdf5_frame_worker(path: str, key: str | None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The child's side of :func:`_read_frame`: ``(meta, {"values": [T, N] float64,
+    "index": [T] int64 ns})``; ``meta`` holds the key, the column names and the time zone."""
+    p = Path(path)
     try:
         with pytables_restricted(p), pd.HDFStore(p, mode="r") as store:
             keys = [k.lstrip("/") for k in store.keys()]
     except DataError:
         raise
     except Exception as err:
-        raise DataError(f"{p}: expected a pandas HDF5 file, could not open it ({err}).") from err
+        raise DataError(
+            f"{p}: expected a pandas HDF5 file, could not open it ({first_line(err)})."
+        ) from err
     if key is None:
         if len(keys) != 1:
-            raise DataError(f"{p}: expected a single frame or key=..., found keys {keys}.")
+            raise DataError(
+                f"{p}: expected a single frame or --set data_options.key=NAME, found keys "
+                f"{echo_list(keys)}."
+            )
         key = keys[0]
     if key.lstrip("/") not in keys:
-        raise DataError(f"{p}: expected key {key!r}, found keys {keys}.")
+        raise DataError(f"{p}: expected key {echo(key)}, found keys {echo_list(keys)}.")
     try:
         with pytables_restricted(p):
             df = pd.read_hdf(p, key=key)
@@ -91,17 +128,26 @@ def _read_frame(p: Path, key: str | None) -> tuple[pd.DataFrame, str]:
         raise
     except Exception as err:  # PyTables/pandas raise many types for a damaged file
         raise DataError(
-            f"{p}: expected a pandas frame under key {key!r}, could not read it "
-            f"({type(err).__name__}: {err})."
+            f"{p}: expected a pandas frame under key {echo(key)}, could not read it "
+            f"({type(err).__name__}: {first_line(err)})."
         ) from err
     if not isinstance(df, pd.DataFrame):
-        raise DataError(f"{p}: expected a DataFrame under key {key!r}, found {type(df).__name__}.")
+        raise DataError(
+            f"{p}: expected a DataFrame under key {echo(key)}, found {type(df).__name__}."
+        )
     if not isinstance(df.index, pd.DatetimeIndex):
         raise DataError(
             f"{p}: expected a DatetimeIndex (one row per time step), "
             f"found {type(df.index).__name__}."
         )
-    return df, key
+    values = numeric_frame(df.copy(), str(p))
+    index = df.index.tz_convert("UTC") if df.index.tz is not None else df.index
+    meta = {
+        "key": key,
+        "columns": [str(c) for c in df.columns],
+        "tz": str(df.index.tz) if df.index.tz is not None else None,
+    }
+    return meta, {"values": values, "index": np.asarray(index.as_unit("ns").asi8, np.int64)}
 
 
 def _sensor_graph(

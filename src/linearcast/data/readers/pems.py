@@ -12,6 +12,7 @@ import pandas as pd
 
 from linearcast.data.dataset import NonFinitePolicy, TimeSeriesDataset, handle_non_finite
 from linearcast.data.readers._common import (
+    _CSV_EXPANSION,
     GraphWeights,
     PathLike,
     ReaderFormat,
@@ -23,6 +24,7 @@ from linearcast.data.readers._common import (
     require_file,
     to_float32,
 )
+from linearcast.data.readers._files import check_dense_graph, check_text_size, echo, echo_list
 from linearcast.errors import DataError
 
 PEMS_CHANNELS = ["flow", "occupancy", "speed"]
@@ -54,7 +56,7 @@ def read_pems_graph(
     if df.shape[1] != 3:
         raise DataError(
             f"{p}: expected 3 columns from,to,cost (or from,to,distance), "
-            f"found {df.shape[1]}: {list(df.columns)}."
+            f"found {df.shape[1]}: {echo_list(df.columns)}."
         )
     arr = numeric_frame(df.copy(), str(p))
     src = arr[:, 0].astype(np.int64)
@@ -62,12 +64,20 @@ def read_pems_graph(
     cost = arr[:, 2]
     if id_file is not None:
         idp = require_file(id_file, "a PEMS id file (one station id per line)")
-        ids = [line.strip() for line in idp.read_text().splitlines() if line.strip()]
+        check_text_size(idp, "a PEMS id file", _CSV_EXPANSION)
+        text = idp.read_text(encoding="utf-8-sig", errors="replace")
+        ids = [line.strip() for line in text.splitlines() if line.strip()]
         if len(ids) != num_nodes:
             raise DataError(
                 f"{idp}: expected {num_nodes} station ids (N of the data), found {len(ids)}."
             )
-        index = {int(s): i for i, s in enumerate(ids)}
+        try:
+            index = {int(s): i for i, s in enumerate(ids)}
+        except ValueError:
+            bad = next(s for s in ids if not s.lstrip("+-").isdigit())
+            raise DataError(
+                f"{idp}: expected one integer station id per line, found {echo(bad)}."
+            ) from None
         missing = sorted({int(x) for x in np.concatenate([src, dst]) if int(x) not in index})
         if missing:
             raise DataError(
@@ -83,6 +93,7 @@ def read_pems_graph(
             f"{p}: the edges refer to node indices {lo}..{hi} but the data has N={num_nodes} "
             f"nodes (expected indices 0..{num_nodes - 1}; PEMS03 needs its id file)."
         )
+    check_dense_graph(p, num_nodes)
     adj = np.zeros((num_nodes, num_nodes), dtype=np.float64)
     if weights == "connectivity":
         w = np.ones_like(cost)

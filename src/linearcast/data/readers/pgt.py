@@ -12,17 +12,28 @@ import pandas as pd
 
 from linearcast.data.dataset import NonFinitePolicy, TimeSeriesDataset, handle_non_finite
 from linearcast.data.readers._common import PathLike, ReaderFormat, require_file
+from linearcast.data.readers._files import (
+    check_dense_graph,
+    check_text_size,
+    echo,
+    echo_list,
+    first_line,
+)
 from linearcast.data.readers.graph import edges_to_adj
 from linearcast.errors import DataError
+
+# bytes of Python objects per byte of JSON (a list of small floats: 32 bytes per ~3 chars)
+_JSON_EXPANSION = 16
 
 # Frequencies of the pytorch-geometric-temporal files (the JSON does not say).
 _PGT_FREQ_MINUTES = {"chickenpox": 7 * 1440, "pedalme_london": 7 * 1440, "england_covid": 1440}
 
 
 def _from_node_link(
-    d: dict[str, Any], src: str, series_key: str | None
+    d: dict[str, Any], src: str, series_key: str | None, file_size: int
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """``(series [T, N], adjacency [N, N], node names)`` of a networkx node-link document."""
+    """``(series [T, N], adjacency [N, N], node names)`` of a networkx node-link document
+    (``file_size``: of the JSON, to refuse an N it cannot hold)."""
     nodes, links = d["nodes"], d["links"]
     if not isinstance(nodes, list) or not nodes or not all(isinstance(x, dict) for x in nodes):
         raise DataError(f"{src}: expected 'nodes' as a non-empty list of objects.")
@@ -33,30 +44,34 @@ def _from_node_link(
         if len(listed) != 1:
             raise DataError(
                 f"{src}: expected one list-valued node attribute holding the series, found "
-                f"{listed or 'none'}; choose with --set data_options.series_key=NAME."
+                f"{echo_list(listed) if listed else 'none'}; choose with --set "
+                f"data_options.series_key=NAME."
             )
         series_key = listed[0]
     missing = [i for i, node in enumerate(nodes) if not isinstance(node.get(series_key), list)]
     if missing:
         raise DataError(
-            f"{src}: expected every node to have a list {series_key!r}, missing at node "
+            f"{src}: expected every node to have a list {echo(series_key)}, missing at node "
             f"{missing[0]} ({len(missing)} in all)."
         )
     lengths = {len(node[series_key]) for node in nodes}
     if len(lengths) != 1:
         raise DataError(
-            f"{src}: expected series of one length under {series_key!r}, found lengths "
+            f"{src}: expected series of one length under {echo(series_key)}, found lengths "
             f"{sorted(lengths)[:5]}."
         )
     try:
         arr = np.asarray([node[series_key] for node in nodes], dtype=np.float64).T  # (T, N)
     except (TypeError, ValueError) as err:
-        raise DataError(f"{src}: expected numbers in the node series ({err}).") from err
+        raise DataError(
+            f"{src}: expected numbers in the node series ({first_line(err, 80)})."
+        ) from err
     ids = [node.get("id", i) for i, node in enumerate(nodes)]
     index = {json.dumps(x): i for i, x in enumerate(ids)}
     if len(index) != len(ids):
         raise DataError(f"{src}: expected unique node ids, found {len(ids) - len(index)} repeated.")
     n = len(nodes)
+    check_dense_graph(src, n, file_size=file_size)
     adj = np.zeros((n, n), dtype=np.float64)
     for j, link in enumerate(links):
         try:
@@ -64,8 +79,8 @@ def _from_node_link(
             w = float(link.get("weight", 1.0))
         except (KeyError, TypeError, ValueError):
             raise DataError(
-                f"{src}: link {j} ({link}) must have a source and a target among the node ids "
-                f"and a numeric weight."
+                f"{src}: link {j} ({echo(link)}) must have a source and a target among the node "
+                f"ids and a numeric weight."
             ) from None
         adj[a, b] += w
         if not d.get("directed", False) and a != b:
@@ -113,9 +128,9 @@ def read_pgt_json(
     node_names: list[str] | None
     if "nodes" in d and "links" in d:
         layout = "node-link"
-        arr, adj, node_names = _from_node_link(d, str(p), series_key)
+        arr, adj, node_names = _from_node_link(d, str(p), series_key, p.stat().st_size)
     else:
-        layout, arr, adj, node_names = _from_matrix_layout(d, str(p))
+        layout, arr, adj, node_names = _from_matrix_layout(d, str(p), p.stat().st_size)
     values = handle_non_finite(arr.astype(np.float32)[:, :, None], str(p), null_value, non_finite)
     if freq_minutes is None:
         freq_minutes = _PGT_FREQ_MINUTES.get(p.stem)
@@ -134,20 +149,24 @@ def read_pgt_json(
 
 def _load_object(p: Path) -> dict[str, Any]:
     """The JSON object in ``p`` (a :class:`DataError` naming the file otherwise)."""
+    check_text_size(p, "a JSON file", _JSON_EXPANSION)
     try:
-        d = json.loads(p.read_text())
-    except json.JSONDecodeError as err:
-        raise DataError(f"{p}: expected valid JSON, could not parse it ({err}).") from err
+        d = json.loads(p.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        raise DataError(
+            f"{p}: expected valid UTF-8 JSON, could not parse it ({first_line(err, 100)})."
+        ) from None
     if not isinstance(d, dict):
         raise DataError(f"{p}: expected a JSON object, found {type(d).__name__}.")
     return d
 
 
 def _from_matrix_layout(
-    d: dict[str, Any], src: str
+    d: dict[str, Any], src: str, file_size: int
 ) -> tuple[str, np.ndarray, np.ndarray, list[str] | None]:
     """``(layout, series [T, N], adjacency [N, N], node names or None)`` of the FX+edges,
-    X+edges+weights and y+edge_mapping layouts (see :func:`read_pgt_json`)."""
+    X+edges+weights and y+edge_mapping layouts (see :func:`read_pgt_json`; ``file_size``: of
+    the JSON, to refuse an N it cannot hold)."""
     if "FX" in d and "edges" in d:
         layout, key = "FX+edges", "FX"
     elif "X" in d and "edges" in d:
@@ -158,30 +177,34 @@ def _from_matrix_layout(
         raise DataError(
             f"{src}: expected a pytorch-geometric-temporal layout (keys FX+edges, "
             f"X+edges+weights, y+edge_mapping, or networkx node-link nodes+links), found keys "
-            f"{sorted(d)[:10]}."
+            f"{echo_list(sorted(d))}."
         )
     try:
         arr = np.asarray(d[key], dtype=np.float64)
     except (ValueError, TypeError) as err:
-        raise DataError(f"{src}: expected a numeric [T, N] matrix under {key!r} ({err}).") from err
+        raise DataError(
+            f"{src}: expected a numeric [T, N] matrix under {key!r} ({first_line(err, 80)})."
+        ) from err
     if arr.ndim != 2:
         raise DataError(f"{src}: expected {key!r} of rank 2 [T, N], found shape {arr.shape}.")
     n = arr.shape[1]
     node_names: list[str] | None = None
     if layout == "FX+edges":
-        adj = edges_to_adj(d["edges"], None, n, src)
+        adj = edges_to_adj(d["edges"], None, n, src, file_size=file_size)
         ids = d.get("node_ids")
         if isinstance(ids, dict) and len(ids) == n:
             node_names = [k for k, _ in sorted(ids.items(), key=lambda kv: kv[1])]
     elif layout == "X+edges+weights":
-        adj = edges_to_adj(d["edges"], d.get("weights"), n, src)
+        adj = edges_to_adj(d["edges"], d.get("weights"), n, src, file_size=file_size)
     else:
         em = d["edge_mapping"]
         ei, ew = em.get("edge_index", {}), em.get("edge_weight", {})
         periods = sorted(ei, key=int)
+        check_dense_graph(src, n, file_size=file_size)
         acc = np.zeros((n, n), dtype=np.float64)
         for t in periods:
-            acc += edges_to_adj(ei[t], ew.get(t), n, src, what=f"edges of period {t}")
+            what = f"edges of period {echo(t, 20)}"
+            acc += edges_to_adj(ei[t], ew.get(t), n, src, what=what, file_size=file_size)
         adj = (acc / max(1, len(periods))).astype(np.float32)
     return layout, arr, adj, node_names
 
