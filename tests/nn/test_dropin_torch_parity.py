@@ -248,3 +248,25 @@ def test_softmax_equals_torch_on_random_shapes_and_masks() -> None:
         _assert_same(ours(q, k, v, **kw, **call), mha(q, k, v, **kw, **call), F64)
 
     check()
+
+
+@pytest.mark.parametrize("kernel", ["softmax", "softmax_naive", "eala"])
+@pytest.mark.parametrize("need_weights", [True, False], ids=["weights", "no_weights"])
+def test_fully_padded_sequence_leaves_the_gradients_of_the_others_alone(
+    kernel: str, need_weights: bool
+) -> None:
+    """The padded sequence's input gets gradient 0 and the other's gradient is what it gets on
+    its own (softmax over an all ``-inf`` row is NaN, and NaN·0 in backward spreads)."""
+    torch.manual_seed(7)
+    attn = EALAMultiheadAttention(E, H, batch_first=True, dtype=F64, kernel=kernel)
+    x = _qkv(F64, True, lq=S)[1][:2].requires_grad_(True)
+    pad = torch.zeros(2, S, dtype=torch.bool)
+    pad[1] = True
+    attn(x, x, x, key_padding_mask=pad, need_weights=need_weights)[0].sum().backward()
+    assert x.grad is not None and (x.grad[1] == 0).all()
+    alone = x[:1].detach().requires_grad_(True)
+    attn(alone, alone, alone, key_padding_mask=pad[:1], need_weights=need_weights)[
+        0
+    ].sum().backward()
+    torch.testing.assert_close(x.grad[:1], alone.grad, rtol=0, atol=1e-12)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in attn.parameters())

@@ -261,7 +261,11 @@ def softmax_mha(
         bias = blocked if bias is None else bias + blocked
         causal = False
     zero = torch.zeros((), dtype=q.dtype, device=q.device)
-    dead = None if bias is None else (bias == float("-inf")).all(dim=-1, keepdim=True)
+    dead = None
+    if bias is not None:
+        dead = (bias == float("-inf")).all(dim=-1, keepdim=True)  # (B|1, H|1, L, 1)
+        # an all -inf row makes softmax NaN, and NaN * 0 in its backward poisons every gradient
+        bias = bias.masked_fill(dead, 0.0)
     if not weights:
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p, is_causal=causal)
         return (out, None) if dead is None else (torch.where(dead, zero, out), None)
