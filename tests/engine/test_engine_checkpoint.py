@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from checkpoint_cases import valid_checkpoint
 
 from linearcast.engine import checkpoint
 from linearcast.engine.checkpoint import EarlyStopping, atomic_save, load_checkpoint
@@ -19,11 +20,7 @@ from linearcast.errors import ConfigError
 
 
 def _ckpt(value: float) -> dict[str, Any]:
-    return {
-        "format": checkpoint.FORMAT,
-        "version": checkpoint.VERSION,
-        "model": {"w": torch.full((64, 64), value)},
-    }
+    return valid_checkpoint(value)
 
 
 def test_failure_while_writing_keeps_the_previous_checkpoint(

@@ -4,13 +4,14 @@ A checkpoint is written to a temporary file in the destination's directory, flus
 ``fsync``-ed, then ``os.replace``-d over the destination (atomic on POSIX and Windows), and the
 directory entry is synced. A crash while writing leaves the previous file intact.
 
-Loading never runs code from the file: it uses ``torch.load(..., weights_only=True)``, whose
-unpickler builds only tensors, numbers, strings, ``None`` and lists/tuples/dicts of them, and
-refuses any other import with an error naming it. So everything a checkpoint holds is stored in
-those forms (format version 2); RNG states are tensors and numbers, the config a plain dict.
-Version-1 files (written before 2026-12) also held NumPy's RNG state as an array: they load
-with exactly three NumPy names allowed (``ndarray``, ``dtype`` and the array reconstructor,
-which build arrays and nothing else).
+Loading never runs code from the file and hands nothing from it to C unchecked: the archive is
+read by :mod:`linearcast.engine.checkpoint_file` (Python's zip reader, a pure-Python unpickler
+whose only names are checked stand-ins for torch's tensor rebuild and, for version-1 files,
+NumPy's array and dtype), and the contents are checked against what training writes
+(:mod:`linearcast.engine.checkpoint_schema`). Everything a checkpoint holds is stored as
+tensors, numbers, strings and lists/dicts of them (format version 2), so ``torch.load(...,
+weights_only=True)`` reads our files too. Version-1 files (written before 2026-12) also held
+NumPy's RNG state as an array.
 
 Contents (a plain dict)::
 
@@ -29,12 +30,8 @@ Contents (a plain dict)::
 from __future__ import annotations
 
 import os
-import pickle
 import random
-import re
 import tempfile
-import warnings
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +39,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from linearcast.data.safe_pickle import BadPickleData, RefusedGlobal
+from linearcast.engine.checkpoint_file import read_torch_file
+from linearcast.engine.checkpoint_schema import check_checkpoint
 from linearcast.errors import ConfigError
 
 FORMAT = "linearcast-checkpoint"
@@ -90,20 +90,13 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _legacy_numpy_globals() -> list[Any]:
-    """The NumPy names a version-1 checkpoint needs (its NumPy RNG state is an array)."""
-    try:
-        from numpy._core.multiarray import _reconstruct  # NumPy >= 2
-    except ImportError:  # pragma: no cover - NumPy 1.x
-        from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
-    return [_reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
-
-
-_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
-
-
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by the engine, without running any code from the file.
+    """Read a checkpoint written by the engine, without running or trusting anything in it.
+
+    The file is parsed by :func:`~linearcast.engine.checkpoint_file.read_torch_file` (Python's
+    zip reader and a pure-Python unpickler with checked stand-ins, not torch's unpickler), then
+    every entry the engine uses is checked once
+    (:func:`~linearcast.engine.checkpoint_schema.check_checkpoint`).
 
     Args:
         path: a ``.ckpt`` file.
@@ -114,36 +107,36 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
     Raises:
         ConfigError: missing, unreadable, not a linearcast checkpoint, newer than this version,
-            or asking to import anything beyond tensors and plain containers (the sentence names
-            the refused import; nothing of it ran).
+            asking to import anything beyond tensors and plain containers (the sentence names
+            the refused import; nothing of it ran), or holding contents the engine cannot use
+            (the sentence names the first one, e.g. NaN weights).
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: checkpoint not found.")
+        raise ConfigError(f"{path}: checkpoint not found (expected a file written by training).")
     try:
-        with torch.serialization.safe_globals(_legacy_numpy_globals()), warnings.catch_warnings():
-            # torch warns about pickle protocols it was not written with; the refusal below says
-            # what matters about such a file
-            warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        refused = _GLOBAL.search(str(err))
-        what = f"to import {refused.group(1)}" if refused else "for an unsupported pickle operation"
+        ckpt = read_torch_file(path)
+    except RefusedGlobal as err:
         raise ConfigError(
-            f"{path}: refused to load: the file asks {what}, which a linearcast checkpoint never "
-            f"contains (only tensors, numbers, strings and lists/dicts of them); nothing from it "
-            f"was run. It was not written by linearcast, or it was altered."
+            f"{path}: refused to load: the file asks to import {err.name}, which a linearcast "
+            f"checkpoint never contains (only tensors, numbers, strings and lists/dicts of "
+            f"them); nothing from it was run. It was not written by linearcast, or it was altered."
         ) from None
-    except (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
+    except BadPickleData as err:
         raise ConfigError(
-            f"{path}: cannot read the checkpoint ({type(err).__name__}: {err}); expected a file "
-            f"written by `linearcast train` (best.ckpt or last.ckpt)."
-        ) from err
+            f"{path}: refused to load: the file holds {err}, which `linearcast train` never "
+            f"writes; nothing from it was run. It was not written by linearcast, or it was altered."
+        ) from None
+    except Exception as err:  # a damaged zip or pickle: any error of the parse is one sentence
+        raise ConfigError(
+            f"{path}: cannot read the checkpoint ({type(err).__name__}: {_first_line(err)}); "
+            f"expected a file written by `linearcast train` (best.ckpt or last.ckpt)."
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ConfigError(f"{path}: not a linearcast checkpoint (expected format {FORMAT!r}).")
     version = ckpt.get("version")
-    if not isinstance(version, int) or version < 1:
-        raise ConfigError(f"{path}: expected an integer checkpoint version, found {version!r}.")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ConfigError(f"{path}: expected an integer checkpoint version, found {version!r:.40}.")
     if version > VERSION:
         raise ConfigError(
             f"{path}: checkpoint version {version} is newer than this linearcast reads "
@@ -154,7 +147,25 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path}: incomplete checkpoint: expected the model weights under 'model', found "
             f"{type(ckpt.get('model')).__name__}."
         )
-    return ckpt
+    check_checkpoint(ckpt, path)
+    return _to_device(ckpt, torch.device(map_location))
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return text if len(text) <= 120 else text[:119] + "…"
+
+
+def _to_device(obj: Any, device: torch.device) -> Any:
+    if device.type == "cpu":
+        return obj  # the reader builds CPU tensors
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return type(obj)((k, _to_device(v, device)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_device(v, device) for v in obj)
+    return obj
 
 
 def load_weights(model: torch.nn.Module, state: dict[str, Any], source: str | Path) -> None:
