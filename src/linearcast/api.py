@@ -6,8 +6,8 @@
 
     run = linearcast.fit(model="elinformer", data=df, protocol="pems", epochs=5)   # train
     run.evaluate()["metrics"]["overall"]["MAE"]                                      # evaluate
-    run.predict()                               # [S, T_out, N, C]: every test window  # predict
-    run.forecast(df.tail(288))                  # unique_id, ds, y_hat: the next steps # forecast
+    run.predict()                      # [S, T_out, N, C], data units: every test window # predict
+    run.forecast(df.tail(288), h=12)   # unique_id, ds, y_hat: the next 12 steps        # forecast
     run.export_onnx("model.onnx")                                                    # export
     run = linearcast.load_run("runs/elinformer-dataframe-20250101-120000")
 
@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING, Any
 from linearcast.errors import ConfigError
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
     from linearcast.data import TimeSeriesDataset
     from linearcast.engine.config import TrainConfig
+    from linearcast.engine.inference import Prediction
 
 # CLI spellings accepted as keyword arguments (linearcast train --epochs ...)
 _ALIASES = {"epochs": "max_epochs"}
@@ -71,9 +71,16 @@ def _split_options(data: Any, options: dict[str, Any]) -> tuple[dict[str, Any], 
     return config, data_options
 
 
-def _dataset(data: Any, options: dict[str, Any]) -> TimeSeriesDataset:
+def _dataset(data: Any, options: dict[str, Any], method: str = "fit") -> TimeSeriesDataset:
     from linearcast.data.frames import as_dataset
 
+    known = _frame_options()
+    unknown = [k for k in options if k not in known]
+    if unknown:
+        raise ConfigError(
+            f"{method}(): unknown option {unknown[0]!r}; expected a data option for a frame or "
+            f"array: {', '.join(sorted(known))}."
+        )
     return as_dataset(data, **options)
 
 
@@ -142,21 +149,24 @@ class Run:
                 ]
         return self._history
 
-    def _data(self, data: Any, options: dict[str, Any]) -> Any:
+    def _data(self, data: Any, options: dict[str, Any], method: str) -> Any:
         """A path stays a path (with reader options refused: use the run's); an object becomes a
         dataset; ``None`` is the data the run was trained on."""
         from linearcast.data.frames import is_in_memory
 
         if data is None:
             if options:
-                raise ConfigError("data options need data: pass data= too.")
+                raise ConfigError(
+                    f"Run.{method}(): options {', '.join(map(repr, options))} need data: pass "
+                    f"data= too (data options apply to a frame or array)."
+                )
             return self._dataset
         if is_in_memory(data):
-            return _dataset(data, options)
+            return _dataset(data, options, f"Run.{method}")
         if options:
             raise ConfigError(
-                "reader options for a file: set them in the run (data_options) or use "
-                "Run.forecast, which takes them."
+                f"Run.{method}(): options {', '.join(map(repr, options))} for a file: set reader "
+                f"options in the run (data_options) or use Run.forecast, which takes them."
             )
         return str(data)
 
@@ -187,7 +197,7 @@ class Run:
 
         return evaluate_run(
             self.run_dir,
-            data=self._data(data, data_options),
+            data=self._data(data, data_options, "evaluate"),
             split=split,
             accelerator=accelerator,
             batch_size=batch_size,
@@ -200,53 +210,81 @@ class Run:
         split: str = "test",
         out: str | Path | None = None,
         accelerator: str | None = None,
+        units: str = "data",
         **data_options: Any,
-    ) -> np.ndarray:
+    ) -> Prediction:
         """Forecasts of every window of a split (``linearcast predict``).
 
+        Args:
+            data: other data (a path, a frame, an array), else the run's own.
+            split: ``"test"``, ``"val"`` or ``"train"``.
+            out: also write it (``.npy``/``.npz``).
+            accelerator: where to run (``None``: the run's).
+            units: ``"data"`` (default, the units of the data and of :meth:`forecast`, under
+                every protocol) or ``"scaled"`` (standardised by the run's scaler: the space
+                ett/ltsf metrics are reported in).
+            **data_options: options of :func:`linearcast.data.as_dataset` for a frame/array.
+
         Returns:
-            ``[S, T_out, N, C]`` in the units of the targets (data units for pems/metr,
-            standardised for ett/ltsf); also written to ``out`` (``.npy``/``.npz``) when given.
+            ``[S, T_out, N, C]`` float32 in ``units`` (its ``.units`` attribute names them:
+            ``"data units"`` or ``"standardised units"``).
         """
-        from linearcast.engine.inference import predict_run
+        from linearcast.engine.inference import Prediction, predict_run
 
         res = predict_run(
             self.run_dir,
             out,
-            data=self._data(data, data_options),
+            data=self._data(data, data_options, "predict"),
             split=split,
             accelerator=accelerator,
+            units=units,
         )
-        prediction: np.ndarray = res["prediction"]
-        return prediction
+        return Prediction(res["prediction"], res["units"])
 
     def forecast(
         self,
         data: Any,
         *,
+        h: int | None = None,
         out: str | Path | None = None,
         accelerator: str | None = None,
         **data_options: Any,
     ) -> pd.DataFrame:
         """The ``out_steps`` steps after the end of ``data`` (``linearcast forecast``).
 
+        Series are matched to the run's by name (a frame's columns or ``unique_id`` in any
+        order); data whose series are not the run's is refused.
+
         Args:
             data: the recent history, at least ``in_steps`` steps: a frame, an array or a path
                 (new data is always passed explicitly).
+            h: forecast only the first ``h`` steps (neuralforecast's name; ``horizon=`` too);
+                ``None``: the model's ``out_steps``, which is also the most it can give.
             out: also write it (``.csv``, ``.parquet``, ``.npz``).
             accelerator: where to run (``None``: the run's).
             **data_options: ``freq_minutes=``, ``start=``, ... for a frame/array; reader
                 options for a path.
 
         Returns:
-            The long frame ``unique_id, ds, y_hat`` in data units, one row per (series, time).
+            The long frame ``unique_id, ds, y_hat`` in data units, one row per (series, time);
+            ``frame.attrs["units"]`` is ``"data units"``.
         """
-        from linearcast.engine.forecast import forecast_run
+        from linearcast.engine.forecast import check_writable, forecast_run
 
         if data is None:
-            raise ConfigError("forecast needs the recent data: Run.forecast(data).")
+            raise ConfigError("Run.forecast() needs the recent data: Run.forecast(data).")
+        if "horizon" in data_options:
+            if h is not None:
+                raise ConfigError("Run.forecast(): give h= or horizon=, not both.")
+            h = data_options.pop("horizon")
+        if out is not None:
+            check_writable(out)  # before the model runs
         fc = forecast_run(
-            self.run_dir, data, data_options=data_options or None, accelerator=accelerator
+            self.run_dir,
+            data,
+            data_options=data_options or None,
+            accelerator=accelerator,
+            horizon=h,
         )
         if out is not None:
             fc.save(out)

@@ -61,22 +61,24 @@ def test_cli_forecast_continues_the_calendar_and_matches_predict(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    values, idx, _ = series
+    values, idx, names = series
     k = len(idx) - 12  # the file ends where the last test window's inputs end
     data = tmp_path / "recent.npy"
     np.save(data, values[:k])
     out = tmp_path / "next.csv"
     sets = ["--set", "data_options.freq_minutes=5", "--set", "data_options.start=2024-01-01"]
     assert main(["forecast", str(run), "--data", str(data), *sets, "--out", str(out)]) == 0
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
     assert str(out) in text and "horizon 12 steps x 6 series" in text
+    assert "no series names, so its 6 series are taken as the run's" in captured.err
     assert str(idx[k]) in text and str(idx[k + 11]) in text
 
     frame = pd.read_csv(out, parse_dates=["ds"])
     assert list(frame.columns) == ["unique_id", "ds", "y_hat"]
     assert len(frame) == 12 * 6
     for node in range(6):
-        rows = frame[frame["unique_id"] == node]  # no names in a .npy: 0..N-1
+        rows = frame[frame["unique_id"] == names[node]]  # a .npy's series are the run's, in order
         assert list(rows["ds"]) == list(idx[k : k + 12])  # the file's calendar, continued
         np.testing.assert_allclose(rows["y_hat"], last_test_window[:, node], RTOL, ATOL)
 
@@ -128,7 +130,8 @@ def test_clear_errors(run: Path, series: tuple[np.ndarray, pd.DatetimeIndex, lis
     df = pd.DataFrame(values, index=idx, columns=names)
     with pytest.raises(DataError, match=r"at least 12 steps .* found T=5"):
         forecast_run(run, df.iloc[:5], accelerator="cpu")
-    with pytest.raises(ConfigError, match=r"trained on N=6 series .* found N=4"):
+    with pytest.raises(DataError, match=r"expected the 6 series .* found 4 series .*"
+                       r"missing \['S0004', 'S0005'\]"):  # fmt: skip
         forecast_run(run, df.iloc[:, :4], accelerator="cpu")
     # no calendar: the message says which option gives one, with the step the model knows
     bare = tmp_path / "bare.npy"
@@ -227,12 +230,9 @@ def test_etth1_forecast_matches_predict_and_the_calendar(
     frame = pd.read_csv(out, parse_dates=["ds"])
     ot = frame[frame["unique_id"] == "OT"]
     assert list(ot["ds"]) == list(full["date"].iloc[k : k + 24])  # hourly, continued
-    # ett predictions are standardised: forecast writes data units
-    from linearcast.data import StandardScaler
-    from linearcast.engine.checkpoint import load_checkpoint
-
-    scaler = StandardScaler.from_state_dict(load_checkpoint(run_dir / "best.ckpt")["scaler"])
-    expected = scaler.inverse_transform(res["prediction"][-1])[..., 0]  # (24, 7)
+    # predict and forecast both give data units, also under ett (metrics are standardised)
+    assert res["units"] == "data units"
+    expected = res["prediction"][-1][..., 0]  # (24, 7)
     wide = frame.pivot(index="ds", columns="unique_id", values="y_hat")[list(full.columns[1:])]
     np.testing.assert_allclose(wide.to_numpy(), expected, RTOL, ATOL)
     assert math.isfinite(float(wide.to_numpy().sum()))

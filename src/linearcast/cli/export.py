@@ -8,6 +8,8 @@ time features as channels 1-2 for STAEformer-style models), output ``forecast
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from typing import Any
 
 EPILOG = """\
@@ -15,6 +17,7 @@ The ONNX model (scaler folded in; a .json beside it describes the same):
   input  x         [B, T_in, N, C_in] float32  target in data units (+ time of day in [0, 1),
                                                day of week 0..6 for STAEformer/ELinFormer)
   output forecast  [B, T_out, N, C_out] float32 in data units
+Node i of N is the run's series i: the .json lists the names in that order ("series").
 At export, onnxruntime (CPU) must reproduce the PyTorch forecast to 1e-4 in standardised units;
 the largest difference is printed. Needs: pip install 'linearcast[onnx]'.
 
@@ -27,11 +30,18 @@ Examples:
 def _cmd_export(args: argparse.Namespace) -> int:
     from linearcast.engine.export import export_onnx
 
-    res = export_onnx(args.run_dir, args.onnx, check=not args.no_check, opset=args.opset)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        res = export_onnx(args.run_dir, args.onnx, check=not args.no_check, opset=args.opset)
+    for w in caught:  # one line each, like the errors; not Python's file:line form
+        if issubclass(w.category, UserWarning):
+            print(f"linearcast: warning: {w.message}", file=sys.stderr)
     shape_in = "x".join(str(v) for v in res["input_shape"])
     shape_out = "x".join(str(v) for v in res["output_shape"])
-    print(f"wrote {res['path']} (input x [{shape_in}], output forecast [{shape_out}], data "
-          f"units; scaler folded in) and {res['json']}")  # fmt: skip
+    print(
+        f"wrote {res['path']} (input x [{shape_in}], output forecast [{shape_out}], data units; "
+        f"scaler folded in) and {res['json']} (the series of the node axis, in order)"
+    )
     if res["checked"]:
         print(
             f"onnxruntime (CPU) vs PyTorch on batches of 1 and 3: max |difference| "

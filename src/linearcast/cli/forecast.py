@@ -14,8 +14,9 @@ import warnings
 from typing import Any
 
 EPILOG = """\
-Output (data units; timestamps continue the file's calendar, step numbers T, T+1, ... when the
-file has no time):
+Series are matched to the run's by name (columns in any order); a file whose series are not the
+run's is refused. Output (data units; timestamps continue the file's calendar, step numbers
+T, T+1, ... when the file has no time):
   .csv / .parquet   one row per (series, time): unique_id, ds, y_hat  (parquet needs pyarrow)
   .npz              forecast [T_out, N, C], timestamps [T_out], node_names [N]
 
@@ -28,8 +29,10 @@ Examples:
 
 
 def _cmd_forecast(args: argparse.Namespace) -> int:
-    from linearcast.engine.forecast import forecast_run
+    from linearcast.engine.forecast import check_writable, forecast_run
 
+    if args.out:
+        check_writable(args.out)  # before reading data and running the model
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fc = forecast_run(
@@ -38,6 +41,7 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
             data_format=args.format,
             sets=args.set or [],
             accelerator=args.accelerator,
+            horizon=args.horizon,
         )
         path = fc.save(args.out) if args.out else None
     for w in caught:  # one line each, like the errors; not Python's file:line form
@@ -50,7 +54,7 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
         f"{'wrote ' + str(path) if path else 'forecast'}: horizon {fc.horizon} steps x "
         f"{len(fc.node_names)} series ({fc.horizon * len(fc.node_names)} rows), "
         f"{kind}{fc.ds[0]} -> {kind}{fc.ds[-1]} (after the last input {kind}{fc.last_input} "
-        f"of {fc.source})"
+        f"of {fc.source}), {fc.units}"
     )
     return 0
 
@@ -61,8 +65,8 @@ def add_parser(sub: Any) -> None:
         "forecast",
         help="forecast the steps after the end of a file with a run's best weights",
         description="Reload RUN_DIR/best.ckpt and its scaler, read --data with the run's "
-        "reader, take its last in_steps steps and forecast the next out_steps, with "
-        "timestamps continuing the file's calendar.",
+        "reader, match its series to the run's by name, take its last in_steps steps and "
+        "forecast the next out_steps, with timestamps continuing the file's calendar.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -79,6 +83,12 @@ def add_parser(sub: Any) -> None:
         help="write .csv, .parquet (unique_id, ds, y_hat) or .npz; default: print the table",
     )
     p.add_argument("--format", help="reader format of --data (default: the run's)")
+    p.add_argument(
+        "--horizon",
+        type=int,
+        metavar="STEPS",
+        help="forecast only the first STEPS steps (default and most: the model's out_steps)",
+    )
     p.add_argument(
         "--set",
         action="append",

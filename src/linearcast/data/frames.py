@@ -148,6 +148,7 @@ def _values_of(
     or wide) or an array; ``source`` names it in messages."""
     if isinstance(data, pd.DataFrame):
         source = name or "dataframe"
+        names: list[str] | None
         if _is_long(data, id_column, ds_column, value_column):
             values, ts, names = _from_long(data, id_column, ds_column, value_column, source)
         else:
@@ -209,7 +210,7 @@ def _from_long(
 
 def _from_wide(
     frame: pd.DataFrame, time_column: str | None, source: str
-) -> tuple[np.ndarray, pd.DatetimeIndex | None, list[str]]:
+) -> tuple[np.ndarray, pd.DatetimeIndex | None, list[str] | None]:
     ts: pd.DatetimeIndex | None = None
     if time_column is not None:
         if time_column not in frame.columns:
@@ -234,7 +235,9 @@ def _from_wide(
     for col in frame.columns:
         _check_numeric_column(frame[col], str(col), source)
     values = frame.to_numpy(dtype=np.float64).astype(np.float32)[:, :, None]
-    return values, ts, [str(c) for c in frame.columns]
+    # pandas' default labels 0..N-1 are positions, not names (forecasts match series by name)
+    names = None if isinstance(frame.columns, pd.RangeIndex) else [str(c) for c in frame.columns]
+    return values, ts, names
 
 
 def _from_array(arr: np.ndarray, source: str) -> np.ndarray:

@@ -8,20 +8,25 @@ needs nothing but the ONNX file::
                       in [0, 1) and channel 2 the day of week 0..6 (Monday = 0) as float
     output  forecast  [B, T_out, N, C_out] float32 in data units
 
-B is dynamic; T_in, N and C_in are the run's. A JSON file beside it (``model.json`` for
-``model.onnx``) says the same for tools that do not read ONNX metadata.
+B is dynamic; T_in, N and C_in are the run's. The node axis is in the run's series order: the
+JSON file beside it (``model.json`` for ``model.onnx``) lists the series names in that order
+(``series``), as does the ONNX metadata (``linearcast.series``, JSON), and says the rest for
+tools that do not read ONNX metadata. A run that records no names (trained before they were
+recorded) gets ``series: null`` and a warning: its nodes are in the training data's order.
 
 Export uses torch's ONNX exporter (``torch.onnx.export(..., dynamo=True)``), which needs the
 optional packages ``onnx`` and ``onnxscript``; the check needs ``onnxruntime`` (extra
 ``[onnx]``). The check runs random inputs in the data's range (batches of 1 and 3) through
 onnxruntime on the CPU and through the PyTorch pipeline (NumPy scaler, model, inverse
 transform, as ``forecast`` does) and requires the forecasts to agree to 1e-4 in standardised
-units (data units divided by the scaler's std, i.e. relative to the data's spread).
+units (data units divided by the scaler's std, i.e. relative to the data's spread); a NaN or
+infinite value on either side fails the check. Both files are written whole or not at all.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import warnings
 from pathlib import Path
@@ -32,6 +37,8 @@ import torch
 from torch import Tensor, nn
 
 from linearcast import jsonio
+from linearcast.engine.outputs import atomic_output, check_output_path
+from linearcast.engine.series_identity import legacy_note, read_series
 from linearcast.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -144,36 +151,47 @@ def export_onnx(
     _check_target(path, check)
     run_dir = Path(run_dir)
     model_name, meta, scaler, model = _load_run(run_dir)
+    series = read_series(run_dir)
+    if series is None:
+        warnings.warn(legacy_note(run_dir, "the graph's nodes are"), UserWarning, stacklevel=2)
+    elif series.num_nodes != int(meta["num_nodes"]):
+        raise ConfigError(
+            f"{run_dir / 'series.json'}: expected {meta['num_nodes']} series (the checkpoint's "
+            f"N), found {series.num_nodes}; the file is from another run: retrain or delete it."
+        )
+    meta["series"] = series.names if series is not None else None
     wrapped = RawUnitModel(model, scaler).eval()
     example = torch.from_numpy(example_inputs(2, meta, scaler))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _export(wrapped, example, path, opset)
-    _add_metadata(path, model_name, meta)
-
-    t_out = int(meta["out_steps"])
-    out_shape = ["B", t_out, int(meta["num_nodes"]), int(_output_channels(wrapped, example))]
-    in_shape = ["B", int(meta["in_steps"]), int(meta["num_nodes"]), int(meta["input_channels"])]
-    result: dict[str, Any] = {
-        "path": str(path),
-        "input_shape": in_shape,
-        "output_shape": out_shape,
-        "checked": False,
-        "max_abs_diff": None,
-        "max_scaled_diff": None,
-    }
-    if check:
-        result |= _check(path, model, scaler, meta)
-    description = _description(model_name, run_dir, meta, scaler, result)
     json_path = path.with_suffix(".json")
-    json_path.write_text(jsonio.dumps(description) + "\n")
+    with atomic_output(path, "--onnx") as tmp:  # a failed check removes the temp file
+        _export(wrapped, example, tmp, opset)
+        _add_metadata(tmp, model_name, meta)
+        result = _result(path, meta, _output_channels(wrapped, example))
+        if check:
+            result |= _check(tmp, model, scaler, meta, shown=path)
+        description = _description(model_name, run_dir, meta, scaler, result)
+        with atomic_output(json_path, "--onnx") as tmp_json:
+            tmp_json.write_text(jsonio.dumps(description) + "\n")
     result["json"] = str(json_path)
     return result
 
 
+def _result(path: Path, meta: dict[str, Any], c_out: int) -> dict[str, Any]:
+    t_in, t_out, n = int(meta["in_steps"]), int(meta["out_steps"]), int(meta["num_nodes"])
+    return {
+        "path": str(path),
+        "input_shape": ["B", t_in, n, int(meta["input_channels"])],
+        "output_shape": ["B", t_out, n, int(c_out)],
+        "checked": False,
+        "max_abs_diff": None,
+        "max_scaled_diff": None,
+    }
+
+
 def _check_target(path: Path, check: bool) -> None:
-    """Refuse an output name that is not ``.onnx``, or missing ``[onnx]`` packages."""
-    if path.suffix.lower() != ".onnx":
-        raise ConfigError(f"{path}: expected an output file ending in .onnx.")
+    """Refuse an output name that is not ``.onnx`` in an existing folder, or missing ``[onnx]``
+    packages."""
+    check_output_path(path, (".onnx",), option="--onnx")
     missing = [p for p in missing_onnx_packages() if check or p != "onnxruntime"]
     if missing:
         raise ConfigError(
@@ -223,6 +241,12 @@ def _description(
         "format": "linearcast-onnx",
         "model": model_name,
         "run_dir": str(run_dir),
+        "series": meta.get("series"),
+        "series_order": (
+            "names: node i of x and forecast is series[i]"
+            if meta.get("series") is not None
+            else "positions: the training data's order (the run records no names)"
+        ),
         "inputs": {
             "x": {
                 "shape": result["input_shape"],
@@ -299,6 +323,8 @@ def _add_metadata(path: Path, model_name: str, meta: dict[str, Any]) -> None:
         "linearcast.input_channels": meta.get("input_channels"),
         "linearcast.steps_per_day": meta.get("steps_per_day"),
         "linearcast.units": "data units in and out (scaler folded in)",
+        # node i of the graph is series[i]: the names travel with the file
+        "linearcast.series": json.dumps(meta["series"]) if meta.get("series") else None,
     }
     for key, value in facts.items():
         if value is not None:
@@ -308,9 +334,14 @@ def _add_metadata(path: Path, model_name: str, meta: dict[str, Any]) -> None:
 
 
 def _check(
-    path: Path, model: nn.Module, scaler: StandardScaler, meta: dict[str, Any]
+    path: Path,
+    model: nn.Module,
+    scaler: StandardScaler,
+    meta: dict[str, Any],
+    shown: Path | None = None,
 ) -> dict[str, Any]:
-    """onnxruntime (CPU) vs the PyTorch pipeline on batches of 1 and 3."""
+    """onnxruntime (CPU) vs the PyTorch pipeline on batches of 1 and 3 (``shown``: the name
+    messages give the file, when ``path`` is a temp file)."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -321,18 +352,26 @@ def _check(
         x = example_inputs(batch, meta, scaler, seed=seed + 1)
         got = session.run(["forecast"], {"x": x})[0]
         ref = _torch_forecast(model, scaler, x)
+        for side, values in (("onnxruntime", got), ("PyTorch", ref)):
+            if not np.isfinite(values).all():
+                raise ConfigError(
+                    f"{shown or path}: {side} produced {int((~np.isfinite(values)).sum())} "
+                    f"non-finite values (NaN/inf) for a batch of {batch} in the data's range; "
+                    f"expected finite forecasts: check best.ckpt for non-finite weights (retrain "
+                    f"if it has them); the file was not written."
+                )
         if got.shape != ref.shape:
             raise ConfigError(
-                f"{path}: onnxruntime returned shape {list(got.shape)} for a batch of {batch}, "
-                f"PyTorch {list(ref.shape)}."
+                f"{shown or path}: onnxruntime returned shape {list(got.shape)} for a batch of "
+                f"{batch}, PyTorch {list(ref.shape)}."
             )
         diff = np.abs(got.astype(np.float64) - ref.astype(np.float64))
         worst = max(worst, float(diff.max()))
         scaled = max(scaled, float((diff / std).max()))
     if not scaled <= TOLERANCE:
         raise ConfigError(
-            f"{path}: onnxruntime does not reproduce the PyTorch forecast: max |difference| "
-            f"{worst:.3g} data units = {scaled:.3g} standardised units (> {TOLERANCE:g}); do not "
-            f"use this file."
+            f"{shown or path}: onnxruntime does not reproduce the PyTorch forecast: max "
+            f"|difference| {worst:.3g} data units = {scaled:.3g} standardised units (> "
+            f"{TOLERANCE:g}); the file was not written."
         )
     return {"checked": True, "max_abs_diff": worst, "max_scaled_diff": scaled}

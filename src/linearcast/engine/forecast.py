@@ -12,6 +12,11 @@ that ends where a test window's inputs end gets the forecast ``predict`` gives t
 Output (:meth:`Forecast.to_frame`) is the long layout of neuralforecast / StatsForecast / Darts:
 one row per (series, timestamp) with columns ``unique_id, ds, y_hat``; ``.npz`` holds
 ``forecast [T_out, N, C]``, ``timestamps`` and ``node_names``.
+
+Series are matched by name (:mod:`linearcast.engine.series_identity`): the data's columns or
+``unique_id`` values are reordered to the run's node order, so a file whose columns come in
+another order, or a long frame whose rows do, gets the same forecast; data whose names are not
+the run's is refused. The forecast is in the run's node order, labelled with the names.
 """
 
 from __future__ import annotations
@@ -26,7 +31,15 @@ import numpy as np
 import pandas as pd
 
 from linearcast.engine.config import TrainConfig
-from linearcast.engine.forecast_inputs import check_inputs, forecast_dataset, resolve_data_options
+from linearcast.engine.forecast_inputs import (
+    check_finite_forecast,
+    check_horizon,
+    check_inputs,
+    forecast_dataset,
+    resolve_data_options,
+)
+from linearcast.engine.outputs import atomic_output, check_output_path
+from linearcast.engine.series_identity import match_series, read_series
 from linearcast.errors import ConfigError
 
 __all__ = ["OUTPUT_SUFFIXES", "Forecast", "forecast_run", "resolve_data_options"]
@@ -45,11 +58,13 @@ class Forecast:
         values: ``[T_out, N, C]`` float32 in data units.
         timestamps: the ``T_out`` future timestamps, or ``None`` when the data has no time.
         steps: ``[T_out]`` step numbers ``T, T+1, ...`` (row numbers after the data's last).
-        node_names: N series names (the data's, else ``"0"``, ``"1"``, ...).
+        node_names: N series names in the run's node order (the data's, else ``"0"``, ``"1"``,
+            ...).
         source: the file (or object) forecast from.
         last_input: timestamp (or step number) of the data's last step.
         notes: what the user should know (null readings in the input, time counted from the
             first row, ...); also issued as warnings.
+        units: the units of ``values``: always ``"data units"`` (the scaler is undone).
     """
 
     values: np.ndarray
@@ -59,6 +74,7 @@ class Forecast:
     source: str
     last_input: Any
     notes: list[str] = field(default_factory=list)
+    units: str = "data units"
 
     @property
     def horizon(self) -> int:
@@ -73,8 +89,8 @@ class Forecast:
     def to_frame(self) -> pd.DataFrame:
         """Long layout: one row per (series, time), columns ``unique_id, ds, y_hat``.
 
-        Rows are sorted by series then time; with C > 1 output channels the value columns are
-        ``y_hat_0``, ``y_hat_1``, ...
+        Rows are sorted by series (the run's order) then time; with C > 1 output channels the
+        value columns are ``y_hat_0``, ``y_hat_1``, ...; ``attrs["units"]`` names the units.
         """
         t, n, c = self.values.shape
         ds = np.asarray(self.ds)
@@ -88,27 +104,25 @@ class Forecast:
         else:
             for i in range(c):
                 frame[f"y_hat_{i}"] = per_node[:, i]
-        return pd.DataFrame(frame)
+        out = pd.DataFrame(frame)
+        out.attrs["units"] = self.units
+        return out
 
     def save(self, path: str | Path) -> Path:
         """Write ``.csv`` or ``.parquet`` (the long frame) or ``.npz`` (the arrays).
 
+        The file is written whole or not at all (a temp file beside it, renamed when complete).
+
         Raises:
-            ConfigError: another suffix, or ``.parquet`` without pyarrow installed.
+            ConfigError: another suffix, a directory or a missing folder, or ``.parquet``
+                without pyarrow installed.
         """
-        path = Path(path)
-        suffix = path.suffix.lower()
-        if suffix not in OUTPUT_SUFFIXES:
-            raise ConfigError(
-                f"{path}: expected an output file ending in {', '.join(OUTPUT_SUFFIXES)}; "
-                f"found {path.suffix or 'no suffix'!r}."
-            )
-        if suffix == ".parquet" and importlib.util.find_spec("pyarrow") is None:
-            raise ConfigError(
-                f"{path}: writing .parquet needs the pyarrow package, which is not installed "
-                f"(pip install pyarrow); or write .csv or .npz."
-            )
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = check_writable(path)
+        with atomic_output(path) as tmp:
+            self._write(tmp, path.suffix.lower())
+        return path
+
+    def _write(self, path: Path, suffix: str) -> None:
         if suffix == ".npz":
             stamps = (
                 self.timestamps.as_unit("ns").to_numpy()
@@ -120,12 +134,12 @@ class Forecast:
                 forecast=self.values.astype(np.float32),
                 timestamps=stamps,
                 node_names=np.asarray(self.node_names, dtype=str),
+                units=np.asarray(self.units),
             )
         elif suffix == ".parquet":
             self.to_frame().to_parquet(path, index=False)
         else:
             self.to_frame().to_csv(path, index=False)
-        return path
 
     def summary(self) -> str:
         """One line: horizon, series, first and last forecast time."""
@@ -137,6 +151,22 @@ class Forecast:
         )
 
 
+def check_writable(path: str | Path) -> Path:
+    """``path`` if a forecast can be written there (checked before the model runs).
+
+    Raises:
+        ConfigError: another suffix, a directory, a missing folder, or ``.parquet`` without
+            pyarrow installed.
+    """
+    path = check_output_path(path, OUTPUT_SUFFIXES)
+    if path.suffix.lower() == ".parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise ConfigError(
+            f"{path}: writing .parquet needs the pyarrow package, which is not installed "
+            f"(pip install pyarrow); or write .csv or .npz."
+        )
+    return path
+
+
 # ---------------------------------------------------------------------- forecast
 def forecast_run(
     run_dir: str | Path,
@@ -146,8 +176,12 @@ def forecast_run(
     sets: list[str] | tuple[str, ...] = (),
     data_options: dict[str, Any] | None = None,
     accelerator: str | None = None,
+    horizon: int | None = None,
 ) -> Forecast:
     """Forecast the ``out_steps`` steps after the end of ``data`` with a run's best weights.
+
+    The data's series are matched to the run's by name (reordered to the run's order); data
+    without names, and runs that record none, are matched by position (with a warning).
 
     Args:
         run_dir: a run directory written by ``train``.
@@ -159,13 +193,17 @@ def forecast_run(
         data_options: options of :func:`~linearcast.data.as_dataset` for an in-memory object
             (``freq_minutes``, ``start``, ...), or reader options for a path.
         accelerator: override the run's accelerator (e.g. ``"cpu"``).
+        horizon: forecast only the first ``horizon`` steps (``None``: all ``out_steps``); the
+            model's horizon is fixed, so a longer one is refused.
 
     Returns:
-        The :class:`Forecast` (in data units).
+        The :class:`Forecast` (in data units, ``[horizon, N, C]``, the run's series order).
 
     Raises:
-        DataError: too few steps, a gap at the end, no calendar for a model that needs one.
-        ConfigError: not a run directory, a model tied to another N.
+        DataError: too few steps, a gap at the end, no calendar for a model that needs one,
+            series that are not the run's, non-finite forecasts.
+        ConfigError: not a run directory, a model tied to another N, a horizon the model does
+            not have.
     """
     from linearcast.data.frames import future_timestamps
     from linearcast.engine.inference import read_run
@@ -174,20 +212,23 @@ def forecast_run(
     run_dir = Path(run_dir)
     ckpt, config = read_run(run_dir)
     meta = dict(ckpt.get("meta", {}))
-    ds = forecast_dataset(config, data, data_format, list(sets), data_options)
     protocol = resolve_protocol(config)
-    notes = check_inputs(ds, config, protocol, meta, run_dir)
+    h = check_horizon(horizon, protocol.out_steps, run_dir)
+    ds = forecast_dataset(config, data, data_format, list(sets), data_options)
+    ds, labels, named = match_series(ds, read_series(run_dir), run_dir)
+    notes = named + check_inputs(ds, config, protocol, meta, run_dir)
     for note in notes:
         warnings.warn(note, UserWarning, stacklevel=2)
-    values = _run_best_weights(run_dir, ckpt, config, ds, protocol, accelerator)
-    t, p = ds.num_steps, protocol
-    stamps = future_timestamps(ds, p.out_steps)
+    values = _run_best_weights(run_dir, ckpt, config, ds, protocol, accelerator)[:h]
+    check_finite_forecast(values, labels, ds.source, run_dir)
+    t = ds.num_steps
+    stamps = future_timestamps(ds, protocol.out_steps)
     known = ds.times()
     return Forecast(
         values=values,
-        timestamps=stamps,
-        steps=np.arange(t, t + p.out_steps, dtype=np.int64),
-        node_names=ds.node_names or [str(i) for i in range(ds.num_nodes)],
+        timestamps=stamps[:h] if stamps is not None else None,
+        steps=np.arange(t, t + h, dtype=np.int64),
+        node_names=labels,
         source=ds.source,
         last_input=known[-1] if known is not None else t - 1,
         notes=notes,

@@ -4,6 +4,7 @@ cannot forecast from (see :func:`linearcast.engine.forecast.forecast_run`).
 
 from __future__ import annotations
 
+import inspect
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,16 @@ def forecast_dataset(
     from linearcast.engine.setup import load_dataset
 
     if is_in_memory(data):
-        return as_dataset(data, **(data_options or {}))
+        options = dict(data_options or {})
+        known = sorted(n for n in inspect.signature(as_dataset).parameters if n != "data")
+        unknown = [k for k in options if k not in known]
+        if unknown:
+            raise ConfigError(
+                f"forecast: unknown option {unknown[0]!r} for data given as "
+                f"{type(data).__name__}; expected the data options {', '.join(known)} "
+                f"(or horizon=/h= for fewer steps)."
+            )
+        return as_dataset(data, **options)
     cfg = resolve_data_options(config, data, data_format, sets)
     if data_options:
         cfg = cfg.replace(data_options={**cfg.data_options, **data_options})
@@ -194,4 +204,43 @@ def _null_reading_note(ds: TimeSeriesDataset, p: Protocol) -> str | None:
         f"{hit_last} of {n} series, and {int(is_null(window).sum())} of the "
         f"{window.size} input readings are null; the model reads them as values, so "
         f"those forecasts start from a missing reading."
+    )
+
+
+def check_horizon(horizon: Any, out_steps: int, run_dir: Path) -> int:
+    """The number of steps to forecast: ``horizon`` (``None``: the model's ``out_steps``).
+
+    Raises:
+        ConfigError: not a whole number from 1 to ``out_steps`` (the model's horizon is fixed).
+    """
+    if horizon is None:
+        return out_steps
+    if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
+        raise ConfigError(
+            f"forecast: horizon (h) expected a whole number of steps from 1 to {out_steps}, "
+            f"found {horizon!r}."
+        )
+    if horizon > out_steps:
+        raise ConfigError(
+            f"{run_dir}: the model forecasts {out_steps} steps (its horizon is fixed when it is "
+            f"trained), found horizon (h) {horizon}; ask for at most {out_steps}, or train a run "
+            f"with --set protocol_overrides.out_steps={horizon}."
+        )
+    return int(horizon)
+
+
+def check_finite_forecast(
+    values: np.ndarray, labels: list[str], source: str, run_dir: Path
+) -> None:
+    """Refuse a forecast ``[T_out, N, C]`` with NaN or infinite values, naming the series."""
+    bad = ~np.isfinite(values).all(axis=(0, 2))  # (N,)
+    if not bad.any():
+        return
+    names = [labels[i] for i in np.flatnonzero(bad)]
+    shown = ", ".join(repr(n) for n in names[:5]) + (", ..." if len(names) > 5 else "")
+    raise DataError(
+        f"{source}: the model of {run_dir} produced non-finite values (NaN/inf) for series "
+        f"{shown} ({len(names)} of {len(labels)}); expected finite forecasts: check the input "
+        f"window of those series for NaN readings and best.ckpt for non-finite weights "
+        f"(retrain if they are)."
     )

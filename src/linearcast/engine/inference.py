@@ -2,7 +2,11 @@
 
 Both reload ``best.ckpt`` and the run's resolved config. Inputs are scaled with the scaler
 saved in the checkpoint (the one the model was trained with), also on a different dataset
-given with ``data=``; the protocol (split, windows) is the run's.
+given with ``data=``; the protocol (split, windows) is the run's. Other data's series are
+matched to the run's by name (:mod:`linearcast.engine.series_identity`).
+
+``predict`` gives data units by default under every protocol (the units of ``forecast``);
+``units="scaled"`` gives the model's standardised space (the one ett/ltsf metrics use).
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ from linearcast.engine.evaluation import (
     format_metrics_table,
     forward_eval,
     table_columns,
-    unit_converter,
 )
+from linearcast.engine.outputs import atomic_output, check_output_path
 from linearcast.engine.samplers import ShardSampler
-from linearcast.engine.setup import build_model, prepare_data
-from linearcast.errors import ConfigError
+from linearcast.engine.series_identity import match_series, read_series
+from linearcast.engine.setup import build_model, load_dataset, prepare_data
+from linearcast.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from lightning_fabric import Fabric
@@ -33,6 +38,22 @@ if TYPE_CHECKING:
     from linearcast.data import PreparedData, TimeSeriesDataset
 
 SPLITS = ("train", "val", "test")
+UNITS = {"data": "data units", "scaled": "standardised units"}
+
+
+class Prediction(np.ndarray):
+    """A NumPy array that names its units (``.units``: ``"data units"`` or ``"standardised
+    units"``); otherwise an ordinary ``[S, T_out, N, C]`` float32 array."""
+
+    units: str | None
+
+    def __new__(cls, values: np.ndarray, units: str) -> Prediction:
+        obj = np.asarray(values).view(cls)
+        obj.units = units
+        return obj
+
+    def __array_finalize__(self, obj: Any) -> None:
+        self.units = getattr(obj, "units", None)
 
 
 # config fields that decide the model's architecture and inputs: a checkpoint must agree with
@@ -92,6 +113,14 @@ def load_run(
 
         config = config.replace(data=describe_data(data))
         dataset = data
+    if data is not None:  # the run's own data is in its own order; other data is matched
+        import warnings
+
+        dataset, _, notes = match_series(
+            dataset or load_dataset(config), read_series(run_dir), run_dir
+        )
+        for note in notes:
+            warnings.warn(note, UserWarning, stacklevel=3)
     prep = prepare_data(config, dataset)
     from linearcast.data import StandardScaler
 
@@ -222,6 +251,8 @@ def evaluate_run(
         use_distributed_sampler=False,
     )
     result = evaluate(fabric, model, loader, prep, max_batches=max_batches)
+    overall = result.metrics["overall"]
+    _check_finite(all(np.isfinite(overall[k]) for k in ("MAE", "MSE")), prep, run_dir, split)
     rows = {config.model: result.metrics}
     baseline = None
     if config.baseline:
@@ -256,6 +287,18 @@ def evaluate_run(
     }
 
 
+def _check_finite(finite: bool, prep: PreparedData, run_dir: str | Path, split: str) -> None:
+    """Refuse non-finite forecasts (masked errors of finite forecasts are finite, 0.0 when
+    nothing is scored, so non-finite metrics mean non-finite forecasts)."""
+    if not finite:
+        raise DataError(
+            f"{prep.dataset.source}: the model of {run_dir} produced non-finite values (NaN/inf) "
+            f"on the {split} windows; expected finite forecasts: check "
+            f"best.ckpt for non-finite weights and the data for NaN readings (retrain if the "
+            f"weights are)."
+        )
+
+
 def predict_run(
     run_dir: str | Path,
     out: str | Path | None,
@@ -265,49 +308,60 @@ def predict_run(
     split: str = "test",
     batch_size: int = 0,
     accelerator: str | None = None,
+    units: str = "data",
 ) -> dict[str, Any]:
     """Forecast every window of a split and save them.
 
     Args:
         run_dir: a run directory holding ``best.ckpt``.
-        out: ``.npy`` (predictions ``[S, T_out, N, C]`` in the units of the targets: data
-            units for ``pems``/``metr``, standardised for ``ett``/``ltsf``) or ``.npz``
-            (arrays ``prediction``, ``target`` and ``start``, the first input row of each
-            window); ``None``: write nothing (the arrays are in the result).
+        out: ``.npy`` (predictions ``[S, T_out, N, C]`` in ``units``) or ``.npz`` (arrays
+            ``prediction``, ``target`` (both in ``units``), ``start``, the first input row of
+            each window, and ``units``); ``None``: write nothing (the arrays are in the
+            result). Written whole or not at all.
         data: forecast this dataset (a path or a dataset object) instead of the run's own.
         data_format: reader format of ``data``.
         split: ``"test"``, ``"val"`` or ``"train"``.
         batch_size: batch size (0: the run's evaluation batch size).
         accelerator: override the run's accelerator.
+        units: ``"data"`` (default: data units under every protocol, as ``forecast``) or
+            ``"scaled"`` (standardised by the run's scaler).
 
     Returns:
-        ``{"path", "shape", "windows", "split", "prediction", "target", "start"}`` (the last
-        three as arrays).
+        ``{"path", "shape", "windows", "split", "units", "prediction", "target", "start"}``
+        (the last three as arrays; ``units`` is ``"data units"`` or ``"standardised units"``).
+
+    Raises:
+        ConfigError: another output suffix or folder, unknown ``units``, a split without
+            windows.
+        DataError: non-finite predictions.
     """
-    out = Path(out) if out is not None else None
-    if out is not None and out.suffix not in (".npy", ".npz"):
-        raise ConfigError(f"{out}: expected an output file ending in .npy or .npz.")
+    if units not in UNITS:
+        raise ConfigError(
+            f"predict: units expected one of {', '.join(map(repr, UNITS))}, found {units!r}."
+        )
+    out = check_output_path(out, (".npy", ".npz")) if out is not None else None
     _, prep, fabric, model, part, bs = _open_split(
         run_dir, data, data_format, split, accelerator, batch_size
     )
-    to_units = unit_converter(prep)
     preds, targets = [], []
     for x, y in DataLoader(part, batch_size=bs):
-        pred = to_units(forward_eval(fabric, model, fabric.to_device(x)))
-        preds.append(pred.float().cpu())
+        pred = forward_eval(fabric, model, fabric.to_device(x)).float().cpu()  # scaled units
+        preds.append(pred)
         targets.append(y)
     if not preds:
         raise ConfigError(f"{prep.dataset.source}: the {split} split has no windows.")
-    prediction = torch.cat(preds).numpy()
-    target = torch.cat(targets).numpy()
+    prediction, target = _in_units(torch.cat(preds), torch.cat(targets), prep, units)
+    _check_finite(bool(np.isfinite(prediction).all()), prep, run_dir, split)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.suffix == ".npz":
-            np.savez(out, prediction=prediction, target=target, start=np.asarray(part.starts))
-        else:
-            np.save(out, prediction)
+        with atomic_output(out) as tmp, tmp.open("wb") as fh:
+            if out.suffix == ".npz":
+                np.savez(fh, prediction=prediction, target=target,
+                         start=np.asarray(part.starts), units=np.asarray(UNITS[units]))  # fmt: skip
+            else:
+                np.save(fh, prediction)
     return {
         "path": str(out) if out is not None else None,
+        "units": UNITS[units],
         "shape": list(prediction.shape),
         "windows": len(part),
         "split": split,
@@ -315,3 +369,18 @@ def predict_run(
         "target": target,
         "start": np.asarray(part.starts),
     }
+
+
+def _in_units(
+    pred: torch.Tensor, y: torch.Tensor, prep: PreparedData, units: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(prediction, target)`` in ``units`` from model outputs (always scaled) and targets
+    (data units under raw-metric protocols, scaled under the others)."""
+    scaler = prep.scaler
+    raw_targets = prep.protocol.metrics_space == "raw"
+    if units == "data":
+        pred = scaler.inverse_transform(pred)
+        y = y if raw_targets else scaler.inverse_transform(y)
+    elif raw_targets:
+        y = scaler.transform(y)
+    return pred.float().numpy(), y.float().numpy()

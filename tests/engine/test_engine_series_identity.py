@@ -1,0 +1,227 @@
+"""Forecasts about the right series: a run records its series names, new data is matched to
+them by name (any column or row order), and names that are not the run's are refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import linearcast
+from linearcast.cli import main
+from linearcast.data import synthetic_traffic
+from linearcast.engine import TrainConfig, train
+from linearcast.engine.forecast import forecast_run
+from linearcast.engine.series_identity import SERIES_FILE
+from linearcast.errors import ConfigError, DataError
+
+_EXAMPLES = int(os.environ.get("LINEARCAST_HYPOTHESIS_EXAMPLES", "25"))
+_SETTINGS = settings(
+    max_examples=_EXAMPLES,
+    derandomize="LINEARCAST_HYPOTHESIS_EXAMPLES" not in os.environ,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory, tiny: Callable[..., TrainConfig]) -> Path:
+    """A tiny ELinFormer (per-node embeddings) on 6 synthetic sensors S0000..S0005."""
+    out = tmp_path_factory.mktemp("series") / "runs"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train(tiny(out, tensorboard=False), verbose=False, report=False).run_dir
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def wide() -> pd.DataFrame:
+    """The run's own data, last 30 steps, as a wide frame (DatetimeIndex x S0000..S0005)."""
+    ds = synthetic_traffic(num_nodes=6, days=3, seed=1)
+    idx = pd.date_range(ds.start, periods=ds.num_steps, freq="5min")
+    assert ds.node_names is not None
+    return pd.DataFrame(ds.values[..., 0], index=idx, columns=ds.node_names).iloc[-30:]
+
+
+def _long(frame: pd.DataFrame) -> pd.DataFrame:
+    return (
+        frame.rename_axis("ds")
+        .reset_index()
+        .melt(id_vars="ds", var_name="unique_id", value_name="y")[["unique_id", "ds", "y"]]
+    )
+
+
+def _forecast(run_dir: Path, data: object) -> pd.DataFrame:
+    fc = forecast_run(run_dir, data, accelerator="cpu")
+    return fc.to_frame().sort_values(["unique_id", "ds"]).reset_index(drop=True)
+
+
+def test_the_run_records_its_series_in_order(run: Path, wide: pd.DataFrame) -> None:
+    record = json.loads((run / SERIES_FILE).read_text())
+    assert record["names"] == list(wide.columns) and record["num_nodes"] == 6
+
+
+def test_reordered_columns_forecast_the_same(run: Path, wide: pd.DataFrame) -> None:
+    """Before: the columns were taken by position, so each name got another series' forecast."""
+    ref = _forecast(run, wide)
+    moved = wide[list(reversed(wide.columns))]
+    got = _forecast(run, moved)
+    pd.testing.assert_frame_equal(got, ref)
+    # and the forecast follows the series: swapping two series' values swaps their forecasts
+    assert not np.allclose(
+        ref[ref.unique_id == "S0000"].y_hat.to_numpy(),
+        ref[ref.unique_id == "S0005"].y_hat.to_numpy(),
+    )
+
+
+@pytest.mark.fuzz
+@_SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), by_id=st.booleans())
+def test_long_frame_rows_in_any_order_forecast_the_same(
+    run: Path, wide: pd.DataFrame, seed: int, by_id: bool
+) -> None:
+    """Rows shuffled (or sorted by unique_id as neuralforecast does, with the series in another
+    order): identical forecasts to the frame in the run's order."""
+    long = _long(wide)
+    ref = _forecast(run, long)
+    rng = np.random.default_rng(seed)
+    names = list(wide.columns)
+    if by_id:  # series in a random order, each sorted by time
+        order = {n: i for i, n in enumerate(rng.permutation(names))}
+        shuffled = long.sort_values(["unique_id", "ds"], key=lambda c: c.map(order) if
+                                    c.name == "unique_id" else c)  # fmt: skip
+    else:
+        shuffled = long.iloc[rng.permutation(len(long))]
+    pd.testing.assert_frame_equal(_forecast(run, shuffled), ref)
+
+
+def test_series_that_are_not_the_runs_are_refused(run: Path, wide: pd.DataFrame) -> None:
+    renamed = wide.rename(columns={"S0003": "sensor-3"})
+    with pytest.raises(DataError, match=r"expected the 6 series.*'S0000'.*found 6 series.*"
+                       r"missing \['S0003'\].*not in the run \['sensor-3'\]"):  # fmt: skip
+        forecast_run(run, renamed, accelerator="cpu")
+    with pytest.raises(DataError, match=r"missing \['S0005'\]"):
+        forecast_run(run, wide.drop(columns="S0005"), accelerator="cpu")
+    with pytest.raises(DataError, match=r"not in the run \['extra'\]"):
+        forecast_run(run, wide.assign(extra=1.0), accelerator="cpu")
+
+
+def test_cli_file_with_a_column_moved_first(
+    run: Path, wide: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The ETT case (OT moved to the first column): same forecasts, labelled by name."""
+    straight, moved = tmp_path / "straight.csv", tmp_path / "moved.csv"
+    frame = wide.rename_axis("date").reset_index()
+    frame.to_csv(straight, index=False)
+    frame[["date", "S0005", *wide.columns[:5]]].to_csv(moved, index=False)
+    outs = []
+    for src in (straight, moved):
+        out = tmp_path / f"{src.stem}-next.csv"
+        assert main(["forecast", str(run), "--data", str(src), "--out", str(out)]) == 0
+        outs.append(pd.read_csv(out).sort_values(["unique_id", "ds"]).reset_index(drop=True))
+    pd.testing.assert_frame_equal(outs[0], outs[1])
+    renamed = tmp_path / "renamed.csv"
+    frame.rename(columns={"S0005": "OT"}).to_csv(renamed, index=False)
+    capsys.readouterr()
+    assert main(["forecast", str(run), "--data", str(renamed)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("linearcast: ") and "renamed.csv" in err and "'OT'" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_a_run_without_names_works_by_position_and_says_so_once(
+    run: Path, wide: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = tmp_path / "old-run"
+    shutil.copytree(run, old)
+    (old / SERIES_FILE).unlink()
+    data = tmp_path / "recent.csv"
+    wide.rename_axis("date").reset_index().to_csv(data, index=False)
+    assert main(["forecast", str(old), "--data", str(data)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("linearcast: warning:") == 1 and "records no series names" in err
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = _forecast(old, wide)
+    assert sum("records no series names" in str(w.message) for w in caught) == 1
+    pd.testing.assert_frame_equal(got, _forecast(run, wide))
+
+
+def test_unnamed_data_is_taken_by_position_with_a_note(run: Path, wide: pd.DataFrame) -> None:
+    with pytest.warns(UserWarning, match="no series names.*by position"):
+        fc = forecast_run(run, wide.to_numpy(), data_options={"freq_minutes": 5,
+                          "start": wide.index[0]}, accelerator="cpu")  # fmt: skip
+    assert fc.node_names == list(wide.columns)
+    with pytest.raises(DataError, match=r"expected the run's 6 series.*found 5 unnamed"):
+        forecast_run(run, wide.to_numpy()[:, :5], data_options={"freq_minutes": 5,
+                     "start": wide.index[0]}, accelerator="cpu")  # fmt: skip
+
+
+def test_forecast_h_truncates_and_refuses_more(run: Path, wide: pd.DataFrame) -> None:
+    r = linearcast.load_run(run)
+    full = r.forecast(wide, accelerator="cpu")
+    five = r.forecast(wide, h=5, accelerator="cpu")
+    assert len(five) == 5 * 6 and five.attrs["units"] == "data units"
+    head = full.groupby("unique_id", sort=False).head(5).reset_index(drop=True)
+    pd.testing.assert_frame_equal(five, head)
+    with pytest.raises(ConfigError, match=r"forecasts 12 steps.*found horizon \(h\) 24.*"
+                       r"--set protocol_overrides.out_steps=24"):  # fmt: skip
+        r.forecast(wide, h=24)
+    with pytest.raises(ConfigError, match=r"horizon .h. expected a whole number"):
+        r.forecast(wide, h=0)
+    with pytest.raises(ConfigError, match=r"unknown option 'horizn'"):
+        r.forecast(wide.to_numpy(), horizn=3)
+    with pytest.raises(ConfigError, match=r"Run.predict\(\): unknown option 'h'"):
+        r.predict(wide, h=3)
+
+
+def test_forecast_output_is_checked_first_and_written_whole(
+    run: Path, wide: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    r = linearcast.load_run(run)
+    with pytest.raises(ConfigError, match=r"expected a folder .*missing to write.*found nothing"):
+        r.forecast(wide, out=tmp_path / "missing" / "next.csv")
+    with pytest.raises(ConfigError, match="found a directory"):
+        r.forecast(wide, out=tmp_path)
+    assert main(["forecast", str(run), "--data", "x.csv", "--out", str(tmp_path)]) == 1
+
+    def broken(self: pd.DataFrame, path: object, **kwargs: object) -> None:
+        Path(str(path)).write_bytes(b"")  # what an interrupted writer leaves
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", broken)
+    target = tmp_path / "out" / "next.csv"
+    target.parent.mkdir()
+    with pytest.raises(ConfigError, match=r"could not write.*disk full"):
+        r.forecast(wide, out=target, accelerator="cpu")
+    assert list(target.parent.iterdir()) == []  # neither the target nor a temp file
+
+
+def test_non_finite_forecasts_are_refused_naming_the_series(
+    run: Path, wide: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import linearcast.engine.forecast as fmod
+
+    real = fmod._run_best_weights
+
+    def nan_at_s2(*args: object, **kwargs: object) -> np.ndarray:
+        values = real(*args, **kwargs)  # type: ignore[arg-type]
+        values[:, 2] = np.nan
+        return values
+
+    monkeypatch.setattr(fmod, "_run_best_weights", nan_at_s2)
+    with pytest.raises(DataError, match=r"non-finite values \(NaN/inf\) for series 'S0002' "
+                       r"\(1 of 6\)"):  # fmt: skip
+        forecast_run(run, wide[list(reversed(wide.columns))], accelerator="cpu")
