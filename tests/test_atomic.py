@@ -100,3 +100,15 @@ def test_temp_names_match_the_stale_pattern(tmp_path: Path) -> None:
     with atomic.atomic_path(tmp_path / "errors.png", keep_suffix=True) as tmp:
         seen.append(tmp.name)
     assert all(atomic.TEMP_RE.match(name) for name in seen)
+
+
+@pytest.mark.parametrize("case", ["file", "file in path"])
+def test_make_folder_refuses_a_file_in_one_sentence(tmp_path: Path, case: str) -> None:
+    (tmp_path / "f").write_text("x")
+    target = tmp_path / "f" if case == "file" else tmp_path / "f" / "runs"
+    with pytest.raises(ConfigError) as err:
+        atomic.make_folder(target, what="run directories", fix="--out DIR")
+    text = str(err.value)
+    assert text.startswith(str(target)) and "found a file" in text and "--out DIR" in text
+    assert _one_sentence(text)
+    assert atomic.make_folder(tmp_path / "a" / "b").is_dir()

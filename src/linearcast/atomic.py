@@ -32,6 +32,7 @@ __all__ = [
     "TEMP_RE",
     "atomic_path",
     "check_destination",
+    "make_folder",
     "os_error_message",
     "remove_stale_temps",
     "write_bytes",
@@ -130,6 +131,34 @@ def check_destination(
             f"{path}: already exists and is kept; pass --overwrite (overwrite=True in Python) to "
             f"replace it{other}."
         )
+    return path
+
+
+def make_folder(
+    path: str | Path,
+    *,
+    what: str = "the output folder",
+    fix: str = "",
+    error: type[LinearcastError] = ConfigError,
+) -> Path:
+    """Create the folder ``path`` with its parents (an existing folder is fine).
+
+    Raises:
+        LinearcastError: (``error``) a file in its place or in its parents, no permission, a
+            full disk: one sentence naming the path.
+    """
+    path = Path(path)
+    other = f"; choose another folder ({fix})" if fix else ""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise error(f"{path}: expected a folder for {what}, found a file{other}.") from None
+    except NotADirectoryError:
+        raise error(
+            f"{path}: expected a folder for {what}, found a file in its path{other}."
+        ) from None
+    except OSError as err:
+        raise error(os_error_message(path, err, what=what, fix=fix)) from None
     return path
 
 

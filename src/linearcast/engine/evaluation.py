@@ -11,7 +11,7 @@ evaluation of the same weights (up to float32 forward-pass rounding).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +93,42 @@ def all_finite(fabric: Fabric, value: Tensor) -> bool:
     if fabric.world_size > 1:
         bad = all_reduce_sum(fabric, bad)
     return bool(bad.item() == 0)
+
+
+def non_finite_weights(fabric: Fabric, module: nn.Module) -> list[str]:
+    """Names of ``module``'s floating-point parameters and buffers holding NaN or ±inf (a
+    collective: a tensor bad on any rank makes every rank's list non-empty, so all stop)."""
+    bad = [
+        name
+        for name, t in module.state_dict().items()
+        if t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
+    if fabric.world_size > 1 and not all_finite(fabric, torch.tensor(math.inf if bad else 0.0)):
+        return bad or ["(on another process)"]
+    return bad
+
+
+def non_finite_data(batches: Iterable[tuple[Tensor, Tensor]], max_batches: int = 0) -> list[int]:
+    """``[inputs, targets, windows with any, windows]``: non-finite entries a loss would read.
+
+    Inputs count NaN and ±inf (a model cannot read either); targets count ±inf only, since NaN
+    targets are always masked out of losses and metrics.
+
+    Args:
+        batches: ``(x [B, T_in, N, C_in], y [B, T_out, N, C])`` pairs, e.g. a loader.
+        max_batches: stop after this many (0: all).
+    """
+    n_x = n_y = bad = windows = 0
+    for i, (x, y) in enumerate(batches):
+        if max_batches and i >= max_batches:
+            break
+        bad_x = ~torch.isfinite(x.detach()).reshape(x.shape[0], -1)
+        bad_y = torch.isinf(y.detach()).reshape(y.shape[0], -1)
+        n_x += int(bad_x.sum())
+        n_y += int(bad_y.sum())
+        bad += int((bad_x.any(1) | bad_y.any(1)).sum())
+        windows += int(x.shape[0])
+    return [n_x, n_y, bad, windows]
 
 
 def _evaluator_sums(ev: StreamingEvaluator, steps: int) -> Tensor:

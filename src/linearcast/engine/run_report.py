@@ -1,7 +1,10 @@
-"""What a run tells its user: the lines it prints, ``metrics.json``, the plots, the baseline row.
+"""What a run tells its user: the lines it prints, the contents of ``metrics.json``, the
+baseline row.
 
-The trainer calls these; they read a :class:`~linearcast.engine.run_state.RunState` and
-write or return text, so the loop in :mod:`linearcast.engine.trainer` stays a loop.
+The trainer calls these; they read a :class:`~linearcast.engine.run_state.RunState` and return
+text or data, so the loop in :mod:`linearcast.engine.trainer` stays a loop. The files are
+written by :mod:`~linearcast.engine.run_files`, the divergence message is
+:mod:`~linearcast.engine.divergence`'s.
 """
 
 from __future__ import annotations
@@ -11,29 +14,22 @@ import platform
 import resource
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from linearcast.engine.checkpoint import LAST, EarlyStopping
+from linearcast.engine.checkpoint import EarlyStopping
 from linearcast.engine.config import TrainConfig
 from linearcast.engine.evaluation import (
     EvalResult,
     evaluate,
     format_metrics_table,
-    forward_eval,
     table_columns,
-    unit_converter,
 )
-from linearcast.engine.plots import choose_window, plot_curves, plot_errors, plot_forecast
-from linearcast.engine.run_dir import keep_earlier_result, write_history, write_json
 from linearcast.engine.run_state import RunState
-from linearcast.engine.series_identity import write_series
-from linearcast.engine.setup import current_lr, dataset_label
-from linearcast.errors import TrainingDiverged
+from linearcast.engine.setup import dataset_label
 
 if TYPE_CHECKING:
     from lightning_fabric import Fabric
@@ -100,45 +96,6 @@ def epoch_line(
             )
     text += f"  lr {row['lr']:.2e}  {row['seconds']:.1f}s"
     return text + ("  *" if improved else "")
-
-
-def diverged_error(
-    config: TrainConfig,
-    run: RunState,
-    what: str,
-    value: torch.Tensor,
-    epoch: int,
-    step: int,
-) -> TrainingDiverged:
-    """The sentence that stops a run whose ``what`` (a loss) became ``value``, not finite, at
-    ``step`` of ``epoch`` (0: at the epoch's validation)."""
-    cfg, run_dir, last_finite = config, run.run_dir, run.last_finite
-    lr = current_lr(run.optimizer)
-    where = f"step {step}/{run.steps_per_epoch} of epoch {epoch}" if step else f"epoch {epoch}"
-    last = (
-        f"the last finite training loss was {last_finite[0]:.6g} (global step {last_finite[1]})"
-        if last_finite is not None
-        else "no finite loss was seen in this run"
-    )
-    kept = (
-        f"{run_dir / LAST} keeps the weights of epoch {epoch - 1} (resume from it with "
-        f"--resume {run_dir} once the cause is fixed)"
-        if (run_dir / LAST).is_file()
-        else "No checkpoint was written (it failed in the first epoch), so the run directory "
-        "is removed"
-    )
-    hints = [f"a learning rate too high (now {lr:.3g}; try --lr {lr / 10:.3g})"]
-    if cfg.precision not in ("32-true", "32", "64-true", "64"):
-        hints.append(f"reduced precision ({cfg.precision}; try --precision 32-true)")
-    hints.append(
-        "unscaled or extreme data (check `linearcast data describe` for sentinel values "
-        "such as -9999 and set the null value)"
-    )
-    return TrainingDiverged(
-        f"training stopped: the {what} became {float(value.detach()):g} at {where} "
-        f"(global step {run.global_step + 1}); {last}. {kept}. Likely causes: "
-        f"{'; '.join(hints)}."
-    )
 
 
 def early_stop_line(stopper: EarlyStopping) -> str:
@@ -256,73 +213,3 @@ def run_metrics(
         "train_target_sum_per_rank": [float(v) for v in ddp_counts[:, 1]],
         "host": platform.node(),
     }
-
-
-# ---------------------------------------------------------------------- files
-def write_outputs(
-    config: TrainConfig,
-    run_dir: Path,
-    metrics: dict[str, Any],
-    history: list[dict[str, Any]],
-    prep: PreparedData,
-    model: nn.Module,
-    fabric: Fabric,
-) -> None:
-    """``metrics.json``, ``history.csv`` and (``config.plots``) the three plots (rank 0)."""
-    keep_earlier_result(run_dir)
-    write_json(run_dir / "metrics.json", metrics)
-    write_series(run_dir, prep.dataset)  # forecasts match new data to these names
-    write_history(run_dir / "history.csv", history)
-    if not config.plots:
-        return
-    title = f"{config.model} on {metrics['dataset']['name']} ({metrics['protocol']})"
-    plot_curves(run_dir / "curves.png", history, title=title)
-    plot_test_window(config, run_dir / "forecast.png", prep, model, fabric, title)
-    plot_errors(run_dir / "errors.png", metrics, step_minutes=prep.dataset.freq_minutes)
-
-
-def plot_test_window(
-    config: TrainConfig,
-    path: Path,
-    prep: PreparedData,
-    model: nn.Module,
-    fabric: Fabric,
-    title: str,
-) -> None:
-    """One test window (:func:`~linearcast.engine.plots.choose_window`): history, truth,
-    the model's and the baseline's forecasts of up to four series with signal."""
-    test = prep.test
-    if len(test) == 0:
-        return
-    t_in, t_out = test.in_steps, test.out_steps
-    i = choose_window(test.values, test.starts, t_in + t_out, prep.null_value,
-                      test.target_channel)  # fmt: skip
-    first = int(test.starts[i])
-    x, y = test[i]
-    to_units = unit_converter(prep)
-    xb = fabric.to_device(x[None])
-    pred = to_units(forward_eval(fabric, model, xb))[0, ..., 0].cpu().numpy()  # (T_out, N)
-    baseline = None
-    floor = floor_model(config, fabric, prep)
-    if floor is not None:
-        floor.eval()
-        baseline = to_units(forward_eval(fabric, floor, xb))[0, ..., 0].cpu().numpy()
-    scaled = prep.protocol.metrics_space == "scaled"
-    if scaled:  # the units of y and of the forecasts
-        hist = x[..., 0].double().numpy()  # (T_in, N)
-    else:  # the file's readings: an inverse-transformed null would miss the null test
-        hist = np.asarray(test.values[first : first + t_in, :, test.target_channel])
-    plot_forecast(
-        path,
-        hist,
-        y[..., 0].numpy(),
-        pred,
-        names=prep.dataset.node_names,
-        times=prep.dataset.times(slice(first, first + t_in + t_out)),
-        first_row=first,
-        baseline=baseline,
-        baseline_label=config.baseline or "baseline",
-        title=title,
-        null_value=prep.null_value,
-        units="standardised units" if scaled else "data units",
-    )

@@ -17,14 +17,15 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from linearcast.atomic import os_error_message
 from linearcast.engine import checkpoint as ckpt_mod
 from linearcast.engine.checkpoint import LAST, EarlyStopping, atomic_save
 from linearcast.engine.config import TrainConfig
-from linearcast.engine.evaluation import all_reduce_sum
+from linearcast.engine.evaluation import all_reduce_sum, non_finite_weights
 from linearcast.engine.run_dir import check_resumable
 from linearcast.engine.samplers import EpochShardSampler
 from linearcast.engine.setup import LossFn, Schedule, dataset_label
-from linearcast.errors import ConfigError
+from linearcast.errors import ConfigError, TrainingDiverged
 
 if TYPE_CHECKING:
     from lightning_fabric import Fabric
@@ -79,6 +80,7 @@ class RunState:
     # windows and Σ targets this rank trained on in the last epoch
     rank_counts: torch.Tensor = field(default_factory=lambda: torch.zeros(2, dtype=torch.float64))
     last_finite: tuple[float, int] | None = None  # (loss, global step) for the divergence message
+    kept_epoch: int | None = None  # the epoch last.ckpt holds (finite weights and loss)
 
 
 def resume_dir(config: TrainConfig) -> Path | None:
@@ -168,8 +170,23 @@ def restore_rng(fabric: Fabric, state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(run: RunState, config: TrainConfig, path: Path, epoch: int) -> None:
-    """Write a checkpoint of the run at ``epoch`` (a collective: every rank calls it)."""
+    """Write a checkpoint of the run at ``epoch`` (a collective: every rank calls it).
+
+    Non-finite weights are never written over a kept checkpoint (the trainer stops with the
+    reason first, :func:`~linearcast.engine.divergence.check_keepable`); ``last.ckpt`` records
+    its epoch in ``run.kept_epoch``.
+
+    Raises:
+        TrainingDiverged: a parameter or buffer is NaN or infinite.
+        ConfigError: the file could not be written (full disk, no permission).
+    """
     fabric = run.fabric
+    bad = non_finite_weights(fabric, run.raw)
+    if bad:
+        raise TrainingDiverged(
+            f"{path}: not written, the weights of epoch {epoch} are not finite ({bad[0]}); "
+            f"the checkpoint already there is kept."
+        )
     state = {
         "format": ckpt_mod.FORMAT,
         "version": ckpt_mod.VERSION,
@@ -186,8 +203,15 @@ def save_checkpoint(run: RunState, config: TrainConfig, path: Path, epoch: int) 
         "meta": run.meta,
     }
     if fabric.is_global_zero:
-        atomic_save(state, path)
+        try:
+            atomic_save(state, path)  # removes its temp file on failure
+        except OSError as err:
+            raise ConfigError(
+                os_error_message(path, err, what="the checkpoint", fix="--out DIR")
+            ) from None
     fabric.barrier()
+    if path.name == LAST:
+        run.kept_epoch = epoch
 
 
 def restore_progress(

@@ -17,7 +17,9 @@ whose metric sums are all-reduced. Only rank 0 prints and writes files.
 Beside the loop: :mod:`~linearcast.engine.setup` builds the pieces (Fabric, data, model, loss,
 optimizer), :mod:`~linearcast.engine.loaders` the loaders, :mod:`~linearcast.engine.run_state`
 holds the state the steps share and the resume/checkpoint bookkeeping, and
-:mod:`~linearcast.engine.run_report` the printed lines, ``metrics.json`` and the plots.
+:mod:`~linearcast.engine.run_report` the printed lines and ``metrics.json``'s contents,
+:mod:`~linearcast.engine.run_files` the run directory's files (atomically), and
+:mod:`~linearcast.engine.divergence` which weights a checkpoint may keep and why a run stopped.
 """
 
 from __future__ import annotations
@@ -36,12 +38,12 @@ from torch import nn
 
 from linearcast.engine.checkpoint import BEST, LAST, EarlyStopping, load_checkpoint, load_weights
 from linearcast.engine.config import TrainConfig
+from linearcast.engine.divergence import check_keepable, diverged_error
 from linearcast.engine.evaluation import all_finite, all_reduce_sum, evaluate, unit_converter
 from linearcast.engine.loaders import fit_batches, make_loaders
-from linearcast.engine.run_dir import create_run_dir, write_json
+from linearcast.engine.run_files import open_run_dir, write_outputs
 from linearcast.engine.run_report import (
     baseline_row,
-    diverged_error,
     early_stop_line,
     epoch_line,
     masking_text,
@@ -50,7 +52,6 @@ from linearcast.engine.run_report import (
     results_table,
     run_metrics,
     set_up_lines,
-    write_outputs,
 )
 from linearcast.engine.run_state import (
     RunResult,
@@ -65,7 +66,6 @@ from linearcast.engine.setup import (
     build_model,
     count_parameters,
     current_lr,
-    dataset_label,
     describe_model,
     has_trainable_parameters,
     make_fabric,
@@ -183,6 +183,7 @@ class Trainer:
             t0, c0 = time.perf_counter(), time.process_time()
             row = self.train_epoch(run, epoch)
             improved = self.validate(run, epoch, row)
+            check_keepable(cfg, run, epoch, validated="val_loss" in row)  # before any is kept
             row["seconds"] = time.perf_counter() - t0
             # CPU time of this process: less disturbed than wall time by other work on the machine
             row["cpu_seconds"] = time.process_time() - c0
@@ -224,7 +225,7 @@ class Trainer:
         loss_fn = make_loss(cfg, prep)
         stopper = EarlyStopping(patience=cfg.patience, min_delta=cfg.min_delta)
         history, start_epoch, global_step = restore_progress(fabric, ckpt, stopper)
-        run_dir = self._open_run_dir(fabric, prep, resume)  # rank 0 creates it
+        run_dir, self._new_run_dir = open_run_dir(cfg, fabric, prep, resume)  # rank 0 writes
         run = RunState(
             fabric=fabric, prep=prep, raw=raw, model=model, trainable=trainable, facts=facts,
             n_params=n_params, optimizer=optimizer, schedule=schedule, loss_fn=loss_fn,
@@ -235,6 +236,7 @@ class Trainer:
             global_step=global_step, started=started,
             acc_dtype=torch.float32 if fabric.device.type == "mps" else torch.float64,  # no f64
             epoch_seconds=[float(r["seconds"]) for r in history],
+            kept_epoch=start_epoch - 1 if ckpt is not None else None,
         )  # fmt: skip
         for line in set_up_lines(cfg, run, resumed=ckpt is not None):
             self._say(line)
@@ -304,7 +306,7 @@ class Trainer:
             aux = getattr(run.raw, "aux_loss", None)
             total = loss + aux if aux is not None else loss
             if not all_finite(fabric, total):  # before a step can spoil the weights
-                raise diverged_error(cfg, run, "training loss", total, epoch, i + 1)
+                raise diverged_error(cfg, run, "training loss", total, epoch, i + 1, data=[(x, y)])
             run.last_finite = (float(total.detach()), run.global_step + 1)
             assert optimizer is not None
             optimizer.zero_grad(set_to_none=True)
@@ -338,7 +340,9 @@ class Trainer:
         val = evaluate(run.fabric, run.raw, run.val_loader, run.prep, loss_fn=run.loss_fn,
                        max_batches=cfg.max_eval_batches)  # fmt: skip
         if not math.isfinite(val.loss):
-            raise diverged_error(cfg, run, "validation loss", torch.tensor(val.loss), epoch, 0)
+            raise diverged_error(cfg, run, "validation loss", val.loss, epoch, 0,
+                                 data=run.val_loader, split="validation",
+                                 max_batches=cfg.max_eval_batches)  # fmt: skip
         o = val.metrics["overall"]
         row |= {"val_loss": val.loss, "val_MAE": o["MAE"], "val_RMSE": o["RMSE"],
                 "val_MAPE": o["MAPE"]}  # fmt: skip
@@ -379,20 +383,3 @@ class Trainer:
                 100 * frac,
                 f"{prep.null_value:g}",
             )
-
-    def _open_run_dir(self, fabric: Fabric, prep: PreparedData, resume: Path | None) -> Path:
-        """The run directory: the resumed one, or a new one rank 0 creates (with
-        ``config.json``) and every rank learns the name of."""
-        cfg = self.config
-        if resume is not None:
-            if fabric.is_global_zero:  # the continuation's config (e.g. a raised max_epochs)
-                write_json(resume / "config.json", cfg.to_dict())
-            return resume
-        name = ""
-        if fabric.is_global_zero:
-            path = create_run_dir(cfg.out_dir, cfg.model, dataset_label(prep), name=cfg.run_name)
-            self._new_run_dir = path
-            write_json(path / "config.json", cfg.to_dict())
-            name = str(path)
-        name = fabric.broadcast(name, src=0)
-        return Path(name)
