@@ -19,9 +19,9 @@ from torch import nn
 
 from linearcast.atomic import atomic_path, make_folder, os_error_message, remove_stale_temps
 from linearcast.atomic import write_json as write_json_atomic
+from linearcast.engine import plots  # figures looked up at call time (tests wrap them)
 from linearcast.engine.config import TrainConfig
 from linearcast.engine.evaluation import forward_eval, unit_converter
-from linearcast.engine.plots import choose_window, curves_figure, errors_figure, forecast_figure
 from linearcast.engine.run_dir import create_run_dir, keep_earlier_result, write_history
 from linearcast.engine.run_report import floor_model
 from linearcast.engine.series_identity import SERIES_FILE, series_record
@@ -109,10 +109,10 @@ def write_outputs(
     if not config.plots:
         return
     title = f"{config.model} on {metrics['dataset']['name']} ({metrics['protocol']})"
-    save_figure(curves_figure(history, title), run_dir / "curves.png")
+    save_figure(plots.curves_figure(history, title), run_dir / "curves.png")
     save_figure(test_window_figure(config, prep, model, fabric, title), run_dir / "forecast.png")
     step = prep.dataset.freq_minutes
-    save_figure(errors_figure(metrics, step_minutes=step), run_dir / "errors.png")
+    save_figure(plots.errors_figure(metrics, step_minutes=step), run_dir / "errors.png")
 
 
 def test_window_figure(
@@ -129,7 +129,7 @@ def test_window_figure(
     if len(test) == 0:
         return None
     t_in, t_out = test.in_steps, test.out_steps
-    i = choose_window(test.values, test.starts, t_in + t_out, prep.null_value,
+    i = plots.choose_window(test.values, test.starts, t_in + t_out, prep.null_value,
                       test.target_channel)  # fmt: skip
     first = int(test.starts[i])
     x, y = test[i]
@@ -146,7 +146,7 @@ def test_window_figure(
         hist = x[..., 0].double().numpy()  # (T_in, N)
     else:  # the file's readings: an inverse-transformed null would miss the null test
         hist = np.asarray(test.values[first : first + t_in, :, test.target_channel])
-    return forecast_figure(
+    return plots.forecast_figure(
         hist,
         y[..., 0].numpy(),
         pred,

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from linearcast.data.scaler import valid_mask
 from linearcast.engine.checkpoint import EarlyStopping
 from linearcast.engine.config import TrainConfig
 from linearcast.engine.evaluation import (
@@ -146,6 +147,85 @@ def baseline_row(
             "test_per_step": result.per_step}  # fmt: skip
 
 
+# ---------------------------------------------------------------------- undefined metrics
+def metric_notes(prep: PreparedData, test: EvalResult) -> list[str]:
+    """One sentence per way the test metrics do not cover or define something, for the
+    ``linearcast: warning:`` lines and ``metrics.json``'s ``warnings`` (empty when all is well).
+
+    Covers series whose test targets are all masked (no metric scores them), series MAPE
+    leaves out (every target within ``mape_floor`` of 0), series constant over the training
+    rows in a standardised protocol (std 0: their errors stay in data units), no scored target
+    at all (the metrics then read 0), and non-finite metric values (written as ``null``).
+    """
+    notes: list[str] = []
+    p = prep.protocol
+    n = prep.num_nodes
+    names = list(prep.dataset.node_names or [f"series {i}" for i in range(n)])
+    valid, scored_ape, _, _ = _series_stats(prep, "test")
+    some = valid > 0
+
+    def listed(mask: np.ndarray) -> str:
+        picked = [names[i] for i in np.flatnonzero(mask)]
+        more = f" and {len(picked) - 5} more" if len(picked) > 5 else ""
+        return ", ".join(picked[:5]) + more
+
+    null = "NaN" if math.isnan(prep.null_value) else f"{prep.null_value:g}"
+    if not some.any():
+        notes.append(
+            f"no test target is scored (every one is NaN or the null value {null}), so the test "
+            f"metrics read 0 and measure nothing; check the split and "
+            f"--set protocol_overrides.null_value"
+        )
+    elif not some.all():
+        notes.append(
+            f"{int((~some).sum())} of {n} series have every test target masked (NaN or the "
+            f"null value {null}), so no test metric covers them: {listed(~some)}"
+        )
+    if p.metrics_space == "raw" and some.any() and (some & (scored_ape == 0)).any():
+        notes.append(
+            f"MAPE is undefined for {listed(some & (scored_ape == 0))}: every test target is "
+            f"within {prep.mape_floor:.3g} of 0, so MAPE leaves them out (MAE and RMSE cover them)"
+        )
+    if p.metrics_space == "scaled":
+        _, _, low, high = _series_stats(prep, "train")
+        flat = np.isfinite(low) & (low == high)
+        if flat.any():
+            notes.append(
+                f"{listed(flat)}: constant over the training rows (std 0), so the scaler "
+                f"divides by 1 and their standardised errors are in data units"
+            )
+    for key, values in test.metrics.items():
+        bad = [k for k, v in values.items() if not math.isfinite(v)]
+        if bad:
+            notes.append(
+                f"test {', '.join(bad)} ({key.replace('_', ' ')}) not finite, written as null: "
+                f"the forecasts hold NaN or infinite values"
+            )
+            break
+    return notes
+
+
+def _series_stats(
+    prep: PreparedData, part: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per series over the rows ``part`` owns: valid targets, those MAPE scores, the smallest
+    and largest valid value (``inf``/``-inf`` without one); each ``[N]``. Chunked (memmaps)."""
+    a, b = prep.split_rows.get(part, (0, 0))
+    values = prep.dataset.values
+    ch, n = prep.protocol.target_channel, prep.num_nodes
+    valid, ape = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    low, high = np.full(n, np.inf), np.full(n, -np.inf)
+    step = max(1, (1 << 20) // max(n, 1))
+    for start in range(a, b, step):
+        rows = np.asarray(values[start : min(start + step, b), :, ch], dtype=np.float64)
+        ok = valid_mask(rows, prep.null_value) & np.isfinite(rows)
+        valid += ok.sum(0)
+        ape += (ok & (np.abs(rows) > prep.mape_floor)).sum(0)
+        low = np.minimum(low, np.where(ok, rows, np.inf).min(0))
+        high = np.maximum(high, np.where(ok, rows, -np.inf).max(0))
+    return valid, ape, low, high
+
+
 # ---------------------------------------------------------------------- metrics.json
 def peak_memory(fabric: Fabric) -> dict[str, Any]:
     """The peak memory of the run: CUDA's max allocated, else this process's peak RSS."""
@@ -212,4 +292,5 @@ def run_metrics(
         "train_windows_per_rank": [int(v) for v in ddp_counts[:, 0]],
         "train_target_sum_per_rank": [float(v) for v in ddp_counts[:, 1]],
         "host": platform.node(),
+        "warnings": metric_notes(prep, test),
     }

@@ -364,6 +364,8 @@ class Trainer:
         metrics = run_metrics(cfg, run, test=test, val_best=val_best, baseline=baseline,
                               ddp_counts=ddp_counts)  # fmt: skip
         if fabric.is_global_zero:
+            for note in metrics["warnings"]:  # what the metrics leave undefined, and why
+                print(f"linearcast: warning: {note}.", file=sys.stderr, flush=True)
             write_outputs(cfg, run_dir, metrics, history, prep, raw, fabric)
         fabric.barrier()
         self._say("\n" + results_table(metrics), result=True)
