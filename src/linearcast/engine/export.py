@@ -153,7 +153,9 @@ def export_onnx(
     model_name, meta, scaler, model = _load_run(run_dir)
     series = read_series(run_dir)
     if series is None:
-        warnings.warn(legacy_note(run_dir, "the graph's nodes are"), UserWarning, stacklevel=2)
+        warnings.warn(
+            legacy_note(run_dir, "the graph's nodes are ordered"), UserWarning, stacklevel=2
+        )
     elif series.num_nodes != int(meta["num_nodes"]):
         raise ConfigError(
             f"{run_dir / 'series.json'}: expected {meta['num_nodes']} series (the checkpoint's "
