@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from linearcast import atomic
 from linearcast.errors import ConfigError, DataError
@@ -112,3 +114,63 @@ def test_make_folder_refuses_a_file_in_one_sentence(tmp_path: Path, case: str) -
     assert text.startswith(str(target)) and "found a file" in text and "--out DIR" in text
     assert _one_sentence(text)
     assert atomic.make_folder(tmp_path / "a" / "b").is_dir()
+
+
+def test_permission_denied_names_the_folder_that_refused(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    err = PermissionError(errno.EACCES, "Permission denied", str(runs / "dlinear-x"))
+    text = atomic.os_error_message(runs, err, what="a run directory", fix="--out DIR")
+    assert f"make {runs} writable" in text and _one_sentence(text)
+
+
+_EXAMPLES = int(os.environ.get("LINEARCAST_HYPOTHESIS_EXAMPLES", "30"))
+
+
+@pytest.mark.fuzz
+@settings(
+    max_examples=_EXAMPLES,
+    deadline=None,
+    derandomize="LINEARCAST_HYPOTHESIS_EXAMPLES" not in os.environ,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    old=st.binary(max_size=64),
+    new=st.binary(max_size=4096),
+    where=st.sampled_from(["write", "fsync", "replace", "mkstemp"]),
+    code=st.sampled_from([errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EIO]),
+)
+def test_any_failure_keeps_the_old_file_and_leaves_no_temp(
+    tmp_path: Path, old: bytes, new: bytes, where: str, code: int
+) -> None:
+    folder = tmp_path / f"d{abs(hash((old, new, where, code)))}"
+    folder.mkdir()
+    target = folder / "out.bin"
+    target.write_bytes(old)
+
+    def fail(*_: object, **__: object) -> None:
+        raise OSError(code, os.strerror(code))
+
+    with pytest.MonkeyPatch.context() as mp:
+        if where == "write":
+            real_open = open
+
+            def opener(path: object, mode: str = "r", *a: object, **k: object) -> object:
+                fh = real_open(path, mode, *a, **k)  # type: ignore[call-overload]
+                if "w" in mode:
+                    fh.write(new[: len(new) // 2])
+                    fh.close()
+                    fail()
+                return fh
+
+            mp.setattr("builtins.open", opener)
+        elif where == "fsync":
+            mp.setattr(atomic, "_fsync_file", fail)
+        elif where == "replace":
+            mp.setattr(atomic.os, "replace", fail)
+        else:
+            mp.setattr(atomic.tempfile, "mkstemp", fail)
+        with pytest.raises(ConfigError) as err:
+            atomic.write_bytes(target, new, what="out.bin")
+    assert target.read_bytes() == old
+    assert sorted(p.name for p in folder.iterdir()) == ["out.bin"]
+    assert str(target) in str(err.value) and "\n" not in str(err.value)

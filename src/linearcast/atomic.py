@@ -67,9 +67,11 @@ def os_error_message(
             f"(any previous file is unchanged); free some space{other}."
         )
     if code in _DENIED:
+        # the entry the system refused (a new run directory, the temp file) lives in its parent
+        folder = Path(err.filename).parent if isinstance(err.filename, str) else path.parent
         return (
             f"{path}: could not write {what}: permission denied ({err.strerror}); make "
-            f"{path.parent} writable{other}."
+            f"{folder} writable{other}."
         )
     if code == errno.ENOENT and not path.parent.is_dir():
         return (
