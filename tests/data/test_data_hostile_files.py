@@ -140,6 +140,12 @@ def test_damaged_mat_files_are_sentences(tmp_path: Path) -> None:
         with pytest.raises(DataError) as err:
             load(path)
         _one_line(err, path)
+    crasher = bytearray(good)
+    crasher[177] = 224  # the data element's type tag: scipy 1.17's loadmat dies with SIGBUS
+    path.write_bytes(bytes(crasher))
+    with pytest.raises(DataError) as err:
+        load(path)
+    assert "MATLAB" in _one_line(err, path)
 
 
 # ----------------------------------------------------------------------------- hangs
@@ -301,3 +307,17 @@ def test_a_bom_edge_list_is_recognised_as_the_graph(tmp_path: Path) -> None:
     (tmp_path / "PEMS08.csv").write_bytes(b"\xef\xbb\xbffrom,to,cost\n0,1,1.5\n1,2,2.0\n")
     ds = load(tmp_path / "PEMS08.npz")
     assert ds.adjacency is not None and ds.adjacency[0, 1] == 1.0
+
+
+def test_reader_warnings_print_as_one_line_in_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from linearcast.cli import main
+
+    path = tmp_path / "weather.csv"
+    rows = ["2020-01-01 00:00,1", "2020-01-01 01:00,2", "2020-01-01 01:00,3", "2020-01-01 02:00,4"]
+    path.write_text("date,a\n" + "\n".join(rows) + "\n")
+    assert main(["data", "describe", str(path), "--set", "dedupe=first"]) == 0
+    err = capsys.readouterr().err
+    assert "linearcast: warning: " in err and "1 rows with a repeated timestamp removed" in err
+    assert "UserWarning" not in err and ".py:" not in err

@@ -12,7 +12,9 @@ import importlib
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import TextIO
 
 from linearcast.errors import LinearcastError
 
@@ -54,6 +56,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_show_python_warning = warnings.showwarning
+
+
+def _one_line_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """A ``UserWarning`` (readers, checks) as one line like the errors, as ``forecast`` prints
+    them; not Python's ``file:line: UserWarning:`` form. Other categories as Python shows them."""
+    if issubclass(category, UserWarning):
+        print(f"linearcast: warning: {message}", file=sys.stderr)
+    else:
+        _show_python_warning(message, category, filename, lineno, file, line)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     parser = build_parser()
@@ -66,7 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        code = int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            code = int(args.func(args) or 0)
         sys.stdout.flush()
         return code
     except LinearcastError as err:

@@ -31,6 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from linearcast.data.dataset import TimeSeriesDataset
 from linearcast.data.readers import array, basicts, flows, ltsf, matrix_csv, metr, pems, pgt
 from linearcast.data.readers._common import PathLike, ReaderFormat, check_timestamps
@@ -228,7 +230,9 @@ def _load(p: Path, format: str, options: dict[str, Any]) -> TimeSeriesDataset:
     own = set(reader_options(fmt))
     later = {k: options.pop(k) for k in list(options) if k in COMMON_OPTIONS and k not in own}
     try:
-        ds = READERS[fmt](path, **options)
+        # values past float32's range become inf, which handle_non_finite reports in a sentence
+        with np.errstate(over="ignore"):
+            ds = READERS[fmt](path, **options)
         ds = _apply_common(ds, later)
     except (DataError, ConfigError):
         raise

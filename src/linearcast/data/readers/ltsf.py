@@ -3,6 +3,7 @@ column then one column per series (``OT`` last by convention)."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,10 @@ def read_ltsf_csv(
             f"{p}: expected a {echo(date_column)} column, found columns {echo_list(df.columns)}."
         )
     try:
-        ts = pd.DatetimeIndex(pd.to_datetime(df[date_column]))
+        with warnings.catch_warnings():
+            # pandas' advice to pass a format: the dates are checked below, it adds nothing
+            warnings.filterwarnings("ignore", "Could not infer format", UserWarning)
+            ts = pd.DatetimeIndex(pd.to_datetime(df[date_column]))
     except (ValueError, TypeError) as err:
         raise DataError(
             f"{p}: expected dates in column {echo(date_column)}, could not parse them "

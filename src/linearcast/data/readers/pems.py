@@ -59,6 +59,14 @@ def read_pems_graph(
             f"found {df.shape[1]}: {echo_list(df.columns)}."
         )
     arr = numeric_frame(df.copy(), str(p))
+    ends = arr[:, :2]
+    bad = ~np.isfinite(ends) | (ends != np.round(ends))
+    if bad.any():
+        row = int(np.flatnonzero(bad.any(axis=1))[0])
+        raise DataError(
+            f"{p}: expected integer node ids in columns from,to, found {echo(ends[row].tolist())} "
+            f"at data row {row}."
+        )
     src = arr[:, 0].astype(np.int64)
     dst = arr[:, 1].astype(np.int64)
     cost = arr[:, 2]
