@@ -321,3 +321,11 @@ def test_reader_warnings_print_as_one_line_in_the_cli(
     err = capsys.readouterr().err
     assert "linearcast: warning: " in err and "1 rows with a repeated timestamp removed" in err
     assert "UserWarning" not in err and ".py:" not in err
+
+
+def test_a_npy_converted_to_float32_past_the_limit_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "x.npy"
+    np.save(path, np.ones((1000, 600), dtype=np.int8))  # 0.6 MB on disk, 2.4 MB as float32
+    with pytest.raises(DataError, match="int8 \\[1000, 600, 1\\] as float32"):
+        load(path, memory_limit_gb=0.001)
+    assert load(path).shape == (1000, 600, 1)

@@ -122,9 +122,13 @@ def check_numeric(arr: np.ndarray, source: str) -> None:
         raise DataError(f"{source}: expected a numeric array, found dtype {arr.dtype}.")
 
 
-def to_float32(arr: np.ndarray) -> np.ndarray:
-    """Keep float32 arrays (and memmaps) as they are; convert others (loads into memory)."""
-    return arr if arr.dtype == np.float32 else np.asarray(arr, dtype=np.float32)
+def to_float32(arr: np.ndarray, source: Any = "the array") -> np.ndarray:
+    """Keep float32 arrays (and memmaps) as they are; convert others (loads into memory, so the
+    float32 copy is checked against the memory budget first: int8 becomes 4x its file)."""
+    if arr.dtype == np.float32:
+        return arr
+    check_alloc(source, f"{arr.dtype} {list(arr.shape)} as float32", int(arr.size) * 4)
+    return np.asarray(arr, dtype=np.float32)
 
 
 def read_npy(path: Path, what: str) -> np.ndarray:

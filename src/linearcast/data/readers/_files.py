@@ -164,10 +164,11 @@ def check_alloc(
         DataError: naming the file, the size declared, the limit and the option raising it.
     """
     budget = memory_budget()
+    why = f"set by {LIMIT_OPTION}" if limit_given() else "half the memory available now"
     if nbytes > budget:
         raise DataError(
             f"{source}: {what} needs {human_bytes(nbytes)}, over the memory limit of "
-            f"{human_bytes(budget)} for one read (half the memory available, unless set); "
+            f"{human_bytes(budget)} for one read ({why}); "
             f"if the file is sound and the machine has the memory, raise it with "
             f"{_raise_hint(nbytes)}."
         )

@@ -65,7 +65,7 @@ def read_array(
         arr, used = read_npz_key(p, key)
         label = f"{p} (key {used!r})"
     check_numeric(arr, label)
-    values = handle_non_finite(to_float32(as_3d(arr, label)), str(p), null_value, non_finite)
+    values = handle_non_finite(to_float32(as_3d(arr, label), label), str(p), null_value, non_finite)
     # a CSV of the same stem may be the graph (a square matrix), as an edge list is for PEMS
     same_stem = [c for c in (p.with_suffix(".csv"),) if c.exists() and not is_edge_list(c)]
     adj, note = resolve_adjacency(

@@ -159,7 +159,7 @@ def read_pems_npz(
         raise DataError(
             f"{p}: expected key {key!r} of rank 3 [T, N, F], found shape {tuple(arr.shape)}."
         )
-    values = handle_non_finite(to_float32(arr), str(p), null_value, non_finite)
+    values = handle_non_finite(to_float32(arr, p), str(p), null_value, non_finite)
     n = values.shape[1]
     if graph == "auto":
         cand = p.with_suffix(".csv")
