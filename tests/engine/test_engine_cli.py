@@ -163,7 +163,7 @@ def test_print_config_resolves_preset_file_and_sets(
         (["train", "--strategy", "fsdp"], "not supported"),
         (["train", "--precision", "float7"], "cannot set up"),
         (["evaluate", "nowhere"], "run directory not found"),
-        (["predict", "nowhere", "--out", "p.csv"], "ending in .npy or .npz"),
+        (["predict", "nowhere", "--out", "p.csv"], "ending in .npy, .npz"),
     ],
 )
 def test_bad_input_is_one_line_error(
