@@ -23,6 +23,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "results"))
 
 from plans import CORE, FLOORS, ONE_SEED, ST_DATASETS, TABLES  # noqa: E402
+from report_verdicts import (  # noqa: E402
+    lh_verdicts,
+    markdown,
+    prediction_note,
+    st_ranks,
+    st_verdicts,
+)
+
+#: the field's baselines (issue 25), in the order the tables show them
+BASELINES = ("stid", "gwnet", "gwnet-adaptive", "agcrn", "dcrnn", "stgcn")
 
 Runs = dict[tuple[str, str], list[dict[str, Any]]]
 
@@ -52,7 +62,7 @@ def _metric(r: dict[str, Any], horizon: str, name: str) -> float:
 
 
 # ---------------------------------------------------------------------------- spatio-temporal
-ST_ORDER = (*CORE, *ONE_SEED, *FLOORS)
+ST_ORDER = (*CORE, *BASELINES, *ONE_SEED, *FLOORS)
 
 
 def st_tables(runs: Runs) -> tuple[str, dict[str, Any]]:
@@ -296,15 +306,53 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.table in ("spatiotemporal", "official-width"):
         body, facts = st_tables(runs)
-        text = "\n".join(head) + body + "\n" + learned_theta(runs)
+        datasets = [d for d in ST_DATASETS if any(k[0] == d for k in runs)]
+        verdicts = st_verdicts(runs, datasets, BASELINES)
+        notes = [
+            note
+            for ds in datasets
+            for single in ONE_SEED
+            if (note := prediction_note(runs, ds, "elinformer", single))
+        ]
+        extra = [
+            "Where ELinFormer stands:",
+            "",
+            *st_ranks(runs, datasets),
+            "",
+            "One-seed kernels against the 3-seed ELinFormer:",
+            "",
+            *(f"- {n}." for n in notes),
+        ]
+        verdict_md = markdown(verdicts, extra)
+        text = "\n".join(head) + body + "\n" + learned_theta(runs) + "\n" + verdict_md
         st_plot(runs, out_dir / f"{args.table}.png")
         (out_dir / "facts.json").write_text(jsonio.dumps(facts, indent=1) + "\n")
     else:
-        text = "\n".join(head) + "\n" + lh_tables(runs) + LH_NOTE
+        datasets = [d for d in LH_DATASETS if any(k[0] == d for k in runs)]
+        verdicts = lh_verdicts(runs, datasets)
+        verdict_md = markdown(verdicts, [])
+        text = "\n".join(head) + "\n" + lh_tables(runs) + LH_NOTE + "\n" + verdict_md
         lh_plot(runs, out_dir / f"{args.table}.png")
+    (out_dir / "verdicts.json").write_text(
+        jsonio.dumps([v.as_dict() for v in verdicts], indent=1) + "\n"
+    )
     (out_dir / "README.md").write_text(text)
+    _update_readme(args.table, verdict_md)
     print(text)
     return 0
+
+
+def _update_readme(table: str, verdict_md: str) -> None:
+    """Replace the marked verdict block of the project README (if it has one for ``table``)."""
+    readme = ROOT / "README.md"
+    start, end = f"<!-- verdicts:{table} -->", f"<!-- /verdicts:{table} -->"
+    text = readme.read_text()
+    if start not in text or end not in text:
+        return
+    body = verdict_md.split("\n", 2)[2].strip()  # without the "## Verdicts" heading
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    readme.write_text(f"{before}{start}\n{body}\n{end}{after}")
 
 
 if __name__ == "__main__":

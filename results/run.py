@@ -69,9 +69,19 @@ def _learned_theta(run_dir: Path) -> dict[str, list[float]] | None:
     return found or None
 
 
-def collect(run: Run, run_dir: Path, code_root: Path, seconds: float) -> dict[str, Any]:
-    """The summary JSON of a finished run directory."""
+def collect(
+    run: Run, run_dir: Path, code_root: Path, seconds: float, threads: int | None = None
+) -> dict[str, Any]:
+    """The summary JSON of a finished run directory.
+
+    ``history`` is every epoch's row of ``history.csv`` (train/val loss and metrics, seconds);
+    ``training_seconds`` adds up the epochs of every segment of a resumed run, where
+    ``total_seconds`` is only the wall time of the last segment (and of collecting).
+    """
+    from linearcast.engine.run_dir import read_history
+
     metrics = json.loads((run_dir / "metrics.json").read_text())
+    history = read_history(run_dir / "history.csv") if (run_dir / "history.csv").is_file() else []
     config = json.loads((run_dir / "config.json").read_text())
     import torch
 
@@ -79,7 +89,8 @@ def collect(run: Run, run_dir: Path, code_root: Path, seconds: float) -> dict[st
         "table": run.table,
         "run_id": run.run_id,
         "dataset": run.dataset.key,
-        "model": run.model,
+        "model": run.name,
+        "registry_model": run.model,
         "seed": run.seed,
         "width": run.width,
         "command": "linearcast train " + " ".join(_quote(a) for a in run.argv()),
@@ -94,6 +105,8 @@ def collect(run: Run, run_dir: Path, code_root: Path, seconds: float) -> dict[st
         "seconds_per_epoch": metrics.get("mean_epoch_seconds"),
         "cpu_seconds_per_epoch": metrics.get("mean_epoch_cpu_seconds"),
         "total_seconds": seconds,
+        "training_seconds": sum(float(r.get("seconds") or 0.0) for r in history) or None,
+        "history": history,
         "peak_memory": metrics.get("peak_memory"),
         "masked_fraction": metrics.get("masked_fraction"),
         "mape_floor": metrics.get("mape_floor"),
@@ -106,7 +119,8 @@ def collect(run: Run, run_dir: Path, code_root: Path, seconds: float) -> dict[st
             "cpus": os.cpu_count(),
             "torch": torch.__version__,
             "device": metrics.get("device"),
-            "threads": int(os.environ.get("OMP_NUM_THREADS", "0")) or None,
+            # the run's own torch threads (the OMP_NUM_THREADS its process was started with)
+            "threads": threads or int(os.environ.get("OMP_NUM_THREADS", "0")) or None,
         },
     }
     return summary
@@ -148,7 +162,7 @@ def execute(run: Run, *, python: str, threads: int, log_dir: Path, extra: list[s
         if proc.returncode != 0:
             return f"FAILED {run.run_id} (exit {proc.returncode}; see {log})"
     code_root = Path(os.environ.get("LINEARCAST_CODE_ROOT", ROOT))
-    summary = collect(run, work, code_root, time.perf_counter() - started)
+    summary = collect(run, work, code_root, time.perf_counter() - started, threads)
     out = _summary_path(run)
     out.parent.mkdir(parents=True, exist_ok=True)
     from linearcast import jsonio
