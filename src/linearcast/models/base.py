@@ -82,6 +82,15 @@ OPTION_CHECKS: dict[str, Check] = {
     "linformer_share_kv": Flag(),
     "feature_map": Choice(tuple(FEATURE_MAPS)),
     "normalize": Flag(),
+    # STGCN
+    "temporal_kernel": Integer(1, 1024),
+    "cheb_k": Integer(1, 64),
+    "num_blocks": _LAYERS,
+    "temporal_channels": _WIDTH,
+    "graph_channels": _WIDTH,
+    "output_channels": _WIDTH,
+    "act_func": Choice(("glu", "gtu")),
+    "laplacian": Choice(("normlap", "scaled")),
     # the baselines
     "period": Choice(("day", "week")),
     "season": Integer(1, 1_000_000),
