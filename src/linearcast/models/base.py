@@ -82,6 +82,14 @@ OPTION_CHECKS: dict[str, Check] = {
     "linformer_share_kv": Flag(),
     "feature_map": Choice(tuple(FEATURE_MAPS)),
     "normalize": Flag(),
+    # Graph WaveNet (its receptive field is also capped by GWNetConfig)
+    "residual_channels": _WIDTH,
+    "dilation_channels": _WIDTH,
+    "skip_channels": _WIDTH,
+    "end_channels": _WIDTH,
+    "blocks": Integer(1, 64),
+    "layers": Integer(1, 16),
+    "diffusion_steps": Integer(1, 16),
     # STGCN
     "temporal_kernel": Integer(1, 1024),
     "cheb_k": Integer(1, 64),
