@@ -9,6 +9,7 @@ import pytest
 
 from linearcast.engine.config import PRESETS, TrainConfig, parse_value, preset, to_toml
 from linearcast.errors import ConfigError
+from linearcast.models import REGISTRY
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -81,7 +82,10 @@ def test_demo_preset_uses_elinformer_on_synthetic_data() -> None:
 def test_every_preset_round_trips_through_files(name: str, suffix: str, tmp_path: Path) -> None:
     base = preset(name)
     layers = "n_attn_layers" if base.model.startswith("samovar") else "num_layers"
-    cfg = base.replace(model_overrides={layers: 2, "theta": 0.5})
+    # only the options the preset's model has (a baseline takes no θ)
+    options = REGISTRY[base.model].options or frozenset()
+    changes = {k: v for k, v in {layers: 2, "theta": 0.5}.items() if k in options}
+    cfg = base.replace(model_overrides=changes)
     path = cfg.save(tmp_path / f"cfg{suffix}")
     assert TrainConfig.load(path) == cfg
 
