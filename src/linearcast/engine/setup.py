@@ -170,8 +170,16 @@ def build_model_for(
     overrides = numbers_from_text(config.model_overrides)
     if spec.needs_graph and "adjacency" not in overrides:
         if dataset.adjacency is None:
+            # a variant of the same model file that needs no graph (gwnet -> gwnet-adaptive)
+            others = [
+                s.name
+                for s in REGISTRY.values()
+                if not s.needs_graph and s.builder.__module__ == spec.builder.__module__
+            ]
+            instead = f" or use --model {' / '.join(others)}, which needs none" if others else ""
             raise ConfigError(
-                f"model {spec.name!r} needs a graph, but {dataset.source} has no adjacency."
+                f"model {spec.name!r} needs a graph, but {dataset.source} has no adjacency; "
+                f"give one with --set data_options.adjacency=FILE{instead}."
             )
         overrides["adjacency"] = dataset.adjacency
     steps_per_day = steps_per_day or dataset.steps_per_day
