@@ -71,6 +71,10 @@ SMALL_BY_MODULE: dict[str, dict[str, Any]] = {
     "linearcast.models.samovar": dict(
         d_model=16, n_heads=2, n_mlp_layers=2, n_attn_layers=2, dropout=0.0
     ),
+    # every path at a small width; Ks = 3 keeps the Chebyshev recurrence's third term
+    "linearcast.models.stgcn": dict(
+        temporal_channels=8, graph_channels=4, output_channels=16, dropout=0.0
+    ),
 }
 #: small overrides per registry name (on top of the module's).
 SMALL_BY_NAME: dict[str, dict[str, Any]] = {}

@@ -29,6 +29,10 @@ TINY: dict[str, dict[str, Any]] = {
         dropout=0.0,
         linformer_k=8,
     ),
+    "linearcast.models.stgcn": dict(
+        temporal_channels=16, graph_channels=8, output_channels=32, dropout=0.0
+    ),
+    "linearcast.models.agcrn": dict(rnn_units=16, embed_dim=4),
 }
 BATCH = 2
 
