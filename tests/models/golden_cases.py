@@ -75,6 +75,15 @@ SMALL_BY_MODULE: dict[str, dict[str, Any]] = {
     "linearcast.models.stgcn": dict(
         temporal_channels=8, graph_channels=4, output_channels=16, dropout=0.0
     ),
+    # four different widths, so a width or identity put in another's place shows
+    "linearcast.models.stid": dict(
+        input_embedding_dim=8,
+        spatial_embedding_dim=6,
+        tod_embedding_dim=4,
+        dow_embedding_dim=2,
+        num_layers=2,
+        dropout=0.0,
+    ),
 }
 #: small overrides per registry name (on top of the module's).
 SMALL_BY_NAME: dict[str, dict[str, Any]] = {}
@@ -158,6 +167,7 @@ EXTRA_CASES: list[Case] = [
     Case("samovar-eala", "sharp-scores", scale={"q_norm.weight": 8.0}),
     Case("dlinear", "individual", {"individual": True, "kernel_size": 5}),
     Case("var", "per-node+ridge", {"mode": "per_node", "ridge": 0.1, "order": 3}),
+    Case("stid", "input_dim-1+no-node", {"input_dim": 1, "spatial_embedding_dim": 0}),
 ]
 
 

@@ -43,6 +43,8 @@ LAYOUTS = (
     "arch",
     "stid/arch",
     "STID/stid/arch",
+    "stid/stid/arch",
+    "STID/arch",
     "baselines/STID/arch",
     "BasicTS/baselines/STID/arch",
     "official/stid/arch",
