@@ -152,6 +152,12 @@ class GWNet(nn.Module):
             self.nodevec2 = nn.Parameter(torch.randn(c.adaptive_embedding_dim, c.num_nodes))
         num_supports = self.num_given + int(self.nodevec1 is not None)
         self.layers = nn.ModuleList(GWNetLayer(c, d, num_supports) for d in c.dilations)
+        # only the last layer's skip reaches the output (in the official model too): what feeds
+        # its residual stream gets no gradient, so it is frozen (DDP refuses unused parameters)
+        last = self.layers[-1]
+        for module in (last.gconv, last.residual_conv, last.bn):
+            if module is not None:
+                module.requires_grad_(False)
         self.end_conv_1 = nn.Conv2d(c.skip_channels, c.end_channels, (1, 1))
         self.end_conv_2 = nn.Conv2d(c.end_channels, c.out_steps, (1, 1))
 

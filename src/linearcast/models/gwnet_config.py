@@ -124,10 +124,15 @@ def double_transition(adjacency: np.ndarray, num_nodes: int) -> list[Tensor]:
             f"gwnet expects an adjacency of shape ({num_nodes}, {num_nodes}) for the data's "
             f"{num_nodes} nodes, found {a.shape}; {fix}."
         )
-    if not np.isfinite(a).all() or (a < 0).any():
+    if not np.isfinite(a).all():
         raise ConfigError(
-            "gwnet's random-walk supports need finite, non-negative edge weights, found a "
-            f"minimum of {np.nanmin(a):.4g} (or a non-finite weight) in the adjacency; {fix}."
+            "gwnet's random-walk supports need finite edge weights, found "
+            f"{int((~np.isfinite(a)).sum())} non-finite weight(s) in the adjacency; {fix}."
+        )
+    if (a < 0).any():
+        raise ConfigError(
+            "gwnet's random-walk supports need non-negative edge weights, found a minimum of "
+            f"{a.min():.4g} in the adjacency; {fix}."
         )
     return [
         torch.as_tensor(transition_matrix(m), dtype=torch.float32) for m in (a, a.T)
