@@ -3,9 +3,10 @@
 Mask (``m``): entries whose target is a real reading --
 
 - null value 0 (traffic): ``~isclose(target, 0, atol=5e-5)``;
-- null value NaN: ``~isnan(target)``;
-- NaN targets are *always* masked out (BasicTS counts them in the denominator with a zero error
-  when the null value is 0; here they are excluded, the only difference).
+- null value NaN: ``isfinite(target)``;
+- NaN and ±inf targets are *always* masked out (BasicTS counts NaN in the denominator with a
+  zero error when the null value is 0; here they are excluded, the only difference). An
+  infinite target is never a reading: it would make every sum infinite.
 
 ``MAE = Σ|e|·m / Σm``, ``MSE = Σe²·m / Σm``, ``RMSE = sqrt(MSE)``,
 ``MAPE = Σ|e / target|·m' / Σm'`` with ``m'`` also excluding ``target ≈ 0`` (returned as a
@@ -66,7 +67,7 @@ def null_mask(target: Array, null_value: float = 0.0) -> torch.Tensor:
         Boolean tensor shaped like ``target``.
     """
     t = _as_tensor(target)
-    valid = ~torch.isnan(t)
+    valid = torch.isfinite(t)
     if not math.isnan(null_value):
         null = torch.full_like(t, float(null_value))
         valid &= ~torch.isclose(t, null, atol=NULL_ATOL, rtol=0.0)
@@ -154,13 +155,13 @@ def huber_loss(
         target: same shape.
         delta: switch point between the quadratic and linear parts.
         null_value: ``None`` for STAEformer's unmasked loss; a number or NaN to mask null
-            targets (NaN targets are masked in either case).
+            targets (NaN and ±inf targets are masked in either case).
 
     Returns:
         0-dim tensor.
     """
     p, t = _pair(pred, target)
-    mask = ~torch.isnan(t) if null_value is None else null_mask(t, null_value)
+    mask = torch.isfinite(t) if null_value is None else null_mask(t, null_value)
     err = (p - torch.where(mask, t, p)).abs()
     quad = torch.clamp(err, max=delta)
     loss = 0.5 * quad**2 + delta * (err - quad)

@@ -262,10 +262,12 @@ def test_unknown_suffix(tmp_path: Path) -> None:
 def test_all_null_training_part_cannot_fit_scaler() -> None:
     ds = synthetic_traffic(num_nodes=4, days=2, seed=1)
     ds.values = np.zeros_like(ds.values)
+    with pytest.raises(DataError, match=r"synthetic.*allow_mostly_missing=true"):
+        get_protocol("pems").prepare(ds)  # all masked: asked first
     with pytest.raises(
         DataError, match=r"synthetic.*expected valid \(non-null, non-NaN\) training values"
     ):
-        get_protocol("pems").prepare(ds)
+        get_protocol("pems", allow_mostly_missing=True).prepare(ds)
 
 
 def test_an_edge_list_is_not_taken_for_a_dataset(tmp_path: Path) -> None:

@@ -291,7 +291,8 @@ def test_window_dataset_rejects_out_of_range_starts() -> None:
 def test_end_to_end_persistence_through_the_evaluator() -> None:
     """Loader -> to_target_space -> evaluator equals a direct masked computation."""
     ds = synthetic_traffic(num_nodes=6, days=4, seed=5, channels=1)
-    prep = get_protocol("pems").prepare(ds)
+    # "keep": the null readings reach the input as values, so the last input is raw[s + 11]
+    prep = get_protocol("pems", input_fill="keep").prepare(ds)
     ev = prep.evaluator()
     assert ev.horizons == (3, 6, 12) and ev.null_value == 0.0
     for x, y in prep.dataloaders(batch_size=64)["test"]:

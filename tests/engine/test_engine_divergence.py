@@ -96,18 +96,17 @@ def _train(tmp_path: Path, path: Path, *sets: str) -> str:
     return ""
 
 
-@pytest.mark.parametrize(
-    "split,rows", [("training", slice(0, 700)), ("validation", slice(450, 540))]
-)
-def test_non_finite_inputs_are_named_instead_of_the_learning_rate(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], split: str, rows: slice
-) -> None:
-    _train(tmp_path, _csv(tmp_path, rows), "data_options.non_finite=null",
-           "data_options.null_value=nan")  # fmt: skip
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert f"the {split} data is not finite" in err and "inputs hold" in err
-    assert "--lr" not in err and "learning rate is not the cause" in err
-    assert "data_options.null_value=0" in err  # the fix
+def test_non_finite_inputs_are_named_instead_of_the_learning_rate() -> None:
+    # the windows fill missing inputs (tests/engine/test_engine_missing_values.py trains on
+    # NaN data), so non-finite inputs can only come another way; the message still names them
+    from linearcast.engine.divergence import _data_cause
+
+    x, y = torch.ones(2, 4, 3, 1), torch.ones(2, 2, 3, 1)
+    x[1, 0, 2, 0] = torch.nan
+    text = _data_cause(non_finite_data([(x, y)]), "validation")
+    assert "the validation data is not finite" in text and "inputs hold 1 NaN" in text
+    assert "--lr" not in text and "learning rate is not the cause" in text
+    assert "data_options.non_finite=mask" in text and "null_value=0" not in text
 
 
 def test_a_first_loss_that_overflows_does_not_blame_the_learning_rate(

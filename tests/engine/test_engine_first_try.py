@@ -71,7 +71,8 @@ def test_the_run_header_states_the_masked_fraction(make_config: Any) -> None:
     trainer._say = lambda text, result=False: lines.append(text)  # type: ignore[method-assign]
     trainer.fit()
     header = next(line for line in lines if line.startswith("targets"))
-    assert "of the test targets equal the null value 0 and are masked" in header
+    assert "of the test targets are missing" in header and "equal to the null value 0" in header
+    assert "masked, not scored (train " in header and "missing inputs are filled" in header
     assert "MAPE also leaves out |y| <=" in header
 
 

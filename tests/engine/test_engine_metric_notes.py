@@ -70,5 +70,10 @@ def test_non_finite_metrics_and_no_scored_target_are_said() -> None:
     ]
     ds.values[:] = 0.0  # every reading equals the null value
     fine = EvalResult(metrics={"overall": {"MAE": 0.0}}, loss=0.0, windows=1)
-    (note,) = metric_notes(prepare(get_protocol("pems").replace(scaler_mask_null=False), ds), fine)
+    (note,) = metric_notes(
+        prepare(
+            get_protocol("pems").replace(scaler_mask_null=False, allow_mostly_missing=True), ds
+        ),
+        fine,
+    )
     assert note.startswith("no test target is scored")

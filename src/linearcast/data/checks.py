@@ -1,10 +1,12 @@
-"""Checks where data enters: non-finite values (count, refuse or replace by the null value) and
-the range of time features. Every reader and :class:`~linearcast.data.dataset.TimeSeriesDataset`
-use them; the scans go chunk by chunk, so memory-mapped arrays are not read whole.
+"""Checks where data enters: non-finite values (count; refuse, keep as missing readings or
+replace by the null value) and the range of time features. Every reader and
+:class:`~linearcast.data.dataset.TimeSeriesDataset` use them; the scans go chunk by chunk, so
+memory-mapped arrays are not read whole.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Literal
 
@@ -12,7 +14,8 @@ import numpy as np
 
 from linearcast.errors import DataError
 
-NonFinitePolicy = Literal["error", "null"]
+NonFinitePolicy = Literal["error", "mask", "null"]
+NON_FINITE_POLICIES: tuple[str, ...] = ("error", "mask", "null")
 
 # Elements per chunk when scanning (possibly memory-mapped) arrays; keeps peak memory small.
 _CHUNK_ELEMENTS = 1 << 21
@@ -51,15 +54,19 @@ def handle_non_finite(
     null_value: float,
     policy: NonFinitePolicy = "error",
 ) -> np.ndarray:
-    """Apply the non-finite rule: raise, or replace NaN/inf by the null value with a warning.
+    """Apply the non-finite rule: raise, or keep NaN/inf as missing readings, with a warning.
+
+    A missing reading (NaN, ±inf, or the null value) is left out of the scaler fit, the loss and
+    the metrics, and filled in the model's input (docs/data.md, "Missing values"), so ``"mask"``
+    and ``"null"`` train the same; they differ in what the array holds afterwards.
 
     Args:
         values: ``[T, N, F]`` float array (may be a read-only memmap).
         source: file name (or dataset name) used in the messages.
-        null_value: the dataset's null value (0.0 or NaN).
-        policy: ``"error"`` raises :class:`DataError` with the counts; ``"null"`` replaces
-            every NaN and ±inf by ``null_value`` (an in-memory copy when ``values`` is read-only)
-            and emits a :class:`UserWarning` with the counts.
+        null_value: the dataset's null value (0.0, a sentinel such as -200, or NaN).
+        policy: ``"error"`` raises :class:`DataError` with the counts; ``"mask"`` keeps NaN and
+            makes ±inf NaN; ``"null"`` replaces every NaN and ±inf by ``null_value``. Both
+            copy a read-only ``values`` and emit a :class:`UserWarning` with the counts.
 
     Returns:
         ``values`` itself when it holds no NaN/inf, else the cleaned array.
@@ -72,18 +79,23 @@ def handle_non_finite(
     if policy == "error":
         raise DataError(
             f"{source}: expected finite values, found {found}. To treat them as missing "
-            f"(replaced by the null value {null_value}, masked in the metrics) use --set "
-            f"data_options.non_finite=null (Python: non_finite='null')."
+            f"readings (left out of the scaler, the loss and the metrics, filled in the model's "
+            f"input) use --set data_options.non_finite=mask (Python: non_finite='mask')."
         )
-    if policy != "null":
-        raise DataError(f"{source}: non_finite must be 'error' or 'null', found {policy!r}.")
+    if policy not in NON_FINITE_POLICIES:
+        raise DataError(
+            f"{source}: non_finite must be one of {', '.join(NON_FINITE_POLICIES)}, found "
+            f"{policy!r} (--set data_options.non_finite=mask)."
+        )
+    fill = math.nan if policy == "mask" else null_value
+    what = "kept as missing readings" if policy == "mask" else f"replaced by the null value {fill}"
     warnings.warn(
-        f"{source}: {found} replaced by the null value {null_value} (masked in metrics).",
+        f"{source}: {found} {what} (masked in the loss and metrics, filled in the inputs).",
         UserWarning,
         stacklevel=3,
     )
     out = np.array(values, dtype=np.float32, copy=True)
-    out[~np.isfinite(out)] = null_value
+    out[~np.isfinite(out)] = fill
     return out
 
 
@@ -121,4 +133,10 @@ def check_time_features(
             )
 
 
-__all__ = ["NonFinitePolicy", "check_time_features", "count_non_finite", "handle_non_finite"]
+__all__ = [
+    "NON_FINITE_POLICIES",
+    "NonFinitePolicy",
+    "check_time_features",
+    "count_non_finite",
+    "handle_non_finite",
+]

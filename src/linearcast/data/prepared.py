@@ -7,6 +7,7 @@ evaluator) and :func:`prepare`, which :meth:`Protocol.prepare
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -38,7 +39,8 @@ def prepare(protocol: Protocol, dataset: TimeSeriesDataset) -> PreparedData:
     null_value = dataset.null_value if protocol.null_value is None else protocol.null_value
     a, b = protocol.scaler_rows(t, dataset.steps_per_day)
     target_rows = dataset.values[a:b, :, protocol.target_channel]  # memmap view, no copy
-    scaler = StandardScaler(mode=protocol.scaler).fit(
+    _check_mostly_null(protocol, dataset, null_value, target_rows)
+    scaler = StandardScaler(mode=protocol.scaler, fill=protocol.input_fill).fit(
         target_rows,
         null_value=null_value,
         mask_null=protocol.scaler_mask_null,
@@ -101,6 +103,49 @@ def _window_starts(protocol: Protocol, dataset: TimeSeriesDataset) -> dict[str, 
             f"T={t} steps ({detail or 'split by windows'}; windows {counts})."
         )
     return starts
+
+
+#: above this share of null-valued targets a run stops and asks (real zeros of a count series)
+MOSTLY_NULL = 0.5
+
+
+def _check_mostly_null(
+    protocol: Protocol, dataset: TimeSeriesDataset, null_value: float, train_rows: np.ndarray
+) -> None:
+    """Stop when a finite null value marks more than half of the training targets or of the
+    whole target series: a rule that hides most targets (the real zeros of boarding counts)
+    changes what the loss and the metrics mean, so it must be chosen, not defaulted into.
+
+    Raises:
+        DataError: naming both choices (score the readings, or keep masking them).
+    """
+    if math.isnan(null_value) or protocol.allow_mostly_missing:
+        return
+    ch = protocol.target_channel
+    shares = {
+        "training": _null_share(train_rows, null_value),
+        "whole": _null_share(dataset.values[:, :, ch], null_value),
+    }
+    part, share = max(shares.items(), key=lambda kv: kv[1])
+    if share <= MOSTLY_NULL:
+        return
+    where = "the training targets" if part == "training" else "the target series"
+    raise DataError(
+        f"{dataset.source}: {100 * share:.1f}% of {where} equal the null value {null_value:g}, "
+        f"which marks a missing reading, so the loss and the metrics would leave them out; "
+        f"expected at most {100 * MOSTLY_NULL:.0f}%. If they are real readings (counts of "
+        f"zero), score them with --set data_options.null_value=nan; to keep them masked, "
+        f"--set protocol_overrides.allow_mostly_missing=true."
+    )
+
+
+def _null_share(rows: np.ndarray, null_value: float) -> float:
+    """Share of the entries of ``rows`` within 5e-5 of the (finite) null value."""
+    hits = total = 0
+    for c in _chunks(rows):
+        hits += int(np.isclose(c, null_value, atol=NULL_ATOL, rtol=0.0).sum())
+        total += int(c.size)
+    return hits / total if total else 0.0
 
 
 # Entries read at once from a (memory-mapped) array by the chunked passes below.
@@ -183,11 +228,18 @@ class PreparedData:
             return self.scaler.inverse_transform(pred)
         return pred
 
+    @property
+    def target_null(self) -> float:
+        """The null value as ``y`` holds it: :attr:`null_value` for raw-unit targets; NaN for
+        scaled ones, whose missing readings the windows already turned into NaN (a scaled
+        reading that happens to equal the null must not be masked)."""
+        return self.null_value if self.protocol.metrics_space == "raw" else math.nan
+
     def evaluator(self) -> StreamingEvaluator:
         """A :class:`~linearcast.metrics.StreamingEvaluator` with this protocol's horizons/null."""
         from linearcast.metrics import StreamingEvaluator
 
-        return StreamingEvaluator(horizons=self.protocol.horizons, null_value=self.null_value)
+        return StreamingEvaluator(horizons=self.protocol.horizons, null_value=self.target_null)
 
     def dataloaders(
         self,
@@ -218,18 +270,32 @@ class PreparedData:
         }
 
     def masked_fraction(self, part: str = "test") -> float:
-        """Fraction of a part's target readings the metrics mask (NaN or the null value; the rows
-        the part owns, each reading counted once, not once per window).
+        """Fraction of a part's target readings the loss and metrics mask (NaN, ±inf or the
+        null value; the rows the part owns, each reading counted once, not once per window).
+
+        Raises:
+            KeyError: ``part`` is not one of ``train``, ``val``, ``test``.
+        """
+        return self.missing_shares(part)["masked"]
+
+    def missing_shares(self, part: str = "test") -> dict[str, float]:
+        """A part's missing target readings by kind (rows the part owns, each counted once).
+
+        Returns:
+            ``{"masked": all missing, "non_finite": NaN or ±inf, "null": equal to the null
+            value}``, each a fraction of the part's targets (0.0 for an empty part).
 
         Raises:
             KeyError: ``part`` is not one of ``train``, ``val``, ``test``.
         """
         a, b = self.split_rows[part]
         rows = self.dataset.values[a:b, :, self.protocol.target_channel]
-        if rows.size == 0:
-            return 0.0
-        masked = sum(int((~valid_mask(c, self.null_value)).sum()) for c in _chunks(rows))
-        return masked / rows.size
+        bad = masked = 0
+        for c in _chunks(rows):
+            bad += int((~np.isfinite(c)).sum())
+            masked += int((~valid_mask(c, self.null_value)).sum())
+        size = max(int(rows.size), 1)
+        return {"masked": masked / size, "non_finite": bad / size, "null": (masked - bad) / size}
 
     def summary(self) -> str:
         """One line: dataset, shape, protocol label and counts."""

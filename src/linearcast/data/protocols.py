@@ -37,7 +37,7 @@ import numpy as np
 
 from linearcast.data.dataset import TimeSeriesDataset
 from linearcast.data.prepared import SPLITS, PreparedData, prepare
-from linearcast.data.scaler import ScalerMode
+from linearcast.data.scaler import INPUT_FILLS, InputFill, ScalerMode
 from linearcast.errors import ConfigError, DataError
 
 SplitMode = Literal["basicts", "staeformer", "ltsf"]
@@ -56,10 +56,20 @@ class Protocol:
         split_months: train/val/test lengths in 30-day months (ETT: ``(12, 4, 4)``).
         split_mode: ``"basicts"``, ``"staeformer"`` or ``"ltsf"``.
         scaler: ``"global"`` (one mean/std of the target) or ``"per_channel"`` (one per series).
-        scaler_mask_null: fit the scaler ignoring null readings.
+        scaler_mask_null: fit the scaler ignoring null readings (NaN/±inf are always ignored).
         add_time_of_day: add the time-of-day fraction as input channel.
         add_day_of_week: add the day of week (0..6) as input channel.
-        null_value: value masked in metrics (``None``: the dataset's own).
+        null_value: value that marks a missing reading besides NaN/±inf (``None``: the
+            dataset's own); missing readings are left out of the scaler fit, the loss and the
+            metrics, and filled in the model's input (see ``input_fill``).
+        input_fill: what a missing input reading becomes: ``"last"`` the last observation
+            before it in the window (the training mean when there is none), ``"mean"`` the
+            training mean, ``"keep"`` a null-valued reading is scaled as a value (STAEformer's
+            and BasicTS's inputs; NaN/±inf are filled as by ``"last"``).
+        allow_mostly_missing: train even when the null value marks more than half of the
+            training targets (or of the whole series); by default that stops with a
+            :class:`DataError`, since a default that hides most targets (real zeros of a count
+            series) changes what the metrics mean.
         metrics_space: ``"raw"`` (targets and metrics in data units) or ``"scaled"``.
         loss: name of the training loss the reference code uses (a hint for the engine).
         horizons: 1-indexed steps reported separately by the evaluator.
@@ -83,6 +93,8 @@ class Protocol:
     add_time_of_day: bool = True
     add_day_of_week: bool = True
     null_value: float | None = 0.0
+    input_fill: InputFill = "last"
+    allow_mostly_missing: bool = False
     metrics_space: Literal["raw", "scaled"] = "raw"
     loss: str = "masked_mae"
     horizons: tuple[int, ...] = (3, 6, 12)
@@ -116,6 +128,17 @@ class Protocol:
             raise ConfigError(
                 f"protocol {self.name!r}: scaler must be global or per_channel, "
                 f"found {self.scaler!r}."
+            )
+        if self.input_fill not in INPUT_FILLS:
+            raise ConfigError(
+                f"protocol {self.name!r}: input_fill must be one of {', '.join(INPUT_FILLS)}, "
+                f"found {self.input_fill!r} (--set protocol_overrides.input_fill=last)."
+            )
+        if not isinstance(self.allow_mostly_missing, bool):
+            raise ConfigError(
+                f"protocol {self.name!r}: allow_mostly_missing must be true or false, found "
+                f"{self.allow_mostly_missing!r} (--set protocol_overrides.allow_mostly_missing="
+                f"true)."
             )
         if self.metrics_space not in ("raw", "scaled"):
             raise ConfigError(
@@ -276,7 +299,6 @@ _LTSF = Protocol(
     split_ratios=(0.7, 0.1, 0.2),
     split_mode="ltsf",
     scaler="per_channel",
-    scaler_mask_null=False,
     add_time_of_day=False,
     add_day_of_week=False,
     null_value=float("nan"),

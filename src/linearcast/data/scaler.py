@@ -8,10 +8,17 @@ What the reference code does, and what this one does:
 - BasicTS (``ZScoreScaler``): one mean/std (or one per series with ``NORM_EACH_CHANNEL``) over
   the first ``int(L * train_ratio)`` rows of the target channel, zeros included.
 - LTSF (Informer/Autoformer): sklearn ``StandardScaler`` per variable over the training rows.
-- Here: mean/std over the training *rows* (each once), per series or global, and by default
-  skipping entries equal to the null value (``isclose(x, null, atol=5e-5)``) and NaN, so that
-  the zeros of dead sensors do not drag the mean down. Pass ``mask_null=False`` to include
-  them (the numbers then match BasicTS's up to its one-row rounding). A zero std becomes 1.
+- Here: mean/std over the training *rows* (each once), per series or global, skipping missing
+  readings: NaN and ±inf always, and by default entries equal to the null value
+  (``isclose(x, null, atol=5e-5)``: the zeros of dead sensors, a sentinel such as -9999), so
+  that they do not drag the mean down or blow the std up. Pass ``mask_null=False`` to include
+  null-valued entries (the numbers then match BasicTS's up to its one-row rounding). A zero std
+  becomes 1.
+
+The scaler also carries the input rule of the run (:meth:`StandardScaler.transform_inputs`):
+which readings are missing (``null_value``) and how the model's input gets them (``fill``), so
+that every path that builds a model input from a checkpoint's scaler (training windows,
+``predict``, ``forecast``) fills them the same way.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ import torch
 from linearcast.errors import DataError
 
 ScalerMode = Literal["global", "per_channel"]
+InputFill = Literal["last", "mean", "keep"]
+INPUT_FILLS: tuple[str, ...] = ("last", "mean", "keep")
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
 _CHUNK_ROWS_ELEMS = 1 << 20
@@ -32,19 +41,40 @@ _NULL_ATOL = 5e-5
 
 
 def valid_mask(x: np.ndarray, null_value: float) -> np.ndarray:
-    """Entries that are real readings: not NaN and (for a finite null) not ≈ null.
+    """Entries that are real readings: finite and (for a finite null) not ≈ null.
+
+    The one definition of "missing" the data layer uses (the scaler fit, the windows' fill
+    and target marks, the masked shares): NaN, ±inf, or within 5e-5 of the null value.
 
     Args:
         x: any array.
-        null_value: 0.0 (traffic) or NaN.
+        null_value: 0.0 (traffic), a sentinel such as -200, or NaN (no null value).
 
     Returns:
         Boolean array shaped like ``x``.
     """
-    ok = ~np.isnan(x)
+    ok = np.isfinite(x)
     if not math.isnan(null_value):
         ok &= ~np.isclose(x, null_value, atol=_NULL_ATOL, rtol=0.0)
     return ok
+
+
+def fill_last(z: np.ndarray, missing: np.ndarray) -> np.ndarray:
+    """Carry the last observation forward along axis 0; entries with none before them get 0.
+
+    Args:
+        z: ``[T, ...]`` scaled values (0 is the training mean).
+        missing: boolean, shaped like ``z``.
+
+    Returns:
+        A float array shaped like ``z`` with no missing entry left.
+    """
+    t = z.shape[0]
+    idx = np.where(missing, 0, np.arange(t).reshape((t,) + (1,) * (z.ndim - 1)))
+    idx = np.maximum.accumulate(idx, axis=0)  # row of the last observation at or before
+    seen = np.maximum.accumulate(~missing, axis=0)
+    out = np.take_along_axis(z, idx, axis=0)
+    return np.where(seen, out, 0.0).astype(z.dtype, copy=False)
 
 
 class StandardScaler:
@@ -57,6 +87,11 @@ class StandardScaler:
         mean: scalar (global) or ``[N]`` (per_channel).
         std: same shape as ``mean``.
         mode: ``"global"`` or ``"per_channel"``.
+        null_value: the value that marks a missing reading besides NaN/±inf (NaN: none).
+        fill: what a missing input reading becomes (:meth:`transform_inputs`): ``"last"``
+            the last observation before it in the window (0, the training mean, when there is
+            none), ``"mean"`` 0, ``"keep"`` NaN/±inf as ``"last"`` but a null-valued reading
+            scaled as a value (the reference code's inputs).
     """
 
     def __init__(
@@ -64,12 +99,19 @@ class StandardScaler:
         mean: float | np.ndarray = 0.0,
         std: float | np.ndarray = 1.0,
         mode: ScalerMode = "global",
+        *,
+        null_value: float = math.nan,
+        fill: InputFill = "last",
     ) -> None:
         if mode not in ("global", "per_channel"):
             raise DataError(f"scaler mode must be 'global' or 'per_channel', found {mode!r}.")
+        if fill not in INPUT_FILLS:
+            raise DataError(f"scaler fill must be one of {INPUT_FILLS}, found {fill!r}.")
         self.mode: ScalerMode = mode
         self.mean = np.asarray(mean, dtype=np.float64)
         self.std = np.asarray(std, dtype=np.float64)
+        self.null_value = float(null_value)
+        self.fill: InputFill = fill
         self.fitted = False
 
     def __repr__(self) -> str:
@@ -90,8 +132,9 @@ class StandardScaler:
         Args:
             values: ``[T_train, N]`` (or ``[T_train, N, 1]``) target rows; may be a memmap
                 view -- read chunk by chunk in float64.
-            null_value: the dataset's null value.
-            mask_null: skip entries ≈ null (and NaN); NaN are always skipped.
+            null_value: the dataset's null value (kept as :attr:`null_value`, the readings
+                :meth:`transform_inputs` fills, whatever ``mask_null`` says).
+            mask_null: skip entries ≈ null; NaN and ±inf are always skipped.
             source: name used in error messages.
 
         Returns:
@@ -116,7 +159,7 @@ class StandardScaler:
         step = max(1, _CHUNK_ROWS_ELEMS // max(1, n))
         for a in range(0, t, step):
             c = np.asarray(values[a : a + step], dtype=np.float64)
-            ok = valid_mask(c, null_value) if mask_null else ~np.isnan(c)
+            ok = valid_mask(c, null_value if mask_null else math.nan)
             if shift is None:
                 # shifted sums keep float64 accurate on long series
                 cnt0 = ok.sum(axis=axis)
@@ -139,6 +182,7 @@ class StandardScaler:
         std = np.sqrt(var)
         self.mean = m + shift
         self.std = np.where(std > 0, std, 1.0)
+        self.null_value = float(null_value)
         self.fitted = True
         return self
 
@@ -174,6 +218,32 @@ class StandardScaler:
         dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float32
         return ((x - mean) / std).astype(dtype, copy=False)
 
+    def missing(self, x: np.ndarray) -> np.ndarray:
+        """Where ``x`` (raw units) holds a missing reading: NaN, ±inf or ≈ :attr:`null_value`."""
+        return ~valid_mask(x, self.null_value)
+
+    def transform_inputs(self, x: np.ndarray) -> np.ndarray:
+        """Scale a model input and fill its missing readings (so no NaN reaches a model).
+
+        Args:
+            x: ``[T, N]`` raw readings of one input window, time on axis 0.
+
+        Returns:
+            ``[T, N]`` float32: :meth:`transform`, with every missing reading replaced as
+            :attr:`fill` says (``"last"``: the last observation before it in the window, else
+            0 -- the training mean; ``"mean"``: 0; ``"keep"``: null-valued readings scaled as
+            values, NaN/±inf as ``"last"``).
+        """
+        raw = np.asarray(x, dtype=np.float32)
+        missing = ~valid_mask(raw, math.nan if self.fill == "keep" else self.null_value)
+        with np.errstate(invalid="ignore", over="ignore"):
+            z = self.transform(np.where(missing, np.float32(0.0), raw))
+        if not missing.any():
+            return z
+        if self.fill == "mean":
+            return np.where(missing, np.float32(0.0), z).astype(np.float32, copy=False)
+        return fill_last(z, missing)
+
     def inverse_transform(self, x: ArrayT) -> ArrayT:
         """Undo :meth:`transform` (numpy or torch).
 
@@ -199,16 +269,31 @@ class StandardScaler:
             "mean": self.mean.tolist(),
             "std": self.std.tolist(),
             "fitted": self.fitted,
+            # None for NaN: the state stays strict JSON
+            "null_value": None if math.isnan(self.null_value) else self.null_value,
+            "fill": self.fill,
         }
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> StandardScaler:
-        """Rebuild a scaler saved with :meth:`state_dict`."""
+        """Rebuild a scaler saved with :meth:`state_dict` (a state from before the input rule
+        was saved fills only NaN/±inf, which is what its model was trained on)."""
+        null = state.get("null_value")
         try:
-            sc = cls(np.asarray(state["mean"]), np.asarray(state["std"]), mode=state["mode"])
+            sc = cls(
+                np.asarray(state["mean"]),
+                np.asarray(state["std"]),
+                mode=state["mode"],
+                null_value=math.nan if null is None else float(null),
+                fill=state.get("fill", "keep"),
+            )
         except KeyError as err:
             raise DataError(
                 f"scaler state: expected keys mode, mean, std; found {sorted(state)}."
+            ) from err
+        except (TypeError, ValueError) as err:
+            raise DataError(
+                f"scaler state: expected a number or null as null_value, found {null!r}."
             ) from err
         sc.fitted = bool(state.get("fitted", True))
         return sc

@@ -22,9 +22,13 @@ def describe(dataset: TimeSeriesDataset) -> dict[str, Any]:
 
     Returns:
         A JSON-serialisable dict: name, path, shape, frequency, start, per-channel counts of
-        zeros / NaN / inf and min / max / mean over finite values, and graph statistics.
+        zeros / NaN / inf / readings equal to the null value, the share of missing readings
+        (NaN, ±inf or the null value: what training masks and fills), min / max / mean over
+        finite values, and graph statistics.
     """
     t, n, f = dataset.shape
+    null = dataset.null_value
+    nulls = np.zeros(f, dtype=np.int64)
     zeros = np.zeros(f, dtype=np.int64)
     nans = np.zeros(f, dtype=np.int64)
     infs = np.zeros(f, dtype=np.int64)
@@ -36,6 +40,8 @@ def describe(dataset: TimeSeriesDataset) -> dict[str, Any]:
         c = np.asarray(dataset.values[sl], dtype=np.float64)
         fin = np.isfinite(c)
         zeros += (c == 0).sum(axis=(0, 1))
+        if not math.isnan(null):
+            nulls += np.isclose(c, null, atol=5e-5, rtol=0.0).sum(axis=(0, 1))
         nans += np.isnan(c).sum(axis=(0, 1))
         infs += np.isinf(c).sum(axis=(0, 1))
         counts += fin.sum(axis=(0, 1))
@@ -52,6 +58,8 @@ def describe(dataset: TimeSeriesDataset) -> dict[str, Any]:
                 "zeros": int(zeros[i]),
                 "nan": int(nans[i]),
                 "inf": int(infs[i]),
+                "null": int(nulls[i]),
+                "missing_share": float((nans[i] + infs[i] + nulls[i]) / max(t * n, 1)),
                 "min": float(mins[i]) if ok else None,
                 "max": float(maxs[i]) if ok else None,
                 "mean": float(sums[i] / counts[i]) if ok else None,

@@ -7,11 +7,18 @@ window start indices; item ``i`` reads rows ``[s, s + in_steps + out_steps)`` wi
 Layout of one item (STAEformer's, shared by every model in the library):
 
 - ``x: [in_steps, N, C_in]`` float32 -- channel 0 is the target scaled with the training
-  scaler; then, when asked for, the time of day as a fraction in ``[0, 1)`` and the day of the
-  week ``0..6`` (as float; ``int(x[..., 2])`` indexes an embedding);
+  scaler, its missing readings (NaN, ±inf, the null value) filled by the scaler's rule
+  (:meth:`StandardScaler.transform_inputs
+  <linearcast.data.scaler.StandardScaler.transform_inputs>`: by default the last observation
+  in the window, else the training mean), so no NaN ever reaches a model; then, when asked
+  for, the time of day as a fraction in ``[0, 1)`` and the day of the week ``0..6`` (as float;
+  ``int(x[..., 2])`` indexes an embedding);
 - ``y: [out_steps, N, 1]`` float32 -- the target of the next ``out_steps`` rows, raw (unscaled,
   metrics in data units; ``pems``/``metr``) or scaled (``ett``/``ltsf``, metrics in
-  standardised units) as the protocol says.
+  standardised units) as the protocol says. A missing target is NaN, which every loss and
+  metric masks: NaN/±inf always; a null-valued reading too when ``y`` is scaled (a scaled
+  sentinel is no longer recognisable), while raw targets keep it for the null rule of the loss
+  and metrics.
 """
 
 from __future__ import annotations
@@ -32,7 +39,8 @@ class WindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         starts: ``[S]`` int64 first row of each window's input.
         in_steps: input length.
         out_steps: output length.
-        scaler: scales the input target channel (``None``: unscaled).
+        scaler: scales the input target channel and fills its missing readings (``None``:
+            unscaled, missing readings filled as by an identity scaler).
         target_channel: which of the F channels is the target.
         time_of_day: ``[T]`` fractions in ``[0, 1)``; adds channel 1 of ``x`` when given.
         day_of_week: ``[T]`` integers ``0..6``; adds the next channel of ``x`` when given.
@@ -102,10 +110,14 @@ class WindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         # one contiguous read of the window's rows, then split; copy so the memmap is not held
         block = np.array(self.values[s:e, :, self.target_channel], dtype=np.float32)  # (L, N)
         hist, fut = block[: self.in_steps], block[self.in_steps :]
-        if self.scaler is not None:
-            hist = self.scaler.transform(hist)
-            if self.scale_target:
-                fut = self.scaler.transform(fut)
+        # set later by inference (a checkpoint's scaler), so read here, not in __init__
+        inputs = self.scaler if self.scaler is not None else StandardScaler()
+        hist = inputs.transform_inputs(hist)
+        if self.scale_target and self.scaler is not None:
+            gone = self.scaler.missing(fut)
+            fut = np.where(gone, np.float32(np.nan), self.scaler.transform(np.where(gone, 0, fut)))
+        else:
+            fut = np.where(np.isfinite(fut), fut, np.float32(np.nan))
         n = block.shape[1]
         x = np.empty((self.in_steps, n, self.input_channels), dtype=np.float32)  # (T_in, N, C)
         x[..., 0] = hist

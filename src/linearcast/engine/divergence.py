@@ -114,25 +114,21 @@ def diverged_error(
 
 
 def _data_cause(counts: list[int], split: str) -> str:
-    """The data is not finite: say where, and how to mask or clean it."""
+    """The data is not finite where a model or a loss reads it: say what and where, and how to
+    mark it as missing (never a null value that would also mask real readings)."""
     n_x, n_y, bad, windows = counts
     parts = []
     if n_x:
         parts.append(f"its inputs hold {n_x} NaN or infinite value(s)")
     if n_y:
         parts.append(f"its targets hold {n_y} infinite value(s)")
-    fixes = []
-    if n_x:
-        fixes.append(
-            "a model cannot read missing inputs as NaN: give them a finite null value "
-            "(--set data_options.non_finite=null --set data_options.null_value=0, masked in the "
-            "loss and metrics) or fill them before training"
-        )
-    if n_y:
-        fixes.append("replace infinite readings (--set data_options.non_finite=null)")
     return (
         f"the {split} data is not finite ({' and '.join(parts)}, in {bad} of the {windows} "
-        f"window(s) checked), so the learning rate is not the cause: {'; '.join(fixes)}"
+        f"window(s) checked), so the learning rate is not the cause: the windows of "
+        f"linearcast fill missing inputs and mask missing targets, so these values reached the "
+        f"model another way; read the data through linearcast.data (--set "
+        f"data_options.non_finite=mask keeps NaN/inf as missing readings; a sentinel such as "
+        f"-9999 is named with --set data_options.null_value=-9999)"
     )
 
 

@@ -168,7 +168,7 @@ def evaluate(
     protocol = prep.protocol
     to_units = unit_converter(prep)
     ev = StreamingEvaluator(
-        horizons=protocol.horizons, null_value=prep.null_value, mape_floor=prep.mape_floor
+        horizons=protocol.horizons, null_value=prep.target_null, mape_floor=prep.mape_floor
     )
     loss_sum = torch.zeros((), dtype=torch.float64)
     loss_count = torch.zeros((), dtype=torch.float64)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from linearcast.data.prepared import SPLITS
 from linearcast.data.scaler import valid_mask
 from linearcast.engine.checkpoint import EarlyStopping
 from linearcast.engine.config import TrainConfig
@@ -39,16 +40,44 @@ if TYPE_CHECKING:
 
 
 # ---------------------------------------------------------------------- printed lines
-def masking_text(prep: PreparedData, frac: float) -> str:
-    """The header line saying that ``frac`` of the test targets are left out by the null rule."""
-    null = "NaN" if math.isnan(prep.null_value) else f"{prep.null_value:g}"
+def masking_text(prep: PreparedData, frac: float | None = None) -> str:
+    """The header line saying which share of the targets of each split is missing (NaN, ±inf or
+    the null value), hence masked in the loss and the metrics and filled in the inputs.
+
+    Args:
+        prep: the prepared data (its rows give the shares, each reading counted once).
+        frac: the test share when the caller computed it already (``prep``'s otherwise).
+    """
+    shares = {part: prep.missing_shares(part) for part in SPLITS}
+    if frac is not None:
+        shares["test"] = shares["test"] | {"masked": frac}
+    null = None if math.isnan(prep.null_value) else f"{prep.null_value:g}"
+    test = shares["test"]
+    kinds = f"{100 * test['non_finite']:.1f}% NaN/inf"
+    if null is not None:
+        kinds += f", {100 * test['null']:.1f}% equal to the null value {null}"
+    others = ", ".join(f"{k} {100 * shares[k]['masked']:.1f}%" for k in ("train", "val"))
     text = (
-        f"targets   {100 * frac:.1f}% of the test targets equal the null value {null} and are "
-        f"masked (not scored)"
+        f"targets   {100 * test['masked']:.1f}% of the test targets are missing ({kinds}) and "
+        f"masked, not scored ({others}); missing inputs are filled "
+        f"({_FILLS[prep.protocol.input_fill]})"
     )
     if prep.protocol.metrics_space == "raw":
         text += f"; MAPE also leaves out |y| <= {prep.mape_floor:.3g}"
     return text
+
+
+_FILLS = {
+    "last": "last observation, else the training mean",
+    "mean": "the training mean",
+    "keep": "null readings read as values, NaN/inf by the last observation",
+}
+
+
+def missing_shares(prep: PreparedData) -> dict[str, dict[str, float]]:
+    """``metrics.json``'s ``missing``: per split, the share of the targets masked, and of those
+    NaN/±inf and equal to the null value (rows the split owns, each reading counted once)."""
+    return {part: prep.missing_shares(part) for part in SPLITS}
 
 
 def model_line(name: str, facts: dict[str, Any], n_params: dict[str, int]) -> str:
@@ -281,7 +310,13 @@ def run_metrics(
         "test_per_step": test.per_step,
         "test_windows": test.windows,
         "null_value": prep.null_value,
-        "masked_fraction": {"val": val_best.masked_fraction, "test": test.masked_fraction},
+        "masked_fraction": {
+            "train": prep.masked_fraction("train"),
+            "val": val_best.masked_fraction,
+            "test": test.masked_fraction,
+        },
+        "missing": missing_shares(prep),
+        "input_fill": prep.protocol.input_fill,
         "mape_floor": prep.mape_floor,
         "mean_epoch_cpu_seconds": (
             float(np.mean([r["cpu_seconds"] for r in history if "cpu_seconds" in r]))

@@ -71,6 +71,7 @@ def load_dataset(config: TrainConfig) -> TimeSeriesDataset:
         DataError: the file does not exist or cannot be read.
     """
     from linearcast.data import load, synthetic_traffic
+    from linearcast.data.readers.multi import is_pattern
 
     if config.data == "synthetic":
         s = config.synthetic
@@ -91,13 +92,16 @@ def load_dataset(config: TrainConfig) -> TimeSeriesDataset:
             f"config: data is {config.data}: the run was trained on data given in Python, which "
             f"is not stored with it; pass the data again (--data FILE, or data= in Python)."
         )
+    options = numbers_from_text(config.data_options)
+    if is_pattern(config.data):  # several files, one per station ('PRSA_Data_*.csv')
+        return load(config.data, format=config.data_format, **options)
     path = Path(config.data)
     if not path.exists():
         raise DataError(
             f"{path}: dataset not found (expected a file or a BasicTS folder; "
             f"`linearcast data list` shows the known datasets and how to get them)."
         )
-    return load(path, format=config.data_format, **numbers_from_text(config.data_options))
+    return load(path, format=config.data_format, **options)
 
 
 def resolve_protocol(config: TrainConfig) -> Protocol:
@@ -219,17 +223,26 @@ class LossFn:
 
     Args:
         name: ``huber``, ``masked_mae``, ``masked_mse``, ``mae`` or ``mse``.
-        null_value: the data's null value (0.0 or NaN).
-        mask: skip null targets (NaN targets are always skipped); ``mae``/``mse`` never mask
-            the null value.
+        null_value: the null value as the targets hold it (NaN for standardised targets, whose
+            missing readings the windows made NaN; see ``PreparedData.target_null``).
+        mask: skip null targets (NaN and ±inf targets are always skipped); ``False``
+            reproduces STAEformer's unmasked Huber on raw-unit traffic targets.
         huber_delta: Huber switch point.
+        data_null: the data's own null value, for :meth:`__repr__` (default ``null_value``).
 
     The loss is a mean over the kept entries; :meth:`count` says how many, so that means over
-    several batches (and processes) can be weighted exactly.
+    several batches (and processes) can be weighted exactly. Every name masks the same
+    missing readings: ``mae``/``mse`` differ from ``masked_*`` only by name (the LTSF one).
     """
 
     def __init__(
-        self, name: str, null_value: float, *, mask: bool = True, huber_delta: float = 1.0
+        self,
+        name: str,
+        null_value: float,
+        *,
+        mask: bool = True,
+        huber_delta: float = 1.0,
+        data_null: float | None = None,
     ) -> None:
         from linearcast import metrics
 
@@ -237,8 +250,10 @@ class LossFn:
         if name not in known:
             raise ConfigError(f"unknown loss {name!r}; expected one of {', '.join(known)}.")
         self.name = name
-        masked = mask and name not in ("mae", "mse")
-        self.null_value = float(null_value) if masked else math.nan
+        self.null_value = float(null_value) if mask else math.nan
+        self.data_null = float(null_value if data_null is None else data_null)
+        # standardised targets hold the null readings as NaN already: masked whatever ``mask``
+        self.masks_null = mask or (math.isnan(null_value) and not math.isnan(self.data_null))
         self.delta = float(huber_delta)
         self._null_mask = metrics.null_mask
         fn: Callable[..., Tensor]
@@ -261,14 +276,22 @@ class LossFn:
         return self._null_mask(target, self.null_value).sum()
 
     def __repr__(self) -> str:
-        null = "NaN only" if math.isnan(self.null_value) else f"null {self.null_value:g}"
-        return f"{self.name} (masked: {null})"
+        if math.isnan(self.data_null) or not self.masks_null:
+            return f"{self.name} (masked: NaN/inf readings)"
+        return f"{self.name} (masked: NaN/inf readings and the null value {self.data_null:g})"
 
 
 def make_loss(config: TrainConfig, prep: PreparedData) -> LossFn:
-    """The loss the config asks for (``auto``: the protocol's)."""
+    """The loss the config asks for (``auto``: the protocol's), masking the prepared data's
+    missing targets (``prep.target_null``: the null value in the targets' units)."""
     name = prep.protocol.loss if config.loss == "auto" else config.loss
-    return LossFn(name, prep.null_value, mask=config.mask_loss, huber_delta=config.huber_delta)
+    return LossFn(
+        name,
+        prep.target_null,
+        mask=config.mask_loss,
+        huber_delta=config.huber_delta,
+        data_null=prep.null_value,
+    )
 
 
 # ---------------------------------------------------------------------- optimisation
