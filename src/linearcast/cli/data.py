@@ -40,12 +40,32 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     return numbers_from_text(opts)
 
 
-def _load(path: str, fmt: str, args: argparse.Namespace | None = None) -> Any:
+def _load(path: str | list[Any], fmt: str, args: argparse.Namespace | None = None) -> Any:
     from linearcast.data import load, synthetic_traffic
 
+    if isinstance(path, list):  # describe's PATH...: one file, or several stacked
+        path = path[0] if len(path) == 1 else path
     if path == "synthetic":
         return synthetic_traffic()
     return load(path, format=fmt, **(_options(args) if args is not None else {}))
+
+
+def _time_lines(info: dict[str, Any], ds: Any) -> tuple[str, str]:
+    """The frequency and start lines; where unknown, the options that give them."""
+    if info["freq_minutes"]:
+        freq = f"{info['freq_minutes']} min, steps/day {info['steps_per_day'] or 'unknown'}"
+    elif ds.timestamps is not None:  # months, years: steps of varying length
+        freq = f"{ds.meta.get('freq') or 'irregular'} (from the timestamps), steps/day unknown"
+    else:
+        freq = (
+            "unknown (the file has no timestamps: give the step with --freq MINUTES here, "
+            "--set data_options.freq_minutes=MINUTES for train/forecast)"
+        )
+    start = info["start"] or (
+        "unknown (give the first step's time with --start YYYY-MM-DDTHH:MM here, "
+        "--set data_options.start=YYYY-MM-DDTHH:MM for train/forecast)"
+    )
+    return freq, start
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -104,9 +124,13 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     if info["path"]:
         print(f"  path          {info['path']}")
     print(f"  shape         T={t} N={n} F={f}")
-    freq = f"{info['freq_minutes']} min" if info["freq_minutes"] else "unknown"
-    print(f"  frequency     {freq}, steps/day {info['steps_per_day'] or 'unknown'}")
-    print(f"  start         {info['start'] or 'unknown'}")
+    freq, start = _time_lines(info, ds)
+    print(f"  frequency     {freq}")
+    print(f"  start         {start}")
+    if ds.meta.get("files"):
+        files = ds.meta["files"]
+        more = ", ..." if len(files) > 3 else ""
+        print(f"  files         {len(files)}: {', '.join(files[:3])}{more}")
     print(f"  null value    {_fmt_null(ds.null_value)}")
     total = t * n
     for ch in info["channels"]:
@@ -253,10 +277,20 @@ def add_parser(sub: Any) -> None:
         help="shape, frequency, zeros/NaN, per-series ranges, sentinel values, graph",
         epilog="Examples:\n  linearcast data describe ETTh1.csv --protocol ett\n"
         "  linearcast data describe speeds.csv --freq 5 --start 2012-03-01 --adj adj.csv\n"
-        "  linearcast data describe hzmetro/inflow_tensor.mat --set graph_drop=[80]",
+        "  linearcast data describe hzmetro/inflow_tensor.mat --set graph_drop=[80]\n"
+        "  linearcast data describe forecasts.csv                   # long: unique_id, ds, y\n"
+        "  linearcast data describe 'PRSA_Data_*.csv' --set value_column=PM2.5\n"
+        "  linearcast data describe pm.csv --set id_column=station --set time_column=time "
+        "--set value_column=PM2.5\n"
+        "  linearcast data describe Bike_NYC.zip --set graph=distance",
         formatter_class=fmt,
     )
-    q.add_argument("path", help="a dataset file, a BasicTS folder, or 'synthetic'")
+    q.add_argument(
+        "path",
+        nargs="+",
+        help="a dataset file, a BasicTS folder, or 'synthetic'; several files (or a quoted glob "
+        "pattern such as 'PRSA_Data_*.csv'), one per station, are stacked into one dataset",
+    )
     reader_options(q)
     q.add_argument("--protocol", default=None, help="also print window counts under it")
     q.add_argument("--json", action="store_true", help="print JSON")

@@ -12,12 +12,18 @@ format          files
 ``basicts``     ``data.dat`` float32 memmap ``[L, N, C]`` + ``desc.json`` (+ ``adj_mx.pkl``)
 ``metr``        pandas HDF5 ``.h5`` (time index x sensors) + DCRNN ``adj_mx.pkl``
 ``ltsf``        CSV with a ``date`` column then one column per series (ETT, Weather, ...)
+``table``       CSV, long (``unique_id, ds, y``) or wide; time in one column, ``Date`` +
+                ``Time``, or ``year, month, day[, hour]`` (UCI AirQuality, Beijing PM2.5)
+``uctb``        UCTB benchmark ``.zip`` (one ``.pkl``) / ``.pkl``: ``Node.TrafficNode`` ``[T, N]``
 ``matrix_csv``  ``[T, N]`` CSV (header optional) + ``[N, N]`` adjacency beside it (Los-loop)
 ``pgt``         pytorch-geometric-temporal JSON; networkx node-link JSON
 ``flow_pair``   ``*inflow*`` / ``*outflow*`` arrays (.npz, .npy, .mat) → ``[T, N, 2]``
 ``mat``         a MATLAB ``.mat`` array (``[T, N]`` or ``[N, days, steps]``)
 ``array``       generic ``.npy`` / ``.npz`` holding ``[T, N]`` or ``[T, N, F]``
 =============== ==========================================================================
+
+Several files (a glob pattern or a list of paths, one file per station) are read each with its
+reader and stacked into one dataset (:mod:`.multi`).
 
 Large arrays are memory-mapped (``.npy``, BasicTS ``data.dat``, float32 members of
 uncompressed ``.npz``); compressed ``.npz`` and CSV/HDF5/JSON/MAT files are loaded into memory.
@@ -34,7 +40,19 @@ from typing import Any
 import numpy as np
 
 from linearcast.data.dataset import TimeSeriesDataset
-from linearcast.data.readers import array, basicts, flows, ltsf, matrix_csv, metr, pems, pgt
+from linearcast.data.readers import (
+    array,
+    basicts,
+    flows,
+    ltsf,
+    matrix_csv,
+    metr,
+    multi,
+    pems,
+    pgt,
+    table,
+    uctb,
+)
 from linearcast.data.readers._common import PathLike, ReaderFormat, check_timestamps
 from linearcast.data.readers._files import LIMIT_OPTION, first_line, memory_limit, require_file
 from linearcast.data.readers.array import read_array
@@ -50,6 +68,8 @@ from linearcast.data.readers.matrix_csv import read_matrix_csv
 from linearcast.data.readers.metr import read_metr_h5
 from linearcast.data.readers.pems import is_edge_list, read_pems_graph, read_pems_npz
 from linearcast.data.readers.pgt import read_pgt_json
+from linearcast.data.readers.table import read_table_csv
+from linearcast.data.readers.uctb import read_uctb
 from linearcast.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -64,8 +84,10 @@ FORMATS: dict[str, ReaderFormat] = {
         flows.MAT_FORMAT,
         metr.FORMAT,
         ltsf.FORMAT,
+        table.FORMAT,
         matrix_csv.FORMAT,
         pgt.FORMAT,
+        uctb.FORMAT,
         array.FORMAT,
     )
 }
@@ -82,7 +104,7 @@ def sniff_format(path: PathLike) -> str:
     """Tell the format of a file or folder from its suffix, name, siblings and first line.
 
     Args:
-        path: a file or a BasicTS folder.
+        path: a file or a BasicTS folder (or a glob pattern: its first file tells).
 
     Returns:
         A key of :data:`FORMATS`.
@@ -91,7 +113,8 @@ def sniff_format(path: PathLike) -> str:
         DataError: no format recognises the file, or two recognise it equally (the message
             lists the ``--format`` values that would read it).
     """
-    p = Path(path)
+    files = multi.expand(path)
+    p = files[0] if files else Path(path)
     if not p.exists():
         raise DataError(f"{p}: file not found (expected a dataset file or BasicTS folder).")
     if p.is_dir():
@@ -195,11 +218,15 @@ def _apply_common(ds: TimeSeriesDataset, options: dict[str, Any]) -> TimeSeriesD
     return dataclasses.replace(ds, **changes) if changes else ds
 
 
-def load(path: PathLike, format: str = "auto", **options: Any) -> TimeSeriesDataset:
+def load(
+    path: PathLike | list[PathLike], format: str = "auto", **options: Any
+) -> TimeSeriesDataset:
     """Read any supported dataset.
 
     Args:
-        path: file or BasicTS folder.
+        path: file or BasicTS folder; or several files, one per station (a glob pattern such as
+            ``"data/PRSA_Data_*.csv"``, or a list of paths), stacked into one dataset (see
+            :mod:`~linearcast.data.readers.multi`). A path that exists is never a pattern.
         format: ``"auto"`` (see :func:`sniff_format`) or a key of :data:`FORMATS`.
         **options: the reader's options (:func:`reader_options` lists them) and the
             :data:`COMMON_OPTIONS` every format takes (``freq_minutes``, ``start``,
@@ -213,13 +240,28 @@ def load(path: PathLike, format: str = "auto", **options: Any) -> TimeSeriesData
         ConfigError: an unknown format name or reader option.
     """
     with memory_limit(options.pop(LIMIT_OPTION, None)):
-        return _load(Path(path), format, options)
+        files = multi.expand(path)
+        if files is None:
+            return _load(Path(path), format, options)  # type: ignore[arg-type]
+        ds, later = multi.read_files(files, path, lambda f, o: _load(f, format, o), options)
+        return _apply_common(ds, later)
+
+
+#: Options only the ``table`` reader takes: given them, a CSV another format claims is a table.
+_TABLE_OPTIONS = frozenset({"id_column", "time_column", "value_column"})
 
 
 def _load(p: Path, format: str, options: dict[str, Any]) -> TimeSeriesDataset:
     """:func:`load` within the memory limit."""
     path = p
     fmt = sniff_format(path) if format == "auto" else format
+    if (
+        format == "auto"
+        and _TABLE_OPTIONS & set(options)
+        and not _TABLE_OPTIONS & set(reader_options(fmt))
+        and path.suffix.lower() in table.FORMAT.suffixes
+    ):
+        fmt = "table"
     if fmt not in FORMATS:
         raise ConfigError(
             f"{path}: unknown format {fmt!r}; expected one of {sorted(FORMATS)} (--format)."
@@ -267,6 +309,8 @@ __all__ = [
     "read_pems_graph",
     "read_pems_npz",
     "read_pgt_json",
+    "read_table_csv",
+    "read_uctb",
     "reader_options",
     "sniff_format",
 ]

@@ -318,8 +318,12 @@ def check_timestamps(ts: pd.DatetimeIndex, source: str) -> int | None:
     return int(minutes) if minutes >= 1 and float(minutes).is_integer() else None
 
 
-def numeric_frame(df: pd.DataFrame, source: str) -> np.ndarray:
-    """Return the frame as float, raising on the first non-numeric column with an example."""
+def numeric_frame(df: pd.DataFrame, source: str, fix: str = "") -> np.ndarray:
+    """Return the frame as float, raising on the first non-numeric column with an example.
+
+    ``fix``: a clause appended to the message (how to leave the column out), e.g.
+    ``"; leave it out with --set data_options.drop=[NAME]"``; ``{col}`` is the column's name.
+    """
     for col in df.columns:
         s = df[col]
         if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
@@ -331,7 +335,7 @@ def numeric_frame(df: pd.DataFrame, source: str) -> np.ndarray:
             raise DataError(
                 f"{source}: expected numeric values in column {echo(col)}, found "
                 f"{int(bad.sum())} non-numeric entries (first {echo(s.iloc[row])} at data row "
-                f"{row})."
+                f"{row}){fix.replace('{col}', str(col))}."
             )
         df[col] = conv
     return df.to_numpy(dtype=np.float64)

@@ -22,6 +22,7 @@ from linearcast.data.readers._common import (
     require_file,
 )
 from linearcast.data.readers._files import echo, echo_list, first_line
+from linearcast.data.readers.table import name_list, require_columns
 from linearcast.errors import DataError
 
 
@@ -29,7 +30,8 @@ def read_ltsf_csv(
     path: PathLike,
     *,
     date_column: str = "date",
-    columns: list[str] | None = None,
+    columns: list[str] | str | None = None,
+    drop: list[str] | str | None = None,
     name: str | None = None,
     null_value: float = float("nan"),
     non_finite: NonFinitePolicy = "error",
@@ -41,6 +43,7 @@ def read_ltsf_csv(
         path: the CSV.
         date_column: name of the timestamp column (first column by convention).
         columns: keep only these series, in this order (default: all; ``OT`` is last).
+        drop: leave these columns out (e.g. a text column).
         name: dataset name (default: the file stem).
         null_value: NaN (these datasets have no missing-value marker).
         non_finite: ``"error"`` or ``"null"``.
@@ -52,6 +55,9 @@ def read_ltsf_csv(
     """
     p = require_file(path, "an LTSF CSV with a 'date' column")
     df = read_csv(p, f"an LTSF CSV ({date_column!r} column, then one column per series)")
+    if date_column not in df.columns:
+        # "Date" for "date": the header's case is the file author's choice
+        date_column = next((c for c in df.columns if c.lower() == date_column.lower()), date_column)
     if date_column not in df.columns:
         raise DataError(
             f"{p}: expected a {echo(date_column)} column, found columns {echo_list(df.columns)}."
@@ -67,9 +73,14 @@ def read_ltsf_csv(
             f"({first_line(err, 100)})."
         ) from err
     data = df.drop(columns=[date_column])
+    if drop is not None:
+        gone = name_list(drop, "drop")
+        require_columns(p, data, gone, "drop")
+        data = data.drop(columns=gone)
     data, ts = dedupe_rows(data, ts, dedupe, str(p))
     freq = check_timestamps(ts, str(p))
     if columns is not None:
+        columns = name_list(columns, "columns")
         missing = [c for c in columns if c not in data.columns]
         if missing:
             raise DataError(
@@ -78,7 +89,8 @@ def read_ltsf_csv(
         data = data[columns]
     if data.shape[1] == 0:
         raise DataError(f"{p}: expected at least one series column besides {echo(date_column)}.")
-    arr = numeric_frame(data.copy(), str(p))
+    fix = "; leave it out with --set data_options.drop=[{col}] (or data_options.columns=[...])"
+    arr = numeric_frame(data.copy(), str(p), fix)
     values = handle_non_finite(arr.astype(np.float32)[:, :, None], str(p), null_value, non_finite)
     return TimeSeriesDataset(
         values=values,
