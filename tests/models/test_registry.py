@@ -33,6 +33,9 @@ TINY: dict[str, dict[str, Any]] = {
         temporal_channels=16, graph_channels=8, output_channels=32, dropout=0.0
     ),
     "linearcast.models.agcrn": dict(rnn_units=16, embed_dim=4),
+    "linearcast.models.gwnet": dict(
+        residual_channels=8, dilation_channels=8, skip_channels=32, end_channels=64, dropout=0.0
+    ),
 }
 BATCH = 2
 
