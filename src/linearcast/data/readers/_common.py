@@ -318,6 +318,12 @@ def check_timestamps(ts: pd.DatetimeIndex, source: str) -> int | None:
     return int(minutes) if minutes >= 1 and float(minutes).is_integer() else None
 
 
+def _option_name(col: Any) -> str:
+    """A column's name as an option value, or ``NAME`` where it is too long or odd to echo."""
+    text = str(col)
+    return text if len(text) <= 40 and text.isprintable() and "," not in text else "NAME"
+
+
 def numeric_frame(df: pd.DataFrame, source: str, fix: str = "") -> np.ndarray:
     """Return the frame as float, raising on the first non-numeric column with an example.
 
@@ -335,7 +341,7 @@ def numeric_frame(df: pd.DataFrame, source: str, fix: str = "") -> np.ndarray:
             raise DataError(
                 f"{source}: expected numeric values in column {echo(col)}, found "
                 f"{int(bad.sum())} non-numeric entries (first {echo(s.iloc[row])} at data row "
-                f"{row}){fix.replace('{col}', str(col))}."
+                f"{row}){fix.replace('{col}', _option_name(col))}."
             )
         df[col] = conv
     return df.to_numpy(dtype=np.float64)
