@@ -84,6 +84,15 @@ SMALL_BY_MODULE: dict[str, dict[str, Any]] = {
         num_layers=2,
         dropout=0.0,
     ),
+    # four different widths (a swapped one shows), adaptive dim 4 != 10 (the official literal)
+    "linearcast.models.gwnet": dict(
+        residual_channels=8,
+        dilation_channels=6,
+        skip_channels=16,
+        end_channels=24,
+        adaptive_embedding_dim=4,
+        dropout=0.0,
+    ),
 }
 #: small overrides per registry name (on top of the module's).
 SMALL_BY_NAME: dict[str, dict[str, Any]] = {}
@@ -167,6 +176,13 @@ EXTRA_CASES: list[Case] = [
     Case("samovar-eala", "sharp-scores", scale={"q_norm.weight": 8.0}),
     Case("dlinear", "individual", {"individual": True, "kernel_size": 5}),
     Case("var", "per-node+ridge", {"mode": "per_node", "ridge": 0.1, "order": 3}),
+    Case("gwnet", "supports-only", {"adaptive_embedding_dim": 0}),  # official no --addaptadj
+    # no graph at all: the official residual convs; kernel 3, receptive field 13
+    Case(
+        "gwnet-adaptive",
+        "tcn+kernel3",
+        {"adaptive_embedding_dim": 0, "kernel_size": 3, "blocks": 2},
+    ),
     Case("stid", "input_dim-1+no-node", {"input_dim": 1, "spatial_embedding_dim": 0}),
 ]
 
