@@ -81,6 +81,11 @@ def read_uctb(
     info = _station_info(p, node, n)
     values = handle_non_finite(as_3d(traffic, str(p)), str(p), null_value, non_finite)
     adjacency = None
+    if not 0 <= graph_threshold <= 1:
+        raise DataError(
+            f"{p}: data_options.graph_threshold must be a kernel weight in [0, 1], found "
+            f"{echo(graph_threshold)} (default 0.1)."
+        )
     if graph == "distance":
         adjacency = distance_graph(p, info, graph_threshold)
     elif graph not in ("none", None):
@@ -100,7 +105,9 @@ def read_uctb(
         null_value=null_value,
         meta={
             "format": "uctb",
-            "graph_note": None if adjacency is not None else "--set data_options.graph=distance",
+            "graph_note": None
+            if adjacency is not None or info is None
+            else "build one from the stations' coordinates with --set data_options.graph=distance",
         },
     )
 
