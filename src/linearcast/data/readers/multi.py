@@ -49,7 +49,7 @@ def expand(spec: object) -> list[Path] | None:
         return [Path(s) for s in spec]
     if not is_pattern(spec):
         return None
-    text = os.path.expanduser(os.fspath(spec))  # type: ignore[arg-type]
+    text = os.path.expanduser(str(spec))
     files = sorted(Path(m) for m in glob.glob(text) if not Path(m).is_dir())
     if not files:
         raise DataError(

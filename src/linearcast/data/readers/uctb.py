@@ -150,7 +150,7 @@ def _unpickle(p: Path) -> Any:
 def _traffic(p: Path, obj: Any) -> tuple[dict[str, Any], np.ndarray]:
     node = obj.get("Node") if isinstance(obj, dict) else None
     traffic = node.get("TrafficNode") if isinstance(node, dict) else None
-    if not isinstance(traffic, np.ndarray):
+    if not isinstance(node, dict) or not isinstance(traffic, np.ndarray):
         keys = sorted(map(str, obj)) if isinstance(obj, dict) else type(obj).__name__
         raise DataError(
             f"{p}: expected {_WHAT}, found {echo(keys, 120)} without a Node.TrafficNode array."
