@@ -71,6 +71,31 @@ def _split_options(data: Any, options: dict[str, Any]) -> tuple[dict[str, Any], 
     return config, data_options
 
 
+def recorded_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The data options of a frame or array that ``config.json`` can keep (numbers, strings,
+    flags, lists of names; a timestamp as text), so that the run's later commands read new
+    data as it read the training data (``Run.forecast(df)`` with the same ``non_finite``,
+    ``null_value``, ``freq_minutes``, ...)."""
+    import pandas as pd
+
+    kept: dict[str, Any] = {}
+    for key, value in options.items():
+        if isinstance(value, pd.Timestamp):
+            value = value.isoformat()
+        plain = value is None or isinstance(value, bool | int | float | str)
+        if plain or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            kept[key] = value
+    return kept
+
+
+def run_frame_options(config: TrainConfig, given: dict[str, Any]) -> dict[str, Any]:
+    """The run's data options that :func:`linearcast.data.as_dataset` takes, overridden by
+    ``given`` (what the caller passed now)."""
+    from linearcast.engine.forecast_inputs import inherited_frame_options
+
+    return {**inherited_frame_options(config), **given}
+
+
 def _dataset(data: Any, options: dict[str, Any], method: str = "fit") -> TimeSeriesDataset:
     from linearcast.data.frames import as_dataset
 
@@ -162,7 +187,7 @@ class Run:
                 )
             return self._dataset
         if is_in_memory(data):
-            return _dataset(data, options, f"Run.{method}")
+            return _dataset(data, run_frame_options(self.config, options), f"Run.{method}")
         if options:
             raise ConfigError(
                 f"Run.{method}(): options {', '.join(map(repr, options))} for a file: set reader "
@@ -263,7 +288,8 @@ class Run:
             out: also write it (``.csv``, ``.parquet``, ``.npz``).
             accelerator: where to run (``None``: the run's).
             **data_options: ``freq_minutes=``, ``start=``, ... for a frame/array; reader
-                options for a path.
+                options for a path. The run's own data options (``non_finite``,
+                ``null_value``, ...) apply unless given here, as in ``linearcast forecast``.
 
         Returns:
             The long frame ``unique_id, ds, y_hat`` in data units, one row per (series, time);
@@ -340,6 +366,9 @@ def fit(
     if data is not None and is_in_memory(data):
         dataset = _dataset(data, data_options)
         fields["data"] = describe_data(data)
+        # kept in config.json: the run's later commands read new data the same way, and the
+        # frame's null value wins over the protocol's as a file's reader option does
+        fields["data_options"] = {**cfg.data_options, **recorded_options(data_options)}
     elif data is not None:
         fields["data"] = str(data)
     cfg = cfg.replace(**fields) if fields else cfg

@@ -174,7 +174,7 @@ def test_null_last_value_warns(
     assert main(["forecast", str(run), "--data", str(csv)]) == 0
     captured = capsys.readouterr()
     assert "linearcast: warning:" in captured.err
-    assert "last step holds the null value 0 (a missing reading) at 1 of 6 series" in captured.err
+    assert "last step is missing (NaN/inf or the null value 0) at 1 of 6 series" in captured.err
     assert "y_hat" in captured.out  # no --out: the table is printed
 
 

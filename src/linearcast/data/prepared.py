@@ -121,15 +121,12 @@ def _check_mostly_null(
     """
     if math.isnan(null_value) or protocol.allow_mostly_missing:
         return
-    ch = protocol.target_channel
-    shares = {
-        "training": _null_share(train_rows, null_value),
-        "whole": _null_share(dataset.values[:, :, ch], null_value),
-    }
-    part, share = max(shares.items(), key=lambda kv: kv[1])
+    where, share = "the training targets", _null_share(train_rows, null_value)
+    if share <= MOSTLY_NULL:
+        where = "the target series"
+        share = _null_share(dataset.values[:, :, protocol.target_channel], null_value)
     if share <= MOSTLY_NULL:
         return
-    where = "the training targets" if part == "training" else "the target series"
     raise DataError(
         f"{dataset.source}: {100 * share:.1f}% of {where} equal the null value {null_value:g}, "
         f"which marks a missing reading, so the loss and the metrics would leave them out; "

@@ -28,7 +28,9 @@ def forecast_dataset(
     data_options: dict[str, Any] | None,
 ) -> TimeSeriesDataset:
     """The data to forecast from: an in-memory object as a dataset, or a path read with the
-    run's reader options (see :func:`resolve_data_options`)."""
+    run's reader options (see :func:`resolve_data_options`). An object is read with the run's
+    own data options that :func:`~linearcast.data.as_dataset` takes (``non_finite``,
+    ``null_value``, ``freq_minutes``, ...), overridden by ``data_options``."""
     from linearcast.data.frames import as_dataset, is_in_memory
     from linearcast.engine.setup import load_dataset
 
@@ -42,11 +44,26 @@ def forecast_dataset(
                 f"{type(data).__name__}; expected the data options {', '.join(known)} "
                 f"(or horizon=/h= for fewer steps)."
             )
-        return as_dataset(data, **options)
+        return as_dataset(data, **{**inherited_frame_options(config), **options})
     cfg = resolve_data_options(config, data, data_format, sets)
     if data_options:
         cfg = cfg.replace(data_options={**cfg.data_options, **data_options})
     return load_dataset(cfg)
+
+
+#: data options that describe one frame, not the run's data in general: never inherited
+_OWN_TO_DATA = ("name", "start")
+
+
+def inherited_frame_options(config: TrainConfig) -> dict[str, Any]:
+    """The run's data options (``config.data_options``) that
+    :func:`~linearcast.data.as_dataset` takes, minus those that describe one frame (its name,
+    its first timestamp): how new data given as an object is read."""
+    from linearcast.data.frames import as_dataset
+    from linearcast.engine.config_io import numbers_from_text
+
+    known = set(inspect.signature(as_dataset).parameters) - {"data", *_OWN_TO_DATA}
+    return numbers_from_text({k: v for k, v in config.data_options.items() if k in known})
 
 
 def resolve_data_options(
@@ -190,20 +207,28 @@ def check_inputs(
 
 
 def _null_reading_note(ds: TimeSeriesDataset, p: Protocol) -> str | None:
-    """A note when the last step holds the null value (a missing reading) in some series."""
+    """A note when the last step is missing (NaN, ±inf or the null value) in some series: the
+    input fill (the protocol's ``input_fill``, applied by the run's scaler) stands in for it."""
+    from linearcast.data.scaler import valid_mask
+
     t, n = ds.num_steps, ds.num_nodes
     null = ds.null_value if p.null_value is None else p.null_value
     last = np.asarray(ds.values[t - 1, :, p.target_channel], dtype=np.float64)
     window = np.asarray(ds.values[t - p.in_steps :, :, p.target_channel], dtype=np.float64)
-    is_null = np.isnan if math.isnan(null) else (lambda a: np.isclose(a, null, atol=5e-5, rtol=0))
-    hit_last = int(is_null(last).sum())
+    hit_last = int((~valid_mask(last, null)).sum())
     if not hit_last:
         return None
+    what = "NaN/inf" if math.isnan(null) else f"NaN/inf or the null value {null:g}"
+    fill = {
+        "last": "the last observation before it (else the training mean)",
+        "mean": "the training mean",
+        "keep": "the last observation (NaN/inf only)",
+    }
     return (
-        f"{ds.source}: the last step holds the null value {null:g} (a missing reading) at "
-        f"{hit_last} of {n} series, and {int(is_null(window).sum())} of the "
-        f"{window.size} input readings are null; the model reads them as values, so "
-        f"those forecasts start from a missing reading."
+        f"{ds.source}: the last step is missing ({what}) at {hit_last} of {n} series, and "
+        f"{int((~valid_mask(window, null)).sum())} of the {window.size} input readings are; "
+        f"the model reads {fill[p.input_fill]} in their place, so those forecasts start from "
+        f"an older reading."
     )
 
 
