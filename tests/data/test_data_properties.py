@@ -11,8 +11,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
 import signal
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,7 +45,7 @@ FAST = settings(
     derandomize=_GIVEN is None,
 )
 ISOLATED = settings(FAST, max_examples=int(_GIVEN or "10"))
-SUFFIXES = [".csv", ".txt", ".npy", ".npz", ".json", ".h5", ".mat"]
+SUFFIXES = [".csv", ".txt", ".npy", ".npz", ".json", ".pkl", ".zip", ".h5", ".mat"]
 # seconds one load may take before the property calls it a hang
 _HANG_SECONDS = 120
 
@@ -92,6 +94,23 @@ def _valid_files() -> dict[str, bytes]:
     nodes = [{"id": f"n{i}", "y": arr[:, i].tolist()} for i in range(3)]
     links = [{"source": "n0", "target": "n1", "weight": 2.0}]
     out[".nl.json"] = json.dumps({"nodes": nodes, "links": links, "directed": False}).encode()
+    long = pd.DataFrame({"unique_id": np.repeat(["a", "b"], 20), "ds": np.tile(dates, 2)})
+    out[".long.csv"] = long.assign(y=arr[:, :2].T.ravel()).to_csv(index=False).encode()
+    ts = pd.date_range("2020-01-01", periods=20, freq="h")
+    parts = {"No": np.arange(1, 21), "year": ts.year, "month": ts.month, "day": ts.day}
+    parts |= {"hour": ts.hour, "pm": arr[:, 0], "station": "X"}
+    out[".ymd.csv"] = pd.DataFrame(parts).to_csv(index=False).encode()
+    stations = [[i, "2020-01-01", 40.0 + i / 100, 116.0, f"s{i}"] for i in range(3)]
+    uctb = {
+        "TimeRange": ["2020-01-01", "2020-01-01 20:00"],
+        "TimeFitness": 60,
+        "Node": {"TrafficNode": arr, "StationInfo": stations},
+    }
+    out[".pkl"] = pickle.dumps(uctb, protocol=3)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("x.pkl", out[".pkl"])
+    out[".zip"] = buf.getvalue()
     return out
 
 
