@@ -72,7 +72,7 @@ class STIDConfig:
         if self.input_dim not in (1, 2, 3):
             raise ConfigError(
                 "STID input_dim must be 1, 2 or 3 (target, time of day, day of week); "
-                f"found {self.input_dim}; set --set model_overrides.input_dim=3."
+                f"found {self.input_dim}; fix it with --set model_overrides.input_dim=3."
             )
 
     @property
