@@ -159,7 +159,7 @@ def _hints(config: TrainConfig, run: RunState, *, with_lr: bool) -> list[str]:
         hints.append(f"reduced precision ({config.precision}; try --precision 32-true)")
     hints.append(
         "unscaled or extreme data (check `linearcast data describe` for sentinel values "
-        "such as -9999 and set the null value)"
+        "such as -9999 and name them: --set data_options.null_value=-9999)"
     )
     return hints
 
