@@ -39,7 +39,7 @@ def prepare(protocol: Protocol, dataset: TimeSeriesDataset) -> PreparedData:
     null_value = dataset.null_value if protocol.null_value is None else protocol.null_value
     a, b = protocol.scaler_rows(t, dataset.steps_per_day)
     target_rows = dataset.values[a:b, :, protocol.target_channel]  # memmap view, no copy
-    _check_mostly_null(protocol, dataset, null_value, target_rows)
+    _check_mostly_null(protocol, dataset, null_value, b)
     scaler = StandardScaler(mode=protocol.scaler, fill=protocol.input_fill).fit(
         target_rows,
         null_value=null_value,
@@ -110,21 +110,29 @@ MOSTLY_NULL = 0.5
 
 
 def _check_mostly_null(
-    protocol: Protocol, dataset: TimeSeriesDataset, null_value: float, train_rows: np.ndarray
+    protocol: Protocol, dataset: TimeSeriesDataset, null_value: float, train_end: int
 ) -> None:
     """Stop when a finite null value marks more than half of the training targets or of the
     whole target series: a rule that hides most targets (the real zeros of boarding counts)
     changes what the loss and the metrics mean, so it must be chosen, not defaulted into.
+
+    Args:
+        protocol: gives the target channel and ``allow_mostly_missing``.
+        dataset: ``values [T, N, F]``.
+        null_value: the resolved null value.
+        train_end: the training rows are ``[0, train_end)`` (the scaler's).
 
     Raises:
         DataError: naming both choices (score the readings, or keep masking them).
     """
     if math.isnan(null_value) or protocol.allow_mostly_missing:
         return
-    where, share = "the training targets", _null_share(train_rows, null_value)
+    target = dataset.values[:, :, protocol.target_channel]  # memmap view, no copy
+    hits, size = _null_count(target[:train_end], null_value)
+    where, share = "the training targets", hits / max(size, 1)
     if share <= MOSTLY_NULL:
-        where = "the target series"
-        share = _null_share(dataset.values[:, :, protocol.target_channel], null_value)
+        rest_hits, rest_size = _null_count(target[train_end:], null_value)  # each row read once
+        where, share = "the target series", (hits + rest_hits) / max(size + rest_size, 1)
     if share <= MOSTLY_NULL:
         return
     raise DataError(
@@ -136,13 +144,13 @@ def _check_mostly_null(
     )
 
 
-def _null_share(rows: np.ndarray, null_value: float) -> float:
-    """Share of the entries of ``rows`` within 5e-5 of the (finite) null value."""
+def _null_count(rows: np.ndarray, null_value: float) -> tuple[int, int]:
+    """``(entries within 5e-5 of the finite null value, entries)`` of ``rows``, chunked."""
     hits = total = 0
     for c in _chunks(rows):
         hits += int(np.isclose(c, null_value, atol=NULL_ATOL, rtol=0.0).sum())
         total += int(c.size)
-    return hits / total if total else 0.0
+    return hits, total
 
 
 # Entries read at once from a (memory-mapped) array by the chunked passes below.

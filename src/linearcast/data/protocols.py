@@ -284,8 +284,9 @@ class Protocol:
             ``val`` / ``test`` :class:`WindowDataset` objects.
 
         Raises:
-            DataError: when a part has no complete window (series too short) or the dataset
-                lacks what the protocol asks for (time features, target channel).
+            DataError: when a part has no complete window (series too short), the dataset
+                lacks what the protocol asks for (time features, target channel), or the null
+                value marks more than half of the targets (unless ``allow_mostly_missing``).
         """
         return prepare(self, dataset)
 
