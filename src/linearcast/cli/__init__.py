@@ -56,9 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_show_python_warning = warnings.showwarning
-
-
 def _one_line_warning(
     message: Warning | str,
     category: type[Warning],
@@ -67,22 +64,40 @@ def _one_line_warning(
     file: TextIO | None = None,
     line: str | None = None,
 ) -> None:
-    """A ``UserWarning`` (readers, checks) as one line like the errors, as ``forecast`` prints
-    them; not Python's ``file:line: UserWarning:`` form. Other categories as Python shows them."""
-    if issubclass(category, UserWarning):
-        print(f"linearcast: warning: {message}", file=sys.stderr)
-    else:
-        _show_python_warning(message, category, filename, lineno, file, line)
+    """Any warning (readers, checks, numpy, Lightning) as one line like the errors, as
+    ``forecast`` prints them; not Python's ``file:line: UserWarning:`` form with a source path,
+    which says nothing to a user and differs from command to command."""
+    text = " ".join(str(message).split()) or category.__name__
+    print(f"linearcast: warning: {text}", file=sys.stderr)
+
+
+class _OneLineFormatter(logging.Formatter):
+    """Log records in the style of the warnings and errors: ``linearcast: warning: ...`` for
+    warnings (the trainer's masked-targets note, a reader's), ``linearcast: error: ...`` for
+    errors; ``-v``'s INFO lines keep the logger's name, which is what they are read for."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()  # no traceback: a user reads one line
+        if record.levelno >= logging.ERROR:
+            return f"linearcast: error: {text}"
+        if record.levelno >= logging.WARNING:
+            return f"linearcast: warning: {text}"
+        return f"{record.levelname} {record.name}: {text}"
+
+
+def _set_up_logging(verbose: bool) -> None:
+    """One stderr handler on the root logger in the one-line style (a program that configured
+    logging already, e.g. a test runner, keeps its own)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLineFormatter())
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    _set_up_logging(args.verbose)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2

@@ -17,8 +17,11 @@ EPILOG = """\
 Series are matched to the run's by name (columns in any order); a file whose series are not the
 run's is refused. Output (data units; timestamps continue the file's calendar, step numbers
 T, T+1, ... when the file has no time):
-  .csv / .parquet   one row per (series, time): unique_id, ds, y_hat  (parquet needs pyarrow)
-  .npz              forecast [T_out, N, C], timestamps [T_out], node_names [N]
+  .csv / .parquet   one row per (series, time): unique_id, ds, y_hat  (parquet needs pyarrow);
+                    data with several channels (in/out flows) adds a column `channel` naming
+                    the one forecast (the run's protocol_overrides.target_channel)
+  .npz              forecast [T_out, N, C], timestamps [T_out], node_names [N], channel
+A run trained with --set nonnegative=true (the presets for counts) forecasts values >= 0.
 
 Examples:
   linearcast forecast runs/elinformer-PEMS08-20250101-120000 --data last-day.npz --out next.csv
@@ -50,11 +53,12 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
     if path is None:
         print(fc.to_frame().to_string(index=False))
     kind = "" if fc.timestamps is not None else "step "
+    what = f" of {fc.channel_label}" if fc.channel_label else ""  # several data channels
     print(
         f"{'wrote ' + str(path) if path else 'forecast'}: horizon {fc.horizon} steps x "
-        f"{len(fc.node_names)} series ({fc.horizon * len(fc.node_names)} rows), "
+        f"{len(fc.node_names)} series{what} ({fc.horizon * len(fc.node_names)} rows), "
         f"{kind}{fc.ds[0]} -> {kind}{fc.ds[-1]} (after the last input {kind}{fc.last_input} "
-        f"of {fc.source}), {fc.units}"
+        f"of {fc.source}), {fc.units}{', clipped at 0' if fc.nonnegative else ''}"
     )
     return 0
 

@@ -144,6 +144,11 @@ class TrainConfig:
             wrapping the model). The first step compiles (about 40 s for STAEformer on 2 CPU
             cores); evaluation and checkpoints use the uncompiled module, whose ``state_dict``
             is unchanged. Measured at the PEMS07 shape: README, "How fast is it?".
+        nonnegative: clip forecasts at 0 in data units wherever they leave the model (forecast,
+            predict, evaluate and the run's metrics, plots, the ONNX graph) -- for counts
+            (pedestrians, trips, passengers), which a linear model can send below 0. Training
+            sees the unclipped outputs (a clipped output has no gradient); the presets for count
+            datasets turn it on.
     """
 
     model: str = "elinformer"
@@ -190,6 +195,7 @@ class TrainConfig:
     plots: bool = True
     tensorboard: bool = True
     compile: bool = False
+    nonnegative: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.synthetic, dict):

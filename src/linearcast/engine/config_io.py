@@ -62,6 +62,7 @@ FIELD_CHECKS: dict[str, Check] = {
     "max_val_batches": _COUNT,
     "eval_every": _POSITIVE,
     "num_workers": Integer(0, 1024),
+    "nonnegative": Flag(),
     "synthetic.num_nodes": Integer(1, 100_000),
     "synthetic.days": Integer(1, 100_000),
     "synthetic.steps_per_day": Integer(1, 86_400),

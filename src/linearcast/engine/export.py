@@ -6,7 +6,9 @@ needs nothing but the ONNX file::
     input   x         [B, T_in, N, C_in] float32: channel 0 the target in data units; with time
                       features (STAEformer/ELinFormer) channel 1 the time of day as a fraction
                       in [0, 1) and channel 2 the day of week 0..6 (Monday = 0) as float
-    output  forecast  [B, T_out, N, C_out] float32 in data units
+    output  forecast  [B, T_out, N, C_out] float32 in data units: the data channel the run
+                      forecasts (the sidecar's ``outputs.forecast.channel``, e.g. ``inflow``),
+                      clipped at 0 inside the graph for a run with ``nonnegative = true``
 
 B is dynamic; T_in, N and C_in are the run's. The node axis is in the run's series order: the
 JSON file beside it (``model.json`` for ``model.onnx``) lists the series names in that order
@@ -25,9 +27,11 @@ infinite value on either side fails the check. Both files are written whole or n
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
-import json
+import io
 import logging
+import re
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,8 +41,10 @@ import torch
 from torch import Tensor, nn
 
 from linearcast import jsonio
+from linearcast.engine.export_description import add_metadata, sidecar
 from linearcast.engine.outputs import atomic_output, check_output_path
 from linearcast.engine.series_identity import legacy_note, read_series
+from linearcast.engine.target import clip_data_units, recorded_target
 from linearcast.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -55,6 +61,7 @@ class RawUnitModel(nn.Module):
         model: maps ``[B, T_in, N, C_in]`` (channel 0 scaled) to ``[B, T_out, N, C_out]``
             (scaled units).
         scaler: the run's scaler (global: one mean/std; per series: ``[N]``).
+        nonnegative: clip the forecast at 0 (data units), as the run's forecasts are.
     """
 
     mean_in: Tensor
@@ -62,9 +69,12 @@ class RawUnitModel(nn.Module):
     mean_out: Tensor
     std_out: Tensor
 
-    def __init__(self, model: nn.Module, scaler: StandardScaler) -> None:
+    def __init__(
+        self, model: nn.Module, scaler: StandardScaler, *, nonnegative: bool = False
+    ) -> None:
         super().__init__()
         self.model = model
+        self.nonnegative = nonnegative
         mean = torch.as_tensor(np.asarray(scaler.mean, dtype=np.float32))
         std = torch.as_tensor(np.asarray(scaler.std, dtype=np.float32))
         # global: scalars; per series: [N] for the input target [B, T, N] and [N, 1] for outputs
@@ -78,7 +88,8 @@ class RawUnitModel(nn.Module):
         target = (x[..., 0] - self.mean_in) / self.std_in  # (B, T_in, N)
         scaled = torch.cat([target[..., None], x[..., 1:]], dim=-1)  # (B, T_in, N, C_in)
         out = self.model(scaled)  # (B, T_out, N, C_out), scaled units
-        return out * self.std_out + self.mean_out
+        raw = out * self.std_out + self.mean_out
+        return raw.clamp_min(0.0) if self.nonnegative else raw
 
 
 def missing_onnx_packages() -> list[str]:
@@ -162,18 +173,18 @@ def export_onnx(
             f"N), found {series.num_nodes}; the file is from another run: retrain or delete it."
         )
     meta["series"] = series.names if series is not None else None
-    wrapped = RawUnitModel(model, scaler).eval()
+    wrapped = RawUnitModel(model, scaler, nonnegative=meta["nonnegative"]).eval()
     example = torch.from_numpy(example_inputs(2, meta, scaler))
     json_path = path.with_suffix(".json")
     with atomic_output(path, "--onnx") as tmp:  # a failed check removes the temp file
-        _export(wrapped, example, tmp, opset)
-        _add_metadata(tmp, model_name, meta)
+        _export(wrapped, example, tmp, opset, shown=path)
+        add_metadata(tmp, model_name, meta)
         result = _result(path, meta, _output_channels(wrapped, example))
         if check:
             result |= _check(tmp, model, scaler, meta, shown=path)
-        description = _description(model_name, run_dir, meta, scaler, result)
+        described = sidecar(model_name, run_dir, meta, scaler, result)
         with atomic_output(json_path, "--onnx") as tmp_json:
-            tmp_json.write_text(jsonio.dumps(description) + "\n")
+            tmp_json.write_text(jsonio.dumps(described) + "\n")
     result["json"] = str(json_path)
     return result
 
@@ -208,7 +219,7 @@ def _load_run(run_dir: Path) -> tuple[str, dict[str, Any], StandardScaler, nn.Mo
     best weights in a float32 model in eval mode."""
     from linearcast.data import StandardScaler
     from linearcast.engine.checkpoint import BEST, load_weights
-    from linearcast.engine.inference import read_run
+    from linearcast.engine.open_run import read_run
     from linearcast.engine.setup import build_model_for, resolve_protocol
 
     ckpt, config = read_run(run_dir)
@@ -228,50 +239,12 @@ def _load_run(run_dir: Path) -> tuple[str, dict[str, Any], StandardScaler, nn.Mo
         steps_per_day=meta.get("steps_per_day"),
     )
     load_weights(model, ckpt["model"], run_dir / BEST)
+    # what the forecast output is: which data channel, clipped at 0 or not
+    channel = protocol.target_channel
+    name, channels = recorded_target(meta, channel)
+    meta["output_channel"] = {"index": channel, "name": name, "data_channels": channels}
+    meta["nonnegative"] = config.nonnegative
     return config.model, meta, scaler, model.float().eval()
-
-
-def _description(
-    model_name: str,
-    run_dir: Path,
-    meta: dict[str, Any],
-    scaler: StandardScaler,
-    result: dict[str, Any],
-) -> dict[str, Any]:
-    """The JSON file beside the ONNX file: inputs, outputs, calendar, scaler, the check."""
-    return {
-        "format": "linearcast-onnx",
-        "model": model_name,
-        "run_dir": str(run_dir),
-        "series": meta.get("series"),
-        "series_order": (
-            "names: node i of x and forecast is series[i]"
-            if meta.get("series") is not None
-            else "positions: the training data's order (the run records no names)"
-        ),
-        "inputs": {
-            "x": {
-                "shape": result["input_shape"],
-                "dtype": "float32",
-                "channels": _channel_names(int(meta["input_channels"])),
-                "units": "data units (the scaler is inside the graph)",
-            }
-        },
-        "outputs": {
-            "forecast": {"shape": result["output_shape"], "dtype": "float32", "units": "data units"}
-        },
-        "steps_per_day": meta.get("steps_per_day"),
-        "freq_minutes": meta.get("freq_minutes"),
-        "protocol": meta.get("protocol"),
-        "dataset": meta.get("dataset"),
-        "scaler": scaler.state_dict(),
-        "check": {k: result[k] for k in ("checked", "max_abs_diff", "max_scaled_diff")},
-    }
-
-
-def _channel_names(c: int) -> list[str]:
-    names = ["target (data units)", "time of day in [0, 1)", "day of week 0..6 (Monday = 0)"]
-    return names[:c] + [f"channel {i}" for i in range(3, c)]
 
 
 def _output_channels(model: nn.Module, example: Tensor) -> int:
@@ -279,16 +252,28 @@ def _output_channels(model: nn.Module, example: Tensor) -> int:
         return int(model(example).shape[-1])
 
 
-def _export(model: nn.Module, example: Tensor, path: Path, opset: int | None) -> None:
-    """``torch.onnx.export`` with a dynamic batch axis, quietly, errors as one sentence."""
+def _export(
+    model: nn.Module, example: Tensor, path: Path, opset: int | None, shown: Path | None = None
+) -> None:
+    """``torch.onnx.export`` with a dynamic batch axis, quietly, errors as one sentence naming
+    ``shown`` (the user's file, when ``path`` is a temp file)."""
     batch = torch.export.Dim("batch", min=1)
     kwargs: dict[str, Any] = {} if opset is None else {"opset_version": opset}
-    # the exporter logs optional torchvision ops and pytree deprecations: not ours to act on
-    noisy = logging.getLogger("torch.onnx._internal.exporter._registration")
-    level = noisy.level
-    noisy.setLevel(logging.ERROR)
+    # torch logs through its own handler (source paths, graph dumps of a failed trace) and the
+    # exporter logs optional torchvision ops: not for users; a failure is the one line below
+    noisy = [logging.getLogger(name) for name in ("torch", "torch.onnx._internal.exporter")]
+    levels = [logger.level for logger in noisy]
+    for logger in noisy:
+        logger.setLevel(logging.CRITICAL)
     try:
-        with warnings.catch_warnings(), torch.no_grad():
+        # a failed trace prints the graph it reached: thousands of lines with source paths
+        quiet = io.StringIO()
+        with (
+            warnings.catch_warnings(),
+            torch.no_grad(),
+            contextlib.redirect_stdout(quiet),
+            contextlib.redirect_stderr(quiet),
+        ):
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(
@@ -305,34 +290,18 @@ def _export(model: nn.Module, example: Tensor, path: Path, opset: int | None) ->
     except ConfigError:
         raise
     except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        text = _ANSI.sub("", str(err)).strip()
+        first = text.splitlines()[0] if text else type(err).__name__
         raise ConfigError(
-            f"{path}: torch's ONNX exporter failed ({type(err).__name__}: {first})."
+            f"{shown or path}: torch's ONNX exporter failed ({type(err).__name__}: {first}); "
+            f"the file was not written."
         ) from err
     finally:
-        noisy.setLevel(level)
+        for logger, level in zip(noisy, levels):
+            logger.setLevel(level)
 
 
-def _add_metadata(path: Path, model_name: str, meta: dict[str, Any]) -> None:
-    import onnx
-
-    proto = onnx.load(str(path))
-    facts = {
-        "linearcast.model": model_name,
-        "linearcast.in_steps": meta.get("in_steps"),
-        "linearcast.out_steps": meta.get("out_steps"),
-        "linearcast.num_nodes": meta.get("num_nodes"),
-        "linearcast.input_channels": meta.get("input_channels"),
-        "linearcast.steps_per_day": meta.get("steps_per_day"),
-        "linearcast.units": "data units in and out (scaler folded in)",
-        # node i of the graph is series[i]: the names travel with the file
-        "linearcast.series": json.dumps(meta["series"]) if meta.get("series") else None,
-    }
-    for key, value in facts.items():
-        if value is not None:
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = key, str(value)
-    onnx.save(proto, str(path))
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the exporter colours its messages for terminals
 
 
 def _check(
@@ -353,7 +322,8 @@ def _check(
     for seed, batch in enumerate((1, 3)):
         x = example_inputs(batch, meta, scaler, seed=seed + 1)
         got = session.run(["forecast"], {"x": x})[0]
-        ref = _torch_forecast(model, scaler, x)
+        # then the clip at 0 of a nonnegative run, as forecast applies it
+        ref = clip_data_units(_torch_forecast(model, scaler, x), bool(meta.get("nonnegative")))
         for side, values in (("onnxruntime", got), ("PyTorch", ref)):
             if not np.isfinite(values).all():
                 raise ConfigError(

@@ -11,7 +11,10 @@ that ends where a test window's inputs end gets the forecast ``predict`` gives t
 
 Output (:meth:`Forecast.to_frame`) is the long layout of neuralforecast / StatsForecast / Darts:
 one row per (series, timestamp) with columns ``unique_id, ds, y_hat``; ``.npz`` holds
-``forecast [T_out, N, C]``, ``timestamps`` and ``node_names``.
+``forecast [T_out, N, C]``, ``timestamps`` and ``node_names``. The model forecasts one channel
+of the data (:mod:`linearcast.engine.target`): with several (in/out flows) a ``channel`` column
+names it (e.g. ``inflow``), as do the ``.npz`` arrays ``channel``/``channel_index`` and the
+summary line. A run with ``nonnegative = true`` gives forecasts clipped at 0.
 
 Series are matched by name (:mod:`linearcast.engine.series_identity`): the data's columns or
 ``unique_id`` values are reordered to the run's node order, so a file whose columns come in
@@ -40,6 +43,13 @@ from linearcast.engine.forecast_inputs import (
 )
 from linearcast.engine.outputs import atomic_output, check_output_path
 from linearcast.engine.series_identity import match_series, read_series
+from linearcast.engine.target import (
+    apply_output_rule,
+    channel_name,
+    channel_text,
+    clip_data_units,
+    recorded_target,
+)
 from linearcast.errors import ConfigError
 
 __all__ = ["OUTPUT_SUFFIXES", "Forecast", "forecast_run", "resolve_data_options"]
@@ -65,6 +75,10 @@ class Forecast:
         notes: what the user should know (null readings in the input, time counted from the
             first row, ...); also issued as warnings.
         units: the units of ``values``: always ``"data units"`` (the scaler is undone).
+        channel: the data channel forecast (the protocol's ``target_channel``).
+        channel_name: its name (``"inflow"``), or ``None`` when the data names none.
+        data_channels: the data's channels F (``None``: not known).
+        nonnegative: the values are clipped at 0 (the run's ``nonnegative`` option).
     """
 
     values: np.ndarray
@@ -75,6 +89,10 @@ class Forecast:
     last_input: Any
     notes: list[str] = field(default_factory=list)
     units: str = "data units"
+    channel: int = 0
+    channel_name: str | None = None
+    data_channels: int | None = None
+    nonnegative: bool = False
 
     @property
     def horizon(self) -> int:
@@ -86,11 +104,19 @@ class Forecast:
         """The future timestamps, or the step numbers when there are none."""
         return self.timestamps if self.timestamps is not None else self.steps
 
+    @property
+    def channel_label(self) -> str:
+        """The forecast channel for people (``"inflow (channel 0 of 2)"``); ``""`` for data
+        with one channel."""
+        return channel_text(self.channel_name, self.channel, self.data_channels)
+
     def to_frame(self) -> pd.DataFrame:
         """Long layout: one row per (series, time), columns ``unique_id, ds, y_hat``.
 
         Rows are sorted by series (the run's order) then time; with C > 1 output channels the
-        value columns are ``y_hat_0``, ``y_hat_1``, ...; ``attrs["units"]`` names the units.
+        value columns are ``y_hat_0``, ``y_hat_1``, ...; when the data has several channels a
+        last column ``channel`` names the one forecast; ``attrs`` hold ``units``, ``channel``
+        and ``nonnegative``.
         """
         t, n, c = self.values.shape
         ds = np.asarray(self.ds)
@@ -104,8 +130,11 @@ class Forecast:
         else:
             for i in range(c):
                 frame[f"y_hat_{i}"] = per_node[:, i]
+        if self.channel_label:  # several data channels: say which one y_hat is
+            frame["channel"] = self.channel_name or f"channel {self.channel}"
         out = pd.DataFrame(frame)
-        out.attrs["units"] = self.units
+        out.attrs |= {"units": self.units, "channel": self.channel_label,
+                      "nonnegative": self.nonnegative}  # fmt: skip
         return out
 
     def save(self, path: str | Path) -> Path:
@@ -135,6 +164,9 @@ class Forecast:
                 timestamps=stamps,
                 node_names=np.asarray(self.node_names, dtype=str),
                 units=np.asarray(self.units),
+                channel=np.asarray(self.channel_name or f"channel {self.channel}"),
+                channel_index=np.asarray(self.channel, dtype=np.int64),
+                nonnegative=np.asarray(self.nonnegative),
             )
         elif suffix == ".parquet":
             self.to_frame().to_parquet(path, index=False)
@@ -142,11 +174,13 @@ class Forecast:
             self.to_frame().to_csv(path, index=False)
 
     def summary(self) -> str:
-        """One line: horizon, series, first and last forecast time."""
+        """One line: horizon, series, the channel (several in the data), first and last
+        forecast time."""
         first, last = self.ds[0], self.ds[-1]
         kind = "" if self.timestamps is not None else "step "
+        what = f" of {self.channel_label}" if self.channel_label else ""
         return (
-            f"{self.horizon} steps x {len(self.node_names)} series after {self.source} "
+            f"{self.horizon} steps x {len(self.node_names)} series{what} after {self.source} "
             f"(last input {kind}{self.last_input}): {kind}{first} -> {kind}{last}"
         )
 
@@ -206,7 +240,7 @@ def forecast_run(
             not have.
     """
     from linearcast.data.frames import future_timestamps
-    from linearcast.engine.inference import read_run
+    from linearcast.engine.open_run import read_run
     from linearcast.engine.setup import resolve_protocol
 
     run_dir = Path(run_dir)
@@ -224,6 +258,8 @@ def forecast_run(
     t = ds.num_steps
     stamps = future_timestamps(ds, protocol.out_steps)
     known = ds.times()
+    channel = protocol.target_channel
+    name, channels = recorded_target(meta, channel)
     return Forecast(
         values=values,
         timestamps=stamps[:h] if stamps is not None else None,
@@ -232,6 +268,10 @@ def forecast_run(
         source=ds.source,
         last_input=known[-1] if known is not None else t - 1,
         notes=notes,
+        channel=channel,
+        channel_name=name or channel_name(ds, channel),
+        data_channels=channels or ds.num_channels,
+        nonnegative=config.nonnegative,
     )
 
 
@@ -248,7 +288,7 @@ def _run_best_weights(
     from linearcast.data import StandardScaler, WindowDataset
     from linearcast.engine.checkpoint import BEST, load_weights
     from linearcast.engine.evaluation import forward_eval
-    from linearcast.engine.inference import _fabric
+    from linearcast.engine.open_run import inference_fabric
     from linearcast.engine.setup import build_model_for
 
     meta = ckpt.get("meta", {})
@@ -270,11 +310,11 @@ def _run_best_weights(
         config, ds, p, window.input_channels, steps_per_day=meta.get("steps_per_day")
     )
     load_weights(model, ckpt["model"], run_dir / BEST)
-    model.eval()
-    fabric = _fabric(config, accelerator)
+    apply_output_rule(model, config, scaler).eval()
+    fabric = inference_fabric(config, accelerator)
     model = fabric.to_device(model)
     out = forward_eval(fabric, model, fabric.to_device(x[None])).float()  # (1, T_out, N, C)
     # model outputs are in scaled units under every protocol; the user wants data units (the
     # same float32 inverse transform as predict's, so that the numbers agree exactly)
     values: np.ndarray = scaler.inverse_transform(out)[0].cpu().numpy()  # (T_out, N, C)
-    return values
+    return clip_data_units(values, config.nonnegative)

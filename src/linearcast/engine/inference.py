@@ -6,7 +6,9 @@ given with ``data=``; the protocol (split, windows) is the run's. Other data's s
 matched to the run's by name (:mod:`linearcast.engine.series_identity`).
 
 ``predict`` gives data units by default under every protocol (the units of ``forecast``);
-``units="scaled"`` gives the model's standardised space (the one ett/ltsf metrics use).
+``units="scaled"`` gives the model's standardised space (the one ett/ltsf metrics use). A run
+with ``nonnegative = true`` predicts and is scored on forecasts clipped at 0
+(:mod:`linearcast.engine.target`); both name the data channel forecast when there are several.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from linearcast.engine.checkpoint import BEST, load_checkpoint, load_weights
 from linearcast.engine.config import TrainConfig
 from linearcast.engine.evaluation import (
     evaluate,
@@ -26,16 +27,18 @@ from linearcast.engine.evaluation import (
     forward_eval,
     table_columns,
 )
+from linearcast.engine.open_run import best_model, inference_fabric, load_run, read_run
 from linearcast.engine.outputs import atomic_output, check_output_path
 from linearcast.engine.samplers import ShardSampler
-from linearcast.engine.series_identity import match_series, read_series
-from linearcast.engine.setup import build_model, load_dataset, prepare_data
+from linearcast.engine.target import channel_name, channel_text, clip_data_units
 from linearcast.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from lightning_fabric import Fabric
 
     from linearcast.data import PreparedData, TimeSeriesDataset
+
+__all__ = ["Prediction", "evaluate_run", "load_run", "predict_run", "read_run"]
 
 SPLITS = ("train", "val", "test")
 UNITS = {"data": "data units", "scaled": "standardised units"}
@@ -56,137 +59,6 @@ class Prediction(np.ndarray):
         self.units = getattr(obj, "units", None)
 
 
-# config fields that decide the model's architecture and inputs: a checkpoint must agree with
-# its run's config.json on these (epochs, lr, ... may differ after a resume)
-_ARCHITECTURE_FIELDS = ("model", "model_overrides", "protocol", "protocol_overrides")
-
-
-def read_run(run_dir: str | Path) -> tuple[dict[str, Any], TrainConfig]:
-    """A run's best checkpoint and config, checked to belong together (no data is read).
-
-    Raises:
-        ConfigError: no run directory / config / checkpoint, or a checkpoint from another run.
-    """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ConfigError(f"{run_dir}: run directory not found.")
-    config_path = run_dir / "config.json"
-    if not config_path.is_file():
-        raise ConfigError(
-            f"{run_dir}: not a run directory (no config.json); expected a folder written by "
-            f"`linearcast train`."
-        )
-    config = TrainConfig.load(config_path)
-    ckpt_path = run_dir / BEST
-    ckpt = load_checkpoint(ckpt_path)
-    _check_same_run(ckpt, config, ckpt_path, config_path)
-    return ckpt, config
-
-
-def load_run(
-    run_dir: str | Path, data: str | TimeSeriesDataset | None = None, data_format: str = "auto"
-) -> tuple[dict[str, Any], TrainConfig, PreparedData]:
-    """The best checkpoint, the run's config (``data`` replaced when given) and the data.
-
-    The run is described by its ``config.json``; ``best.ckpt`` must have been written by that
-    run (same model, architecture options and protocol, same N and window lengths) -- a
-    checkpoint copied from another run is refused.
-
-    Args:
-        run_dir: a run directory.
-        data: a dataset path, or a dataset object (e.g. from
-            :func:`linearcast.data.as_dataset`), instead of the run's own data.
-        data_format: reader format of a ``data`` path.
-
-    Raises:
-        ConfigError: no run directory / config / checkpoint, a checkpoint from another run, or
-            data whose shape the model cannot take.
-    """
-    run_dir = Path(run_dir)
-    ckpt, config = read_run(run_dir)
-    ckpt_path = run_dir / BEST
-    dataset = None
-    if isinstance(data, str | Path):
-        config = config.replace(data=str(data), data_format=data_format)
-    elif data is not None:
-        from linearcast.data.frames import describe_data
-
-        config = config.replace(data=describe_data(data))
-        dataset = data
-    if data is not None:  # the run's own data is in its own order; other data is matched
-        import warnings
-
-        dataset, _, notes = match_series(
-            dataset or load_dataset(config), read_series(run_dir), run_dir
-        )
-        for note in notes:
-            warnings.warn(note, UserWarning, stacklevel=3)
-    prep = prepare_data(config, dataset)
-    from linearcast.data import StandardScaler
-
-    scaler = StandardScaler.from_state_dict(ckpt["scaler"])
-    prep.scaler = scaler
-    for part in (prep.train, prep.val, prep.test):
-        part.scaler = scaler
-    meta = ckpt.get("meta", {})
-    p = prep.protocol
-    if (meta.get("in_steps"), meta.get("out_steps")) != (p.in_steps, p.out_steps):
-        raise ConfigError(
-            f"{ckpt_path}: the model was trained on {meta.get('in_steps')} -> "
-            f"{meta.get('out_steps')} windows, but the run's protocol now gives "
-            f"{p.in_steps} -> {p.out_steps}."
-        )
-    from linearcast.models import REGISTRY
-
-    spec = REGISTRY.get(config.model)
-    if spec is not None and spec.fixed_num_nodes and meta.get("num_nodes") != prep.num_nodes:
-        raise ConfigError(
-            f"{prep.dataset.source}: model {config.model!r} of {run_dir} was trained on "
-            f"N={meta.get('num_nodes')} nodes and runs only on that many; found N={prep.num_nodes}."
-        )
-    return ckpt, config, prep
-
-
-def _check_same_run(
-    ckpt: dict[str, Any], config: TrainConfig, ckpt_path: Path, config_path: Path
-) -> None:
-    """Refuse a checkpoint whose saved config disagrees with the run's config.json."""
-    saved = ckpt.get("config")
-    if not isinstance(saved, dict):
-        raise ConfigError(f"{ckpt_path}: the checkpoint holds no config; it is not from a run.")
-    own = config.to_dict()
-    differ = [k for k in _ARCHITECTURE_FIELDS if saved.get(k, own[k]) != own[k]]
-    if differ:
-        k = differ[0]
-        raise ConfigError(
-            f"{ckpt_path}: this checkpoint was written by another run: its {k} is "
-            f"{saved.get(k)!r} but {config_path} says {own[k]!r}"
-            f"{f' (and {len(differ) - 1} more fields differ)' if len(differ) > 1 else ''}. "
-            f"Evaluate the run directory the checkpoint came from."
-        )
-
-
-def _fabric(config: TrainConfig, accelerator: str | None) -> Fabric:
-    from lightning_fabric import Fabric
-
-    fabric = Fabric(
-        accelerator=accelerator or config.accelerator,
-        devices=1,
-        precision=config.precision,  # type: ignore[arg-type]
-    )
-    fabric.launch()
-    return fabric
-
-
-def _model(
-    ckpt: dict[str, Any], config: TrainConfig, prep: PreparedData, fabric: Fabric, run_dir: Path
-) -> Any:
-    model = build_model(config, prep)
-    load_weights(model, ckpt["model"], run_dir / BEST)
-    model.eval()
-    return fabric.to_device(model)
-
-
 def _open_split(
     run_dir: str | Path,
     data: str | TimeSeriesDataset | None,
@@ -205,8 +77,8 @@ def _open_split(
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {', '.join(SPLITS)}; found {split!r}.")
     ckpt, config, prep = load_run(run_dir, data, data_format)
-    fabric = _fabric(config, accelerator)
-    model = _model(ckpt, config, prep, fabric, Path(run_dir))
+    fabric = inference_fabric(config, accelerator)
+    model = best_model(ckpt, config, prep, fabric, Path(run_dir))
     part = getattr(prep, split)
     return (
         config,
@@ -268,10 +140,12 @@ def evaluate_run(
     name = prep.dataset.name
     space = prep.protocol.metrics_space
     units = "data units" if space == "raw" else "standardised units"
+    channel = _channel_label(prep)
+    clipped = ", forecasts clipped at 0" if config.nonnegative else ""
     table = format_metrics_table(
         rows,
-        title=f"{split} metrics on {name} under {prep.protocol.label} ({result.windows} windows, "
-        f"{units})",
+        title=f"{split} metrics on {name}{f' ({channel})' if channel else ''} under "
+        f"{prep.protocol.label} ({result.windows} windows, {units}{clipped})",
         columns=table_columns(space),
     )
     return {
@@ -284,6 +158,7 @@ def evaluate_run(
         "metrics": result.metrics,
         "baseline": baseline,
         "table": table,
+        "channel": channel,
     }
 
 
@@ -340,7 +215,7 @@ def predict_run(
             f"predict: units expected one of {', '.join(map(repr, UNITS))}, found {units!r}."
         )
     out = check_output_path(out, (".npy", ".npz")) if out is not None else None
-    _, prep, fabric, model, part, bs = _open_split(
+    config, prep, fabric, model, part, bs = _open_split(
         run_dir, data, data_format, split, accelerator, batch_size
     )
     preds, targets = [], []
@@ -351,12 +226,16 @@ def predict_run(
     if not preds:
         raise ConfigError(f"{prep.dataset.source}: the {split} split has no windows.")
     prediction, target = _in_units(torch.cat(preds), torch.cat(targets), prep, units)
+    if units == "data":  # the hook clipped at the scaled 0; exactly 0 after float32 rounding
+        prediction = clip_data_units(prediction, config.nonnegative)
     _check_finite(bool(np.isfinite(prediction).all()), prep, run_dir, split)
+    channel = _channel_label(prep)
     if out is not None:
         with atomic_output(out) as tmp, tmp.open("wb") as fh:
             if out.suffix == ".npz":
                 np.savez(fh, prediction=prediction, target=target,
-                         start=np.asarray(part.starts), units=np.asarray(UNITS[units]))  # fmt: skip
+                         start=np.asarray(part.starts), units=np.asarray(UNITS[units]),
+                         channel=np.asarray(channel or "channel 0"))  # fmt: skip
             else:
                 np.save(fh, prediction)
     return {
@@ -368,7 +247,14 @@ def predict_run(
         "prediction": prediction,
         "target": target,
         "start": np.asarray(part.starts),
+        "channel": channel,
     }
+
+
+def _channel_label(prep: PreparedData) -> str:
+    """The data channel the run forecasts, named (``""`` for data with one channel)."""
+    ds, channel = prep.dataset, prep.protocol.target_channel
+    return channel_text(channel_name(ds, channel), channel, ds.num_channels)
 
 
 def _in_units(

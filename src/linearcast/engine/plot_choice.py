@@ -126,6 +126,27 @@ def choose_series(window: np.ndarray, null_value: float, k: int = 4) -> list[int
     return [int(ranked[p]) for p in picks]
 
 
+#: the history drawn is at most this many times the horizon (forecast >= 1/4 of the x axis)
+HISTORY_PER_HORIZON = 3
+
+
+def history_shown(in_steps: int, out_steps: int) -> int:
+    """How many of the last input steps a forecast panel draws.
+
+    A 1024-step lookback drawn whole beside a 96-step forecast squeezes the forecast into a
+    sliver of the axis; the panel shows the last ``3 * out_steps`` input steps at most, so the
+    forecast takes at least a quarter of the x range (the title names the whole window).
+
+    Args:
+        in_steps: T_in of the window.
+        out_steps: T_out.
+
+    Returns:
+        ``min(in_steps, 3 * out_steps)``, at least 1.
+    """
+    return max(1, min(in_steps, HISTORY_PER_HORIZON * max(1, out_steps)))
+
+
 def series_label(node: int, names: Sequence[str] | None, max_chars: int = 36) -> str:
     """``"<name> (node 7)"`` when the dataset names its series, else ``"node 7"``."""
     if not names:

@@ -26,6 +26,7 @@ from linearcast.engine.run_dir import create_run_dir, keep_earlier_result, write
 from linearcast.engine.run_report import floor_model
 from linearcast.engine.series_identity import SERIES_FILE, series_record
 from linearcast.engine.setup import dataset_label
+from linearcast.engine.target import channel_name, channel_text
 from linearcast.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -142,6 +143,7 @@ def test_window_figure(
         floor.eval()
         baseline = to_units(forward_eval(fabric, floor, xb))[0, ..., 0].cpu().numpy()
     scaled = prep.protocol.metrics_space == "scaled"
+    channel = channel_name(prep.dataset, test.target_channel)  # named in the title
     if scaled:  # the units of y and of the forecasts
         hist = x[..., 0].double().numpy()  # (T_in, N)
     else:  # the file's readings: an inverse-transformed null would miss the null test
@@ -158,4 +160,5 @@ def test_window_figure(
         title=title,
         null_value=prep.null_value,
         units="standardised units" if scaled else "data units",
+        channel=channel_text(channel, test.target_channel, prep.dataset.num_channels),
     )

@@ -25,6 +25,7 @@ from linearcast.engine.evaluation import all_reduce_sum, non_finite_weights
 from linearcast.engine.run_dir import check_resumable
 from linearcast.engine.samplers import EpochShardSampler
 from linearcast.engine.setup import LossFn, Schedule, dataset_label
+from linearcast.engine.target import target_meta
 from linearcast.errors import ConfigError, TrainingDiverged
 
 if TYPE_CHECKING:
@@ -259,4 +260,6 @@ def run_meta(config: TrainConfig, prep: PreparedData) -> dict[str, Any]:
         # the calendar the time features were computed on (forecasting checks new data)
         "steps_per_day": prep.dataset.steps_per_day,
         "freq_minutes": prep.dataset.freq_minutes,
+        # which channel the forecasts are of (named in forecasts and the ONNX sidecar)
+        **target_meta(prep.dataset, p.target_channel),
     }

@@ -73,6 +73,7 @@ from linearcast.engine.setup import (
     prepare_data,
     setup_optimization,
 )
+from linearcast.engine.target import apply_output_rule
 from linearcast.engine.tensorboard import open_tensorboard
 
 if TYPE_CHECKING:
@@ -259,7 +260,7 @@ class Trainer:
         """The model, its registry facts and parameter counts; a closed-form model is fitted
         here (``fit``: a new run, before any gradient step)."""
         cfg = self.config
-        model = build_model(cfg, prep)
+        model = apply_output_rule(build_model(cfg, prep), cfg, prep.scaler)  # nonnegative
         facts = describe_model(cfg.model)
         closed_form = getattr(model, "fit", None)
         if fit and callable(closed_form):
