@@ -32,7 +32,7 @@ TINY: dict[str, dict[str, Any]] = {
     "linearcast.models.stgcn": dict(
         temporal_channels=16, graph_channels=8, output_channels=32, dropout=0.0
     ),
-    "linearcast.models.agcrn": dict(rnn_units=16, embed_dim=4),
+    "linearcast.models.agcrn": dict(rnn_units=32, embed_dim=8, num_layers=1),
     "linearcast.models.gwnet": dict(
         residual_channels=8, dilation_channels=8, skip_channels=32, end_channels=64, dropout=0.0
     ),

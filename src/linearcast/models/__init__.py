@@ -12,7 +12,7 @@ from typing import Any
 from torch import nn
 
 from linearcast.errors import ConfigError
-from linearcast.models import baselines, gwnet, samovar, staeformer, stgcn, stid
+from linearcast.models import agcrn, baselines, gwnet, samovar, staeformer, stgcn, stid
 from linearcast.models.base import ModelSpec
 
 # One line per model file. Each file exports SPECS: list[ModelSpec].
@@ -21,6 +21,7 @@ _SPECS: list[ModelSpec] = [
     *samovar.SPECS,
     *baselines.SPECS,
     *stid.SPECS,
+    *agcrn.SPECS,
     *gwnet.SPECS,
     *stgcn.SPECS,
 ]

@@ -99,6 +99,9 @@ OPTION_CHECKS: dict[str, Check] = {
     "output_channels": _WIDTH,
     "act_func": Choice(("glu", "gtu")),
     "laplacian": Choice(("normlap", "scaled")),
+    # AGCRN (rnn_units: also DCRNN's)
+    "rnn_units": _WIDTH,
+    "embed_dim": _WIDTH,
     # the baselines
     "period": Choice(("day", "week")),
     "season": Integer(1, 1_000_000),
