@@ -93,6 +93,8 @@ SMALL_BY_MODULE: dict[str, dict[str, Any]] = {
         adaptive_embedding_dim=4,
         dropout=0.0,
     ),
+    # widths that differ (a swapped one shows); K = 3 keeps the Chebyshev recurrence's term
+    "linearcast.models.agcrn": dict(rnn_units=8, embed_dim=3, cheb_k=3),
 }
 #: small overrides per registry name (on top of the module's).
 SMALL_BY_NAME: dict[str, dict[str, Any]] = {}
@@ -184,6 +186,8 @@ EXTRA_CASES: list[Case] = [
         {"adaptive_embedding_dim": 0, "kernel_size": 3, "blocks": 2},
     ),
     Case("stid", "input_dim-1+no-node", {"input_dim": 1, "spatial_embedding_dim": 0}),
+    # the predictor's channel order t·C_out + c; one layer; the official K = 2
+    Case("agcrn", "output_dim-2+one-layer+k2", {"output_dim": 2, "num_layers": 1, "cheb_k": 2}),
 ]
 
 
