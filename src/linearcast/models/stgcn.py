@@ -87,12 +87,12 @@ class STGCNConfig:
                 f"STGCN laplacian must be 'normlap' or 'scaled'; found {self.laplacian!r}"
             )
         if self.ko < 1:
+            need = self.in_steps - self.ko + 1
             raise ConfigError(
                 f"STGCN with temporal_kernel={self.temporal_kernel} and num_blocks="
-                f"{self.num_blocks} needs in_steps >= {self.in_steps - self.ko + 1} (each block "
-                f"shortens the window by {2 * (self.temporal_kernel - 1)}), found in_steps="
-                f"{self.in_steps}; set --set model_overrides.num_blocks=1 or "
-                "protocol_overrides.in_steps=12."
+                f"{self.num_blocks} needs in_steps >= {need} (each block shortens the window by "
+                f"{2 * (self.temporal_kernel - 1)}), found in_steps={self.in_steps}; set "
+                f"--set protocol_overrides.in_steps={need} or fewer model_overrides.num_blocks."
             )
 
     @property
