@@ -295,17 +295,15 @@ def test_no_missing_reading_reaches_a_model_and_every_one_is_masked(
     prep = p.prepare(ds)
     missing = ~np.isfinite(v) | (np.isclose(v, null) if real_null else False)
     for part in (prep.train, prep.val, prep.test):
-        for i in range(len(part)):
-            x, y = part[i]
-            s = int(part.starts[i])
-            assert torch.isfinite(x).all()
-            fut_missing = missing[s + 8 : s + 12]
-            mask = prep.evaluator()
-            mask.update(y[None], y[None])
-            if p.metrics_space == "scaled" or not real_null:
-                np.testing.assert_array_equal(torch.isnan(y[..., 0]).numpy(), fut_missing)
-            n_valid = int((~fut_missing).sum())
-            assert mask.count == n_valid  # the evaluator scores exactly the real readings
+        xs, ys = zip(*(part[i] for i in range(len(part))), strict=True)
+        x, y = torch.stack(xs), torch.stack(ys)  # (S, 8, N, 1), (S, 4, N, 1)
+        assert torch.isfinite(x).all()
+        fut_missing = np.stack([missing[s + 8 : s + 12] for s in part.starts])  # (S, 4, N)
+        if p.metrics_space == "scaled" or not real_null:
+            np.testing.assert_array_equal(torch.isnan(y[..., 0]).numpy(), fut_missing)
+        ev = prep.evaluator()
+        ev.update(y, y)
+        assert ev.count == int((~fut_missing).sum())  # exactly the real readings are scored
 
 
 def test_fill_last_matches_a_loop() -> None:
