@@ -95,6 +95,8 @@ SMALL_BY_MODULE: dict[str, dict[str, Any]] = {
     ),
     # widths that differ (a swapped one shows); K = 3 keeps the Chebyshev recurrence's term
     "linearcast.models.agcrn": dict(rnn_units=8, embed_dim=3, cheb_k=3),
+    # two layers, K = 2 on both supports: every diffusion term; the default path otherwise
+    "linearcast.models.dcrnn": dict(rnn_units=8),
 }
 #: small overrides per registry name (on top of the module's).
 SMALL_BY_NAME: dict[str, dict[str, Any]] = {}

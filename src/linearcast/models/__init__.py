@@ -12,7 +12,7 @@ from typing import Any
 from torch import nn
 
 from linearcast.errors import ConfigError
-from linearcast.models import agcrn, baselines, gwnet, samovar, staeformer, stgcn, stid
+from linearcast.models import agcrn, baselines, dcrnn, gwnet, samovar, staeformer, stgcn, stid
 from linearcast.models.base import ModelSpec
 
 # One line per model file. Each file exports SPECS: list[ModelSpec].
@@ -22,6 +22,7 @@ _SPECS: list[ModelSpec] = [
     *baselines.SPECS,
     *stid.SPECS,
     *agcrn.SPECS,
+    *dcrnn.SPECS,
     *gwnet.SPECS,
     *stgcn.SPECS,
 ]

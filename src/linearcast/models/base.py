@@ -102,6 +102,12 @@ OPTION_CHECKS: dict[str, Check] = {
     # AGCRN (rnn_units: also DCRNN's)
     "rnn_units": _WIDTH,
     "embed_dim": _WIDTH,
+    # DCRNN
+    "num_rnn_layers": _LAYERS,
+    "max_diffusion_step": Integer(0, 64),
+    "filter_type": Choice(("dual_random_walk", "random_walk")),
+    "use_curriculum_learning": Flag(),
+    "cl_decay_steps": Integer(1, 1_000_000_000),
     # the baselines
     "period": Choice(("day", "week")),
     "season": Integer(1, 1_000_000),
