@@ -84,11 +84,17 @@ def load_reference(ref_dir: str | os.PathLike[str]) -> type[nn.Module]:
     root = Path(ref_dir)
     if not (root / "model" / "AGCRN.py").is_file():
         raise SystemExit(f"{root} has no model/AGCRN.py: give the AGCRN checkout's root folder")
-    sys.path.insert(0, str(root))  # the official modules import each other as model.*
+    # the official modules import each other as model.*; another reference checked in the same
+    # process may have its own top-level "model" (Graph WaveNet's model.py), so set it aside
+    clash = {k: sys.modules.pop(k) for k in list(sys.modules) if k.split(".")[0] == "model"}
+    sys.path.insert(0, str(root))
     try:
         module = importlib.import_module("model.AGCRN")
     finally:
         sys.path.remove(str(root))
+        for k in [k for k in sys.modules if k.split(".")[0] == "model"]:
+            del sys.modules[k]
+        sys.modules.update(clash)
     cls: type[nn.Module] = module.AGCRN
     return cls
 
