@@ -111,7 +111,7 @@ def test_fill_rules_last_mean_and_keep() -> None:
     np.testing.assert_allclose(mean, [[0, 0], [1.5, 0], [0, 1], [0, 0]])
     keep = StandardScaler(mean=1.0, std=2.0, fill="keep", **kw).transform_inputs(x)  # type: ignore[arg-type]
     np.testing.assert_allclose(keep, [[0, 0], [1.5, -100.5], [1.5, 1], [-100.5, 1]])
-    with pytest.raises(ConfigError, match=r"input_fill must be one of last, mean, keep"):
+    with pytest.raises(ConfigError, match=r"input_fill must be one of auto, last, mean, keep"):
         get_protocol("pems", input_fill="zero")
 
 
@@ -316,3 +316,24 @@ def test_fill_last_matches_a_loop() -> None:
         for r in range(9):
             last = z[r, c] if not miss[r, c] else last
             assert out[r, c] == last
+
+
+@pytest.mark.parametrize(
+    ("protocol", "null_value", "expected"),
+    [("pems", 0.0, "keep"), ("pems", -200.0, "last"), ("pems", float("nan"), "last"),
+     ("ltsf", float("nan"), "last"), ("ltsf", -9999.0, "last")],
+)  # fmt: skip
+def test_auto_fill_keeps_traffic_zeros_and_fills_everything_else(
+    protocol: str, null_value: float, expected: str
+) -> None:
+    # zeros fed as readings is how the published traffic numbers were trained (and how our
+    # results tables were); a sentinel or a NaN must never reach a model as a value
+    values = np.abs(np.random.default_rng(0).normal(5, 1, size=(400, 3, 1))).astype(np.float32)
+    values[::7, 0, 0] = 0.0 if null_value == 0 else null_value
+    ds = TimeSeriesDataset(values=values, name="x", steps_per_day=24, null_value=null_value)
+    p = get_protocol(protocol, null_value=None, in_steps=8, out_steps=4)
+    assert p.input_fill == "auto"
+    prep = p.prepare(ds)
+    assert prep.protocol.input_fill == expected == prep.scaler.fill
+    x, _ = prep.train[0]
+    assert torch.isfinite(torch.as_tensor(x)).all()

@@ -7,6 +7,8 @@ evaluator) and :func:`prepare`, which :meth:`Protocol.prepare
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,7 +42,9 @@ def prepare(protocol: Protocol, dataset: TimeSeriesDataset) -> PreparedData:
     a, b = protocol.scaler_rows(t, dataset.steps_per_day)
     target_rows = dataset.values[a:b, :, protocol.target_channel]  # memmap view, no copy
     _check_mostly_null(protocol, dataset, null_value, b)
-    scaler = StandardScaler(mode=protocol.scaler, fill=protocol.input_fill).fit(
+    fill = protocol.fill_for(null_value)  # zeros of traffic data are fed as read, as published
+    protocol = dataclasses.replace(protocol, input_fill=fill)
+    scaler = StandardScaler(mode=protocol.scaler, fill=fill).fit(
         target_rows,
         null_value=null_value,
         mask_null=protocol.scaler_mask_null,

@@ -65,7 +65,10 @@ class Protocol:
         input_fill: what a missing input reading becomes: ``"last"`` the last observation
             before it in the window (the training mean when there is none), ``"mean"`` the
             training mean, ``"keep"`` a null-valued reading is scaled as a value (STAEformer's
-            and BasicTS's inputs; NaN/±inf are filled as by ``"last"``).
+            and BasicTS's inputs; NaN/±inf are filled as by ``"last"``), ``"auto"`` (default)
+            ``"keep"`` when the null value is 0 (the traffic convention: published numbers
+            were trained on zeros fed as readings) and ``"last"`` otherwise (NaN gaps, a
+            sentinel such as -200 that must never reach a model as a value).
         allow_mostly_missing: train even when the null value marks more than half of the
             training targets (or of the whole series); by default that stops with a
             :class:`DataError`, since a default that hides most targets (real zeros of a count
@@ -93,7 +96,7 @@ class Protocol:
     add_time_of_day: bool = True
     add_day_of_week: bool = True
     null_value: float | None = 0.0
-    input_fill: InputFill = "last"
+    input_fill: InputFill | Literal["auto"] = "auto"
     allow_mostly_missing: bool = False
     metrics_space: Literal["raw", "scaled"] = "raw"
     loss: str = "masked_mae"
@@ -129,9 +132,9 @@ class Protocol:
                 f"protocol {self.name!r}: scaler must be global or per_channel, "
                 f"found {self.scaler!r}."
             )
-        if self.input_fill not in INPUT_FILLS:
+        if self.input_fill not in (*INPUT_FILLS, "auto"):
             raise ConfigError(
-                f"protocol {self.name!r}: input_fill must be one of {', '.join(INPUT_FILLS)}, "
+                f"protocol {self.name!r}: input_fill must be one of auto, {', '.join(INPUT_FILLS)}, "
                 f"found {self.input_fill!r} (--set protocol_overrides.input_fill=last)."
             )
         if not isinstance(self.allow_mostly_missing, bool):
@@ -273,6 +276,13 @@ class Protocol:
     # ------------------------------------------------------------------ preparation
 
     # ------------------------------------------------------------------ preparation
+    def fill_for(self, null_value: float) -> InputFill:
+        """The input fill for data whose null value is ``null_value`` (``"auto"`` resolved:
+        ``"keep"`` for the traffic convention's 0, ``"last"`` otherwise)."""
+        if self.input_fill != "auto":
+            return self.input_fill
+        return "keep" if null_value == 0 else "last"
+
     def prepare(self, dataset: TimeSeriesDataset) -> PreparedData:
         """Split, fit the scaler on the training rows and build the window datasets.
 

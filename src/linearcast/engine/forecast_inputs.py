@@ -227,7 +227,7 @@ def _null_reading_note(ds: TimeSeriesDataset, p: Protocol) -> str | None:
     return (
         f"{ds.source}: the last step is missing ({what}) at {hit_last} of {n} series, and "
         f"{int((~valid_mask(window, null)).sum())} of the {window.size} input readings are; "
-        f"the model reads {fill[p.input_fill]} in their place, so those forecasts start from "
+        f"the model reads {fill[p.fill_for(null)]} in their place, so those forecasts start from "
         f"an older reading."
     )
 
