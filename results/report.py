@@ -219,7 +219,14 @@ def st_plot(runs: Runs, path: Path) -> None:
 
 # ---------------------------------------------------------------------------- long horizon
 LH_DATASETS = ("ETTh1", "ETTh2", "ETTm1", "exchange", "ili")
-LH_ORDER = ("samovar", "samovar-lintrans", "samovar-fixedvar", "samovar-eala", "dlinear")
+LH_ORDER = (
+    "samovar",
+    "samovar-lintrans",
+    "samovar-fixedvar",
+    "samovar-eala",
+    "dlinear",
+    "dlinear-released",
+)
 
 
 def lh_tables(runs: Runs) -> str:
@@ -271,8 +278,8 @@ def lh_plot(runs: Runs, path: Path) -> None:
     axes = fig.subplots(1, len(datasets), squeeze=False)[0]
     for ax, ds in zip(axes, datasets, strict=True):
         models = [m for m in LH_ORDER if (ds, m) in runs]
-        colors = ["tab:blue" if m == "samovar" else "tab:grey" if m == "dlinear" else "tab:orange"
-                  for m in models]  # fmt: skip
+        colors = ["tab:blue" if m == "samovar" else "tab:grey" if m.startswith("dlinear")
+                  else "tab:orange" for m in models]  # fmt: skip
         labels = [f"{m} ({len(runs[(ds, m)])})" for m in models]
         means = _bar_panel(ax, runs, ds, models, "MSE", labels, colors)
         ax.set_xlim(left=min(means) * 0.9, right=max(means) * 1.15)  # room for the numbers

@@ -93,6 +93,7 @@ def lh_verdicts(runs: Runs, datasets: list[str]) -> list[Verdict]:
         ("samovar", "samovar-lintrans", "better"),
         ("samovar", "samovar-fixedvar", "better"),
         ("samovar", "dlinear", "better"),
+        ("samovar", "dlinear-released", "better"),  # DLinear with its own recipe
         ("samovar-eala", "samovar", "better"),
     ]
     for ds in datasets:
