@@ -77,7 +77,7 @@ class Forecast:
         units: the units of ``values``: always ``"data units"`` (the scaler is undone).
         channel: the data channel forecast (the protocol's ``target_channel``).
         channel_name: its name (``"inflow"``), or ``None`` when the data names none.
-        data_channels: the data's channels F (``None``: not known).
+        data_channels: the channels F of the data forecast from (``None``: not known).
         nonnegative: the values are clipped at 0 (the run's ``nonnegative`` option).
     """
 
@@ -259,7 +259,7 @@ def forecast_run(
     stamps = future_timestamps(ds, protocol.out_steps)
     known = ds.times()
     channel = protocol.target_channel
-    name, channels = recorded_target(meta, channel)
+    name, _ = recorded_target(meta, channel)
     return Forecast(
         values=values,
         timestamps=stamps[:h] if stamps is not None else None,
@@ -270,7 +270,8 @@ def forecast_run(
         notes=notes,
         channel=channel,
         channel_name=name or channel_name(ds, channel),
-        data_channels=channels or ds.num_channels,
+        # the channels of the file forecast from: one channel leaves nothing to name
+        data_channels=ds.num_channels,
         nonnegative=config.nonnegative,
     )
 
