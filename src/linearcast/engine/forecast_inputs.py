@@ -93,9 +93,11 @@ def resolve_data_options(
     fmt = config.data_format if data_format is None else data_format
     inherited = dict(config.data_options) if fmt == config.data_format else {}
     if inherited and str(data) != "synthetic":
-        from linearcast.data.readers import reader_options, sniff_format
+        from linearcast.data.readers import reader_options, resolve_format
 
-        reader = sniff_format(data) if fmt == "auto" else fmt
+        # as the run read its own file: its options can decide the format (a CSV with
+        # id_column is a long table whatever its first line looks like)
+        reader = resolve_format(data, fmt, inherited) if Path(data).exists() else fmt
         known = set(reader_options(reader)) if reader in _reader_names() else set(inherited)
         inherited = {k: v for k, v in inherited.items() if k in known}
     cfg = config.replace(data=str(data), data_format=fmt, data_options=inherited)

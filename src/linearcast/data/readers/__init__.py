@@ -251,9 +251,10 @@ def load(
 _TABLE_OPTIONS = frozenset({"id_column", "time_column", "value_column"})
 
 
-def _load(p: Path, format: str, options: dict[str, Any]) -> TimeSeriesDataset:
-    """:func:`load` within the memory limit."""
-    path = p
+def resolve_format(path: PathLike, format: str, options: dict[str, Any]) -> str:
+    """The format :func:`load` reads ``path`` as: ``format``, or for ``"auto"`` the sniffed one
+    -- a CSV is a ``table`` when ``options`` name its columns (``id_column``, ...)."""
+    path = Path(path)
     fmt = sniff_format(path) if format == "auto" else format
     if (
         format == "auto"
@@ -262,6 +263,13 @@ def _load(p: Path, format: str, options: dict[str, Any]) -> TimeSeriesDataset:
         and path.suffix.lower() in table.FORMAT.suffixes
     ):
         fmt = "table"
+    return fmt
+
+
+def _load(p: Path, format: str, options: dict[str, Any]) -> TimeSeriesDataset:
+    """:func:`load` within the memory limit."""
+    path = p
+    fmt = resolve_format(path, format, options)
     if fmt not in FORMATS:
         raise ConfigError(
             f"{path}: unknown format {fmt!r}; expected one of {sorted(FORMATS)} (--format)."
@@ -312,5 +320,6 @@ __all__ = [
     "read_table_csv",
     "read_uctb",
     "reader_options",
+    "resolve_format",
     "sniff_format",
 ]
