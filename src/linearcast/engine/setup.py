@@ -46,13 +46,16 @@ def make_fabric(config: TrainConfig) -> Fabric:
     devices: int | str = config.devices
     if isinstance(devices, str) and devices.isdigit():
         devices = int(devices)
+    precision: dict[str, Any] = {"precision": config.precision}
+    if config.precision in ("bf16-mixed", "16-mixed"):
+        precision = {"plugins": [_mixed_precision_float32_inputs(config)]}
     try:
         return Fabric(
             accelerator=config.accelerator,
             devices=devices,
             strategy=config.strategy,
             num_nodes=config.num_nodes,
-            precision=config.precision,  # type: ignore[arg-type]
+            **precision,
         )
     except (ValueError, TypeError, RuntimeError) as err:
         raise ConfigError(
@@ -60,6 +63,25 @@ def make_fabric(config: TrainConfig) -> Fabric:
             f"strategy={config.strategy!r}, num_nodes={config.num_nodes}, "
             f"precision={config.precision!r}: {err}"
         ) from err
+
+
+def _mixed_precision_float32_inputs(config: TrainConfig) -> Any:
+    """Fabric's mixed precision, except that model inputs stay float32.
+
+    Fabric casts every floating input to the autocast type; in bfloat16 a time-of-day fraction
+    k/288 loses its slot (28 of 288 map to another one), so STAEformer's and STID's time-of-day
+    tables would be indexed wrongly. Autocast still runs the matmuls in the low precision.
+    """
+    import torch
+    from lightning_fabric.plugins.precision import MixedPrecision
+
+    class Float32Inputs(MixedPrecision):
+        def convert_input(self, data: Any) -> Any:
+            return data
+
+    accelerator = config.accelerator
+    cuda = accelerator in ("cuda", "gpu") or (accelerator == "auto" and torch.cuda.is_available())
+    return Float32Inputs(precision=config.precision, device="cuda" if cuda else "cpu")  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------- data
