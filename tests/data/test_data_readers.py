@@ -320,3 +320,21 @@ def test_npy_is_memory_mapped_and_rank2_gets_a_channel(tmp_path: Path) -> None:
     ds2 = read_array(tmp_path / "y.npz")  # single array: used whatever its key
     assert ds2.shape == (20, 3, 1) and ds2.values.dtype == np.float32
     assert sniff_format(tmp_path / "y.npz") == "array"
+
+
+def test_repeated_series_names_are_told_apart_the_same_way_every_time() -> None:
+    import warnings
+
+    from linearcast.data.dataset import TimeSeriesDataset
+
+    values = np.zeros((10, 4, 1), dtype=np.float32)
+    names = ["Island", "A", "Island", "Island"]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        ds = TimeSeriesDataset(values=values, name="x", node_names=names)
+    assert ds.node_names == ["Island", "A", "Island #2", "Island #3"]
+    assert any("repeat" in str(w.message) for w in seen)
+    again = TimeSeriesDataset(values=values, name="x", node_names=names)
+    assert again.node_names == ds.node_names
+    clash = TimeSeriesDataset(values=values, name="x", node_names=["X", "X", "X #2", "B"])
+    assert clash.node_names is not None and len(set(clash.node_names)) == 4

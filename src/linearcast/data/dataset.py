@@ -12,6 +12,7 @@ steps-per-day count (or return the exact columns a BasicTS file carried).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,8 @@ class TimeSeriesDataset:
                 f"{src}: expected {n} node names (N of values {tuple(v.shape)}), "
                 f"found {len(self.node_names)}."
             )
+        if self.node_names is not None:
+            self.node_names = _unique_names([str(x) for x in self.node_names], src)
         if self.channel_names is not None and len(self.channel_names) != f:
             raise DataError(
                 f"{src}: expected {f} channel names (F of values {tuple(v.shape)}), "
@@ -272,3 +275,28 @@ __all__ = [
     "graph_stats",
     "handle_non_finite",
 ]
+
+
+def _unique_names(names: list[str], source: str) -> list[str]:
+    """Names with repeats told apart (``X``, ``X #2``, ...), in order, with one warning.
+
+    Series are matched to a run by name (forecasts, ``series.json``), so two series may not
+    share one; files do repeat names (NYC's taxi zones list one island twice), and the same
+    file always gets the same names back.
+    """
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name} #{seen[name]}")
+    repeated = [k for k, c in seen.items() if c > 1]
+    if repeated:
+        if len(set(out)) != len(out):  # "X #2" was itself a name: fall back to positions
+            out = [f"{name} #{i}" for i, name in enumerate(names)]
+        first = repeated[0] if len(repeated[0]) <= 60 else repeated[0][:59] + "…"
+        warnings.warn(
+            f"{source}: {len(repeated)} series name(s) repeat (e.g. {first!r}); the later ones "
+            f"are told apart as '{first} #2', ...",
+            stacklevel=3,
+        )
+    return out

@@ -224,7 +224,8 @@ def _null_reading_note(ds: TimeSeriesDataset, p: Protocol) -> str | None:
     fill = {
         "last": "the last observation before it (else the training mean)",
         "mean": "the training mean",
-        "keep": "the last observation (NaN/inf only)",
+        "keep": "null-valued readings as values (as in training) and NaN/inf as the last "
+        "observation",
     }
     return (
         f"{ds.source}: the last step is missing ({what}) at {hit_last} of {n} series, and "
