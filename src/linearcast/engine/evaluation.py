@@ -44,6 +44,19 @@ def unit_converter(prep: PreparedData) -> Callable[[Tensor], Tensor]:
     return convert
 
 
+def teacher_targets(prep: PreparedData) -> Callable[[Tensor], Tensor]:
+    """Map targets (the units of ``y``) to the model's scaled units: what a model that reads
+    the truth while training (``ModelSpec.takes_targets``) is given. The inverse of
+    :func:`unit_converter`; missing targets stay NaN."""
+    scaler = prep.scaler
+    raw = prep.protocol.metrics_space == "raw"
+
+    def convert(y: Tensor) -> Tensor:
+        return scaler.transform(y) if raw else y
+
+    return convert
+
+
 def forward_eval(fabric: Fabric, module: nn.Module, x: Tensor) -> Tensor:
     """Forward pass without gradients on the unwrapped module, with Fabric's precision.
 

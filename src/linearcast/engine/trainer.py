@@ -39,7 +39,13 @@ from torch import nn
 from linearcast.engine.checkpoint import BEST, LAST, EarlyStopping, load_checkpoint, load_weights
 from linearcast.engine.config import TrainConfig
 from linearcast.engine.divergence import check_keepable, diverged_error
-from linearcast.engine.evaluation import all_finite, all_reduce_sum, evaluate, unit_converter
+from linearcast.engine.evaluation import (
+    all_finite,
+    all_reduce_sum,
+    evaluate,
+    teacher_targets,
+    unit_converter,
+)
 from linearcast.engine.loaders import fit_batches, make_loaders
 from linearcast.engine.run_files import open_run_dir, write_outputs
 from linearcast.engine.run_report import (
@@ -75,6 +81,7 @@ from linearcast.engine.setup import (
 )
 from linearcast.engine.target import apply_output_rule
 from linearcast.engine.tensorboard import open_tensorboard
+from linearcast.models import REGISTRY
 
 if TYPE_CHECKING:
     from lightning_fabric import Fabric
@@ -299,10 +306,12 @@ class Trainer:
         bar = progress_bar(self.progress and fabric.is_global_zero, run.steps_per_epoch,
                            f"epoch {epoch}/{cfg.max_epochs}")  # fmt: skip
         to_units = unit_converter(run.prep)
+        teacher = teacher_targets(run.prep) if REGISTRY[cfg.model].takes_targets else None
         for i, (x, y) in enumerate(run.train_loader):
             if i >= run.steps_per_epoch:
                 break
-            pred = to_units(model(x))  # (B, T_out, N, C) in the units of y
+            out = model(x, targets=teacher(y)) if teacher is not None else model(x)
+            pred = to_units(out)  # (B, T_out, N, C) in the units of y
             loss = run.loss_fn(pred, y)
             aux = getattr(run.raw, "aux_loss", None)
             total = loss + aux if aux is not None else loss

@@ -136,6 +136,9 @@ class ModelSpec:
         defaults: overrides applied before the user's (e.g. the attention kernel of a variant).
         data_fields: config fields the engine fills from the dataset unless the user set them
             (``"steps_per_day"``; the graph goes through ``needs_graph``).
+        takes_targets: ``forward(x, targets=y)`` while training, ``y`` the window's targets
+            in the model's (scaled) units, NaN where missing: for scheduled sampling (DCRNN's
+            decoder reads the truth with a decaying probability).
         options: every name the builder takes as an override (``model_overrides``), so that a
             run's config is checked before any data is read; None: not declared (the builder
             alone checks its options).
@@ -151,6 +154,7 @@ class ModelSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
     data_fields: tuple[str, ...] = ()
     options: frozenset[str] | None = None
+    takes_targets: bool = False
 
     def check_overrides(self, overrides: Mapping[str, Any]) -> None:
         """Raise :class:`ConfigError` naming the known options if an override is not one."""

@@ -341,6 +341,7 @@ SPECS: list[ModelSpec] = [
         needs_time_features=True,
         family="spatiotemporal",
         options=OPTIONS,
+        takes_targets=True,  # scheduled sampling
     ),
 ]
 
