@@ -400,3 +400,18 @@ def test_a_config_file_cannot_resume_a_run(
     assert main(["train", "--resume", str(run), "--out", str(out)]) == 1
     assert "drop --preset/--config/--out/--run-name" in capsys.readouterr().err
     assert (run / "config.json").read_bytes() == before and not out.exists()
+
+
+def test_adam_eps_reaches_the_optimizer_and_is_range_checked() -> None:
+    from torch import nn
+
+    from linearcast.engine.config import TrainConfig
+    from linearcast.engine.setup import make_optimizer
+    from linearcast.errors import ConfigError
+
+    for name in ("adam", "adamw"):
+        opt = make_optimizer(TrainConfig(optimizer=name, adam_eps=1e-3), nn.Linear(2, 2))
+        assert opt.param_groups[0]["eps"] == 1e-3
+    for bad in (0.0, -1e-3, float("nan"), 2.0):
+        with pytest.raises(ConfigError, match="adam_eps"):
+            TrainConfig(adam_eps=bad)

@@ -184,6 +184,7 @@ def test_presets_hold_the_published_recipes(name: str) -> None:
     assert (cfg.model, cfg.optimizer, cfg.weight_decay, cfg.batch_size) == ("dcrnn", "adam", 0, 64)
     assert (cfg.loss, cfg.max_epochs, cfg.scheduler) == ("masked_mae", 100, "multistep")
     assert cfg.model_overrides == {"use_curriculum_learning": True, "cl_decay_steps": 2000}
+    assert cfg.adam_eps == 1e-3  # both references' Adam eps
     if name in ("dcrnn", "dcrnn-metr-la"):  # chnsh dcrnn_la.yaml, BasicTS METR-LA.py
         assert (cfg.lr, cfg.milestones, cfg.gamma, cfg.grad_clip) == (
             1e-2,

@@ -101,6 +101,7 @@ class TrainConfig:
         weight_decay: weight decay (Adam: L2 as in the reference code; AdamW: decoupled).
         optimizer: ``"adam"`` or ``"adamw"``.
         betas: Adam(W) betas.
+        adam_eps: Adam(W)'s eps (torch's 1e-8; DCRNN's references use 1e-3).
         scheduler: ``"multistep"`` (stepped per epoch), ``"onecycle"`` (per iteration) or
             ``"none"``.
         milestones: MultiStepLR epochs.
@@ -166,6 +167,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     optimizer: str = "adam"
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    adam_eps: float = 1e-8
     scheduler: str = "multistep"
     milestones: list[int] = field(default_factory=list)
     gamma: float = 0.1

@@ -37,6 +37,7 @@ FIELD_CHECKS: dict[str, Check] = {
     "lr": _SIZE,
     "weight_decay": _AMOUNT,
     "betas": ListOf(Number(0.0, 1.0, high_open=True), 2, 2),
+    "adam_eps": Number(0.0, 1.0, low_open=True),
     "milestones": ListOf(_POSITIVE),
     "gamma": _SIZE,
     "onecycle_pct_start": Number(0.0, 1.0, low_open=True, high_open=True),

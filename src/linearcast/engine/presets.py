@@ -203,8 +203,7 @@ def _dcrnn(
     stepped per epoch, batch 64, gradient norm clipped at 5 (none on PEMS08), masked MAE in data
     units, 100 epochs, the best validation checkpoint tested. ``official`` (chnsh
     ``dcrnn_la.yaml``): lr 1e-2, [20, 30, 40, 50] x0.1, clip 5, patience 50. Both use scheduled
-    sampling with τ = 2000 (the model's, fed by ``targets=``) and Adam eps 1e-3, which
-    TrainConfig cannot set yet (torch's 1e-8 is used)."""
+    sampling with τ = 2000 (the model's, fed by ``targets=``) and Adam eps 1e-3."""
     return {
         "model": "dcrnn",
         "model_overrides": {"use_curriculum_learning": True, "cl_decay_steps": 2000},
@@ -216,6 +215,7 @@ def _dcrnn(
         "lr": 1e-2 if metr else 3e-3,
         "weight_decay": 0.0,
         "optimizer": "adam",
+        "adam_eps": 1e-3,
         "scheduler": "multistep",
         "milestones": [20, 30, 40, 50] if metr else [80],
         "gamma": 0.1 if metr else 0.3,

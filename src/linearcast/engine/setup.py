@@ -321,11 +321,10 @@ def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimiz
     """Adam (L2 weight decay, as the STAEformer code) or AdamW (decoupled)."""
     params = [p for p in model.parameters() if p.requires_grad]
     betas = (float(config.betas[0]), float(config.betas[1]))
+    kwargs = {"lr": config.lr, "betas": betas, "eps": config.adam_eps}
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(
-            params, lr=config.lr, betas=betas, weight_decay=config.weight_decay
-        )
-    return torch.optim.Adam(params, lr=config.lr, betas=betas, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(params, weight_decay=config.weight_decay, **kwargs)  # type: ignore[arg-type]
+    return torch.optim.Adam(params, weight_decay=config.weight_decay, **kwargs)  # type: ignore[arg-type]
 
 
 def make_scheduler(
