@@ -114,17 +114,21 @@ def chebyshev_supports(embeddings: Tensor, cheb_k: int) -> Tensor:
 
 
 def graph_propagate(supports: Tensor, x: Tensor) -> Tensor:
-    """``T_k x`` for every support, ``T_0 = I`` taken as ``x`` itself.
+    """``T_k x`` for every support, ``T_0 = I`` taken as ``x`` itself, side by side.
+
+    Node-major layout: one ``[N, N] @ [N, M·C]`` product per support covers every batch element
+    (and step) at once.
 
     Args:
         supports: ``[K, N, N]`` with ``supports[0] = I``.
-        x: ``[..., N, C]``.
+        x: ``[N, M, C]`` (M: batch, or steps × batch).
 
     Returns:
-        ``[..., N, K, C]``.
+        ``[N, M, K·C]``, feature index ``k·C + c``.
     """
-    propagated = [x] + [s @ x for s in supports[1:]]  # K × (..., N, C)
-    return torch.stack(propagated, dim=-2)  # (..., N, K, C)
+    flat = x.reshape(x.shape[0], -1)  # (N, M·C)
+    propagated = [x] + [(s @ flat).view_as(x) for s in supports[1:]]  # K × (N, M, C)
+    return torch.cat(propagated, dim=-1)  # (N, M, K·C)
 
 
 class AdaptiveGraphConv(nn.Module):
@@ -147,16 +151,22 @@ class AdaptiveGraphConv(nn.Module):
         self.weights_pool = nn.Parameter(torch.empty(embed_dim, cheb_k, dim_in, dim_out))
         self.bias_pool = nn.Parameter(torch.empty(embed_dim, dim_out))
 
-    def node_weights(self, embeddings: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-node weights ``[N, K, C_in, C_out]`` and biases ``[N, C_out]``."""
-        weights = torch.einsum("nd,dkio->nkio", embeddings, self.weights_pool)
-        return weights, embeddings @ self.bias_pool
+    def node_weights(self, embeddings: Tensor, split: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Per-node weights of the input's part and of the state's part, and biases.
 
+        Args:
+            embeddings: ``E: [N, d]``.
+            split: C, the input's width (the first C of the C_in features).
 
-def _apply(propagated: Tensor, weights: Tensor) -> Tensor:
-    """``Σ_k (T_k x)_n W_n[k]``: ``[..., N, K, C_in]`` and ``[N, K, C_in, C_out]`` give
-    ``[..., N, C_out]``."""
-    return torch.einsum("...nki,nkio->...no", propagated, weights)
+        Returns:
+            ``[N, K·C, C_out]``, ``[N, K·(C_in − C), C_out]`` (index ``k·width + i``, as
+            :func:`graph_propagate` lays out its features) and ``[N, 1, C_out]``.
+        """
+        weights = torch.einsum("nd,dkio->nkio", embeddings, self.weights_pool)  # (N, K, Ci, Co)
+        n, _, _, out = weights.shape
+        w_x = weights[:, :, :split].reshape(n, -1, out)  # (N, K·C, Co)
+        w_h = weights[:, :, split:].reshape(n, -1, out)  # (N, K·H, Co)
+        return w_x, w_h, (embeddings @ self.bias_pool).unsqueeze(1)
 
 
 class AGCRNCell(nn.Module):
@@ -181,35 +191,33 @@ class AGCRNCell(nn.Module):
         self.update = AdaptiveGraphConv(dim_in + hidden, hidden, cheb_k, embed_dim)
 
     def forward(self, x: Tensor, embeddings: Tensor, supports: Tensor) -> Tensor:
-        """Run the layer over a whole sequence from a zero state.
+        """Run the layer over a whole sequence from a zero state (node-major layout).
 
         Args:
-            x: ``[B, T, N, dim_in]``.
+            x: ``[N, T, B, dim_in]``.
             embeddings: ``E: [N, d]``.
             supports: ``[K, N, N]`` from :func:`chebyshev_supports`.
 
         Returns:
-            The state after every step, ``[B, T, N, H]``.
+            The state after every step, ``[N, T, B, H]``.
         """
-        c = self.dim_in
-        w_gate, b_gate = self.gate.node_weights(embeddings)  # (N, K, C+H, 2H), (N, 2H)
-        w_update, b_update = self.update.node_weights(embeddings)  # (N, K, C+H, H), (N, H)
+        n, t, b, c = x.shape
+        wg_x, wg_h, bg = self.gate.node_weights(embeddings, c)  # (N, K·C | K·H, 2H), (N, 1, 2H)
+        wu_x, wu_h, bu = self.update.node_weights(embeddings, c)  # (N, K·C | K·H, H), (N, 1, H)
         # the input's share of both convolutions, for all steps at once
-        x_prop = graph_propagate(supports, x)  # (B, T, N, K, C)
-        gate_x = _apply(x_prop, w_gate[:, :, :c]) + b_gate  # (B, T, N, 2H)
-        update_x = _apply(x_prop, w_update[:, :, :c]) + b_update  # (B, T, N, H)
-        w_gate_h, w_update_h = w_gate[:, :, c:], w_update[:, :, c:]
-        b, t, n, _ = x.shape
-        h = x.new_zeros(b, n, self.hidden)  # (B, N, H)
+        x_prop = graph_propagate(supports, x.reshape(n, t * b, c))  # (N, T·B, K·C)
+        gate_x = (torch.bmm(x_prop, wg_x) + bg).view(n, t, b, -1)  # (N, T, B, 2H)
+        update_x = (torch.bmm(x_prop, wu_x) + bu).view(n, t, b, -1)  # (N, T, B, H)
+        h = x.new_zeros(n, b, self.hidden)  # (N, B, H)
         states = []
         for step in range(t):
-            gates = torch.sigmoid(gate_x[:, step] + _apply(graph_propagate(supports, h), w_gate_h))
-            z, r = gates.split(self.hidden, dim=-1)  # (B, N, H) each
-            h_reset = graph_propagate(supports, z * h)  # (B, N, K, H)
-            candidate = torch.tanh(update_x[:, step] + _apply(h_reset, w_update_h))
+            gates = torch.sigmoid(gate_x[:, step] + torch.bmm(graph_propagate(supports, h), wg_h))
+            z, r = gates.split(self.hidden, dim=-1)  # (N, B, H) each
+            h_reset = graph_propagate(supports, z * h)  # (N, B, K·H)
+            candidate = torch.tanh(update_x[:, step] + torch.bmm(h_reset, wu_h))
             h = r * h + (1 - r) * candidate
             states.append(h)
-        return torch.stack(states, dim=1)  # (B, T, N, H)
+        return torch.stack(states, dim=1)  # (N, T, B, H)
 
 
 class AGCRN(nn.Module):
@@ -282,12 +290,14 @@ class AGCRN(nn.Module):
         c = self.config
         e = self.node_embeddings  # (N, d)
         supports = chebyshev_supports(e, c.cheb_k)  # (K, N, N)
-        h = x[..., : c.input_dim]  # (B, T, N, C)
+        # node-major inside the recurrence: every graph product is one [N, N] @ [N, ·] matmul
+        # and every per-node weight product one bmm over N, without copies per step
+        h = x[..., : c.input_dim].permute(2, 1, 0, 3)  # (N, T, B, C)
         for cell in self.cells:
-            h = cell(h, e, supports)  # (B, T, N, H): each layer runs every step first
-        out = self.predictor(h[:, -1])  # (B, N, T_out·C_out), channel index t·C_out + c
-        out = out.unflatten(-1, (c.out_steps, c.output_dim))  # (B, N, T_out, C_out)
-        return out.transpose(1, 2)  # (B, T_out, N, C_out)
+            h = cell(h, e, supports)  # (N, T, B, H): each layer runs every step first
+        out = self.predictor(h[:, -1])  # (N, B, T_out·C_out), channel index t·C_out + c
+        out = out.unflatten(-1, (c.out_steps, c.output_dim))  # (N, B, T_out, C_out)
+        return out.permute(1, 2, 0, 3)  # (B, T_out, N, C_out)
 
 
 def build_agcrn(*, num_nodes: int, in_steps: int, out_steps: int, **overrides: Any) -> AGCRN:
