@@ -131,10 +131,13 @@ def test_every_trainable_parameter_gets_a_gradient(name: str, overrides: dict[st
     assert all(".residual_conv." in k or k.startswith("layers.7.") for k in frozen)
 
 
-def test_the_model_refuses_another_number_of_nodes() -> None:
+def test_the_model_refuses_another_number_of_nodes_or_too_few_channels() -> None:
     model = build("gwnet-adaptive", num_nodes=5, in_steps=12, out_steps=12)
     with pytest.raises(ConfigError, match=r"built for N=5 nodes and found 6"):
         model(_x(6))
+    wide = build("gwnet-adaptive", num_nodes=5, in_steps=12, out_steps=12, input_dim=4)
+    with pytest.raises(ConfigError, match=r"C_in>=4.*model_overrides\.input_dim"):
+        wide(_x(5))
 
 
 @pytest.mark.parametrize("name", ["gwnet", "gwnet-pems04", "gwnet-pems08", "gwnet-metr-la"])
@@ -147,3 +150,21 @@ def test_presets_hold_the_published_recipes(name: str) -> None:
     else:  # BasicTS v0.5.8 baselines/GWNet/*.py
         assert (cfg.lr, cfg.milestones, cfg.gamma, cfg.batch_size) == (2e-3, [1, 50], 0.5, 16)
         assert cfg.protocol == ("metr" if name.endswith("metr-la") else "pems")
+
+
+def test_permuting_the_nodes_and_the_graph_permutes_the_forecast() -> None:
+    # the graph convolutions see node order only through A and E₁E₂; BatchNorm is per channel
+    n = 8
+    a = _graph(n, seed=3)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    p = perm.numpy()
+    torch.manual_seed(0)
+    model = build("gwnet", num_nodes=n, in_steps=12, out_steps=4, adjacency=a).eval()
+    moved = build("gwnet", num_nodes=n, in_steps=12, out_steps=4, adjacency=a[p][:, p]).eval()
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("support_")}
+    state["nodevec1"] = state["nodevec1"][perm]
+    state["nodevec2"] = state["nodevec2"][:, perm]
+    moved.load_state_dict(state, strict=False)
+    x = _x(n)
+    with torch.no_grad():
+        torch.testing.assert_close(moved(x[:, :, perm]), model(x)[:, :, perm])

@@ -174,7 +174,8 @@ class GWNet(nn.Module):
         if x.dim() != 4 or x.shape[1] != c.in_steps or x.shape[3] < c.input_dim:
             raise ConfigError(
                 f"GWNet expects x of shape [B, T_in={c.in_steps}, N, C_in>={c.input_dim}] "
-                f"(target, time of day); found {tuple(x.shape)}"
+                f"(target, time of day, ...); found {tuple(x.shape)}; use at most the data's "
+                "channels with --set model_overrides.input_dim=VALUE (official: 2)"
             )
         if x.shape[2] != c.num_nodes:
             raise ConfigError(
