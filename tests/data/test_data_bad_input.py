@@ -111,11 +111,17 @@ def test_n_mismatch_pems_graph(tmp_path: Path, shared_data: Path) -> None:
 def test_n_mismatch_adjacency_csv(tmp_path: Path) -> None:
     _csv(tmp_path / "sz_speed.csv", "1,2,3\n4,5,6\n7,8,9\n")
     _csv(tmp_path / "sz_adj.csv", "1,0\n0,1\n")
+    # given explicitly: a sentence naming both sizes
     with pytest.raises(
         DataError,
         match=r"sz_adj\.csv: the graph has 2 nodes but the data has N=3 series .*\(3, 3\)",
     ):
-        read_matrix_csv(tmp_path / "sz_speed.csv")
+        read_matrix_csv(tmp_path / "sz_speed.csv", adjacency=tmp_path / "sz_adj.csv")
+    # only found beside the data: not used, with a warning naming the fixes (models without a
+    # graph still run; a graph model stops with the engine's "needs a graph" sentence)
+    with pytest.warns(UserWarning, match=r"sz_adj\.csv: found beside the data .*not used.*"):
+        ds = read_matrix_csv(tmp_path / "sz_speed.csv")
+    assert ds.adjacency is None
 
 
 def test_n_mismatch_basicts_pickle(tmp_path: Path) -> None:

@@ -110,8 +110,10 @@ def test_matlab_day_step_tensors_and_a_graph_with_one_node_more(tmp_path: Path) 
     scipy_io.savemat(tmp_path / "inflow_tensor.mat", {"inflow_tensor": tensor})
     scipy_io.savemat(tmp_path / "outflow_tensor.mat", {"outflow_tensor": tensor + 1})
     pd.DataFrame(_ring(n + 1)).to_csv(tmp_path / "graph.csv")  # one station more
-    with pytest.raises(DataError, match=r"graph_drop=\[INDEX\].*adjacency=none"):
-        load(tmp_path / "inflow_tensor.mat")
+    # the graph found beside the data does not fit: not used, and the warning says how to
+    # use it (models without a graph run as they are)
+    with pytest.warns(UserWarning, match=r"graph_drop=\[INDEX\].*adjacency=none"):
+        assert load(tmp_path / "inflow_tensor.mat").adjacency is None
     ds = load(tmp_path / "inflow_tensor.mat", graph_drop=[n])
     assert ds.shape == (days * steps, n, 2) and ds.steps_per_day == steps
     assert ds.values[steps, 2, 0] == tensor[2, 1, 0]  # day 1, step 0 of station 2

@@ -3,6 +3,7 @@ edge lists to matrices, and finding the adjacency that sits beside a data file."
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -201,6 +202,16 @@ def resolve_adjacency(
             f"{err} (This file was taken as the graph because of its name; set another with "
             f"--set data_options.adjacency=FILE, or none with --set data_options.adjacency=none.)"
         ) from None
+    if not explicit and not drop and adj.shape[0] != n:
+        # a graph nobody asked for that does not fit: models without a graph must still run
+        # (HZMetro's graph.csv has one station more than its flows); a graph model then
+        # stops with the engine's "needs a graph" sentence, and this warning says why
+        warnings.warn(
+            f"{found}: found beside the data but it has {adj.shape[0]} nodes for N={n} "
+            f"series, so it is not used. {_graph_fix_hint(adj.shape[0], n)}",
+            stacklevel=2,
+        )
+        return None, None
     check_graph_size(adj, n, found, data_shape, hint=True, how=how)
     return adj, None
 
