@@ -8,7 +8,6 @@ evaluator) and :func:`prepare`, which :meth:`Protocol.prepare
 from __future__ import annotations
 
 import dataclasses
-
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field

@@ -134,7 +134,8 @@ class Protocol:
             )
         if self.input_fill not in (*INPUT_FILLS, "auto"):
             raise ConfigError(
-                f"protocol {self.name!r}: input_fill must be one of auto, {', '.join(INPUT_FILLS)}, "
+                f"protocol {self.name!r}: input_fill must be one of auto, "
+                f"{', '.join(INPUT_FILLS)}, "
                 f"found {self.input_fill!r} (--set protocol_overrides.input_fill=last)."
             )
         if not isinstance(self.allow_mostly_missing, bool):
