@@ -3,6 +3,9 @@
     python results/report.py spatiotemporal    # -> results/spatiotemporal/README.md + .png
     python results/report.py longhorizon       # -> results/longhorizon/README.md + .png
 
+Each also rewrites its verdict block (between ``<!-- verdicts:TABLE -->`` markers) in
+docs/results.md.
+
 Seeds of one (dataset, model) are aggregated as mean ± sample standard deviation; a model run
 with one seed shows its value alone. Timings are CPU seconds per epoch of the training process
 (``cpu_seconds``; wall time on a shared machine moves with the other load), peak memory the
@@ -344,22 +347,22 @@ def main(argv: list[str] | None = None) -> int:
         jsonio.dumps([v.as_dict() for v in verdicts], indent=1) + "\n"
     )
     (out_dir / "README.md").write_text(text)
-    _update_readme(args.table, verdict_md)
+    _update_results_page(args.table, verdict_md)
     print(text)
     return 0
 
 
-def _update_readme(table: str, verdict_md: str) -> None:
-    """Replace the marked verdict block of the project README (if it has one for ``table``)."""
-    readme = ROOT / "README.md"
+def _update_results_page(table: str, verdict_md: str) -> None:
+    """Replace the marked verdict block of docs/results.md (if it has one for ``table``)."""
+    page = ROOT / "docs" / "results.md"
     start, end = f"<!-- verdicts:{table} -->", f"<!-- /verdicts:{table} -->"
-    text = readme.read_text()
+    text = page.read_text()
     if start not in text or end not in text:
         return
     body = verdict_md.split("\n", 2)[2].strip()  # without the "## Verdicts" heading
     before, rest = text.split(start, 1)
     _, after = rest.split(end, 1)
-    readme.write_text(f"{before}{start}\n{body}\n{end}{after}")
+    page.write_text(f"{before}{start}\n{body}\n{end}{after}")
 
 
 if __name__ == "__main__":
