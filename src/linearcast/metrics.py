@@ -197,7 +197,7 @@ class StreamingEvaluator:
             5-minute steps); steps beyond the prediction length are skipped.
         null_value: 0.0 or NaN.
 
-    Example:
+    Examples:
         >>> ev = StreamingEvaluator()
         >>> for x, y in loader:  # doctest: +SKIP
         ...     ev.update(model(x), y)

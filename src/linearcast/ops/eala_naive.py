@@ -162,7 +162,11 @@ def eala_stats(
     Args:
         q: ``[B, H, Nq, D]``.
         k: ``[B, H, N, D]``.
-        theta, causal, scale, key_padding_mask, eps: as in :func:`eala_attention_quadratic`.
+        theta: as in :func:`eala_attention_quadratic`.
+        causal: as in :func:`eala_attention_quadratic`.
+        scale: as in :func:`eala_attention_quadratic`.
+        key_padding_mask: as in :func:`eala_attention_quadratic`.
+        eps: as in :func:`eala_attention_quadratic`.
 
     Returns:
         :class:`EalaStats` with ``[B, H, Nq]`` fields, computed without gradient.
