@@ -45,8 +45,8 @@ def _runs(table: str, model: str) -> list[Path]:
 def _load(run_dir: Path) -> tuple[Any, Any, Any]:
     """``(model, config, prepared data)`` of a finished run, weights loaded, eval mode."""
     from linearcast.engine.checkpoint import BEST, load_weights
-    from linearcast.engine.inference import load_run
     from linearcast.engine.setup import build_model
+    from linearcast.serve.run import load_run
 
     ckpt, config, prep = load_run(run_dir)
     model = build_model(config, prep)

@@ -16,7 +16,8 @@ Subpackages (dependencies point one way: ``ops <- nn <- models``):
 - :mod:`linearcast.models` -- one file per model and an explicit ``REGISTRY``.
 - :mod:`linearcast.data` -- readers, protocols, synthetic data, frames and arrays.
 - :mod:`linearcast.metrics` -- masked, streaming metrics.
-- :mod:`linearcast.engine` -- training, evaluation, forecasting, export.
+- :mod:`linearcast.engine` -- training: the loop, checkpoints, evaluation, run directories.
+- :mod:`linearcast.serve` -- using a finished run: evaluate, predict, forecast, export.
 
 Nothing happens at import time: ``fit``, ``load_run`` and ``Run`` are imported on first use,
 so ``import linearcast`` loads neither torch nor pandas.

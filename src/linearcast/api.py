@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     from linearcast.data import TimeSeriesDataset
     from linearcast.engine.config import TrainConfig
-    from linearcast.engine.inference import Prediction
+    from linearcast.serve.inference import Prediction
 
 # CLI spellings accepted as keyword arguments (linearcast train --epochs ...)
 _ALIASES = {"epochs": "max_epochs"}
@@ -91,7 +91,7 @@ def recorded_options(options: dict[str, Any]) -> dict[str, Any]:
 def run_frame_options(config: TrainConfig, given: dict[str, Any]) -> dict[str, Any]:
     """The run's data options that :func:`linearcast.data.as_dataset` takes, overridden by
     ``given`` (what the caller passed now)."""
-    from linearcast.engine.forecast_inputs import inherited_frame_options
+    from linearcast.serve.forecast_inputs import inherited_frame_options
 
     return {**inherited_frame_options(config), **given}
 
@@ -218,7 +218,7 @@ class Run:
             ``{"metrics": {"overall": {"MAE", "RMSE", "MAPE", "MSE"}, "horizon_3": ...},
             "baseline", "windows", "table", ...}``.
         """
-        from linearcast.engine.inference import evaluate_run
+        from linearcast.serve.inference import evaluate_run
 
         return evaluate_run(
             self.run_dir,
@@ -254,7 +254,7 @@ class Run:
             ``[S, T_out, N, C]`` float32 in ``units`` (its ``.units`` attribute names them:
             ``"data units"`` or ``"standardised units"``).
         """
-        from linearcast.engine.inference import Prediction, predict_run
+        from linearcast.serve.inference import Prediction, predict_run
 
         res = predict_run(
             self.run_dir,
@@ -295,7 +295,7 @@ class Run:
             The long frame ``unique_id, ds, y_hat`` in data units, one row per (series, time);
             ``frame.attrs["units"]`` is ``"data units"``.
         """
-        from linearcast.engine.forecast import check_writable, forecast_run
+        from linearcast.serve.forecast import check_writable, forecast_run
 
         if data is None:
             raise ConfigError("Run.forecast() needs the recent data: Run.forecast(data).")
@@ -318,7 +318,7 @@ class Run:
 
     def export_onnx(self, path: str | Path, *, check: bool = True) -> dict[str, Any]:
         """Export the best weights to ONNX, scaler folded in (``linearcast export --onnx``)."""
-        from linearcast.engine.export import export_onnx
+        from linearcast.serve.export import export_onnx
 
         return export_onnx(self.run_dir, path, check=check)
 

@@ -11,7 +11,7 @@ import torch
 from linearcast.engine import train
 from linearcast.engine.checkpoint import load_checkpoint
 from linearcast.engine.config import TrainConfig
-from linearcast.engine.inference import evaluate_run
+from linearcast.serve.inference import evaluate_run
 
 
 def test_compile_is_off_by_default_and_a_config_field() -> None:

@@ -19,9 +19,9 @@ import pytest
 import torch
 
 from linearcast.engine.config import TrainConfig
-from linearcast.engine.inference import evaluate_run
 from linearcast.engine.samplers import EpochShardSampler
 from linearcast.engine.setup import prepare_data
+from linearcast.serve.inference import evaluate_run
 
 TINY_SETS = [
     "--set",

@@ -21,8 +21,8 @@ import torch
 from linearcast.cli import main
 from linearcast.engine import checkpoint, train
 from linearcast.engine.checkpoint import BEST, LAST, load_checkpoint
-from linearcast.engine.inference import evaluate_run
 from linearcast.errors import ConfigError, TrainingDiverged
+from linearcast.serve.inference import evaluate_run
 
 FIXTURE_V1 = Path(__file__).parent.parent / "fixtures" / "run_v1"
 TINY_SETS = [

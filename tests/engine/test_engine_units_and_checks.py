@@ -18,8 +18,8 @@ import linearcast
 from linearcast.data import StandardScaler, synthetic_traffic
 from linearcast.engine import TrainConfig, train
 from linearcast.engine.checkpoint import load_checkpoint
-from linearcast.engine.inference import evaluate_run, predict_run
 from linearcast.errors import ConfigError, DataError
+from linearcast.serve.inference import evaluate_run, predict_run
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def test_onnx_sidecar_names_the_node_order_and_nan_fails_the_check(
 ) -> None:
     import onnx
 
-    from linearcast.engine import export
+    from linearcast.serve import export
 
     path = tmp_path / "model.onnx"
     res = export.export_onnx(ett_run, path)

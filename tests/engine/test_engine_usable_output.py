@@ -17,11 +17,11 @@ import pytest
 
 from linearcast.cli import main
 from linearcast.engine.config import TrainConfig, preset
-from linearcast.engine.export import missing_onnx_packages
-from linearcast.engine.forecast import forecast_run
-from linearcast.engine.inference import evaluate_run, predict_run
 from linearcast.engine.trainer import train
 from linearcast.errors import ConfigError
+from linearcast.serve.export import missing_onnx_packages
+from linearcast.serve.forecast import forecast_run
+from linearcast.serve.inference import evaluate_run, predict_run
 
 T, N = 240, 3
 PROTOCOL = {
@@ -135,8 +135,8 @@ def test_onnx_export_clips_inside_the_graph_and_names_the_channel(
 ) -> None:
     import onnxruntime as ort
 
-    from linearcast.engine import export
-    from linearcast.engine.export import export_onnx
+    from linearcast.serve import export
+    from linearcast.serve.export import export_onnx
 
     # DLinear (VAR's closed form does not trace): a linear map, negative on negative inputs
     cfg = _config(tmp_path, runs["data"], model="dlinear", nonnegative=True, max_train_batches=2)
@@ -193,7 +193,7 @@ def test_a_two_channel_forecast_names_its_channel_everywhere_it_is_written(
 
 
 def test_a_one_channel_forecast_keeps_its_columns_and_says_nothing_of_channels() -> None:
-    from linearcast.engine.forecast import Forecast
+    from linearcast.serve.forecast import Forecast
 
     fc = Forecast(
         values=np.ones((2, 1, 1), np.float32),

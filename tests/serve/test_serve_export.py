@@ -14,11 +14,11 @@ import pytest
 from linearcast.cli import main
 from linearcast.data import StandardScaler, synthetic_traffic
 from linearcast.engine import TrainConfig, train
-from linearcast.engine import export as export_mod
 from linearcast.engine.checkpoint import load_checkpoint
-from linearcast.engine.export import export_onnx, missing_onnx_packages
-from linearcast.engine.forecast import forecast_run
 from linearcast.errors import ConfigError
+from linearcast.serve import export as export_mod
+from linearcast.serve.export import export_onnx, missing_onnx_packages
+from linearcast.serve.forecast import forecast_run
 
 needs_onnx = pytest.mark.skipif(
     bool(missing_onnx_packages()),

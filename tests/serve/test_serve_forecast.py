@@ -16,9 +16,10 @@ import torch
 
 from linearcast.cli import main
 from linearcast.data import synthetic_traffic
-from linearcast.engine import TrainConfig, predict_run, train
-from linearcast.engine.forecast import forecast_run
+from linearcast.engine import TrainConfig, train
 from linearcast.errors import ConfigError, DataError
+from linearcast.serve import predict_run
+from linearcast.serve.forecast import forecast_run
 
 SHARED_DATA = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data").resolve()
 # float32 forward passes of a batch of 1 and of a batch of 32 round differently

@@ -21,9 +21,9 @@ import linearcast
 from linearcast.cli import main
 from linearcast.data import synthetic_traffic
 from linearcast.engine import TrainConfig, train
-from linearcast.engine.forecast import forecast_run
 from linearcast.engine.series_identity import SERIES_FILE
 from linearcast.errors import ConfigError, DataError
+from linearcast.serve.forecast import forecast_run
 
 _EXAMPLES = int(os.environ.get("LINEARCAST_HYPOTHESIS_EXAMPLES", "25"))
 _SETTINGS = settings(
@@ -212,7 +212,7 @@ def test_forecast_output_is_checked_first_and_written_whole(
 def test_non_finite_forecasts_are_refused_naming_the_series(
     run: Path, wide: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import linearcast.engine.forecast as fmod
+    import linearcast.serve.forecast as fmod
 
     real = fmod._run_best_weights
 

@@ -134,8 +134,8 @@ def run_attention_profile(args: argparse.Namespace) -> int:
 
     from linearcast.analysis import attention_profile, format_profile
     from linearcast.engine.checkpoint import BEST, load_weights
-    from linearcast.engine.inference import load_run
     from linearcast.engine.setup import build_model
+    from linearcast.serve.run import load_run
 
     ckpt, config, prep = load_run(args.run_dir)
     model = build_model(config, prep)

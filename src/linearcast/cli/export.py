@@ -28,7 +28,7 @@ Examples:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from linearcast.engine.export import export_onnx
+    from linearcast.serve.export import export_onnx
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)

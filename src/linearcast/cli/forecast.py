@@ -32,7 +32,7 @@ Examples:
 
 
 def _cmd_forecast(args: argparse.Namespace) -> int:
-    from linearcast.engine.forecast import check_writable, forecast_run
+    from linearcast.serve.forecast import check_writable, forecast_run
 
     if args.out:
         check_writable(args.out)  # before reading data and running the model

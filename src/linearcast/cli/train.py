@@ -131,7 +131,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- evaluate / predict
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from linearcast.engine.inference import evaluate_run
+    from linearcast.serve.inference import evaluate_run
 
     res = evaluate_run(
         args.run_dir,
@@ -156,7 +156,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from linearcast.engine.inference import predict_run
+    from linearcast.serve.inference import predict_run
 
     res = predict_run(
         args.run_dir,

@@ -1,5 +1,8 @@
 """The training engine: a short loop on Lightning Fabric, checkpoints, run directories.
 
+Using a finished run (evaluate, predict, forecast, export) is :mod:`linearcast.serve`, the
+layer above; nothing here imports it.
+
 Typical use::
 
     from linearcast.engine import preset, train
@@ -25,9 +28,6 @@ if TYPE_CHECKING:
     from linearcast.engine.checkpoint import EarlyStopping, atomic_save, load_checkpoint
     from linearcast.engine.config import PRESETS, SyntheticConfig, TrainConfig, preset
     from linearcast.engine.evaluation import EvalResult, evaluate
-    from linearcast.engine.export import export_onnx
-    from linearcast.engine.forecast import Forecast, forecast_run
-    from linearcast.engine.inference import evaluate_run, predict_run
     from linearcast.engine.run_dir import create_run_dir
     from linearcast.engine.samplers import EpochShardSampler, ShardSampler
     from linearcast.engine.trainer import RunResult, Trainer, train
@@ -44,11 +44,6 @@ _EXPORTS: dict[str, str] = {
     "EpochShardSampler": "samplers",
     "ShardSampler": "samplers",
     "evaluate": "evaluation",
-    "export_onnx": "export",
-    "Forecast": "forecast",
-    "forecast_run": "forecast",
-    "evaluate_run": "inference",
-    "predict_run": "inference",
     "create_run_dir": "run_dir",
     "RunResult": "trainer",
     "Trainer": "trainer",
@@ -60,7 +55,6 @@ __all__ = [
     "EarlyStopping",
     "EpochShardSampler",
     "EvalResult",
-    "Forecast",
     "RunResult",
     "ShardSampler",
     "SyntheticConfig",
@@ -69,11 +63,7 @@ __all__ = [
     "atomic_save",
     "create_run_dir",
     "evaluate",
-    "evaluate_run",
-    "export_onnx",
-    "forecast_run",
     "load_checkpoint",
-    "predict_run",
     "preset",
     "train",
 ]

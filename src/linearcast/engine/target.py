@@ -14,7 +14,7 @@ of 0 when the model is in eval mode, so validation, test metrics, the run's plot
 and ``predict`` all see clipped forecasts while training sees the unclipped ones (a clipped
 output has no gradient to learn from). Data-unit outputs are then clipped at exactly 0
 (:func:`clip_data_units`): the inverse transform of the scaled 0 is 0 only up to float32
-rounding. The ONNX graph clips in data units itself (:class:`~linearcast.engine.export.
+rounding. The ONNX graph clips in data units itself (:class:`~linearcast.serve.export.
 RawUnitModel`).
 """
 

@@ -41,11 +41,11 @@ import torch
 from torch import Tensor, nn
 
 from linearcast import jsonio
-from linearcast.engine.export_description import add_metadata, sidecar
-from linearcast.engine.outputs import atomic_output, check_output_path
 from linearcast.engine.series_identity import legacy_note, read_series
 from linearcast.engine.target import clip_data_units, recorded_target
 from linearcast.errors import ConfigError
+from linearcast.serve.export_description import add_metadata, sidecar
+from linearcast.serve.outputs import atomic_output, check_output_path
 
 if TYPE_CHECKING:
     from linearcast.data import StandardScaler
@@ -219,8 +219,8 @@ def _load_run(run_dir: Path) -> tuple[str, dict[str, Any], StandardScaler, nn.Mo
     best weights in a float32 model in eval mode."""
     from linearcast.data import StandardScaler
     from linearcast.engine.checkpoint import BEST, load_weights
-    from linearcast.engine.open_run import read_run
     from linearcast.engine.setup import build_model_for, resolve_protocol
+    from linearcast.serve.run import read_run
 
     ckpt, config = read_run(run_dir)
     meta = dict(ckpt.get("meta", {}))

@@ -34,14 +34,6 @@ import numpy as np
 import pandas as pd
 
 from linearcast.engine.config import TrainConfig
-from linearcast.engine.forecast_inputs import (
-    check_finite_forecast,
-    check_horizon,
-    check_inputs,
-    forecast_dataset,
-    resolve_data_options,
-)
-from linearcast.engine.outputs import atomic_output, check_output_path
 from linearcast.engine.series_identity import match_series, read_series
 from linearcast.engine.target import (
     apply_output_rule,
@@ -51,6 +43,14 @@ from linearcast.engine.target import (
     recorded_target,
 )
 from linearcast.errors import ConfigError
+from linearcast.serve.forecast_inputs import (
+    check_finite_forecast,
+    check_horizon,
+    check_inputs,
+    forecast_dataset,
+    resolve_data_options,
+)
+from linearcast.serve.outputs import atomic_output, check_output_path
 
 __all__ = ["OUTPUT_SUFFIXES", "Forecast", "forecast_run", "resolve_data_options"]
 
@@ -240,8 +240,8 @@ def forecast_run(
             not have.
     """
     from linearcast.data.frames import future_timestamps
-    from linearcast.engine.open_run import read_run
     from linearcast.engine.setup import resolve_protocol
+    from linearcast.serve.run import read_run
 
     run_dir = Path(run_dir)
     ckpt, config = read_run(run_dir)
@@ -289,8 +289,8 @@ def _run_best_weights(
     from linearcast.data import StandardScaler, WindowDataset
     from linearcast.engine.checkpoint import BEST, load_weights
     from linearcast.engine.evaluation import forward_eval
-    from linearcast.engine.open_run import inference_fabric
     from linearcast.engine.setup import build_model_for
+    from linearcast.serve.run import inference_fabric
 
     meta = ckpt.get("meta", {})
     scaler = StandardScaler.from_state_dict(ckpt["scaler"])

@@ -1,5 +1,5 @@
 """What a forecast reads: the data to forecast from, and the checks that refuse what the model
-cannot forecast from (see :func:`linearcast.engine.forecast.forecast_run`).
+cannot forecast from (see :func:`linearcast.serve.forecast.forecast_run`).
 """
 
 from __future__ import annotations

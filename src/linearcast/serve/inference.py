@@ -27,11 +27,11 @@ from linearcast.engine.evaluation import (
     forward_eval,
     table_columns,
 )
-from linearcast.engine.open_run import best_model, inference_fabric, load_run, read_run
-from linearcast.engine.outputs import atomic_output, check_output_path
 from linearcast.engine.samplers import ShardSampler
 from linearcast.engine.target import channel_name, channel_text, clip_data_units
 from linearcast.errors import ConfigError, DataError
+from linearcast.serve.outputs import atomic_output, check_output_path
+from linearcast.serve.run import best_model, inference_fabric, load_run, read_run
 
 if TYPE_CHECKING:
     from lightning_fabric import Fabric

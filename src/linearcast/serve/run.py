@@ -2,8 +2,8 @@
 (the run's own or another dataset's, matched by series name) and its model with the best
 weights and the run's output rule (:mod:`linearcast.engine.target`).
 
-:mod:`linearcast.engine.inference` (``evaluate``, ``predict``), :mod:`~linearcast.engine.forecast`
-and :mod:`~linearcast.engine.export` start from here.
+:mod:`linearcast.serve.inference` (``evaluate``, ``predict``), :mod:`~linearcast.serve.forecast`
+and :mod:`~linearcast.serve.export` start from here.
 """
 
 from __future__ import annotations
