@@ -118,7 +118,14 @@ OPTION_CHECKS: dict[str, Check] = {
     "mode": Choice(("auto", "full", "per_node")),
     "max_full_nodes": Integer(0, 1_000_000),
     "fit_intercept": Flag(),
+    # every model trained by gradient (ModelSpec.no_revin says where not): linearcast.nn.revin
+    "revin": Flag(),
+    "revin_affine": Flag(),
 }
+
+#: the options ``models.build`` takes itself (it wraps the model in
+#: :class:`~linearcast.nn.revin.RevIN`); every spec without ``no_revin`` accepts them
+REVIN_OPTIONS: frozenset[str] = frozenset({"revin", "revin_affine"})
 
 
 @dataclass(frozen=True)
@@ -141,7 +148,10 @@ class ModelSpec:
             decoder reads the truth with a decaying probability).
         options: every name the builder takes as an override (``model_overrides``), so that a
             run's config is checked before any data is read; None: not declared (the builder
-            alone checks its options).
+            alone checks its options). :data:`REVIN_OPTIONS` are added unless ``no_revin``.
+        no_revin: why ``model_overrides.revin`` (instance normalisation around the model) does
+            not apply, as a clause ("" when it does): no parameters trained by gradient, or an
+            instance normalisation of its own.
     """
 
     name: str
@@ -155,6 +165,11 @@ class ModelSpec:
     data_fields: tuple[str, ...] = ()
     options: frozenset[str] | None = None
     takes_targets: bool = False
+    no_revin: str = ""
+
+    def __post_init__(self) -> None:
+        if self.options is not None and not self.no_revin:
+            object.__setattr__(self, "options", self.options | REVIN_OPTIONS)
 
     def check_overrides(self, overrides: Mapping[str, Any]) -> None:
         """Raise :class:`ConfigError` naming the known options if an override is not one."""
@@ -185,6 +200,11 @@ def check_option_values(model: str, overrides: Mapping[str, Any]) -> None:
         check = OPTION_CHECKS.get(key)
         if check is not None:
             check.check(f"model_overrides.{key}", value)
+    if overrides.get("revin_affine") is True and overrides.get("revin") is not True:
+        raise ConfigError(
+            f"config: model_overrides.revin_affine=true of model {model!r} is the affine of the "
+            "instance normalisation, which is off; add --set model_overrides.revin=true."
+        )
     attention, _ = split_attention_options(overrides)
     if not attention:
         return

@@ -34,6 +34,8 @@ _DLINEAR_OPTIONS = frozenset({"kernel_size", "individual"})
 _VAR_OPTIONS = frozenset(
     {f.name for f in fields(VARConfig)} - {"num_nodes", "in_steps", "out_steps"}
 )
+#: why instance normalisation (model_overrides.revin) does not wrap a rule or a closed form
+_NO_GRADIENT = "it has no parameters trained by gradient"
 
 
 def build_last_value(
@@ -82,6 +84,7 @@ SPECS: list[ModelSpec] = [
         fixed_num_nodes=False,
         options=_NO_OPTIONS,
         family="baseline",
+        no_revin=_NO_GRADIENT,
     ),
     ModelSpec(
         name="historical-average",
@@ -90,6 +93,7 @@ SPECS: list[ModelSpec] = [
         fixed_num_nodes=False,
         options=_NO_OPTIONS,
         family="baseline",
+        no_revin=_NO_GRADIENT,
     ),
     ModelSpec(
         name="seasonal-naive",
@@ -98,6 +102,7 @@ SPECS: list[ModelSpec] = [
         fixed_num_nodes=False,
         options=_SEASONAL_OPTIONS,
         family="baseline",
+        no_revin=_NO_GRADIENT,
         data_fields=("steps_per_day",),
     ),
     ModelSpec(
@@ -115,6 +120,7 @@ SPECS: list[ModelSpec] = [
         fixed_num_nodes=True,
         options=_VAR_OPTIONS,
         family="baseline",
+        no_revin=_NO_GRADIENT,
     ),
 ]
 

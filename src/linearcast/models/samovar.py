@@ -222,6 +222,10 @@ def build_samovar(*, num_nodes: int, in_steps: int, out_steps: int, **overrides:
     return _CLASSES[cfg.variant](cfg)
 
 
+#: SAMoVAR normalises each input window itself (the released code's instance normalisation);
+#: RevIN around it would normalise twice
+_OWN_NORM = "it normalises each input window itself, as the released code does"
+
 SPECS: list[ModelSpec] = [
     ModelSpec(
         name="samovar",
@@ -229,6 +233,7 @@ SPECS: list[ModelSpec] = [
         description="SAMoVAR (ICML 2025): aligned linear-attention stack as a mixture of VARs",
         family="ltsf",
         options=OPTIONS,
+        no_revin=_OWN_NORM,
     ),
     ModelSpec(
         name="samovar-lintrans",
@@ -236,6 +241,7 @@ SPECS: list[ModelSpec] = [
         description="LinTrans: SAMoVAR's control, pre-norm linear-attention decoder",
         family="ltsf",
         options=OPTIONS,
+        no_revin=_OWN_NORM,
         defaults={"variant": "lintrans"},
     ),
     ModelSpec(
@@ -244,6 +250,7 @@ SPECS: list[ModelSpec] = [
         description="FixedVAR: SAMoVAR's control with free queries and values",
         family="ltsf",
         options=OPTIONS,
+        no_revin=_OWN_NORM,
         defaults={"variant": "fixedvar"},
     ),
     ModelSpec(
@@ -252,6 +259,7 @@ SPECS: list[ModelSpec] = [
         description="SAMoVAR with causal EALA attention (beyond the paper)",
         family="ltsf",
         options=OPTIONS,
+        no_revin=_OWN_NORM,
         defaults={"attention": "eala"},
     ),
 ]
