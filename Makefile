@@ -10,13 +10,13 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?= $(if $(wildcard /opt/wheels/torch-*),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
 PYTEST_ARGS ?=
 
-.PHONY: demo test fuzz lint typecheck bench mutate clean
+.PHONY: demo test fuzz lint typecheck docs bench mutate clean
 
 $(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), f"linearcast needs Python >= 3.11, found {sys.version.split()[0]}"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -e '.[dev,onnx]'
+	$(BIN)/pip install -q -e '.[dev,onnx,docs]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -30,7 +30,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+# The site (guides + API reference from the docstrings) into build/site; --strict turns every
+# warning (a page missing from the nav, a broken anchor, a docstring mkdocstrings cannot parse)
+# into a failure. Links to files outside docs/ are checked by tests/test_docs_links.py.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
+
+test: lint typecheck docs
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q $(PYTEST_ARGS)
 
 # The fuzz-marked properties with many more examples (make test runs them bounded): readers,
