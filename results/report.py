@@ -25,7 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "results"))
 
-from plans import CORE, FLOORS, ONE_SEED, ST_DATASETS, TABLES  # noqa: E402
+from plans import CORE, FLOORS, ONE_SEED, REVIN, ST_DATASETS, TABLES  # noqa: E402
 from report_verdicts import (  # noqa: E402
     lh_verdicts,
     markdown,
@@ -65,7 +65,7 @@ def _metric(r: dict[str, Any], horizon: str, name: str) -> float:
 
 
 # ---------------------------------------------------------------------------- spatio-temporal
-ST_ORDER = (*CORE, *BASELINES, *ONE_SEED, *FLOORS)
+ST_ORDER = (*CORE, *REVIN, *BASELINES, *ONE_SEED, *FLOORS)
 
 
 def st_tables(runs: Runs) -> tuple[str, dict[str, Any]]:

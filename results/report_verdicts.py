@@ -43,6 +43,10 @@ def st_verdicts(runs: Runs, datasets: list[str], baselines: tuple[str, ...]) -> 
         ("elinformer-learned", "elinformer", "keeps"),
         ("elinformer", "last-value", "better"),
         *((b, "elinformer", "better") for b in baselines),
+        # issue 26: with instance normalisation (NYC taxi only)
+        ("elinformer-revin", "last-value", "better"),
+        ("staeformer-revin", "last-value", "better"),
+        ("elinformer-revin", "staeformer-revin", "keeps"),
     ]
     for ds in datasets:
         for a, b, claim in claims:
