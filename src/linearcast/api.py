@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -330,7 +331,7 @@ def fit(
     *,
     preset: str | None = None,
     sets: Sequence[str] = (),
-    verbose: bool = False,
+    verbose: bool | None = None,
     **overrides: Any,
 ) -> Run:
     """Train and test a model (``linearcast train``) and return the :class:`Run`.
@@ -342,7 +343,9 @@ def fit(
         protocol: ``pems``, ``metr``, ``ett``, ``ltsf``, ... (default: the preset's, else pems).
         preset: start from a named preset (``"demo"``, ``"samovar-ett"``, ...).
         sets: ``key=value`` strings as ``--set`` takes (``"model_overrides.num_layers=2"``).
-        verbose: print the per-epoch lines and the final table.
+        verbose: print the CLI's lines (dataset, model, one per epoch, the final table), with
+            a progress bar when stderr is a terminal. ``None`` (default): yes in an
+            interactive session (a Python prompt, IPython, Jupyter), no in scripts and tests.
         **overrides: :class:`~linearcast.engine.TrainConfig` fields (``max_epochs=5`` or
             ``epochs=5``, ``lr=1e-3``, ``model_overrides={...}``, ``accelerator="cpu"``) and,
             for a frame/array, options of :func:`linearcast.data.as_dataset`
@@ -373,8 +376,22 @@ def fit(
         fields["data"] = str(data)
     cfg = cfg.replace(**fields) if fields else cfg
     cfg = cfg.with_sets(list(sets))
-    result = train(cfg, progress=False, verbose=verbose, report=verbose, dataset=dataset)
+    show = interactive_session() if verbose is None else verbose
+    progress = show and sys.stderr.isatty()
+    result = train(cfg, progress=progress, verbose=show, report=show, dataset=dataset)
     return Run(result.run_dir, dataset=dataset, metrics=result.metrics, history=result.history)
+
+
+def interactive_session() -> bool:
+    """Whether Python runs interactively: a prompt (``python -i``, the REPL), IPython or
+    Jupyter -- where a minutes-long fit should say what it is doing."""
+    if hasattr(sys, "ps1") or sys.flags.interactive:
+        return True
+    ipython = sys.modules.get("IPython")
+    try:
+        return ipython is not None and ipython.get_ipython() is not None
+    except Exception:  # an IPython too old or too odd to ask
+        return False
 
 
 def load_run(path: str | Path) -> Run:
