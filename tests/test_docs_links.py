@@ -1,5 +1,6 @@
-"""The README and docs/: relative links and anchors resolve, pages are in the site's nav, the
-README stays a front page, and the regenerated blocks live where results/report.py writes them.
+"""The README and docs/: relative links and anchors resolve, every `linearcast ...` command shown
+parses with the CLI's own parser, pages are in the site's nav, the README stays a front page,
+and the regenerated blocks live where results/report.py writes them.
 
 `make docs` (run by `make test`) builds the site with `mkdocs build --strict`; it cannot resolve
 links from docs/ to repository files (results/, benchmarks/), so they are checked here.
@@ -8,6 +9,7 @@ links from docs/ to repository files (results/, benchmarks/), so they are checke
 from __future__ import annotations
 
 import re
+import shlex
 from functools import cache
 from pathlib import Path
 
@@ -146,3 +148,56 @@ def test_verdict_blocks_live_in_docs_results() -> None:
         assert start not in readme and end not in readme
         assert results.count(start) == 1 and results.count(end) == 1
         assert results.index(start) < results.index(end)
+
+
+_SHELL_LANGS = {"", "bash", "sh", "shell", "console"}
+
+
+def shown_commands(path: Path) -> list[tuple[int, str]]:
+    """(line of the code block, command) of each `linearcast ...` line in a shell code block,
+    continuation lines joined. Synopses (`[--json]`, a trailing `...`) are usage, left out."""
+    commands: list[tuple[int, str]] = []
+    lang: str | None = None
+    first, buf = 0, []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        fence = re.match(r"^\s*(```|~~~)(\w*)", line)
+        if fence and lang is None:
+            lang, first, buf = fence.group(2), number, []
+        elif fence:
+            if lang in _SHELL_LANGS:
+                for text in re.sub(r"\s*\\\n\s*", " ", "\n".join(buf)).splitlines():
+                    command = re.sub(r"\s+#.*$", "", text.strip())
+                    if command.startswith("linearcast ") and not re.search(r"\[-|\.\.\.$", command):
+                        commands.append((first, command))
+            lang = None
+        elif lang is not None:
+            buf.append(line)
+    return commands
+
+
+@pytest.mark.parametrize("path", _markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_shown_commands_parse(path: Path) -> None:
+    from linearcast.cli import build_parser
+
+    parser = build_parser()
+    refused = []
+    for number, command in shown_commands(path):
+        try:
+            parser.parse_args(shlex.split(command)[1:])
+        except SystemExit:
+            refused.append(f"{path.relative_to(ROOT)}:{number}: {command}")
+    assert refused == []
+
+
+def test_command_check_finds_a_renamed_flag(tmp_path: Path) -> None:
+    from linearcast.cli import build_parser
+
+    page = tmp_path / "page.md"
+    page.write_text(
+        "```bash\nlinearcast train --preset demo \\\n    --max-batches 2   # renamed\n```\n"
+        "```\nlinearcast data list [--json]\n```\n```python\nlinearcast = 1\n```\n"
+    )
+    commands = shown_commands(page)
+    assert [c for _, c in commands] == ["linearcast train --preset demo --max-batches 2"]
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(shlex.split(commands[0][1])[1:])
