@@ -8,6 +8,7 @@
     run.evaluate()["metrics"]["overall"]["MAE"]                                      # evaluate
     run.predict()                      # [S, T_out, N, C], data units: every test window # predict
     run.forecast(df.tail(288), h=12)   # unique_id, ds, y_hat: the next 12 steps        # forecast
+    run.forecast(df.tail(288), level=90)   # + y_hat_lo_90, y_hat_hi_90                 # intervals
     run.export_onnx("model.onnx")                                                    # export
     run = linearcast.load_run("runs/elinformer-dataframe-20250101-120000")
 
@@ -204,6 +205,7 @@ class Run:
         split: str = "test",
         accelerator: str | None = None,
         batch_size: int = 0,
+        level: Sequence[float] | float | None = None,
         **data_options: Any,
     ) -> dict[str, Any]:
         """Recompute the metrics with the best weights (``linearcast evaluate``).
@@ -213,13 +215,16 @@ class Run:
             split: ``"test"``, ``"val"`` or ``"train"``.
             accelerator: where to run (``None``: the run's).
             batch_size: evaluation batch size (0: the run's).
+            level: interval levels in percent (``[80, 90]``): coverage and width under
+                ``"intervals"``.
             **data_options: options of :func:`linearcast.data.as_dataset` for a frame/array.
 
         Returns:
             ``{"metrics": {"overall": {"MAE", "RMSE", "MAPE", "MSE"}, "horizon_3": ...},
-            "baseline", "windows", "table", ...}``.
+            "baseline", "windows", "table", "intervals", ...}``.
         """
         from linearcast.serve.inference import evaluate_run
+        from linearcast.serve.intervals import asked_levels
 
         return evaluate_run(
             self.run_dir,
@@ -227,6 +232,7 @@ class Run:
             split=split,
             accelerator=accelerator,
             batch_size=batch_size,
+            level=asked_levels(self.run_dir, level, self._dataset, accelerator),
         )
 
     def predict(
@@ -237,6 +243,7 @@ class Run:
         out: str | Path | None = None,
         accelerator: str | None = None,
         units: str = "data",
+        level: Sequence[float] | float | None = None,
         **data_options: Any,
     ) -> Prediction:
         """Forecasts of every window of a split (``linearcast predict``).
@@ -249,6 +256,8 @@ class Run:
             units: ``"data"`` (default, the units of the data and of :meth:`forecast`, under
                 every protocol) or ``"scaled"`` (standardised by the run's scaler: the space
                 ett/ltsf metrics are reported in).
+            level: interval levels in percent: ``.intervals`` of the result holds ``lo_90``,
+                ``hi_90``, ... shaped like it (data units).
             **data_options: options of :func:`linearcast.data.as_dataset` for a frame/array.
 
         Returns:
@@ -256,6 +265,7 @@ class Run:
             ``"data units"`` or ``"standardised units"``).
         """
         from linearcast.serve.inference import Prediction, predict_run
+        from linearcast.serve.intervals import asked_levels
 
         res = predict_run(
             self.run_dir,
@@ -264,8 +274,9 @@ class Run:
             split=split,
             accelerator=accelerator,
             units=units,
+            level=asked_levels(self.run_dir, level, self._dataset, accelerator),
         )
-        return Prediction(res["prediction"], res["units"])
+        return Prediction(res["prediction"], res["units"], res["intervals"])
 
     def forecast(
         self,
@@ -274,6 +285,7 @@ class Run:
         h: int | None = None,
         out: str | Path | None = None,
         accelerator: str | None = None,
+        level: Sequence[float] | float | None = None,
         **data_options: Any,
     ) -> pd.DataFrame:
         """The ``out_steps`` steps after the end of ``data`` (``linearcast forecast``).
@@ -288,6 +300,8 @@ class Run:
                 ``None``: the model's ``out_steps``, which is also the most it can give.
             out: also write it (``.csv``, ``.parquet``, ``.npz``).
             accelerator: where to run (``None``: the run's).
+            level: interval levels in percent (``[80, 90]``): columns ``y_hat_lo_90``,
+                ``y_hat_hi_90`` per level (see ``linearcast forecast --help``).
             **data_options: ``freq_minutes=``, ``start=``, ... for a frame/array; reader
                 options for a path. The run's own data options (``non_finite``,
                 ``null_value``, ...) apply unless given here, as in ``linearcast forecast``.
@@ -297,6 +311,7 @@ class Run:
             ``frame.attrs["units"]`` is ``"data units"``.
         """
         from linearcast.serve.forecast import check_writable, forecast_run
+        from linearcast.serve.intervals import asked_levels
 
         if data is None:
             raise ConfigError("Run.forecast() needs the recent data: Run.forecast(data).")
@@ -312,6 +327,7 @@ class Run:
             data_options=data_options or None,
             accelerator=accelerator,
             horizon=h,
+            level=asked_levels(self.run_dir, level, self._dataset, accelerator),
         )
         if out is not None:
             fc.save(out)
@@ -332,6 +348,7 @@ def fit(
     preset: str | None = None,
     sets: Sequence[str] = (),
     verbose: bool | None = None,
+    level: Sequence[float] | None = (80, 90),
     **overrides: Any,
 ) -> Run:
     """Train and test a model (``linearcast train``) and return the :class:`Run`.
@@ -346,6 +363,8 @@ def fit(
         verbose: print the CLI's lines (dataset, model, one per epoch, the final table), with
             a progress bar when stderr is a terminal. ``None`` (default): yes in an
             interactive session (a Python prompt, IPython, Jupyter), no in scripts and tests.
+        level: interval levels calibrated at the end and scored on the test windows
+            (``metrics["intervals"]``, as ``train``); ``None``: none.
         **overrides: :class:`~linearcast.engine.TrainConfig` fields (``max_epochs=5`` or
             ``epochs=5``, ``lr=1e-3``, ``model_overrides={...}``, ``accelerator="cpu"``) and,
             for a frame/array, options of :func:`linearcast.data.as_dataset`
@@ -358,6 +377,8 @@ def fit(
     from linearcast.engine.config import TrainConfig
     from linearcast.engine.config import preset as get_preset
     from linearcast.engine.trainer import train
+    from linearcast.serve.interval_scores import record_or_warn
+    from linearcast.serve.intervals import check_levels
 
     cfg = get_preset(preset) if preset else TrainConfig()
     fields, data_options = _split_options(data, overrides)
@@ -378,8 +399,13 @@ def fit(
     cfg = cfg.with_sets(list(sets))
     show = interactive_session() if verbose is None else verbose
     progress = show and sys.stderr.isatty()
+    levels = check_levels(level, "level") if level else ()
     result = train(cfg, progress=progress, verbose=show, report=show, dataset=dataset)
-    return Run(result.run_dir, dataset=dataset, metrics=result.metrics, history=result.history)
+    metrics = result.metrics
+    if levels:
+        scores = record_or_warn(result.run_dir, levels, dataset=dataset)
+        metrics = metrics | {"intervals": scores}
+    return Run(result.run_dir, dataset=dataset, metrics=metrics, history=result.history)
 
 
 def interactive_session() -> bool:

@@ -21,7 +21,8 @@ from linearcast.errors import LinearcastError
 # module name under linearcast.cli -> one line of help (kept in one place so --help lists all)
 COMMANDS: dict[str, str] = {
     "demo": "train and test ELinFormer on the synthetic dataset and print its table",
-    "train": "train, evaluate, predict; list the models (train/evaluate/predict/models)",
+    "train": "train and test a model; list the models (train/models)",
+    "evaluate": "use a run on a split: metrics and intervals, or forecasts (evaluate/predict)",
     "forecast": "forecast the steps after the end of a file with a trained run",
     "export": "export a trained run to ONNX (scaler folded in)",
     "data": "list, describe, convert and download datasets",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 EPILOG = """\
@@ -23,19 +24,33 @@ T, T+1, ... when the file has no time):
   .npz              forecast [T_out, N, C], timestamps [T_out], node_names [N], channel
 A run trained with --set nonnegative=true (the presets for counts) forecasts values >= 0.
 
+Prediction intervals (--level 80 90): split conformal, calibrated per series and horizon step
+on the run's validation windows (stored in RUN_DIR/intervals.npz the first time), so every
+model has them without retraining. Columns y_hat_lo_90 / y_hat_hi_90 beside y_hat (.npz:
+arrays lo_90 / hi_90): names that are Python identifiers and need no quoting in pandas
+(frame.y_hat_lo_90, .query) or SQL, unlike neuralforecast's `model-lo-90`. Coverage is
+measured on the test windows (`linearcast evaluate RUN_DIR --level 80 90`), not guaranteed:
+overlapping windows and a shift in the data lower it.
+
 Examples:
   linearcast forecast runs/elinformer-PEMS08-20250101-120000 --data last-day.npz --out next.csv
   linearcast forecast RUN_DIR --data recent.npy --set data_options.freq_minutes=5 \\
       --set data_options.start=2025-01-07T00:00 --out forecasts.npz
   linearcast forecast runs/samovar-ETTh1-20250101-120000 --data ETTh1.csv --out next-96h.parquet
+  linearcast forecast RUN_DIR --data last-day.csv --level 80 90 --out next.csv --plot next.png
 """
 
 
 def _cmd_forecast(args: argparse.Namespace) -> int:
     from linearcast.serve.forecast import check_writable, forecast_run
+    from linearcast.serve.intervals import check_levels
+    from linearcast.serve.outputs import check_output_path
 
+    levels = check_levels(args.level) if args.level else ()
     if args.out:
         check_writable(args.out)  # before reading data and running the model
+    if args.plot:
+        check_output_path(args.plot, (".png", ".svg", ".pdf"), option="--plot")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fc = forecast_run(
@@ -45,8 +60,13 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
             sets=args.set or [],
             accelerator=args.accelerator,
             horizon=args.horizon,
+            level=levels,
         )
         path = fc.save(args.out) if args.out else None
+        if args.plot:
+            from linearcast.serve.interval_plot import plot_forecast_band
+
+            plot_forecast_band(args.plot, fc, title=Path(args.run_dir).name)
     for w in caught:  # one line each, like the errors; not Python's file:line form
         if issubclass(w.category, UserWarning):
             print(f"linearcast: warning: {w.message}", file=sys.stderr)
@@ -59,7 +79,10 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
         f"{len(fc.node_names)} series{what} ({fc.horizon * len(fc.node_names)} rows), "
         f"{kind}{fc.ds[0]} -> {kind}{fc.ds[-1]} (after the last input {kind}{fc.last_input} "
         f"of {fc.source}), {fc.units}{', clipped at 0' if fc.nonnegative else ''}"
+        f"{'; intervals at ' + ', '.join(f'{v:g}%' for v in levels) if levels else ''}"
     )
+    if args.plot:
+        print(f"wrote {args.plot}")
     return 0
 
 
@@ -99,6 +122,18 @@ def add_parser(sub: Any) -> None:
         metavar="data_options.NAME=VALUE",
         help="reader option, repeatable (default: the run's data_options), e.g. --set "
         "data_options.freq_minutes=5 --set data_options.start=2025-01-07T00:00",
+    )
+    p.add_argument(
+        "--level",
+        nargs="+",
+        metavar="PCT",
+        help="prediction intervals at these levels in percent, e.g. --level 80 90: columns "
+        "y_hat_lo_90 / y_hat_hi_90 (valid Python/SQL names), .npz arrays lo_90 / hi_90",
+    )
+    p.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="also draw the forecast with its bands and recent history (.png, .svg, .pdf)",
     )
     p.add_argument("--accelerator", help="override the run's accelerator (e.g. cpu)")
     p.set_defaults(func=_cmd_forecast)

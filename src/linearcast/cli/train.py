@@ -1,10 +1,9 @@
-"""``linearcast train | evaluate | predict | models``.
+"""``linearcast train | models`` (using a finished run: :mod:`linearcast.cli.evaluate`).
 
 - ``train``: train and test a registry model on a dataset (or the synthetic one) under a
-  protocol; writes a run directory (config, metrics, history, checkpoints, plots);
-- ``evaluate RUN_DIR``: reload ``best.ckpt`` and recompute the metrics (optionally on other
-  data or another split);
-- ``predict RUN_DIR --out FILE``: forecasts of every window of a split to ``.npy``/``.npz``;
+  protocol; writes a run directory (config, metrics, history, checkpoints, plots) and, at the
+  end, calibrates its prediction intervals (``--level``, default 80 90) and adds their test
+  coverage and width to ``metrics.json``;
 - ``models``: the registry with family, flags and descriptions.
 
 Heavy modules (torch, Fabric, the models) are imported inside the commands so that
@@ -122,55 +121,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(jsonio.dumps(cfg.to_dict()))
         return 0
+    from linearcast.cli.evaluate import checked_levels, record_intervals_line
+
+    levels = () if args.no_intervals else checked_levels(args.level, (80.0, 90.0))
     trainer = Trainer(
         cfg, progress=False if args.quiet else None, verbose=not args.quiet, report=True
     )
-    trainer.fit()
-    return 0
-
-
-# ---------------------------------------------------------------------- evaluate / predict
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from linearcast.serve.inference import evaluate_run
-
-    res = evaluate_run(
-        args.run_dir,
-        data=args.data,
-        data_format=args.format,
-        split=args.split,
-        batch_size=args.batch_size or 0,
-        accelerator=args.accelerator,
-        max_batches=args.max_batches or 0,
-    )
-    if args.json:
-        print(jsonio.dumps({k: v for k, v in res.items() if k != "table"}))
-    else:
-        print(res["table"])
-    if args.out:
-        from linearcast.engine.run_dir import write_json
-
-        write_json(args.out, {k: v for k, v in res.items() if k != "table"})
-        if not args.json:
-            print(f"\nwrote {args.out}")
-    return 0
-
-
-def _cmd_predict(args: argparse.Namespace) -> int:
-    from linearcast.serve.inference import predict_run
-
-    res = predict_run(
-        args.run_dir,
-        args.out,
-        data=args.data,
-        data_format=args.format,
-        split=args.split,
-        batch_size=args.batch_size or 0,
-        accelerator=args.accelerator,
-    )
-    print(
-        f"wrote {res['path']}: predictions {res['shape']} for {res['windows']} {res['split']} "
-        f"windows"
-    )
+    result = trainer.fit()
+    if levels and (trainer.fabric is None or trainer.fabric.is_global_zero):
+        record_intervals_line(result.run_dir, levels, args.accelerator)
     return 0
 
 
@@ -212,10 +171,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- parsers
 def add_parser(sub: Any) -> None:
-    """Add ``train``, ``evaluate``, ``predict`` and ``models`` to the top-level sub-parsers."""
+    """Add ``train`` and ``models`` to the top-level sub-parsers."""
     _add_train(sub)
-    _add_evaluate(sub)
-    _add_predict(sub)
     _add_models(sub)
 
 
@@ -324,56 +281,16 @@ def _output(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--print-config", action="store_true", help="print the resolved config as JSON and exit"
     )
-
-
-def _run_split_arguments(
-    p: argparse.ArgumentParser, *, data: str, batch: str, out: str | None = None
-) -> None:
-    """The arguments ``evaluate`` and ``predict`` share (a required ``--out`` after RUN_DIR)."""
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `train`")
-    if out is not None:
-        p.add_argument("--out", required=True, metavar="FILE", help=out)
-    p.add_argument("--data", metavar="PATH", help=f"{data} (default: the run's)")
-    p.add_argument("--format", default="auto", help="reader format of --data (default: auto)")
-    p.add_argument("--split", default="test", choices=("train", "val", "test"), help="which part")
-    p.add_argument("--batch-size", type=int, help=f"{batch} (default: the run's)")
-    p.add_argument("--accelerator", help="override the run's accelerator (e.g. cpu)")
-
-
-def _add_evaluate(sub: Any) -> None:
-    fmt = argparse.RawDescriptionHelpFormatter
-    p = sub.add_parser(
-        "evaluate",
-        help="recompute a run's test metrics from best.ckpt",
-        description="Reload RUN_DIR/best.ckpt and recompute the metrics (overall and per "
-        "horizon, next to the run's baseline), on the run's data or on --data.",
-        epilog="Examples:\n  linearcast evaluate runs/elinformer-synthetic-20250101-120000\n"
-        "  linearcast evaluate RUN_DIR --data PEMS08.npz --split val --json",
-        formatter_class=fmt,
+    g.add_argument(
+        "--level",
+        nargs="+",
+        metavar="PCT",
+        help="prediction-interval levels calibrated at the end (conformal, on the validation "
+        "windows) and scored on the test windows in metrics.json's intervals (default 80 90)",
     )
-    _run_split_arguments(p, data="evaluate on this dataset", batch="evaluation batch size")
-    p.add_argument("--max-batches", type=int, help="only the first N batches (quick checks)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
-    p.add_argument("--out", metavar="FILE", help="also write the result as JSON to FILE")
-    p.set_defaults(func=_cmd_evaluate)
-
-
-def _add_predict(sub: Any) -> None:
-    fmt = argparse.RawDescriptionHelpFormatter
-    p = sub.add_parser(
-        "predict",
-        help="write a run's forecasts for every window of a split",
-        description="Reload RUN_DIR/best.ckpt and forecast every window of a split. .npy: the "
-        "predictions [S, T_out, N, C] in the units of the targets (data units for pems/metr); "
-        ".npz: arrays prediction, target and start (first input row of each window).",
-        epilog="Examples:\n  linearcast predict RUN_DIR --out forecasts.npy\n"
-        "  linearcast predict RUN_DIR --data PEMS08.npz --split val --out val.npz",
-        formatter_class=fmt,
+    g.add_argument(
+        "--no-intervals", action="store_true", help="skip the interval calibration at the end"
     )
-    _run_split_arguments(
-        p, data="forecast this dataset", batch="batch size", out="output .npy or .npz file"
-    )
-    p.set_defaults(func=_cmd_predict)
 
 
 def _add_models(sub: Any) -> None:

@@ -14,7 +14,9 @@ one row per (series, timestamp) with columns ``unique_id, ds, y_hat``; ``.npz`` 
 ``forecast [T_out, N, C]``, ``timestamps`` and ``node_names``. The model forecasts one channel
 of the data (:mod:`linearcast.engine.target`): with several (in/out flows) a ``channel`` column
 names it (e.g. ``inflow``), as do the ``.npz`` arrays ``channel``/``channel_index`` and the
-summary line. A run with ``nonnegative = true`` gives forecasts clipped at 0.
+summary line. A run with ``nonnegative = true`` gives forecasts clipped at 0. With ``level=``
+the frame gains ``y_hat_lo_90`` / ``y_hat_hi_90`` per level and the ``.npz`` arrays
+``lo_90`` / ``hi_90`` (conformal intervals, :mod:`linearcast.serve.intervals`).
 
 Series are matched by name (:mod:`linearcast.engine.series_identity`): the data's columns or
 ``unique_id`` values are reordered to the run's node order, so a file whose columns come in
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +52,12 @@ from linearcast.serve.forecast_inputs import (
     check_inputs,
     forecast_dataset,
     resolve_data_options,
+)
+from linearcast.serve.intervals import (
+    apply_intervals,
+    check_levels,
+    column_suffix,
+    conformal_quantiles,
 )
 from linearcast.serve.outputs import atomic_output, check_output_path
 
@@ -79,6 +88,11 @@ class Forecast:
         channel_name: its name (``"inflow"``), or ``None`` when the data names none.
         data_channels: the channels F of the data forecast from (``None``: not known).
         nonnegative: the values are clipped at 0 (the run's ``nonnegative`` option).
+        intervals: ``{level: (lo, hi)}`` conformal prediction intervals, each ``[T_out, N, C]``
+            in data units (:mod:`linearcast.serve.intervals`); empty unless asked for.
+        history: ``[T_h, N]`` the last readings of the forecast channel before the forecast
+            (data units; drawn by the band plot), ``None`` when not kept.
+        history_ds: their ``T_h`` timestamps (or step numbers).
     """
 
     values: np.ndarray
@@ -93,6 +107,9 @@ class Forecast:
     channel_name: str | None = None
     data_channels: int | None = None
     nonnegative: bool = False
+    intervals: dict[float, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    history: np.ndarray | None = None
+    history_ds: Any = None
 
     @property
     def horizon(self) -> int:
@@ -114,7 +131,10 @@ class Forecast:
         """Long layout: one row per (series, time), columns ``unique_id, ds, y_hat``.
 
         Rows are sorted by series (the run's order) then time; with C > 1 output channels the
-        value columns are ``y_hat_0``, ``y_hat_1``, ...; when the data has several channels a
+        value columns are ``y_hat_0``, ``y_hat_1``, ...; intervals add ``y_hat_lo_90``,
+        ``y_hat_hi_90`` per level (``y_hat_0_lo_90`` with C > 1: Python identifiers, unlike
+        neuralforecast's ``-lo-90``, so ``frame.y_hat_lo_90`` and SQL work as they are); when
+        the data has several channels a
         last column ``channel`` names the one forecast; ``attrs`` hold ``units``, ``channel``
         and ``nonnegative``.
         """
@@ -124,12 +144,16 @@ class Forecast:
             "unique_id": np.repeat(np.asarray(self.node_names, dtype=object), t),
             "ds": np.tile(ds, n),
         }
-        per_node = self.values.transpose(1, 0, 2).reshape(n * t, c)  # (N·T_out, C)
-        if c == 1:
-            frame["y_hat"] = per_node[:, 0]
-        else:
-            for i in range(c):
-                frame[f"y_hat_{i}"] = per_node[:, i]
+
+        def long(values: np.ndarray) -> np.ndarray:
+            return values.transpose(1, 0, 2).reshape(n * t, c)  # (N·T_out, C)
+
+        names = ["y_hat"] if c == 1 else [f"y_hat_{i}" for i in range(c)]
+        for i, name in enumerate(names):
+            frame[name] = long(self.values)[:, i]
+            for level, (lo, hi) in sorted(self.intervals.items()):
+                frame[f"{name}_lo_{column_suffix(level)}"] = long(lo)[:, i]
+                frame[f"{name}_hi_{column_suffix(level)}"] = long(hi)[:, i]
         if self.channel_label:  # several data channels: say which one y_hat is
             frame["channel"] = self.channel_name or f"channel {self.channel}"
         out = pd.DataFrame(frame)
@@ -158,8 +182,7 @@ class Forecast:
                 if self.timestamps is not None
                 else self.steps.astype(np.int64)
             )
-            np.savez(
-                path,
+            arrays: dict[str, Any] = dict(
                 forecast=self.values.astype(np.float32),
                 timestamps=stamps,
                 node_names=np.asarray(self.node_names, dtype=str),
@@ -168,10 +191,20 @@ class Forecast:
                 channel_index=np.asarray(self.channel, dtype=np.int64),
                 nonnegative=np.asarray(self.nonnegative),
             )
+            arrays |= self.interval_arrays()
+            np.savez(path, **arrays)
         elif suffix == ".parquet":
             self.to_frame().to_parquet(path, index=False)
         else:
             self.to_frame().to_csv(path, index=False)
+
+    def interval_arrays(self) -> dict[str, np.ndarray]:
+        """``{"lo_90": [T_out, N, C], "hi_90": ...}`` float32, the ``.npz`` arrays."""
+        out = {}
+        for level, (lo, hi) in sorted(self.intervals.items()):
+            out[f"lo_{column_suffix(level)}"] = lo.astype(np.float32)
+            out[f"hi_{column_suffix(level)}"] = hi.astype(np.float32)
+        return out
 
     def summary(self) -> str:
         """One line: horizon, series, the channel (several in the data), first and last
@@ -211,6 +244,8 @@ def forecast_run(
     data_options: dict[str, Any] | None = None,
     accelerator: str | None = None,
     horizon: int | None = None,
+    level: Sequence[Any] | Any = (),
+    calibration_data: TimeSeriesDataset | None = None,
 ) -> Forecast:
     """Forecast the ``out_steps`` steps after the end of ``data`` with a run's best weights.
 
@@ -229,6 +264,11 @@ def forecast_run(
         accelerator: override the run's accelerator (e.g. ``"cpu"``).
         horizon: forecast only the first ``horizon`` steps (``None``: all ``out_steps``); the
             model's horizon is fixed, so a longer one is refused.
+        level: prediction-interval levels in percent (``[80, 90]``): conformal intervals
+            calibrated on the run's validation windows (stored in the run directory the first
+            time); ``()``: none.
+        calibration_data: the run's own data as an object, for a run trained on a frame or
+            array whose levels are not stored yet.
 
     Returns:
         The :class:`Forecast` (in data units, ``[horizon, N, C]``, the run's series order).
@@ -244,6 +284,7 @@ def forecast_run(
     from linearcast.serve.run import read_run
 
     run_dir = Path(run_dir)
+    levels = check_levels(level, "level") if level is not None and level != () else ()
     ckpt, config = read_run(run_dir)
     meta = dict(ckpt.get("meta", {}))
     protocol = resolve_protocol(config)
@@ -255,6 +296,11 @@ def forecast_run(
         warnings.warn(note, UserWarning, stacklevel=2)
     values = _run_best_weights(run_dir, ckpt, config, ds, protocol, accelerator)[:h]
     check_finite_forecast(values, labels, ds.source, run_dir)
+    intervals = {}
+    if levels:
+        cal = conformal_quantiles(run_dir, levels, dataset=calibration_data,
+                                  accelerator=accelerator)  # fmt: skip
+        intervals = apply_intervals(values, cal, levels)
     t = ds.num_steps
     stamps = future_timestamps(ds, protocol.out_steps)
     known = ds.times()
@@ -273,6 +319,11 @@ def forecast_run(
         # the channels of the file forecast from: one channel leaves nothing to name
         data_channels=ds.num_channels,
         nonnegative=config.nonnegative,
+        intervals=intervals,
+        history=ds.values[t - protocol.in_steps :, :, channel].astype(np.float32),
+        history_ds=known[t - protocol.in_steps :]
+        if known is not None
+        else np.arange(t - protocol.in_steps, t),
     )
 
 

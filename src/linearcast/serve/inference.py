@@ -13,6 +13,7 @@ with ``nonnegative = true`` predicts and is scored on forecasts clipped at 0
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ from linearcast.engine.evaluation import (
 from linearcast.engine.samplers import ShardSampler
 from linearcast.engine.target import channel_name, channel_text, clip_data_units
 from linearcast.errors import ConfigError, DataError
+from linearcast.serve.intervals import check_levels
 from linearcast.serve.outputs import atomic_output, check_output_path
 from linearcast.serve.run import best_model, inference_fabric, load_run, read_run
 
@@ -46,17 +48,24 @@ UNITS = {"data": "data units", "scaled": "standardised units"}
 
 class Prediction(np.ndarray):
     """A NumPy array that names its units (``.units``: ``"data units"`` or ``"standardised
-    units"``); otherwise an ordinary ``[S, T_out, N, C]`` float32 array."""
+    units"``) and holds the intervals asked for (``.intervals``: ``{"lo_90": [S, T_out, N, C],
+    "hi_90": ...}``, on this array only, not its slices); otherwise an ordinary
+    ``[S, T_out, N, C]`` float32 array."""
 
     units: str | None
+    intervals: dict[str, np.ndarray]
 
-    def __new__(cls, values: np.ndarray, units: str) -> Prediction:
+    def __new__(
+        cls, values: np.ndarray, units: str, intervals: dict[str, np.ndarray] | None = None
+    ) -> Prediction:
         obj = np.asarray(values).view(cls)
         obj.units = units
+        obj.intervals = dict(intervals or {})
         return obj
 
     def __array_finalize__(self, obj: Any) -> None:
         self.units = getattr(obj, "units", None)
+        self.intervals = {}  # a slice or a result of arithmetic is no longer those windows
 
 
 def _open_split(
@@ -99,6 +108,7 @@ def evaluate_run(
     batch_size: int = 0,
     accelerator: str | None = None,
     max_batches: int = 0,
+    level: Sequence[Any] | Any = (),
 ) -> dict[str, Any]:
     """Recompute a run's metrics with its best weights.
 
@@ -110,11 +120,16 @@ def evaluate_run(
         batch_size: evaluation batch size (0: the run's).
         accelerator: override the run's accelerator (e.g. ``"cpu"``).
         max_batches: evaluate only this many batches (0: all).
+        level: prediction-interval levels in percent (``[80, 90]``): adds their coverage and
+            width on the split (:mod:`linearcast.serve.interval_scores`), calibrated on the
+            run's own validation windows; ``()``: none.
 
     Returns:
         ``{"run_dir", "model", "dataset", "protocol", "split", "windows", "metrics",
-        "baseline", "table"}``.
+        "baseline", "table", "intervals"}`` (``intervals``: ``{"90": {"coverage", "width",
+        "per_horizon", ...}}``, empty without ``level``).
     """
+    levels = check_levels(level, "level") if _given(level) else ()
     config, prep, fabric, model, part, bs = _open_split(
         run_dir, data, data_format, split, accelerator, batch_size
     )
@@ -148,6 +163,15 @@ def evaluate_run(
         f"{prep.protocol.label} ({result.windows} windows, {units}{clipped})",
         columns=table_columns(space),
     )
+    intervals: dict[str, Any] = {}
+    if levels:
+        from linearcast.serve.interval_scores import intervals_table, split_interval_scores
+
+        intervals = split_interval_scores(
+            run_dir, levels, (prep, fabric, model), split=split, own=data is None,
+            accelerator=accelerator, batch_size=bs, max_batches=max_batches,
+        )  # fmt: skip
+        table += "\n\n" + intervals_table(intervals, split)
     return {
         "run_dir": str(run_dir),
         "model": config.model,
@@ -159,7 +183,15 @@ def evaluate_run(
         "baseline": baseline,
         "table": table,
         "channel": channel,
+        "intervals": intervals,
     }
+
+
+def _given(level: Any) -> bool:
+    """Whether levels were asked for (``None`` and empty sequences are none)."""
+    if level is None:
+        return False
+    return not (isinstance(level, list | tuple) and not level)
 
 
 def _check_finite(finite: bool, prep: PreparedData, run_dir: str | Path, split: str) -> None:
@@ -184,6 +216,7 @@ def predict_run(
     batch_size: int = 0,
     accelerator: str | None = None,
     units: str = "data",
+    level: Sequence[Any] | Any = (),
 ) -> dict[str, Any]:
     """Forecast every window of a split and save them.
 
@@ -200,10 +233,14 @@ def predict_run(
         accelerator: override the run's accelerator.
         units: ``"data"`` (default: data units under every protocol, as ``forecast``) or
             ``"scaled"`` (standardised by the run's scaler).
+        level: prediction-interval levels in percent (``[80, 90]``, data units only): the
+            ``.npz`` gets arrays ``lo_90``, ``hi_90`` shaped like ``prediction``, the result
+            ``intervals`` ``{"lo_90": array, "hi_90": array, ...}``.
 
     Returns:
-        ``{"path", "shape", "windows", "split", "units", "prediction", "target", "start"}``
-        (the last three as arrays; ``units`` is ``"data units"`` or ``"standardised units"``).
+        ``{"path", "shape", "windows", "split", "units", "prediction", "target", "start",
+        "intervals"}`` (arrays for the last four; ``units`` is ``"data units"`` or
+        ``"standardised units"``).
 
     Raises:
         ConfigError: another output suffix or folder, unknown ``units``, a split without
@@ -214,7 +251,18 @@ def predict_run(
         raise ConfigError(
             f"predict: units expected one of {', '.join(map(repr, UNITS))}, found {units!r}."
         )
+    levels = check_levels(level, "level") if _given(level) else ()
+    if levels and units != "data":
+        raise ConfigError(
+            f"predict: intervals (level={list(levels)}) are in data units; expected "
+            f"units='data', found units={units!r}."
+        )
     out = check_output_path(out, (".npy", ".npz")) if out is not None else None
+    if levels and out is not None and out.suffix.lower() != ".npz":
+        raise ConfigError(
+            f"{out}: --level writes the interval arrays lo_<level>/hi_<level> beside the "
+            f"predictions, which .npy cannot hold; expected --out ending in .npz."
+        )
     config, prep, fabric, model, part, bs = _open_split(
         run_dir, data, data_format, split, accelerator, batch_size
     )
@@ -230,12 +278,22 @@ def predict_run(
         prediction = clip_data_units(prediction, config.nonnegative)
     _check_finite(bool(np.isfinite(prediction).all()), prep, run_dir, split)
     channel = _channel_label(prep)
+    bands: dict[str, Any] = {}
+    if levels:
+        from linearcast.serve.intervals import apply_intervals, column_suffix, conformal_quantiles
+
+        opened = (prep, fabric, model) if data is None else None  # own data: calibrate on it
+        cal = conformal_quantiles(
+            run_dir, levels, accelerator=accelerator, batch_size=bs, opened=opened
+        )
+        for lv, (lo, hi) in apply_intervals(prediction, cal, levels).items():
+            bands |= {f"lo_{column_suffix(lv)}": lo, f"hi_{column_suffix(lv)}": hi}
     if out is not None:
         with atomic_output(out) as tmp, tmp.open("wb") as fh:
-            if out.suffix == ".npz":
+            if out.suffix.lower() == ".npz":
                 np.savez(fh, prediction=prediction, target=target,
                          start=np.asarray(part.starts), units=np.asarray(UNITS[units]),
-                         channel=np.asarray(channel or "channel 0"))  # fmt: skip
+                         channel=np.asarray(channel or "channel 0"), **bands)  # fmt: skip
             else:
                 np.save(fh, prediction)
     return {
@@ -248,6 +306,7 @@ def predict_run(
         "target": target,
         "start": np.asarray(part.starts),
         "channel": channel,
+        "intervals": bands,
     }
 
 
