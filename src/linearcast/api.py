@@ -333,6 +333,69 @@ class Run:
             fc.save(out)
         return fc.to_frame()
 
+    def cross_validation(
+        self,
+        data: Any = None,
+        *,
+        n_windows: int = 1,
+        step_size: int = 1,
+        refit: bool = False,
+        level: Sequence[float] | float | None = None,
+        out_dir: str | Path | None = None,
+        accelerator: str | None = None,
+        **data_options: Any,
+    ) -> pd.DataFrame:
+        """Rolling-origin evaluation (``linearcast backtest``; neuralforecast's name and
+        defaults): ``n_windows`` cutoffs ``step_size`` steps apart, the last window's horizon
+        ending at the data's end.
+
+        Args:
+            data: a path, a frame or an array; ``None``: the run's own data.
+            n_windows: K, the number of cutoffs.
+            step_size: steps between consecutive cutoffs.
+            refit: train a model with the run's config on the rows up to each cutoff (one
+                training per window) instead of using the run's weights.
+            level: interval levels in percent (``[80, 90]``): columns ``y_hat_lo_90``,
+                ``y_hat_hi_90`` and coverage per cutoff (each refit calibrated on its own).
+            out_dir: also write ``linearcast backtest``'s files there (refit runs go to
+                ``out_dir/refits``, by default to a new ``RUN_DIR/backtest-...``).
+            accelerator: where to run (``None``: the run's).
+            **data_options: options of :func:`linearcast.data.as_dataset` for a frame/array,
+                reader options for a path (the run's own apply unless given).
+
+        Returns:
+            The long frame ``unique_id, ds, cutoff, y, y_hat`` (data units), one row per series
+            x cutoff x horizon step; ``attrs["metrics"]``: the metrics per cutoff as records
+            (``pd.DataFrame(cv.attrs["metrics"])``), ``attrs["overall"]``: over all windows.
+        """
+        from linearcast.serve.backtest import backtest_run
+        from linearcast.serve.backtest_files import REFITS, check_out_dir, default_out_dir
+        from linearcast.serve.intervals import asked_levels
+
+        folder = out_dir
+        if folder is None and refit is True:
+            folder = default_out_dir(self.run_dir)
+        if folder is not None:
+            check_out_dir(folder, refit=refit is True)  # before any work
+        bt = backtest_run(
+            self.run_dir,
+            self._dataset if data is None else data,
+            n_windows=n_windows,
+            step_size=step_size,
+            refit=refit,
+            refit_dir=Path(folder) / REFITS if folder is not None else None,
+            data_options=data_options or None,
+            accelerator=accelerator,
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
+            level=asked_levels(self.run_dir, level, self._dataset, accelerator),
+            calibration_data=self._dataset,
+        )
+        if out_dir is not None:
+            bt.save(out_dir)
+        frame = bt.frame
+        frame.attrs |= {"metrics": bt.metrics.to_dict("records"), "overall": bt.overall}
+        return frame
+
     def export_onnx(self, path: str | Path, *, check: bool = True) -> dict[str, Any]:
         """Export the best weights to ONNX, scaler folded in (``linearcast export --onnx``)."""
         from linearcast.serve.export import export_onnx

@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "train": "train and test a model; list the models (train/models)",
     "evaluate": "use a run on a split: metrics and intervals, or forecasts (evaluate/predict)",
     "forecast": "forecast the steps after the end of a file with a trained run",
+    "backtest": "rolling-origin evaluation of a trained run: errors per cutoff over time",
     "export": "export a trained run to ONNX (scaler folded in)",
     "data": "list, describe, convert and download datasets",
     "bench": "eala-accuracy (EALA vs softmax) and attention-profile (inside a trained model)",
@@ -36,6 +37,7 @@ Examples (`linearcast COMMAND --help` explains each):
   linearcast train --model elinformer --data PEMS08.npz --protocol pems --epochs 50
   linearcast evaluate runs/elinformer-PEMS08-20250101-120000
   linearcast forecast runs/elinformer-PEMS08-20250101-120000 --data last-day.npz --out next.csv
+  linearcast backtest runs/elinformer-PEMS08-20250101-120000 --windows 10 --step 288
   linearcast export runs/elinformer-PEMS08-20250101-120000 --onnx elinformer.onnx
   tensorboard --logdir runs        # per-epoch curves (with the tensorboard package installed)
 """
