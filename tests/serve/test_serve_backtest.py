@@ -321,6 +321,15 @@ def test_python_refit_writes_its_runs_into_a_new_folder_of_the_run(
     assert not np.allclose(cv["y_hat"], fixed["y_hat"])  # other weights than the run's
 
 
+def test_a_cutoff_too_early_to_refit_on_is_named(
+    dlinear: Path, series: pd.DataFrame, tmp_path: Path
+) -> None:
+    # 72 rows up to the first cutoff: too few for one 12+12 window in each 6:2:2 split
+    with pytest.raises(DataError, match=r"^refit at cutoff 2024-01-01 05:55:00 \(rows 0\.\.71\): "):
+        backtest_run(dlinear, series, n_windows=2, step_size=780, refit=True,
+                     refit_dir=tmp_path / "refits", accelerator="cpu")  # fmt: skip
+
+
 # ---------------------------------------------------------------------- other layouts
 def _etth1_like(path: Path, rows: int) -> pd.DataFrame:
     rng = np.random.default_rng(0)
