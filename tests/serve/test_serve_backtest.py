@@ -360,6 +360,8 @@ def test_an_etth1_shaped_csv_run(
     ot = bt[bt["unique_id"] == "OT"]
     np.testing.assert_allclose(ot["y"], np.concatenate([frame["OT"].to_numpy()[-96 + 24 * i :][:24]
                                                         for i in range(4)]), rtol=1e-6)  # fmt: skip
+    with pytest.warns(UserWarning, match=r"of 40 windows forecast rows before row 2160.*in-s"):
+        backtest_run(run, str(csv), n_windows=40, step_size=48, accelerator="cpu")  # its own file
     cv = _quiet(Run(run).cross_validation, n_windows=2, step_size=24)  # the run's own CSV
     assert len(cv) == 2 * 7 * 24 and cv.attrs["overall"]["scored"] == 2 * 7 * 24
 

@@ -10,9 +10,12 @@ How forecasts are made, in one place:
   steps after the end of new data, with timestamps (``forecast_run``, a :class:`Forecast`).
 - ``export.py`` (+ ``export_description.py``: the JSON file and ONNX metadata beside it) -- the
   best weights as an ONNX file in data units (``export_onnx``).
+- ``backtest.py`` (+ ``backtest_metrics.py``, ``backtest_refit.py``, ``backtest_files.py``,
+  ``backtest_plot.py``) -- rolling-origin evaluation: K windows ending at the data's end, the
+  errors per cutoff over time (``backtest_run``, a :class:`Backtest`).
 - ``outputs.py`` -- the files these write, checked first and written whole or not at all.
 
-Prediction intervals and backtests belong here too. This layer sits above ``engine`` and below
+Prediction intervals belong here too. This layer sits above ``engine`` and below
 ``cli`` / ``api``: it imports the engine (config, checkpoints, data and model setup, evaluation),
 and nothing in ``engine`` imports it (an import-linter contract).
 
@@ -35,12 +38,15 @@ from typing import TYPE_CHECKING
 from linearcast._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from linearcast.serve.backtest import Backtest, backtest_run
     from linearcast.serve.export import export_onnx, missing_onnx_packages
     from linearcast.serve.forecast import Forecast, check_writable, forecast_run
     from linearcast.serve.inference import Prediction, evaluate_run, predict_run
     from linearcast.serve.run import load_run, read_run
 
 _EXPORTS: dict[str, str] = {
+    "Backtest": "backtest",
+    "backtest_run": "backtest",
     "export_onnx": "export",
     "missing_onnx_packages": "export",
     "Forecast": "forecast",
@@ -54,8 +60,10 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "Backtest",
     "Forecast",
     "Prediction",
+    "backtest_run",
     "check_writable",
     "evaluate_run",
     "export_onnx",

@@ -209,8 +209,8 @@ def backtest_run(
     ckpt, config = read_run(run_dir)
     protocol = resolve_protocol(config)
     h = protocol.out_steps
-    own = data is None
-    ds = forecast_dataset(config, _own_data(config, run_dir) if own else data, data_format,
+    own = data is None or _same_file(data, config.data)
+    ds = forecast_dataset(config, _own_data(config, run_dir) if data is None else data, data_format,
                           list(sets), data_options)  # fmt: skip
     ds, labels, notes = match_series(ds, read_series(run_dir), run_dir)
     cutoffs = cutoff_rows(ds.num_steps, protocol.in_steps, h, n_windows, step_size, ds.source)
@@ -244,6 +244,16 @@ def _own_data(config: TrainConfig, run_dir: Path) -> str:
             f"does not keep; pass the data again (--data FILE, or data= in Python)."
         )
     return config.data
+
+
+def _same_file(data: Any, own: str) -> bool:
+    """Whether ``data`` names the file the run was trained on (its split is then known)."""
+    if not isinstance(data, str | Path) or own.startswith("<") or own == "synthetic":
+        return False
+    try:
+        return Path(data).resolve() == Path(own).resolve()
+    except (OSError, RuntimeError):
+        return False
 
 
 def _check_windows(
