@@ -76,6 +76,15 @@ def test_staeformer_cli_export_takes_raw_units_like_forecast(
     assert description["check"]["checked"] and description["check"]["max_scaled_diff"] <= 1e-4
     props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     assert props["linearcast.in_steps"] == "12" and props["linearcast.steps_per_day"] == "288"
+    # one self-contained file: no external-data file left under the temp name beside it
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [
+        "staeformer.json",
+        "staeformer.onnx",
+    ]
+    alone = tmp_path / "copied" / "model.onnx"
+    alone.parent.mkdir()
+    alone.write_bytes(path.read_bytes())
+    onnx.checker.check_model(onnx.load(str(alone)))  # loads with its weights, nothing beside it
 
     # the graph takes the raw window with its time features and returns data units: the
     # same numbers as `forecast`, which scales in NumPy, on the last 12 steps of the data

@@ -281,6 +281,10 @@ def _export(
                 (example,),
                 str(path),
                 dynamo=True,
+                # weights inside the .onnx: with external data the exporter writes
+                # "<temp name>.data" beside it, which the atomic rename leaves behind under the
+                # temp name (a model.onnx copied alone then has no weights)
+                external_data=False,
                 input_names=["x"],
                 output_names=["forecast"],
                 dynamic_shapes={"x": {0: batch}},
