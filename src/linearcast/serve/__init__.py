@@ -10,9 +10,10 @@ How forecasts are made, in one place:
   steps after the end of new data, with timestamps (``forecast_run``, a :class:`Forecast`).
 - ``export.py`` (+ ``export_description.py``: the JSON file and ONNX metadata beside it) -- the
   best weights as an ONNX file in data units (``export_onnx``).
-- ``backtest.py`` (+ ``backtest_metrics.py``, ``backtest_refit.py``, ``backtest_files.py``,
-  ``backtest_plot.py``) -- rolling-origin evaluation: K windows ending at the data's end, the
-  errors per cutoff over time (``backtest_run``, a :class:`Backtest`).
+- ``backtest.py`` (+ ``backtest_inputs.py``, ``backtest_windows.py``, ``backtest_metrics.py``,
+  ``backtest_refit.py``, ``backtest_files.py``, ``backtest_plot.py``) -- rolling-origin
+  evaluation: K windows ending at the data's end, the errors per cutoff over time
+  (``backtest_run``, a :class:`Backtest`).
 - ``outputs.py`` -- the files these write, checked first and written whole or not at all.
 
 Prediction intervals belong here too. This layer sits above ``engine`` and below

@@ -9,8 +9,11 @@ steps and horizon H, window ``k = 0 .. K-1`` has its cutoff at row
 Inputs are built as :func:`~linearcast.serve.forecast.forecast_run` builds them (the data read
 with the run's reader and options, series matched to the run's by name, the target scaled and
 its gaps filled by the checkpoint's scaler, the time features of the input steps); all windows
-go through the model in batches. With ``refit=True`` a model is trained again on the rows up to
-each cutoff with the run's config (:mod:`linearcast.serve.backtest_refit`).
+go through the model in batches. What a backtest reads and refuses is in
+:mod:`~linearcast.serve.backtest_inputs`, the model run in
+:mod:`~linearcast.serve.backtest_windows`, the metrics in
+:mod:`~linearcast.serve.backtest_metrics`. With ``refit=True`` a model is trained again on the
+rows up to each cutoff with the run's config (:mod:`~linearcast.serve.backtest_refit`).
 
 Output (:class:`Backtest`): the long frame ``unique_id, ds, cutoff, y, y_hat`` (one row per
 series x cutoff x horizon step, sorted in that order; ``ds`` and ``cutoff`` are timestamps, or
@@ -30,15 +33,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from linearcast.errors import ConfigError, DataError
+from linearcast.errors import ConfigError
+from linearcast.serve.backtest_inputs import check_count, cutoff_rows
 
 if TYPE_CHECKING:
     from linearcast.data import Protocol, TimeSeriesDataset
     from linearcast.engine.config import TrainConfig
 
-__all__ = ["Backtest", "backtest_run", "cutoff_rows"]
-
-FRAME_SUFFIXES = (".csv", ".parquet")
+__all__ = ["Backtest", "backtest_run", "check_count", "cutoff_rows"]
 
 
 @dataclass
@@ -82,60 +84,6 @@ class Backtest:
         from linearcast.serve.backtest_files import save_backtest
 
         return save_backtest(self, out_dir, frame_path)
-
-
-def check_count(value: Any, name: str) -> int:
-    """``value`` as a whole number >= 1.
-
-    Raises:
-        ConfigError: a bool, a fraction, text, or a number below 1.
-    """
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ConfigError(f"backtest: {name} expected a whole number >= 1, found {value!r}.")
-    return int(value)
-
-
-def cutoff_rows(
-    num_steps: int, in_steps: int, horizon: int, n_windows: int, step_size: int, source: str
-) -> np.ndarray:
-    """The rows of the K cutoffs (last input step of each window), oldest first.
-
-    Args:
-        num_steps: T, the rows of the data.
-        in_steps: the model's input window.
-        horizon: H, the steps forecast after each cutoff.
-        n_windows: K.
-        step_size: rows between consecutive cutoffs.
-        source: the data, for messages.
-
-    Returns:
-        ``[K]`` int64, ``T - H - 1 - (K - 1 - k) * step_size`` for ``k = 0 .. K-1``.
-
-    Raises:
-        ConfigError: ``n_windows`` or ``step_size`` not a whole number >= 1.
-        DataError: fewer than ``in_steps + H + (K - 1) * step_size`` rows (the message says
-            how many windows fit).
-    """
-    k = check_count(n_windows, "n_windows (--windows)")
-    s = check_count(step_size, "step_size (--step)")
-    need = in_steps + horizon + (k - 1) * s
-    if num_steps < need:
-        room = num_steps - in_steps - horizon
-        if room < 0:
-            fits = (
-                f"not even one window fits: give at least {in_steps + horizon} steps (the "
-                f"{in_steps}-step input and the {horizon}-step horizon)"
-            )
-        else:
-            m = room // s + 1
-            fits = f"at most {m} fit (--windows {m}, n_windows={m}), or use a smaller step"
-        raise DataError(
-            f"{source}: {k} windows every {s} steps need at least {in_steps} + {horizon} + "
-            f"({k} - 1) x {s} = {need} steps (input, horizon and spacing), found T={num_steps}; "
-            f"{fits}."
-        )
-    last = num_steps - horizon - 1
-    return np.asarray(last - s * np.arange(k - 1, -1, -1), dtype=np.int64)
 
 
 def backtest_run(
@@ -190,6 +138,14 @@ def backtest_run(
     """
     from linearcast.engine.series_identity import match_series, read_series
     from linearcast.engine.setup import resolve_protocol
+    from linearcast.serve.backtest_inputs import (
+        check_windows,
+        first_test_row,
+        in_sample_note,
+        own_data,
+        same_file,
+    )
+    from linearcast.serve.backtest_windows import forecast_windows, interval_bands
     from linearcast.serve.forecast_inputs import forecast_dataset
     from linearcast.serve.intervals import check_levels
     from linearcast.serve.run import read_run
@@ -209,16 +165,16 @@ def backtest_run(
     ckpt, config = read_run(run_dir)
     protocol = resolve_protocol(config)
     h = protocol.out_steps
-    own = data is None or _same_file(data, config.data)
-    ds = forecast_dataset(config, _own_data(config, run_dir) if data is None else data, data_format,
+    own = data is None or same_file(data, config.data)
+    ds = forecast_dataset(config, own_data(config, run_dir) if data is None else data, data_format,
                           list(sets), data_options)  # fmt: skip
     ds, labels, notes = match_series(ds, read_series(run_dir), run_dir)
     cutoffs = cutoff_rows(ds.num_steps, protocol.in_steps, h, n_windows, step_size, ds.source)
-    notes += _check_windows(ds, config, protocol, ckpt.get("meta", {}), run_dir, cutoffs)
-    test_start = _test_start(protocol, ds) if own else None
+    notes += check_windows(ds, config, protocol, ckpt.get("meta", {}), run_dir, cutoffs)
+    test_start = first_test_row(protocol, ds) if own else None
     # refit models never saw the rows after their cutoff; the run's weights saw its train rows
     if not refit and test_start is not None and cutoffs[0] + 1 < test_start:
-        notes.append(_in_sample_note(ds, cutoffs, test_start))
+        notes.append(in_sample_note(ds, cutoffs, test_start))
     for note in notes:
         warnings.warn(note, UserWarning, stacklevel=2)
     if refit:
@@ -234,137 +190,6 @@ def backtest_run(
         bands = interval_bands(run_dir, pred, levels, calibration_data, accelerator, batch_size)
     facts = {"step_size": int(step_size), "refit": bool(refit), "test_start": test_start}
     return _result(run_dir, config, protocol, ds, labels, cutoffs, (pred, bands), facts, notes)
-
-
-def _own_data(config: TrainConfig, run_dir: Path) -> str:
-    """The run's data path; a run trained on an in-memory object records only its shape."""
-    if config.data.startswith("<"):
-        raise ConfigError(
-            f"{run_dir}: the run was trained on an in-memory object ({config.data}), which it "
-            f"does not keep; pass the data again (--data FILE, or data= in Python)."
-        )
-    return config.data
-
-
-def _same_file(data: Any, own: str) -> bool:
-    """Whether ``data`` names the file the run was trained on (its split is then known)."""
-    if not isinstance(data, str | Path) or own.startswith("<") or own == "synthetic":
-        return False
-    try:
-        return Path(data).resolve() == Path(own).resolve()
-    except (OSError, RuntimeError):
-        return False
-
-
-def _check_windows(
-    ds: TimeSeriesDataset,
-    config: TrainConfig,
-    p: Protocol,
-    meta: dict[str, Any],
-    run_dir: Path,
-    cutoffs: np.ndarray,
-) -> list[str]:
-    """Refuse data the model cannot forecast from (forecast's checks) or a gap in the rows the
-    windows read; return the notes worth a warning."""
-    from linearcast.serve.forecast_inputs import _null_reading_note, check_inputs
-
-    notes = check_inputs(ds, config, p, meta, run_dir)
-    last_step = _null_reading_note(ds, p)  # about the data's last step: not an input here
-    notes = [n for n in notes if n != last_step]
-    _check_regular(ds, int(cutoffs[0]) - p.in_steps + 1, len(cutoffs))
-    return notes
-
-
-def _check_regular(ds: TimeSeriesDataset, first: int, k: int) -> None:
-    """Refuse timestamps that are not evenly spaced from row ``first`` to the end."""
-    ts = ds.timestamps
-    if ts is None or len(ts) < 3 or ds.meta.get("freq"):
-        return
-    ns = pd.DatetimeIndex(ts).as_unit("ns").asi8
-    diffs = np.diff(ns)
-    step = int(pd.Series(diffs).mode().iloc[0])
-    bad = np.flatnonzero(diffs[first:] != step)
-    if len(bad):
-        i = first + int(bad[-1])
-        raise DataError(
-            f"{ds.source}: expected the rows the {k} windows read (from {ts[first]} to the end) "
-            f"on the usual {pd.Timedelta(step, unit='ns')} grid, found a step of "
-            f"{pd.Timedelta(int(diffs[i]), unit='ns')} from {ts[i]} to {ts[i + 1]}; fill the "
-            f"gap, or use fewer windows or a smaller step so that they start after it."
-        )
-
-
-def _test_start(p: Protocol, ds: TimeSeriesDataset) -> int | None:
-    """The first target row of the run's test split (its own data), or None."""
-    try:
-        starts = p.window_starts(ds.num_steps, ds.steps_per_day)["test"]
-    except (DataError, ConfigError):
-        return None
-    return int(starts[0]) + p.in_steps if len(starts) else None
-
-
-def _in_sample_note(ds: TimeSeriesDataset, cutoffs: np.ndarray, test_start: int) -> str:
-    inside = int((cutoffs + 1 < test_start).sum())
-    return (
-        f"{ds.source}: {inside} of {len(cutoffs)} windows forecast rows before row "
-        f"{test_start}, where the run's test split starts: the model was trained or "
-        f"early-stopped on those rows, so their errors are in-sample."
-    )
-
-
-def forecast_windows(
-    run_dir: Path,
-    ckpt: dict[str, Any],
-    config: TrainConfig,
-    ds: TimeSeriesDataset,
-    p: Protocol,
-    cutoffs: np.ndarray,
-    accelerator: str | None,
-    batch_size: int = 0,
-) -> np.ndarray:
-    """The run's best weights on the ``in_steps`` rows ending at each cutoff, batched.
-
-    Returns:
-        ``[K, H, N, C]`` float32 in data units (the scaler undone, the run's clip at 0).
-    """
-    import torch
-    from torch.utils.data import DataLoader
-
-    from linearcast.data import StandardScaler, WindowDataset
-    from linearcast.engine.checkpoint import BEST, load_weights
-    from linearcast.engine.evaluation import forward_eval
-    from linearcast.engine.setup import build_model_for
-    from linearcast.engine.target import apply_output_rule, clip_data_units
-    from linearcast.serve.run import inference_fabric
-
-    scaler = StandardScaler.from_state_dict(ckpt["scaler"])
-    # the training windows' own code builds the inputs: same scaling, same time features
-    windows = WindowDataset(
-        ds.values,
-        cutoffs - p.in_steps + 1,
-        p.in_steps,
-        0,
-        scaler=scaler,
-        target_channel=p.target_channel,
-        time_of_day=ds.time_of_day() if p.add_time_of_day else None,
-        day_of_week=ds.day_of_week() if p.add_day_of_week else None,
-    )
-    meta = ckpt.get("meta", {})
-    model = build_model_for(
-        config, ds, p, windows.input_channels, steps_per_day=meta.get("steps_per_day")
-    )
-    load_weights(model, ckpt["model"], run_dir / BEST)
-    apply_output_rule(model, config, scaler).eval()
-    fabric = inference_fabric(config, accelerator)
-    model = fabric.to_device(model)
-    outs = []
-    bs = batch_size or config.eval_batch_size or config.batch_size
-    for x, _ in DataLoader(windows, batch_size=bs):
-        out = forward_eval(fabric, model, fabric.to_device(x)).float()  # (B, H, N, C) scaled
-        outs.append(scaler.inverse_transform(out).cpu())
-    values = clip_data_units(torch.cat(outs).numpy(), config.nonnegative)  # (K, H, N, C)
-    _check_finite(values, ds, cutoffs, run_dir)
-    return values
 
 
 def _result(
@@ -430,24 +255,6 @@ def _result(
     return Backtest(out, metrics, overall, info, notes)
 
 
-def interval_bands(
-    run_dir: Path,
-    pred: np.ndarray,
-    levels: Sequence[float],
-    calibration_data: TimeSeriesDataset | None,
-    accelerator: str | None,
-    batch_size: int,
-) -> dict[float, tuple[np.ndarray, np.ndarray]]:
-    """``{level: (lo, hi)}`` around ``pred [K, H, N, C]``: the run's conformal intervals."""
-    if not levels:
-        return {}
-    from linearcast.serve.intervals import apply_intervals, conformal_quantiles
-
-    cal = conformal_quantiles(run_dir, levels, dataset=calibration_data,
-                              accelerator=accelerator, batch_size=batch_size)  # fmt: skip
-    return apply_intervals(pred, cal, levels)
-
-
 def _value_columns(
     pred: np.ndarray, bands: dict[float, tuple[np.ndarray, np.ndarray]]
 ) -> dict[str, np.ndarray]:
@@ -469,23 +276,6 @@ def _value_columns(
             out[f"{name}_lo_{column_suffix(level)}"] = long(lo)[:, i]
             out[f"{name}_hi_{column_suffix(level)}"] = long(hi)[:, i]
     return out
-
-
-def _check_finite(
-    values: np.ndarray, ds: TimeSeriesDataset, cutoffs: np.ndarray, run_dir: Path
-) -> None:
-    """Refuse forecasts ``[K, H, N, C]`` with NaN or infinite values, naming the first."""
-    bad = ~np.isfinite(values).all(axis=(1, 3))  # (K, N)
-    if not bad.any():
-        return
-    k, i = (int(v[0]) for v in np.nonzero(bad))
-    names = ds.node_names or [str(j) for j in range(ds.num_nodes)]
-    raise DataError(
-        f"{ds.source}: the model of {run_dir} produced non-finite values (NaN/inf) in "
-        f"{int(bad.sum())} of {bad.size} (window, series) forecasts, the first for series "
-        f"{names[i]!r} from the cutoff at row {int(cutoffs[k])}; expected finite forecasts: "
-        f"check those input rows for NaN readings and best.ckpt for non-finite weights."
-    )
 
 
 def _cutoff_of(times: pd.DatetimeIndex | None, test_start: int | None) -> Any:

@@ -61,7 +61,7 @@ def refit_forecasts(
     """
     from linearcast.engine.setup import resolve_protocol
     from linearcast.engine.trainer import train
-    from linearcast.serve.backtest import forecast_windows, interval_bands
+    from linearcast.serve.backtest_windows import forecast_windows, interval_bands
     from linearcast.serve.run import read_run
 
     make_folder(refit_dir, what="the refit runs", fix="--out-dir")
