@@ -388,10 +388,16 @@ class Trainer:
         frac = prep.masked_fraction("test")
         self._say(masking_text(prep, frac))
         if frac > 0.10 and not math.isnan(prep.null_value):
+            what = (
+                "zeros are genuine readings (counts of zero)"
+                if prep.null_value == 0
+                else (f"readings of {prep.null_value:g} are genuine")
+            )
             log.warning(
-                "%.1f%% of the targets are masked as missing (null value %s): metrics cover only "
-                "the rest. If these are genuine readings (counts of zero), score them with "
-                "--set protocol_overrides.null_value=nan.",
+                "%.1f%% of the targets are masked as missing (NaN or the null value %s): metrics "
+                "cover only the rest. If the %s, score them with --set "
+                "protocol_overrides.null_value=nan.",
                 100 * frac,
                 f"{prep.null_value:g}",
+                what,
             )

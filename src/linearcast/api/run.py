@@ -1,29 +1,8 @@
-"""The Python API: the CLI's commands as functions and one :class:`Run` object.
-
-::
-
-    import linearcast
-
-    run = linearcast.fit(model="elinformer", data=df, protocol="pems", epochs=5)   # train
-    run.evaluate()["metrics"]["overall"]["MAE"]                                      # evaluate
-    run.predict()                      # [S, T_out, N, C], data units: every test window # predict
-    run.forecast(df.tail(288), h=12)   # unique_id, ds, y_hat: the next 12 steps        # forecast
-    run.forecast(df.tail(288), level=90)   # + y_hat_lo_90, y_hat_hi_90                 # intervals
-    run.export_onnx("model.onnx")                                                    # export
-    run = linearcast.load_run("runs/elinformer-dataframe-20250101-120000")
-
-``data`` is a dataset path (any format the readers take), ``"synthetic"``, a pandas DataFrame
-(wide: a DatetimeIndex or time column × one column per series; long: ``unique_id, ds, y``) or
-a NumPy array ``[T, N]`` / ``[T, N, C]`` (time from ``freq_minutes=`` / ``start=``). A run
-trained on an in-memory object records only its shape (``"<DataFrame [T, N]>"``) in
-``config.json``; the :class:`Run` returned by :func:`fit` keeps the object for ``evaluate`` and
-``predict``, a reloaded one needs the data passed again.
-"""
+"""A finished run and what can be done with it: :class:`Run` (evaluate, predict, forecast,
+cross-validation, export) and :func:`load_run`."""
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import json
 import sys
 from collections.abc import Sequence
@@ -39,76 +18,7 @@ if TYPE_CHECKING:
     from linearcast.engine.config import TrainConfig
     from linearcast.serve.inference import Prediction
 
-# CLI spellings accepted as keyword arguments (linearcast train --epochs ...)
-_ALIASES = {"epochs": "max_epochs"}
-
-
-def _frame_options() -> set[str]:
-    from linearcast.data.frames import as_dataset
-
-    return {n for n in inspect.signature(as_dataset).parameters if n != "data"}
-
-
-def _split_options(data: Any, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(config fields, data options)`` from ``fit``'s keyword arguments."""
-    from linearcast.data.frames import is_in_memory
-    from linearcast.engine.config import TrainConfig
-
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    frame_options = _frame_options() if is_in_memory(data) else set()
-    config: dict[str, Any] = {}
-    data_options: dict[str, Any] = {}
-    for key, value in options.items():
-        name = _ALIASES.get(key, key)
-        if name in fields:
-            config[name] = value
-        elif name in frame_options:
-            data_options[name] = value
-        else:
-            known = sorted(fields | frame_options | set(_ALIASES))
-            raise ConfigError(
-                f"fit(): unknown option {key!r}; expected a TrainConfig field or a data option: "
-                f"{', '.join(known)}."
-            )
-    return config, data_options
-
-
-def recorded_options(options: dict[str, Any]) -> dict[str, Any]:
-    """The data options of a frame or array that ``config.json`` can keep (numbers, strings,
-    flags, lists of names; a timestamp as text), so that the run's later commands read new
-    data as it read the training data (``Run.forecast(df)`` with the same ``non_finite``,
-    ``null_value``, ``freq_minutes``, ...)."""
-    import pandas as pd
-
-    kept: dict[str, Any] = {}
-    for key, value in options.items():
-        if isinstance(value, pd.Timestamp):
-            value = value.isoformat()
-        plain = value is None or isinstance(value, bool | int | float | str)
-        if plain or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-            kept[key] = value
-    return kept
-
-
-def run_frame_options(config: TrainConfig, given: dict[str, Any]) -> dict[str, Any]:
-    """The run's data options that :func:`linearcast.data.as_dataset` takes, overridden by
-    ``given`` (what the caller passed now)."""
-    from linearcast.serve.forecast_inputs import inherited_frame_options
-
-    return {**inherited_frame_options(config), **given}
-
-
-def _dataset(data: Any, options: dict[str, Any], method: str = "fit") -> TimeSeriesDataset:
-    from linearcast.data.frames import as_dataset
-
-    known = _frame_options()
-    unknown = [k for k in options if k not in known]
-    if unknown:
-        raise ConfigError(
-            f"{method}(): unknown option {unknown[0]!r}; expected a data option for a frame or "
-            f"array: {', '.join(sorted(known))}."
-        )
-    return as_dataset(data, **options)
+from linearcast.api.options import frame_dataset, run_frame_options
 
 
 class Run:
@@ -189,7 +99,7 @@ class Run:
                 )
             return self._dataset
         if is_in_memory(data):
-            return _dataset(data, run_frame_options(self.config, options), f"Run.{method}")
+            return frame_dataset(data, run_frame_options(self.config, options), f"Run.{method}")
         if options:
             raise ConfigError(
                 f"Run.{method}(): options {', '.join(map(repr, options))} for a file: set reader "
@@ -403,89 +313,9 @@ class Run:
         return export_onnx(self.run_dir, path, check=check)
 
 
-def fit(
-    model: str | None = None,
-    data: Any = None,
-    protocol: str | None = None,
-    *,
-    preset: str | None = None,
-    sets: Sequence[str] = (),
-    verbose: bool | None = None,
-    level: Sequence[float] | None = (80, 90),
-    **overrides: Any,
-) -> Run:
-    """Train and test a model (``linearcast train``) and return the :class:`Run`.
-
-    Args:
-        model: registry name (default: the preset's, else ``elinformer``).
-        data: a path, ``"synthetic"`` (the default), a DataFrame (wide or long
-            ``unique_id, ds, y``) or an array ``[T, N]`` / ``[T, N, C]``.
-        protocol: ``pems``, ``metr``, ``ett``, ``ltsf``, ... (default: the preset's, else pems).
-        preset: start from a named preset (``"demo"``, ``"samovar-ett"``, ...).
-        sets: ``key=value`` strings as ``--set`` takes (``"model_overrides.num_layers=2"``).
-        verbose: print the CLI's lines (dataset, model, one per epoch, the final table), with
-            a progress bar when stderr is a terminal. ``None`` (default): yes in an
-            interactive session (a Python prompt, IPython, Jupyter), no in scripts and tests.
-        level: interval levels calibrated at the end and scored on the test windows
-            (``metrics["intervals"]``, as ``train``); ``None``: none.
-        **overrides: :class:`~linearcast.engine.TrainConfig` fields (``max_epochs=5`` or
-            ``epochs=5``, ``lr=1e-3``, ``model_overrides={...}``, ``accelerator="cpu"``) and,
-            for a frame/array, options of :func:`linearcast.data.as_dataset`
-            (``freq_minutes=5``, ``start="2024-01-01"``, ``null_value=0.0``).
-
-    Returns:
-        The finished run (``run.metrics``, ``run.evaluate()``, ``run.forecast(...)``).
-    """
-    from linearcast.data.frames import describe_data, is_in_memory
-    from linearcast.engine.config import TrainConfig
-    from linearcast.engine.config import preset as get_preset
-    from linearcast.engine.trainer import train
-    from linearcast.serve.interval_scores import record_or_warn
-    from linearcast.serve.intervals import check_levels
-
-    cfg = get_preset(preset) if preset else TrainConfig()
-    fields, data_options = _split_options(data, overrides)
-    dataset = None
-    if model is not None:
-        fields["model"] = model
-    if protocol is not None:
-        fields["protocol"] = protocol
-    if data is not None and is_in_memory(data):
-        dataset = _dataset(data, data_options)
-        fields["data"] = describe_data(data)
-        # kept in config.json: the run's later commands read new data the same way, and the
-        # frame's null value wins over the protocol's as a file's reader option does
-        fields["data_options"] = {**cfg.data_options, **recorded_options(data_options)}
-    elif data is not None:
-        fields["data"] = str(data)
-    cfg = cfg.replace(**fields) if fields else cfg
-    cfg = cfg.with_sets(list(sets))
-    show = interactive_session() if verbose is None else verbose
-    progress = show and sys.stderr.isatty()
-    levels = check_levels(level, "level") if level else ()
-    result = train(cfg, progress=progress, verbose=show, report=show, dataset=dataset)
-    metrics = result.metrics
-    if levels:
-        scores = record_or_warn(result.run_dir, levels, dataset=dataset)
-        metrics = metrics | {"intervals": scores}
-    return Run(result.run_dir, dataset=dataset, metrics=metrics, history=result.history)
-
-
-def interactive_session() -> bool:
-    """Whether Python runs interactively: a prompt (``python -i``, the REPL), IPython or
-    Jupyter -- where a minutes-long fit should say what it is doing."""
-    if hasattr(sys, "ps1") or sys.flags.interactive:
-        return True
-    ipython = sys.modules.get("IPython")
-    try:
-        return ipython is not None and ipython.get_ipython() is not None
-    except Exception:  # an IPython too old or too odd to ask
-        return False
-
-
 def load_run(path: str | Path) -> Run:
     """A finished run directory as a :class:`Run` (its data is not loaded until needed)."""
     return Run(path)
 
 
-__all__ = ["Run", "fit", "load_run"]
+__all__ = ["Run", "load_run"]
