@@ -27,6 +27,7 @@ DEFAULT_RUNS = [
     ST / "hzmetro__stid__s0",
     ST / "hzmetro__stgcn__s0",
     ST / "los_loop__stid__s0",
+    ST / "los_loop__stgcn__s0",
     ST / "nyc_taxi__stid__s0",
     LH / "ETTh1__dlinear-released__s0",
     LH / "ETTh1__dlinear-released__s1",
@@ -95,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--levels", nargs="+", type=float, default=[80.0, 90.0])
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "intervals")
     args = parser.parse_args(argv)
-    runs = args.runs or [r for r in DEFAULT_RUNS if (r / "best.ckpt").is_file()]
+    # finished runs only (training writes metrics.json last): a run still training has a
+    # best.ckpt of an earlier epoch, and its intervals would describe that model
+    runs = args.runs or [r for r in DEFAULT_RUNS if (r / "metrics.json").is_file()]
     records: list[dict[str, object]] = []
     for run in runs:
         print(f"{run.name} ...", file=sys.stderr, flush=True)
