@@ -47,6 +47,9 @@ def st_verdicts(runs: Runs, datasets: list[str], baselines: tuple[str, ...]) -> 
         ("elinformer-revin", "last-value", "better"),
         ("staeformer-revin", "last-value", "better"),
         ("elinformer-revin", "staeformer-revin", "keeps"),
+        ("elinformer-revin", "staeformer-revin", "better"),
+        ("staeformer-revin", "staeformer", "better"),  # what instance normalisation buys
+        ("elinformer-revin", "elinformer", "better"),
     ]
     for ds in datasets:
         for a, b, claim in claims:
