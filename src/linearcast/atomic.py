@@ -32,6 +32,7 @@ __all__ = [
     "TEMP_RE",
     "atomic_path",
     "check_destination",
+    "fsync_dir",
     "make_folder",
     "os_error_message",
     "remove_stale_temps",
@@ -209,7 +210,7 @@ def atomic_path(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def write_bytes(path: str | Path, data: bytes, **kwargs: Any) -> Path:
@@ -261,8 +262,9 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_dir(directory: Path) -> None:
-    # makes the rename durable; not possible on every platform (Windows), hence best effort
+def fsync_dir(directory: Path) -> None:
+    """Make a rename inside ``directory`` durable (best effort: not possible on every
+    platform, e.g. Windows)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:

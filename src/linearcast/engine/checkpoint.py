@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from linearcast.atomic import fsync_dir
 from linearcast.data.safe_pickle import BadPickleData, RefusedGlobal
 from linearcast.engine.checkpoint_file import read_torch_file
 from linearcast.engine.checkpoint_schema import check_checkpoint
@@ -72,22 +73,8 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return path
-
-
-def _fsync_dir(directory: Path) -> None:
-    # makes the rename durable; not possible on every platform (Windows), hence best effort
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
