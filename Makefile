@@ -23,8 +23,8 @@ demo: $(STAMP)
 	$(BIN)/python -m linearcast demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks tools
-	$(BIN)/ruff format --check src tests benchmarks tools
+	$(BIN)/ruff check src tests benchmarks tools results
+	$(BIN)/ruff format --check src tests benchmarks tools results
 	$(BIN)/lint-imports  # the layering contracts in pyproject.toml (docs/architecture.md)
 
 typecheck: $(STAMP)

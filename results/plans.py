@@ -87,7 +87,8 @@ class Run:
         if self.model in STAEFORMER_FAMILY:
             # the tables were measured with nn.Dropout's masks (the official code's random
             # stream), before fast dropout became the default
-            options = {**(REDUCED_WIDTH if self.width == "reduced" else {}), "fast_dropout": "false"}
+            width = REDUCED_WIDTH if self.width == "reduced" else {}
+            options = {**width, "fast_dropout": "false"}
             inner = ", ".join([*(f"{k}={v}" for k, v in options.items()), *self.options])
             args += ["--set", f"model_overrides={{{inner}}}"]
         else:
@@ -306,15 +307,18 @@ def _dlinear_released(key: str, seed: int) -> Run:
 
 
 #: seeds per long-horizon dataset: three where a run is cheap enough (issue 25)
-LH_SEEDS = {"ETTh1": (0, 1, 2), "ETTh2": (0, 1, 2), "ili": (0, 1, 2), "ETTm1": (0,), "exchange": (0,)}
+LH_SEEDS = {
+    "ETTh1": (0, 1, 2), "ETTh2": (0, 1, 2), "ili": (0, 1, 2), "ETTm1": (0,), "exchange": (0,)
+}  # fmt: skip
 
 
 def _lh_runs() -> tuple[Run, ...]:
     """Seed 0 of everything first (the table as it stood), then DLinear's own recipe, then the
     extra seeds: the cheap ILI ones before ETTh2's."""
     runs: list[Run] = []
-    for key, ds in LH_DATASETS.items():
-        runs += [Run("longhorizon", ds, m, 0, ("baseline=last-value",), epochs=8) for m in LH_MODELS]
+    for ds in LH_DATASETS.values():
+        runs += [Run("longhorizon", ds, m, 0, ("baseline=last-value",), epochs=8)
+                 for m in LH_MODELS]  # fmt: skip
     runs += [_dlinear_released(key, 0) for key in LH_DATASETS]
     for key in ("ETTh1", "ili", "ETTh2"):
         ds = LH_DATASETS[key]

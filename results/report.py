@@ -4,7 +4,8 @@
     python results/report.py longhorizon       # -> results/longhorizon/README.md + .png
 
 Each also rewrites its verdict block (between ``<!-- verdicts:TABLE -->`` markers) in
-docs/results.md.
+docs/results.md; ``spatiotemporal`` also rewrites README.md's table and ELinFormer's rank among
+the baselines (between ``<!-- standing:spatiotemporal -->`` markers).
 
 Seeds of one (dataset, model) are aggregated as mean ± sample standard deviation; a model run
 with one seed shows its value alone. Timings are CPU seconds per epoch of the training process
@@ -27,15 +28,44 @@ sys.path.insert(0, str(ROOT / "results"))
 
 from plans import CORE, FLOORS, ONE_SEED, REVIN, ST_DATASETS, TABLES  # noqa: E402
 from report_verdicts import (  # noqa: E402
+    MARGIN,
     lh_verdicts,
     markdown,
     prediction_note,
     st_ranks,
     st_verdicts,
+    standing,
+    values,
 )
+from verdicts import judge  # noqa: E402
 
 #: the field's baselines (issue 25), in the order the tables show them
 BASELINES = ("stid", "gwnet", "gwnet-adaptive", "agcrn", "dcrnn", "stgcn")
+
+#: the models ELinFormer is ranked among on the README's front page: STAEformer, the field's
+#: baselines and the floors (not our own kernel ablations or the instance-normalised variants,
+#: which the verdict block ranks too)
+FIELD = ("staeformer", *BASELINES, "last-value", "historical-average", "dlinear", "var")
+#: the README table's columns and their names
+README_COLUMNS = {
+    "elinformer": "ELinFormer",
+    "staeformer": "STAEformer",
+    "stid": "STID",
+    "gwnet": "GWNet",
+    "gwnet-adaptive": "GWNet (adaptive)",
+    "agcrn": "AGCRN",
+    "dcrnn": "DCRNN",
+    "stgcn": "STGCN",
+    "last-value": "last value",
+    "dlinear": "DLinear",
+}
+NAMES = {**README_COLUMNS, "historical-average": "historical average", "var": "VAR"}
+README_DATASETS = {
+    "hzmetro": "HZMetro inflow, 80 stations",
+    "los_loop": "Los-loop speed, 207 sensors",
+    "nyc_taxi": "NYC taxi inflow, 69 zones",
+    "chickenpox": "chickenpox, 20 counties",
+}
 
 Runs = dict[tuple[str, str], list[dict[str, Any]]]
 
@@ -68,10 +98,9 @@ def _metric(r: dict[str, Any], horizon: str, name: str) -> float:
 ST_ORDER = (*CORE, *REVIN, *BASELINES, *ONE_SEED, *FLOORS)
 
 
-def st_tables(runs: Runs) -> tuple[str, dict[str, Any]]:
-    """Markdown tables per dataset and the facts the README quotes."""
+def st_tables(runs: Runs) -> str:
+    """Markdown tables per dataset, each with the tested ELinFormer-vs-STAEformer verdict."""
     lines: list[str] = []
-    facts: dict[str, Any] = {}
     datasets = [d for d in ST_DATASETS if any(k[0] == d for k in runs)]
     for ds in datasets:
         note = ST_DATASETS[ds].note
@@ -107,31 +136,13 @@ def st_tables(runs: Runs) -> tuple[str, dict[str, Any]]:
             ]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
-        facts[ds] = _st_verdict(runs, ds)
-        if facts[ds]:
-            lines.append(facts[ds]["sentence"])
-            lines.append("")
-    return "\n".join(lines), facts
-
-
-def _st_verdict(runs: Runs, ds: str) -> dict[str, Any] | None:
-    """Is ELinFormer's MAE difference to STAEformer larger than the seed spread?"""
-    a, b = runs.get((ds, "elinformer")), runs.get((ds, "staeformer"))
-    if not a or not b or len(a) < 2 or len(b) < 2:
-        return None
-    ea = [_metric(r, "overall", "MAE") for r in a]
-    sa = [_metric(r, "overall", "MAE") for r in b]
-    diff = statistics.fmean(ea) - statistics.fmean(sa)
-    spread = max(statistics.stdev(ea), statistics.stdev(sa))
-    larger = abs(diff) > spread
-    word = "worse" if diff > 0 else "better"
-    sentence = (
-        f"ELinFormer vs STAEformer on {ds}: MAE {statistics.fmean(ea):.3f} vs "
-        f"{statistics.fmean(sa):.3f} ({len(ea)} and {len(sa)} seeds), a difference of "
-        f"{diff:+.3f} ({word}), {'larger' if larger else 'not larger'} than the seed spread "
-        f"(largest standard deviation {spread:.3f})."
-    )
-    return {"diff": diff, "spread": spread, "larger_than_spread": larger, "sentence": sentence}
+        if (ds, "elinformer") in runs and (ds, "staeformer") in runs:
+            keeps = judge(values(runs, ds, "elinformer", "MAE"),  # type: ignore[arg-type]
+                          values(runs, ds, "staeformer", "MAE"),  # type: ignore[arg-type]
+                          names=("elinformer", "staeformer"), dataset=ds, metric="MAE",
+                          claim="keeps", margin=MARGIN)  # fmt: skip
+            lines += [keeps.sentence(), ""]
+    return "\n".join(lines)
 
 
 def learned_theta(runs: Runs) -> str:
@@ -142,8 +153,8 @@ def learned_theta(runs: Runs) -> str:
             continue
         layers: dict[str, list[float]] = defaultdict(list)
         for r in rs:
-            for name, values in (r.get("learned_theta") or {}).items():
-                layers[name].extend(values)
+            for name, thetas in (r.get("learned_theta") or {}).items():
+                layers[name].extend(thetas)
         if layers:
             cells = ", ".join(
                 f"{name.replace('attn_layers_', '').replace('.attn', '')}: "
@@ -315,13 +326,13 @@ def main(argv: list[str] | None = None) -> int:
     from linearcast import jsonio
 
     if args.table in ("spatiotemporal", "official-width"):
-        body, facts = st_tables(runs)
+        body = st_tables(runs)
         datasets = [d for d in ST_DATASETS if any(k[0] == d for k in runs)]
         verdicts = st_verdicts(runs, datasets, BASELINES)
         notes = [
             note
             for ds in datasets
-            for single in ONE_SEED
+            for single in (*ONE_SEED, *BASELINES)
             if (note := prediction_note(runs, ds, "elinformer", single))
         ]
         extra = [
@@ -329,14 +340,15 @@ def main(argv: list[str] | None = None) -> int:
             "",
             *st_ranks(runs, datasets),
             "",
-            "One-seed kernels against the 3-seed ELinFormer:",
+            "One-seed kernels and baselines against the 3-seed ELinFormer:",
             "",
             *(f"- {n}." for n in notes),
         ]
         verdict_md = markdown(verdicts, extra)
         text = "\n".join(head) + body + "\n" + learned_theta(runs) + "\n" + verdict_md
         st_plot(runs, out_dir / f"{args.table}.png")
-        (out_dir / "facts.json").write_text(jsonio.dumps(facts, indent=1) + "\n")
+        if args.table == "spatiotemporal":
+            _replace_block(ROOT / "README.md", "standing:spatiotemporal", readme_block(runs))
     else:
         datasets = [d for d in LH_DATASETS if any(k[0] == d for k in runs)]
         verdicts = lh_verdicts(runs, datasets)
@@ -352,17 +364,71 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _update_results_page(table: str, verdict_md: str) -> None:
-    """Replace the marked verdict block of docs/results.md (if it has one for ``table``)."""
-    page = ROOT / "docs" / "results.md"
-    start, end = f"<!-- verdicts:{table} -->", f"<!-- /verdicts:{table} -->"
+def readme_block(runs: Runs) -> str:
+    """The README's spatio-temporal table (test MAE, mean ± std over seeds, seeds in brackets,
+    the row's best in bold) and where ELinFormer stands among :data:`FIELD` on each dataset."""
+    head = "| dataset (targets masked) | " + " | ".join(README_COLUMNS.values()) + " |"
+    lines = [head, "|---" * (len(README_COLUMNS) + 1) + "|"]
+    ranks = []
+    for ds, title in README_DATASETS.items():
+        means = {
+            m: statistics.fmean(_metric(r, "overall", "MAE") for r in runs[(ds, m)])
+            for m in README_COLUMNS
+            if (ds, m) in runs
+        }
+        if not means:
+            continue
+        best = min(means, key=lambda m: means[m])
+        cells = []
+        for m in README_COLUMNS:
+            if m not in means:
+                cells.append("—")
+                continue
+            rs = runs[(ds, m)]
+            maes = [_metric(r, "overall", "MAE") for r in rs]
+            text = _fmt(maes, 3 if means[m] < 10 else 2)
+            text = f"**{text}**" if m == best else text
+            trained = rs[0]["parameters"]["trainable"] > 0
+            cells.append(f"{text} ({len(rs)})" if trained else text)
+        masked = next(iter(runs[(ds, next(iter(means)))]))["masked_fraction"].get("test", 0)
+        lines.append(f"| {title} ({100 * masked:.1f}%) | " + " | ".join(cells) + " |")
+        s = standing(runs, ds, "elinformer", FIELD)
+        if s is not None:
+            name = NAMES.get(s.other, s.other)
+            where = "best" if s.position > 1 else "runner-up"
+            ranks.append(
+                f"- {title.split(',')[0]}: **{s.position} of {s.of}**; the {where} is {name} "
+                f"({s.other_mean:.3f}), ELinFormer − {name} = {s.gap_words()}."
+            )
+    return "\n".join(
+        [
+            *lines,
+            "",
+            "ELinFormer's rank by mean test MAE among STAEformer, the baselines above, historical "
+            "average and VAR, with the gap to the best (or the runner-up) and its 95% interval "
+            "(`results/verdicts.py`; one seed on a side: no interval):",
+            "",
+            *ranks,
+        ]
+    )
+
+
+def _replace_block(page: Path, name: str, body: str) -> None:
+    """Replace the text between ``<!-- name -->`` and ``<!-- /name -->`` of ``page`` (if it has
+    that block)."""
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
     text = page.read_text()
     if start not in text or end not in text:
         return
-    body = verdict_md.split("\n", 2)[2].strip()  # without the "## Verdicts" heading
     before, rest = text.split(start, 1)
     _, after = rest.split(end, 1)
     page.write_text(f"{before}{start}\n{body}\n{end}{after}")
+
+
+def _update_results_page(table: str, verdict_md: str) -> None:
+    """Replace the marked verdict block of docs/results.md (if it has one for ``table``)."""
+    body = verdict_md.split("\n", 2)[2].strip()  # without the "## Verdicts" heading
+    _replace_block(ROOT / "docs" / "results.md", f"verdicts:{table}", body)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Written by ``python results/report.py TABLE`` into ``results/TABLE/verdicts.md``
 from __future__ import annotations
 
 import statistics
+from dataclasses import dataclass
 from typing import Any
 
 from verdicts import Verdict, judge, rank
@@ -61,36 +62,60 @@ def st_verdicts(runs: Runs, datasets: list[str], baselines: tuple[str, ...]) -> 
     return out
 
 
-def st_ranks(runs: Runs, datasets: list[str], focus: str = "elinformer") -> list[str]:
-    """Where ``focus`` stands among every model of a dataset, and whether the gap to the best
-    is inside the interval."""
-    lines = []
-    for ds in datasets:
-        means = {}
-        for (d, m), rs in runs.items():
-            v = values(runs, d, m, "MAE") if d == ds else None
+@dataclass(frozen=True)
+class Standing:
+    """Where one model stands among the models of a dataset (by mean test MAE)."""
+
+    dataset: str
+    focus: str
+    position: int  # 1 = best
+    of: int
+    other: str  # the best model, or the runner-up when ``focus`` is the best
+    other_mean: float
+    verdict: Verdict  # focus against ``other``: the gap, its test and interval
+
+    def gap_words(self) -> str:
+        """The gap to ``other`` and whether its 95% interval contains 0."""
+        v = self.verdict
+        if v.test is None:
+            return f"{v.mean_a - v.mean_b:+.3f}, no interval (one seed on a side)"
+        where = "contains 0" if v.test.low <= 0 <= v.test.high else "excludes 0"
+        return f"{v.test.interval()} ({v.test.name}): the interval {where}"
+
+    def line(self) -> str:
+        head = f"- {self.dataset}: {self.focus} ranks {self.position} of {self.of} by mean test MAE"
+        role = "the runner-up" if self.position == 1 else "the best"
+        return f"{head}; {role} is {self.other} ({self.other_mean:.3f}), gap {self.gap_words()}."
+
+
+def standing(
+    runs: Runs, ds: str, focus: str = "elinformer", among: tuple[str, ...] | None = None
+) -> Standing | None:
+    """Where ``focus`` stands on ``ds`` among ``among`` (every model run there when None), with
+    the gap to the best (to the runner-up when ``focus`` is the best) tested as
+    :func:`verdicts.judge` tests any pair."""
+    means = {}
+    for d, m in runs:
+        if d == ds and (among is None or m in among or m == focus):
+            v = values(runs, d, m, "MAE")
             if v is not None:
                 means[m] = _mean(v)
-        if focus not in means:
-            continue
-        order = rank(means)
-        pos = order.index(focus) + 1
-        best = order[0]
-        text = f"- {ds}: {focus} ranks {pos} of {len(order)} by mean test MAE"
-        if best != focus:
-            v = judge(values(runs, ds, focus, "MAE"), values(runs, ds, best, "MAE"),  # type: ignore[arg-type]
-                      names=(focus, best), dataset=ds, metric="MAE", claim="keeps",
-                      margin=MARGIN)  # fmt: skip
-            gap = means[focus] - means[best]
-            inside = (
-                f"{v.test.name} {v.test.interval()}: the interval "
-                + ("contains 0" if v.test.low <= 0 <= v.test.high else "excludes 0")
-                if v.test
-                else "no interval (one seed or deterministic on a side)"
-            )
-            text += f"; the best is {best} ({means[best]:.3f}), {gap:+.3f} ahead ({inside})"
-        lines.append(text + ".")
-    return lines
+    if focus not in means or len(means) < 2:
+        return None
+    order = rank(means)
+    pos = order.index(focus) + 1
+    other = order[1] if pos == 1 else order[0]
+    v = judge(values(runs, ds, focus, "MAE"), values(runs, ds, other, "MAE"),  # type: ignore[arg-type]
+              names=(focus, other), dataset=ds, metric="MAE", claim="better")  # fmt: skip
+    return Standing(ds, focus, pos, len(order), other, means[other], v)
+
+
+def st_ranks(
+    runs: Runs, datasets: list[str], focus: str = "elinformer", among: tuple[str, ...] | None = None
+) -> list[str]:
+    """Where ``focus`` stands among the models of each dataset, and whether the gap to the
+    best (or to the runner-up) is inside the interval."""
+    return [s.line() for ds in datasets if (s := standing(runs, ds, focus, among))]
 
 
 def lh_verdicts(runs: Runs, datasets: list[str]) -> list[Verdict]:
@@ -122,6 +147,8 @@ def prediction_note(runs: Runs, ds: str, seeded: str, single: str) -> str | None
     a, b = values(runs, ds, seeded, "MAE"), values(runs, ds, single, "MAE")
     if not isinstance(a, dict) or len(a) < 2 or b is None:
         return None
+    if isinstance(b, dict) and len(b) != 1:
+        return None  # several seeds: judged by a test, not placed by a prediction interval
     vs = list(a.values())
     n, mean, sd = len(vs), statistics.fmean(vs), statistics.stdev(vs)
     half = t_quantile(0.975, n - 1) * sd * math.sqrt(1 + 1 / n)

@@ -131,9 +131,7 @@ class Verdict:
         if self.test is None:
             return f"{head} — {self.reason}."
         margin = f", margin +{self.margin:.3f}" if self.margin is not None else ""
-        other = (
-            f"; Welch: {self.other.interval()}, p = {self.other.p:.2g}" if self.other else ""
-        )
+        other = f"; Welch: {self.other.interval()}, p = {self.other.p:.2g}" if self.other else ""
         return (
             f"{head} — {self.test.name} ({self.test.n}): difference {self.test.interval()} "
             f"(95% CI{margin}), p = {self.test.p:.2g}{other}."
