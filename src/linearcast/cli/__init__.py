@@ -59,6 +59,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_run_data_arguments(
+    p: argparse.ArgumentParser,
+    *,
+    data_help: str,
+    data_required: bool = False,
+    out_help: str,
+    set_example: str = "",
+    level_columns: str,
+) -> None:
+    """Add the arguments ``forecast`` and ``backtest`` share: RUN_DIR, the data read with the
+    run's reader (``--data``, ``--format``, ``--set``), ``--out``, ``--level`` and
+    ``--accelerator``. What they write differs, so the texts that say it are the caller's:
+    ``set_example`` and ``level_columns`` end the ``--set`` and ``--level`` help."""
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `train`")
+    p.add_argument("--data", required=data_required, metavar="PATH", help=data_help)
+    p.add_argument("--out", metavar="FILE", help=out_help)
+    p.add_argument("--format", help="reader format of --data (default: the run's)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="data_options.NAME=VALUE",
+        help=f"reader option, repeatable (default: the run's data_options){set_example}",
+    )
+    p.add_argument(
+        "--level",
+        nargs="+",
+        metavar="PCT",
+        help="prediction intervals at these levels in percent, e.g. --level 80 90: columns "
+        f"y_hat_lo_90 / y_hat_hi_90{level_columns}",
+    )
+    p.add_argument("--accelerator", help="override the run's accelerator (e.g. cpu)")
+
+
 def _one_line_warning(
     message: Warning | str,
     category: type[Warning],

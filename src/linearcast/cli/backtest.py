@@ -13,6 +13,8 @@ import sys
 import warnings
 from typing import Any
 
+from linearcast.cli import add_run_data_arguments
+
 EPILOG = """\
 Cutoffs (neuralforecast's cross_validation): window k = 1..K has its cutoff (last input step)
 at row T - H - 1 - (K - k) * S, so the last window's H = out_steps forecast steps end at the
@@ -86,12 +88,12 @@ def add_parser(sub: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `train`")
-    p.add_argument(
-        "--data",
-        metavar="PATH",
-        help="the series to backtest on, any format `train --data` reads (default: the run's "
-        "own data file)",
+    add_run_data_arguments(
+        p,
+        data_help="the series to backtest on, any format `train --data` reads (default: the "
+        "run's own data file)",
+        out_help="write the long frame here (.csv, .parquet)",
+        level_columns=" and coverage_90 / width_90 per cutoff",
     )
     p.add_argument("--windows", type=int, required=True, metavar="K", help="number of cutoffs")
     p.add_argument(
@@ -105,21 +107,5 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--out-dir", metavar="DIR", help="folder for the files (default: a new "
                    "RUN_DIR/backtest-YYYYmmdd-HHMMSS)")  # fmt: skip
-    p.add_argument("--out", metavar="FILE", help="write the long frame here (.csv, .parquet)")
-    p.add_argument("--format", help="reader format of --data (default: the run's)")
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="data_options.NAME=VALUE",
-        help="reader option, repeatable (default: the run's data_options)",
-    )
-    p.add_argument(
-        "--level",
-        nargs="+",
-        metavar="PCT",
-        help="prediction intervals at these levels in percent, e.g. --level 80 90: columns "
-        "y_hat_lo_90 / y_hat_hi_90 and coverage_90 / width_90 per cutoff",
-    )
     p.add_argument("--batch-size", type=int, default=0, help="windows per forward pass")
-    p.add_argument("--accelerator", help="override the run's accelerator (e.g. cpu)")
     p.set_defaults(func=_cmd_backtest)

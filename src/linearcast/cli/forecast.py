@@ -14,6 +14,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from linearcast.cli import add_run_data_arguments
+
 EPILOG = """\
 Series are matched to the run's by name (columns in any order); a file whose series are not the
 run's is refused. Output (data units; timestamps continue the file's calendar, step numbers
@@ -97,19 +99,15 @@ def add_parser(sub: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `train`")
-    p.add_argument(
-        "--data",
-        required=True,
-        metavar="PATH",
-        help="the recent history (at least in_steps steps), any format `train --data` reads",
+    add_run_data_arguments(
+        p,
+        data_help="the recent history (at least in_steps steps), any format `train --data` reads",
+        data_required=True,
+        out_help="write .csv, .parquet (unique_id, ds, y_hat) or .npz; default: print the table",
+        set_example=", e.g. --set data_options.freq_minutes=5 --set "
+        "data_options.start=2025-01-07T00:00",
+        level_columns=" (valid Python/SQL names), .npz arrays lo_90 / hi_90",
     )
-    p.add_argument(
-        "--out",
-        metavar="FILE",
-        help="write .csv, .parquet (unique_id, ds, y_hat) or .npz; default: print the table",
-    )
-    p.add_argument("--format", help="reader format of --data (default: the run's)")
     p.add_argument(
         "--horizon",
         type=int,
@@ -117,23 +115,8 @@ def add_parser(sub: Any) -> None:
         help="forecast only the first STEPS steps (default and most: the model's out_steps)",
     )
     p.add_argument(
-        "--set",
-        action="append",
-        metavar="data_options.NAME=VALUE",
-        help="reader option, repeatable (default: the run's data_options), e.g. --set "
-        "data_options.freq_minutes=5 --set data_options.start=2025-01-07T00:00",
-    )
-    p.add_argument(
-        "--level",
-        nargs="+",
-        metavar="PCT",
-        help="prediction intervals at these levels in percent, e.g. --level 80 90: columns "
-        "y_hat_lo_90 / y_hat_hi_90 (valid Python/SQL names), .npz arrays lo_90 / hi_90",
-    )
-    p.add_argument(
         "--plot",
         metavar="FILE",
         help="also draw the forecast with its bands and recent history (.png, .svg, .pdf)",
     )
-    p.add_argument("--accelerator", help="override the run's accelerator (e.g. cpu)")
     p.set_defaults(func=_cmd_forecast)
