@@ -204,6 +204,25 @@ def test_series_that_are_not_the_runs_are_refused(last_value: Path, series: pd.D
         backtest_run(last_value, renamed, n_windows=2, step_size=5)
 
 
+def test_non_finite_forecasts_are_refused_naming_the_cutoff_and_series(
+    last_value: Path, series: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import linearcast.serve.backtest_windows as bwmod
+
+    real = bwmod.forecast_windows
+
+    def nan_in_the_last_window(*args: object, **kwargs: object) -> np.ndarray:
+        values = real(*args, **kwargs)  # type: ignore[arg-type]
+        values[1, :, 2] = np.nan  # (K, H, N, C): window 2 of 2, series S0002
+        return values
+
+    monkeypatch.setattr(bwmod, "forecast_windows", nan_in_the_last_window)
+    last_cutoff = len(series) - 12 - 1  # T - H - 1: the last window ends with the data
+    with pytest.raises(DataError, match=rf"in 1 of 12 \(window, series\) forecasts, the first "
+                       rf"for series 'S0002' from the cutoff at row {last_cutoff}"):  # fmt: skip
+        backtest_run(last_value, series, n_windows=2, step_size=5, accelerator="cpu")
+
+
 def test_a_gap_in_the_rows_the_windows_read_is_refused_one_before_them_is_not(
     last_value: Path, series: pd.DataFrame, tmp_path: Path
 ) -> None:

@@ -145,7 +145,11 @@ def backtest_run(
         own_data,
         same_file,
     )
-    from linearcast.serve.backtest_windows import forecast_windows, interval_bands
+    from linearcast.serve.backtest_windows import (
+        check_finite_windows,
+        forecast_windows,
+        interval_bands,
+    )
     from linearcast.serve.forecast_inputs import forecast_dataset
     from linearcast.serve.intervals import check_levels
     from linearcast.serve.run import read_run
@@ -187,6 +191,7 @@ def backtest_run(
     else:
         pred = forecast_windows(run_dir, ckpt, config, ds, protocol, cutoffs, accelerator,
                                 batch_size)  # fmt: skip
+        check_finite_windows(pred, ds, cutoffs, run_dir)
         bands = interval_bands(run_dir, pred, levels, calibration_data, accelerator, batch_size)
     facts = {"step_size": int(step_size), "refit": bool(refit), "test_start": test_start}
     return _result(run_dir, config, protocol, ds, labels, cutoffs, (pred, bands), facts, notes)

@@ -61,7 +61,11 @@ def refit_forecasts(
     """
     from linearcast.engine.setup import resolve_protocol
     from linearcast.engine.trainer import train
-    from linearcast.serve.backtest_windows import forecast_windows, interval_bands
+    from linearcast.serve.backtest_windows import (
+        check_finite_windows,
+        forecast_windows,
+        interval_bands,
+    )
     from linearcast.serve.run import read_run
 
     make_folder(refit_dir, what="the refit runs", fix="--out-dir")
@@ -90,6 +94,7 @@ def refit_forecasts(
         protocol = resolve_protocol(run_config)
         pred = forecast_windows(result.run_dir, ckpt, run_config, ds, protocol,
                                 cutoffs[k : k + 1], accelerator, batch_size)  # fmt: skip
+        check_finite_windows(pred, ds, cutoffs[k : k + 1], result.run_dir)
         outs.append(pred)
         bands.append(interval_bands(result.run_dir, pred, levels, known, accelerator, batch_size))
     joined = {

@@ -1,5 +1,6 @@
-"""Running a run's best weights on the backtest windows, batched, and its intervals around them
-(see :func:`linearcast.serve.backtest.backtest_run`).
+"""Running a run's best weights on the windows ending at given cutoffs, batched, and its
+intervals around them: the backtest's windows (:func:`linearcast.serve.backtest.backtest_run`)
+and ``forecast``'s one window at the end of the data (:mod:`linearcast.serve.forecast`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from linearcast.data import Protocol, TimeSeriesDataset
     from linearcast.engine.config import TrainConfig
 
-__all__ = ["forecast_windows", "interval_bands"]
+__all__ = ["check_finite_windows", "forecast_windows", "interval_bands"]
 
 
 def forecast_windows(
@@ -30,6 +31,9 @@ def forecast_windows(
     batch_size: int = 0,
 ) -> np.ndarray:
     """The run's best weights on the ``in_steps`` rows ending at each cutoff, batched.
+
+    Non-finite values are the caller's to refuse: a backtest names the cutoff
+    (:func:`check_finite_windows`), ``forecast`` the series over the horizon it was asked for.
 
     Returns:
         ``[K, H, N, C]`` float32 in data units (the scaler undone, the run's clip at 0).
@@ -68,10 +72,10 @@ def forecast_windows(
     bs = batch_size or config.eval_batch_size or config.batch_size
     for x, _ in DataLoader(windows, batch_size=bs):
         out = forward_eval(fabric, model, fabric.to_device(x)).float()  # (B, H, N, C) scaled
+        # data units under every protocol, by the same float32 inverse transform as predict's,
+        # so that the numbers agree exactly
         outs.append(scaler.inverse_transform(out).cpu())
-    values = clip_data_units(torch.cat(outs).numpy(), config.nonnegative)  # (K, H, N, C)
-    _check_finite(values, ds, cutoffs, run_dir)
-    return values
+    return clip_data_units(torch.cat(outs).numpy(), config.nonnegative)  # (K, H, N, C)
 
 
 def interval_bands(
@@ -92,7 +96,7 @@ def interval_bands(
     return apply_intervals(pred, cal, levels)
 
 
-def _check_finite(
+def check_finite_windows(
     values: np.ndarray, ds: TimeSeriesDataset, cutoffs: np.ndarray, run_dir: Path
 ) -> None:
     """Refuse forecasts ``[K, H, N, C]`` with NaN or infinite values, naming the first."""

@@ -38,14 +38,9 @@ import pandas as pd
 
 from linearcast.engine.config import TrainConfig
 from linearcast.engine.series_identity import match_series, read_series
-from linearcast.engine.target import (
-    apply_output_rule,
-    channel_name,
-    channel_text,
-    clip_data_units,
-    recorded_target,
-)
+from linearcast.engine.target import channel_name, channel_text, recorded_target
 from linearcast.errors import ConfigError
+from linearcast.serve.backtest_windows import forecast_windows
 from linearcast.serve.forecast_inputs import (
     check_finite_forecast,
     check_horizon,
@@ -336,37 +331,7 @@ def _run_best_weights(
     accelerator: str | None,
 ) -> np.ndarray:
     """``[T_out, N, C]`` in data units: the run's best weights on the last ``in_steps`` of
-    ``ds``."""
-    from linearcast.data import StandardScaler, WindowDataset
-    from linearcast.engine.checkpoint import BEST, load_weights
-    from linearcast.engine.evaluation import forward_eval
-    from linearcast.engine.setup import build_model_for
-    from linearcast.serve.run import inference_fabric
-
-    meta = ckpt.get("meta", {})
-    scaler = StandardScaler.from_state_dict(ckpt["scaler"])
-    t = ds.num_steps
-    # the training windows' own code builds the input: same scaling, same time features
-    window = WindowDataset(
-        ds.values,
-        np.array([t - p.in_steps]),
-        p.in_steps,
-        0,
-        scaler=scaler,
-        target_channel=p.target_channel,
-        time_of_day=ds.time_of_day() if p.add_time_of_day else None,
-        day_of_week=ds.day_of_week() if p.add_day_of_week else None,
-    )
-    x, _ = window[0]  # (T_in, N, C_in)
-    model = build_model_for(
-        config, ds, p, window.input_channels, steps_per_day=meta.get("steps_per_day")
-    )
-    load_weights(model, ckpt["model"], run_dir / BEST)
-    apply_output_rule(model, config, scaler).eval()
-    fabric = inference_fabric(config, accelerator)
-    model = fabric.to_device(model)
-    out = forward_eval(fabric, model, fabric.to_device(x[None])).float()  # (1, T_out, N, C)
-    # model outputs are in scaled units under every protocol; the user wants data units (the
-    # same float32 inverse transform as predict's, so that the numbers agree exactly)
-    values: np.ndarray = scaler.inverse_transform(out)[0].cpu().numpy()  # (T_out, N, C)
-    return clip_data_units(values, config.nonnegative)
+    ``ds``, the backtest's batched path with one cutoff at the last row (built as the training
+    windows were: same scaling, same time features)."""
+    last = np.array([ds.num_steps - 1])
+    return forecast_windows(run_dir, ckpt, config, ds, p, last, accelerator)[0]
