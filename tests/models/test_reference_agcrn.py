@@ -22,7 +22,9 @@ def _checker() -> ModuleType:
     spec = importlib.util.spec_from_file_location("agcrn_reference_check", CHECKER)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    with pytest.MonkeyPatch.context() as mp:  # the checker imports _common from its folder
+        mp.syspath_prepend(str(CHECKER.parent))
+        spec.loader.exec_module(module)
     return module
 
 

@@ -26,7 +26,9 @@ def _checker() -> ModuleType:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
+    with pytest.MonkeyPatch.context() as mp:  # the checker imports _common from its folder
+        mp.syspath_prepend(str(CHECKER.parent))
+        spec.loader.exec_module(module)
     return module
 
 

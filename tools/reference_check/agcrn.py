@@ -17,25 +17,19 @@ weights (their initialisation is the loop in the official ``model/Run.py``, repe
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import json
 import os
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import _common as common
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from linearcast.models.agcrn import AGCRN, AGCRNConfig
 
 COMMIT = "7fbbf2aeb099242098a3cf482b55cd45d7295c28"
-ENV_VAR = "LINEARCAST_REFERENCE_DIR"
-F64 = torch.float64
 
 #: small configurations that still reach every path: Chebyshev supports beyond S (cheb_k 3),
 #: more input and output channels than one (the predictor's t·C + c channel order), one layer
@@ -68,33 +62,13 @@ def name_map(num_layers: int) -> dict[str, str]:
     return names
 
 
-@contextmanager
-def _default_float64() -> Iterator[None]:
-    # the official code makes torch.eye and the zero state in the default dtype
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(F64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(before)
-
-
 def load_reference(ref_dir: str | os.PathLike[str]) -> type[nn.Module]:
     """The official ``AGCRN`` class from the checkout at ``ref_dir``."""
     root = Path(ref_dir)
     if not (root / "model" / "AGCRN.py").is_file():
         raise SystemExit(f"{root} has no model/AGCRN.py: give the AGCRN checkout's root folder")
-    # the official modules import each other as model.*; another reference checked in the same
-    # process may have its own top-level "model" (Graph WaveNet's model.py), so set it aside
-    clash = {k: sys.modules.pop(k) for k in list(sys.modules) if k.split(".")[0] == "model"}
-    sys.path.insert(0, str(root))
-    try:
+    with common.checkout_importable(root, "model"):  # the official modules import model.*
         module = importlib.import_module("model.AGCRN")
-    finally:
-        sys.path.remove(str(root))
-        for k in [k for k in sys.modules if k.split(".")[0] == "model"]:
-            del sys.modules[k]
-        sys.modules.update(clash)
     cls: type[nn.Module] = module.AGCRN
     return cls
 
@@ -116,58 +90,44 @@ def _official_init(model: nn.Module) -> None:
             nn.init.uniform_(p)
 
 
-def _max_abs(a: Tensor, b: Tensor) -> float:
-    return float((a - b).detach().abs().max())
-
-
 def compare(ref_cls: type[nn.Module], c: dict[str, int], seed: int = 0) -> dict[str, Any]:
     """Build both models for config ``c`` and return the max |Δ| of everything compared."""
-    names = name_map(c["num_layers"])
-    with _default_float64():
+    with common.default_float64():
         torch.manual_seed(seed)
-        ours = AGCRN(AGCRNConfig(**c)).to(F64)
+        ours = AGCRN(AGCRNConfig(**c)).to(common.DTYPE)
         torch.manual_seed(seed)
-        theirs = ref_cls(_official_args(c)).to(F64)
+        theirs = ref_cls(_official_args(c)).to(common.DTYPE)
         _official_init(theirs)
     ours_p, theirs_p = dict(ours.named_parameters()), dict(theirs.named_parameters())
-    assert set(names) == set(ours_p) and set(names.values()) == set(theirs_p), "name map"
+    pairs = common.pair_names(ours_p, theirs_p, name_map(c["num_layers"]).__getitem__)
     same_init = all(
         torch.equal(ours_p[o].detach().reshape(-1), theirs_p[t].detach().reshape(-1))
-        for o, t in names.items()
+        for o, t in pairs.items()
     )
-    with torch.no_grad():
-        for o, t in names.items():
-            theirs_p[t].copy_(ours_p[o].reshape(theirs_p[t].shape))
+    common.copy_weights(ours_p, theirs_p, pairs)
 
     g = torch.Generator().manual_seed(seed + 1)
     b, n = BATCH, c["num_nodes"]
-    x = torch.randn(b, c["in_steps"], n, c["input_dim"], generator=g, dtype=F64)
-    cotangent = torch.randn(b, c["out_steps"], n, c["output_dim"], generator=g, dtype=F64)
+    x = torch.randn(b, c["in_steps"], n, c["input_dim"], generator=g, dtype=common.DTYPE)
+    cotangent = torch.randn(b, c["out_steps"], n, c["output_dim"], generator=g, dtype=common.DTYPE)
     x_ours, x_theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
     out_ours = ours(x_ours)
-    with _default_float64():
+    with common.default_float64():
         out_theirs = theirs(x_theirs, None, teacher_forcing_ratio=0.0)
     assert out_ours.shape == out_theirs.shape, (out_ours.shape, out_theirs.shape)
-    (out_ours * cotangent).sum().backward()
-    (out_theirs * cotangent).sum().backward()
+    common.backward(cotangent, out_ours, out_theirs)
 
-    grads: dict[str, float] = {}
-    for o, t in names.items():
-        go, gt = ours_p[o].grad, theirs_p[t].grad
-        assert go is not None and gt is not None, o
-        grads[o] = _max_abs(go.reshape(gt.shape), gt)
+    grads, _ = common.grad_diffs(ours_p, theirs_p, pairs)
     assert x_ours.grad is not None and x_theirs.grad is not None
     return {
         "config": c,
         "batch": b,
         "output_shape": list(out_ours.shape),
         "output_max_abs": float(out_theirs.detach().abs().max()),
-        "max_abs_diff_output": _max_abs(out_ours, out_theirs),
+        "max_abs_diff_output": common.max_abs_diff(out_ours, out_theirs),
         "max_abs_diff_grad": max(grads.values()),
-        "max_abs_diff_grad_input": _max_abs(x_ours.grad, x_theirs.grad),
-        "grad_max_abs": max(
-            float(p.grad.abs().max()) for p in theirs_p.values() if p.grad is not None
-        ),
+        "max_abs_diff_grad_input": common.max_abs_diff(x_ours.grad, x_theirs.grad),
+        "grad_max_abs": common.largest_grad(theirs_p.values()),
         "max_abs_diff_grad_by_parameter": grads,
         "same_initial_weights_for_one_seed": same_init,
     }
@@ -181,8 +141,7 @@ def run(ref_dir: str | os.PathLike[str], *, full: bool = False) -> dict[str, Any
     cases = {name: compare(ref_cls, c) for name, c in configs.items()}
     return {
         "reference": f"LeiBAI/AGCRN@{COMMIT}",
-        "dtype": "float64",
-        "torch": torch.__version__,
+        **common.environment(),
         "max_abs_diff_output": max(r["max_abs_diff_output"] for r in cases.values()),
         "max_abs_diff_grad": max(
             max(r["max_abs_diff_grad"], r["max_abs_diff_grad_input"]) for r in cases.values()
@@ -192,14 +151,13 @@ def run(ref_dir: str | os.PathLike[str], *, full: bool = False) -> dict[str, Any
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ref", default=os.environ.get(ENV_VAR), help=f"checkout (or ${ENV_VAR})")
-    parser.add_argument("--full", action="store_true", help="also the PEMS08-size models")
-    args = parser.parse_args(argv)
-    if not args.ref:
-        parser.error(f"give the official AGCRN checkout with --ref DIR or ${ENV_VAR}")
-    torch.set_num_threads(1)
-    print(json.dumps(run(args.ref, full=args.full), indent=1))
+    """The command line: ``--ref DIR`` and ``--full``; prints the report (exit status 0)."""
+    p = common.parser(__doc__, ref_help=f"checkout (or ${common.ENV_VAR})")
+    p.add_argument("--full", action="store_true", help="also the PEMS08-size models")
+    args = common.parse_args(
+        p, argv, missing=f"give the official AGCRN checkout with --ref DIR or ${common.ENV_VAR}"
+    )
+    common.print_report(run(args.ref, full=args.full))
 
 
 if __name__ == "__main__":

@@ -27,12 +27,9 @@ teacher-forcing probability. Exit status 1 when a difference exceeds ``--tol``.
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import json
 import logging
 import math
-import os
 import sys
 import types
 from collections.abc import Iterator
@@ -41,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import _common as common
 import numpy as np
 import torch
 from torch import Tensor
@@ -51,7 +49,7 @@ from linearcast.models.dcrnn import DCRNN
 REFERENCE = "chnsh/DCRNN_PyTorch @ d92490b808ba5c5be2f23d427d96e9a56b066d7f (pytorch_scratch)"
 #: where ``model/pytorch/dcrnn_model.py`` may lie below ``--ref``
 LAYOUTS = (".", "DCRNN_PyTorch", "chnsh/DCRNN_PyTorch", "dcrnn")
-DTYPE = torch.float64
+FILES = ("model/pytorch/dcrnn_model.py", "lib/utils.py")
 TAU = 2000
 #: the clock at which τ / (τ + exp(i / τ)) = 1/2
 HALF_CLOCK = round(TAU * math.log(TAU))
@@ -88,11 +86,7 @@ MODES = ("eval", "train-mixed", "train-teacher")
 
 def find_root(ref: Path) -> Path | None:
     """The folder below ``ref`` that holds ``model/pytorch/dcrnn_model.py`` and ``lib/utils.py``."""
-    for rel in LAYOUTS:
-        d = ref / rel
-        if (d / "model/pytorch/dcrnn_model.py").is_file() and (d / "lib/utils.py").is_file():
-            return d
-    return None
+    return common.find_folder(ref, LAYOUTS, *FILES)
 
 
 def load_reference(root: Path) -> types.ModuleType:
@@ -172,11 +166,8 @@ def _draws(mode: str, steps: int) -> list[float]:
 
 def compare(reference: types.ModuleType, case: Case, mode: str) -> dict[str, Any]:
     """Run one case in one mode; returns the JSON-able record (shapes, max |Δ|s)."""
-    torch.set_default_dtype(DTYPE)
-    try:
+    with common.default_float64():
         return _compare(reference, case, mode)
-    finally:
-        torch.set_default_dtype(torch.float32)
 
 
 def _compare(reference: types.ModuleType, case: Case, mode: str) -> dict[str, Any]:
@@ -200,7 +191,7 @@ def _compare(reference: types.ModuleType, case: Case, mode: str) -> dict[str, An
     g = torch.Generator().manual_seed(1)
     x = torch.randn(b, t_in, n, 3, generator=g)
     x[..., 1] = torch.randint(0, 288, (b, t_in, n), generator=g) / 288  # time of day
-    x[..., 2] = torch.randint(0, 7, (b, t_in, n), generator=g).to(DTYPE)  # day of week
+    x[..., 2] = torch.randint(0, 7, (b, t_in, n), generator=g).to(common.DTYPE)  # day of week
     y = torch.randn(b, t_out, n, c.output_dim, generator=g)
     x, y = x.to(reference.device), y.to(reference.device)
 
@@ -210,12 +201,8 @@ def _compare(reference: types.ModuleType, case: Case, mode: str) -> dict[str, An
     with torch.no_grad():  # the reference makes its parameters on the first forward
         theirs.eval()(ref_layout(x, c.input_dim))
     ours_p, theirs_p = dict(ours.named_parameters()), dict(theirs.named_parameters())
-    mapped = {reference_name(k, p): k for k, p in ours_p.items()}
-    if set(mapped) != set(theirs_p):
-        raise SystemExit(f"name map mismatch: ours {sorted(mapped)} vs {sorted(theirs_p)}")
-    with torch.no_grad():
-        for r, k in mapped.items():
-            theirs_p[r].copy_(ours_p[k])
+    pairs = common.pair_names(ours_p, theirs_p, lambda k: reference_name(k, ours_p[k]))
+    common.copy_weights(ours_p, theirs_p, pairs)
 
     x_ours, x_theirs = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
     draws = _draws(mode, t_out)
@@ -227,21 +214,14 @@ def _compare(reference: types.ModuleType, case: Case, mode: str) -> dict[str, An
         ours.train(), theirs.train()
         ours.batches_seen.fill_(HALF_CLOCK)
         probability = ours.teacher_forcing_probability()  # the forward moves the clock on
-        ours.sampling_draws = lambda steps: torch.tensor(draws[:steps], dtype=DTYPE)  # type: ignore[method-assign]
+        ours.sampling_draws = lambda steps: torch.tensor(draws[:steps], dtype=common.DTYPE)  # type: ignore[method-assign]
         out_ours = ours(x_ours, targets=y)
         with numpy_uniform(draws):
             out_theirs = theirs(ref_layout(x_theirs, c.input_dim), ref_layout(y, c.output_dim),
                                 HALF_CLOCK)  # fmt: skip
     out_theirs = out_theirs.reshape(t_out, b, n, c.output_dim).permute(1, 0, 2, 3)
-    w = torch.randn(out_ours.shape, generator=torch.Generator().manual_seed(2)).to(x.device)
-    (out_ours * w).sum().backward()
-    (out_theirs * w).sum().backward()
-    grads: dict[str, float] = {}
-    for r, k in mapped.items():
-        g_ours, g_theirs = ours_p[k].grad, theirs_p[r].grad
-        assert g_ours is not None and g_theirs is not None
-        grads[k] = (g_ours - g_theirs).abs().max().item()
-    assert x_ours.grad is not None and x_theirs.grad is not None
+    common.backward(common.cotangent(out_ours.shape).to(x.device), out_ours, out_theirs)
+    grads, _ = common.grad_diffs(ours_p, theirs_p, pairs)
     cell = theirs.encoder_model.dcgru_layers[0]
     their_supports = torch.stack([s.to_dense() for s in cell._supports])
     threshold = theirs._compute_sampling_threshold(HALF_CLOCK)
@@ -261,14 +241,9 @@ def _compare(reference: types.ModuleType, case: Case, mode: str) -> dict[str, An
         "supports_max_abs_diff": (ours.supports - their_supports).abs().max().item(),
         "reference_support_order_bug_max_abs": support_bug,
         "teacher_forcing_probability_abs_diff": abs(probability - threshold),
-        "output_max_abs_diff": (out_ours - out_theirs).abs().max().item(),
-        "output_max_abs": out_ours.abs().max().item(),
-        "grad_max_abs_diff": max(grads.values()),
-        "grad_max_abs": max(
-            p.grad.abs().max().item() for p in ours_p.values() if p.grad is not None
+        **common.output_and_grad_diffs(
+            (out_ours, out_theirs), (x_ours.grad, x_theirs.grad), grads, ours_p.values()
         ),
-        "grad_max_abs_diff_by_param": grads,
-        "input_grad_max_abs_diff": (x_ours.grad - x_theirs.grad).abs().max().item(),
     }
 
 
@@ -276,16 +251,12 @@ def run(ref: Path) -> dict[str, Any]:
     """All :data:`CASES` in all :data:`MODES` against the reference found below ``ref``."""
     root = find_root(ref)
     if root is None:
-        raise SystemExit(
-            f"{ref}: found no model/pytorch/dcrnn_model.py and lib/utils.py in any of "
-            f"{', '.join(LAYOUTS)}; give --ref a checkout of chnsh/DCRNN_PyTorch."
-        )
+        raise common.not_found(ref, LAYOUTS, FILES, "a checkout of chnsh/DCRNN_PyTorch")
     reference = load_reference(root)
     return {
         "reference_dir": str(root),
         "written_against": REFERENCE,
-        "dtype": "float64",
-        "torch": torch.__version__,
+        **common.environment(),
         "cases": [compare(reference, case, mode) for case in CASES for mode in MODES],
     }
 
@@ -302,18 +273,5 @@ def worst(record: dict[str, Any]) -> float:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--ref", default=os.environ.get("LINEARCAST_REFERENCE_DIR"))
-    parser.add_argument("--tol", type=float, default=1e-12)
-    args = parser.parse_args(argv)
-    if not args.ref:
-        parser.error("give --ref DIR or set LINEARCAST_REFERENCE_DIR")
-    torch.set_num_threads(1)
-    report = run(Path(args.ref))
-    print(json.dumps(report, indent=1))
-    return int(max(worst(r) for r in report["cases"]) > args.tol)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(common.main(__doc__, run, worst=lambda report: max(worst(r) for r in report["cases"])))

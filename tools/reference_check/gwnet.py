@@ -22,19 +22,17 @@ The official ``gate_convs``, ``residual_convs`` and ``skip_convs`` are ``nn.Conv
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
-import json
-import os
 import sys
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import _common as common
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from linearcast.models import build
 from linearcast.models.gwnet import GWNet
@@ -42,7 +40,6 @@ from linearcast.models.gwnet_config import double_transition
 
 #: what the docs' numbers were measured against
 REFERENCE = "nnzhan/Graph-WaveNet @ 6b162e80c59a1d494809252eca055cff93dc66b1 model.py, util.py"
-DTYPE = torch.float64
 #: our layer's module name -> the official ModuleList holding it
 LAYER_MAP = {
     "filter_conv": "filter_convs",
@@ -146,17 +143,9 @@ def find_reference(ref: Path) -> Path | None:
     return None
 
 
-def _load(path: Path, name: str) -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def load_reference(model_py: Path) -> types.ModuleType:
     """The official ``model`` module, its ``nn.Conv1d`` standing for ``nn.Conv2d``."""
-    module = _load(model_py, f"_linearcast_reference_gwnet_{abs(hash(str(model_py)))}")
+    module = common.module_from_file(model_py, "gwnet")
     shim = types.ModuleType("nn_conv1d_as_conv2d")
     shim.__dict__.update(vars(nn))
     shim.Conv1d = nn.Conv2d  # type: ignore[attr-defined]
@@ -191,7 +180,7 @@ def _build_pair(module: types.ModuleType, case: Case) -> tuple[GWNet, nn.Module,
         in_steps=case.in_steps,
         out_steps=case.out_steps,
         **kwargs,
-    ).to(DTYPE)
+    ).to(common.DTYPE)
     assert isinstance(ours, GWNet)
     c = ours.config
     supports = ours.supports()[: ours.num_given] or None
@@ -223,56 +212,34 @@ def _build_pair(module: types.ModuleType, case: Case) -> tuple[GWNet, nn.Module,
     if not as_built:  # resize the embeddings before our weights are copied in
         theirs.nodevec1 = nn.Parameter(torch.empty(case.num_nodes, c.adaptive_embedding_dim))
         theirs.nodevec2 = nn.Parameter(torch.empty(c.adaptive_embedding_dim, case.num_nodes))
-    return ours, theirs.to(DTYPE), as_built
-
-
-def _max_diff(a: Tensor, b: Tensor) -> float:
-    return (a.reshape(-1) - b.reshape(-1)).abs().max().item()
+    return ours, theirs.to(common.DTYPE), as_built
 
 
 def compare(module: types.ModuleType, case: Case) -> dict[str, Any]:
     """Run one case; returns the JSON-able record (shapes, init, max |Δ|s)."""
     ours, theirs, as_built = _build_pair(module, case)
     ours_s, theirs_s = ours.state_dict(), theirs.state_dict()
-    mapped = {reference_name(k): k for k in ours_s if not k.startswith("support_")}
-    if set(mapped) != set(theirs_s):
-        raise SystemExit(f"name map mismatch: ours {sorted(mapped)} vs {sorted(theirs_s)}")
-    init = (
-        max(_max_diff(ours_s[k].double(), theirs_s[r].double()) for r, k in mapped.items())
-        if as_built
-        else None  # the reference's resized embeddings were never initialised
+    pairs = common.pair_names(
+        [k for k in ours_s if not k.startswith("support_")], theirs_s, reference_name
     )
-    theirs.load_state_dict({r: ours_s[k] for r, k in mapped.items()})
+    # None: the reference's resized embeddings were never initialised
+    init = common.initial_diff(ours_s, theirs_s, pairs) if as_built else None
+    theirs.load_state_dict({t: ours_s[o] for o, t in pairs.items()})
     ours.train(), theirs.train()
 
-    g_in = torch.Generator().manual_seed(1)
-    shape = (case.batch, case.in_steps, case.num_nodes)
-    target = torch.randn(shape, generator=g_in, dtype=DTYPE)
-    tod = torch.randint(0, 288, shape, generator=g_in).to(DTYPE) / 288
-    dow = torch.randint(0, 7, shape, generator=g_in).to(DTYPE)
-    x = torch.stack([target, tod, dow], dim=-1)  # (B, T, N, 3): our layout
+    x = common.traffic_input(case.batch, case.in_steps, case.num_nodes)  # (B, T, N, 3)
     x_ours, x_theirs = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
     c = ours.config
     out_ours = ours(x_ours)  # (B, T_out, N, 1)
     out_theirs = theirs(x_theirs[..., : c.input_dim].permute(0, 3, 2, 1))  # (B, T_out, N, T')
     out_theirs = out_theirs[..., -1:]  # T' = 1 unless the window exceeds the receptive field
-    g = torch.randn(out_ours.shape, generator=torch.Generator().manual_seed(2), dtype=DTYPE)
-    (out_ours * g).sum().backward()
-    (out_theirs * g).sum().backward()
+    common.backward(common.cotangent(out_ours.shape), out_ours, out_theirs)
 
     ours_p, theirs_p = dict(ours.named_parameters()), dict(theirs.named_parameters())
-    grads: dict[str, float] = {}
-    no_grad: list[str] = []
-    for k, p in ours_p.items():
-        g_ours, g_theirs = p.grad, theirs_p[reference_name(k)].grad
-        if g_ours is None or g_theirs is None:
-            if (g_ours is None) != (g_theirs is None):
-                raise SystemExit(f"{case.name}: {k} has a gradient in one model only")
-            no_grad.append(k)
-            continue
-        grads[k] = _max_diff(g_ours, g_theirs)
-    assert x_ours.grad is not None and x_theirs.grad is not None
-    stats = [k for k in mapped.values() if "running_" in k]
+    grads, no_grad = common.grad_diffs(
+        ours_p, theirs_p, {k: pairs[k] for k in ours_p}, unused_ok=True
+    )
+    stats = [k for k in pairs if "running_" in k]
     ours_s, theirs_s = ours.state_dict(), theirs.state_dict()
     with torch.no_grad():
         eval_ours = ours.eval()(x)
@@ -287,19 +254,14 @@ def compare(module: types.ModuleType, case: Case) -> dict[str, Any]:
         "receptive_field": c.receptive_field,
         "parameters": sum(p.numel() for p in ours_p.values()),
         "same_initial_weights_max_abs_diff": init,
-        "output_max_abs_diff": _max_diff(out_ours, out_theirs),
-        "output_max_abs": out_ours.abs().max().item(),
-        "grad_max_abs_diff": max(grads.values()),
-        "grad_max_abs": max(
-            p.grad.abs().max().item() for p in ours_p.values() if p.grad is not None
+        **common.output_and_grad_diffs(
+            (out_ours, out_theirs), (x_ours.grad, x_theirs.grad), grads, ours_p.values()
         ),
-        "grad_max_abs_diff_by_param": grads,
         "no_grad_in_both": no_grad,
-        "input_grad_max_abs_diff": _max_diff(x_ours.grad, x_theirs.grad),
         "bn_running_stats_max_abs_diff": max(
-            _max_diff(ours_s[k], theirs_s[reference_name(k)]) for k in stats
+            common.max_abs_diff(ours_s[k], theirs_s[pairs[k]]) for k in stats
         ),
-        "eval_output_max_abs_diff": _max_diff(eval_ours, eval_theirs),
+        "eval_output_max_abs_diff": common.max_abs_diff(eval_ours, eval_theirs),
     }
 
 
@@ -309,7 +271,7 @@ def compare_supports(model_py: Path) -> dict[str, Any] | None:
     util_py = model_py.with_name("util.py")
     if not util_py.is_file() or importlib.util.find_spec("scipy") is None:
         return None
-    util = _load(util_py, f"_linearcast_reference_gwnet_util_{abs(hash(str(util_py)))}")
+    util = common.module_from_file(util_py, "gwnet_util")
     out = {}
     for kind in ("pems", "directed"):
         a = graph(kind, 170)
@@ -332,27 +294,11 @@ def run(ref: Path) -> dict[str, Any]:
     return {
         "reference": str(model_py),
         "written_against": REFERENCE,
-        "dtype": "float64",
-        "torch": torch.__version__,
+        **common.environment(),
         "supports_vs_util_asym_adj_float32_max_abs_diff": compare_supports(model_py),
         "cases": [compare(module, case) for case in CASES],
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--ref", default=os.environ.get("LINEARCAST_REFERENCE_DIR"))
-    parser.add_argument("--tol", type=float, default=1e-12)
-    args = parser.parse_args(argv)
-    if not args.ref:
-        parser.error("give --ref DIR or set LINEARCAST_REFERENCE_DIR")
-    torch.set_num_threads(1)
-    report = run(Path(args.ref))
-    print(json.dumps(report, indent=1))
-    keys = ("output_max_abs_diff", "grad_max_abs_diff", "input_grad_max_abs_diff")
-    worst = max(max(c[k] for k in keys) for c in report["cases"])
-    return int(worst > args.tol)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(common.main(__doc__, run))

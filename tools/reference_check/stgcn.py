@@ -21,18 +21,15 @@ the input's gradient. Exit status 1 when a difference exceeds ``--tol``.
 
 from __future__ import annotations
 
-import argparse
-import importlib.machinery
-import importlib.util
-import json
-import os
+import importlib
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
+import _common as common
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -46,6 +43,7 @@ REFERENCES = {
     "hazdzz": "hazdzz/STGCN @ 10d7d8d6902c7abc994a9a1edccaeb229ac7689a model/, script/utility.py",
 }
 BASICTS_ARCH = (".", "arch", "baselines/STGCN/arch", "BasicTS/baselines/STGCN/arch")
+BASICTS_ARCH_FILES = ("stgcn_arch.py", "stgcn_layers.py")
 BASICTS_UTILS = (".", "utils", "basicts/utils", "BasicTS/basicts/utils")
 HAZDZZ_ROOTS = (".", "STGCN", "hazdzz")
 #: our parameter name -> the reference's, applied in order (same for BasicTS and hazdzz)
@@ -61,7 +59,6 @@ NAME_RULES = (
     (r"^(st_blocks\.\d+)\.norm\.", r"\1.tc2_ln."),
     (r"^output\.norm\.", "output.tc1_ln."),
 )
-DTYPE = torch.float64
 
 
 @dataclass(frozen=True)
@@ -121,48 +118,27 @@ CASES = (
 )
 
 
-def _first(ref: Path, layouts: tuple[str, ...], *files: str) -> Path | None:
-    for rel in layouts:
-        d = ref / rel
-        if all((d / f).is_file() for f in files):
-            return d
-    return None
-
-
-def _package(name: str, folder: Path) -> None:
-    """Register ``folder`` as the package ``name`` (so relative and ``from name import``
-    imports of the reference work without touching ``sys.path``)."""
-    if name not in sys.modules:
-        spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
-        spec.submodule_search_locations = [str(folder)]
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-
-
-def _module(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def find_references(ref: Path) -> dict[str, dict[str, Any]]:
     """The references found below ``ref``: ``{"basicts": {...}, "hazdzz": {...}}`` (either may
     be missing; BasicTS's graph function is optional, then our normlap is used for both)."""
     found: dict[str, dict[str, Any]] = {}
-    arch = _first(ref, BASICTS_ARCH, "stgcn_arch.py", "stgcn_layers.py")
+    arch = common.find_folder(ref, BASICTS_ARCH, *BASICTS_ARCH_FILES)
     if arch is not None:
-        pkg = f"_linearcast_ref_stgcn_basicts_{abs(hash(str(arch.resolve())))}"
-        _package(pkg, arch)
-        cls = importlib.import_module(f"{pkg}.stgcn_arch").STGCNChebGraphConv
-        utils = _first(ref, BASICTS_UTILS, "adjacent_matrix_norm.py")
-        norm = _module(f"{pkg}_norm", utils / "adjacent_matrix_norm.py") if utils else None
+        cls = common.module_from_folder(arch, "stgcn_arch", "stgcn_basicts").STGCNChebGraphConv
+        utils = common.find_folder(ref, BASICTS_UTILS, "adjacent_matrix_norm.py")
+        norm = (
+            common.module_from_file(utils / "adjacent_matrix_norm.py", "stgcn_basicts_norm")
+            if utils
+            else None
+        )
         found["basicts"] = {"dir": str(arch), "cls": cls, "norm": norm}
-    root = _first(ref, HAZDZZ_ROOTS, "model/models.py", "model/layers.py", "script/utility.py")
+    root = common.find_folder(
+        ref, HAZDZZ_ROOTS, "model/models.py", "model/layers.py", "script/utility.py"
+    )
     if root is not None:
-        _package("model", root / "model")  # hazdzz's models.py does `from model import layers`
-        models = importlib.import_module("model.models")
-        utility = _module("_linearcast_ref_stgcn_hazdzz_utility", root / "script/utility.py")
+        with common.checkout_importable(root, "model"):  # models.py does `from model import layers`
+            models = importlib.import_module("model.models")
+        utility = common.module_from_file(root / "script/utility.py", "stgcn_hazdzz_utility")
         found["hazdzz"] = {"dir": str(root), "cls": models.STGCNChebGraphConv, "util": utility}
     return found
 
@@ -228,12 +204,17 @@ def _reference_forward(case: Case, theirs: nn.Module, x: Tensor) -> Tensor:
     return out
 
 
-def _run(ours: STGCN, theirs: nn.Module, case: Case, train: bool) -> dict[str, Any]:
+def _run(
+    ours: STGCN, theirs: nn.Module, pairs: dict[str, str], case: Case, train: bool
+) -> dict[str, Any]:
     """One forward and backward of both models; max |Δ|s."""
     c = ours.config
     g = torch.Generator().manual_seed(1)
     x = torch.randn(case.batch, case.in_steps, case.num_nodes, case.in_channels, generator=g)
-    x = x.to(DTYPE) + torch.linspace(0, 2, case.in_steps, dtype=DTYPE)[None, :, None, None]
+    x = (
+        x.to(common.DTYPE)
+        + torch.linspace(0, 2, case.in_steps, dtype=common.DTYPE)[None, :, None, None]
+    )
     x_ours = x.clone().requires_grad_(True)
     x_theirs = x[..., : c.input_dim].clone().requires_grad_(True)
     ours.train(train)
@@ -244,35 +225,18 @@ def _run(ours: STGCN, theirs: nn.Module, case: Case, train: bool) -> dict[str, A
     out_ours = ours(x_ours)
     torch.manual_seed(7)
     out_theirs = _reference_forward(case, theirs, x_theirs)
-    w = torch.randn(out_ours.shape, generator=torch.Generator().manual_seed(2), dtype=DTYPE)
-    (out_ours * w).sum().backward()
-    (out_theirs * w).sum().backward()
-    theirs_p = dict(theirs.named_parameters())
-    grads: dict[str, float | None] = {}
-    for k, p in ours.named_parameters():
-        q = theirs_p[reference_name(k)]
-        if p.grad is None or q.grad is None:
-            # only the Align convs the reference never calls: no gradient on either side
-            assert p.grad is None and (q.grad is None or not q.grad.any()), k
-            grads[k] = None
-            continue
-        grads[k] = (p.grad.reshape(-1) - q.grad.reshape(-1)).abs().max().item()
-    assert x_ours.grad is not None and x_theirs.grad is not None
-    used = [v for v in grads.values() if v is not None]
+    common.backward(common.cotangent(out_ours.shape), out_ours, out_theirs)
+    ours_p, theirs_p = dict(ours.named_parameters()), dict(theirs.named_parameters())
+    # only the Align convs the reference never calls have no gradient, on either side
+    grads, unused = common.grad_diffs(ours_p, theirs_p, pairs, unused_ok=True)
+    x_grad = x_ours.grad[..., : c.input_dim] if x_ours.grad is not None else None
     return {
         "output_shape": list(out_ours.shape),
-        "output_max_abs_diff": (out_ours - out_theirs).abs().max().item(),
-        "output_max_abs": out_ours.abs().max().item(),
-        "grad_max_abs_diff": max(used),
-        "grad_max_abs": max(
-            p.grad.abs().max().item() for p in ours.parameters() if p.grad is not None
+        **common.output_and_grad_diffs(
+            (out_ours, out_theirs), (x_grad, x_theirs.grad), grads, ours_p.values()
         ),
-        "input_grad_max_abs_diff": (x_ours.grad[..., : c.input_dim] - x_theirs.grad)
-        .abs()
-        .max()
-        .item(),
-        "params_without_grad_both": [k for k, v in grads.items() if v is None],
-        "grad_max_abs_diff_by_param": grads,
+        "params_without_grad_both": unused,
+        "grad_max_abs_diff_by_param": {k: grads.get(k) for k in ours_p},  # None: no gradient
     }
 
 
@@ -291,15 +255,11 @@ def compare(refs: dict[str, dict[str, Any]], case: Case) -> dict[str, Any]:
     torch.manual_seed(0)
     theirs = _build_reference(case, ref, ours, theirs_gso)
     ours_p, theirs_p = dict(ours.named_parameters()), dict(theirs.named_parameters())
-    mapped = {reference_name(k): k for k in ours_p}
-    if set(mapped) != set(theirs_p):
-        raise SystemExit(f"name map mismatch: ours {sorted(mapped)} vs {sorted(theirs_p)}")
-    init = max((ours_p[k] - theirs_p[r]).abs().max().item() for r, k in mapped.items())
-    with torch.no_grad():
-        for r, k in mapped.items():
-            theirs_p[r].copy_(ours_p[k])
-    ours.to(DTYPE)
-    theirs.to(DTYPE)
+    pairs = common.pair_names(ours_p, theirs_p, reference_name)
+    init = common.initial_diff(ours_p, theirs_p, pairs)
+    common.copy_weights(ours_p, theirs_p, pairs)
+    ours.to(common.DTYPE)
+    theirs.to(common.DTYPE)
     ours.gso = ours_gso  # the float64 operator, not the float32 buffer cast up
     return {
         "case": case.name,
@@ -309,9 +269,9 @@ def compare(refs: dict[str, dict[str, Any]], case: Case) -> dict[str, Any]:
         "parameters": sum(p.numel() for p in ours_p.values()),
         "reference_parameters": sum(p.numel() for p in theirs_p.values()),
         "same_initial_weights_max_abs_diff": init,
-        "graph_operator_max_abs_diff": (ours_gso - theirs_gso).abs().max().item(),
-        "eval": _run(ours, theirs, case, train=False),
-        "train": _run(ours, theirs, case, train=True),
+        "graph_operator_max_abs_diff": common.max_abs_diff(ours_gso, theirs_gso),
+        "eval": _run(ours, theirs, pairs, case, train=False),
+        "train": _run(ours, theirs, pairs, case, train=True),
     }
 
 
@@ -319,40 +279,25 @@ def run(ref: Path) -> dict[str, Any]:
     """Every case whose reference is found below ``ref``."""
     refs = find_references(ref)
     if "basicts" not in refs:
-        raise SystemExit(
-            f"{ref}: found no stgcn_arch.py and stgcn_layers.py in any of "
-            f"{', '.join(BASICTS_ARCH)}; give --ref the folder that holds BasicTS's STGCN."
+        raise common.not_found(
+            ref, BASICTS_ARCH, BASICTS_ARCH_FILES, "the folder that holds BasicTS's STGCN"
         )
     return {
         "reference_dirs": {k: v["dir"] for k, v in refs.items()},
         "basicts_graph_function": refs["basicts"]["norm"] is not None,
-        "dtype": "float64",
-        "torch": torch.__version__,
+        **common.environment(),
         "cases": [compare(refs, case) for case in CASES if case.reference in refs],
     }
 
 
 def worst(report: dict[str, Any]) -> float:
     """The largest output, gradient or operator difference of a report."""
-    keys = ("output_max_abs_diff", "grad_max_abs_diff", "input_grad_max_abs_diff")
+    runs = [c[mode] for c in report["cases"] for mode in ("eval", "train")]
     return max(
-        max(c["graph_operator_max_abs_diff"], *(c[m][k] for m in ("eval", "train") for k in keys))
-        for c in report["cases"]
+        common.largest_diff(report["cases"], ["graph_operator_max_abs_diff"]),
+        common.largest_diff(runs),
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ref", default=os.environ.get("LINEARCAST_REFERENCE_DIR"))
-    parser.add_argument("--tol", type=float, default=1e-12)
-    args = parser.parse_args(argv)
-    if not args.ref:
-        parser.error("give --ref DIR or set LINEARCAST_REFERENCE_DIR")
-    torch.set_num_threads(1)
-    report = run(Path(args.ref))
-    print(json.dumps(report, indent=1))
-    return int(worst(report) > args.tol)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(common.main(__doc__, run, worst=worst))

@@ -14,19 +14,14 @@ status 1 when a difference exceeds ``--tol``.
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import importlib.machinery
-import importlib.util
-import json
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import _common as common
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from linearcast.models import build
 from linearcast.models.stid import STID, STIDConfig
@@ -50,6 +45,7 @@ LAYOUTS = (
     "official/stid/arch",
     "basicts/baselines/STID/arch",
 )
+ARCH_FILES = ("stid_arch.py", "mlp.py")
 #: our parameter name prefix -> the reference's (the rest of the name is the same)
 NAME_MAP = {
     "node_emb": "node_emb",
@@ -59,7 +55,6 @@ NAME_MAP = {
     "encoder.": "encoder.",
     "regression.": "regression_layer.",
 }
-DTYPE = torch.float64
 
 
 @dataclass(frozen=True)
@@ -109,21 +104,12 @@ CASES = (
 
 def find_arch_dir(ref: Path) -> Path | None:
     """The folder below ``ref`` that holds ``stid_arch.py`` and ``mlp.py`` (None if none)."""
-    for rel in LAYOUTS:
-        d = ref / rel
-        if (d / "stid_arch.py").is_file() and (d / "mlp.py").is_file():
-            return d
-    return None
+    return common.find_folder(ref, LAYOUTS, *ARCH_FILES)
 
 
 def load_reference(arch_dir: Path) -> type[nn.Module]:
     """The reference ``STID`` class, imported as a package so its relative import works."""
-    name = f"_linearcast_reference_stid_{abs(hash(str(arch_dir.resolve())))}"
-    if name not in sys.modules:
-        spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
-        spec.submodule_search_locations = [str(arch_dir)]
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-    cls: type[nn.Module] = importlib.import_module(f"{name}.stid_arch").STID
+    cls: type[nn.Module] = common.module_from_folder(arch_dir, "stid_arch", "stid").STID
     return cls
 
 
@@ -160,17 +146,6 @@ def reference_name(ours: str) -> str:
     raise KeyError(f"no reference name for parameter {ours!r}")
 
 
-def _inputs(case: Case, steps_per_day: int) -> tuple[Tensor, Tensor]:
-    """``(target [B, T, N], time [B, T, N, 2])``: time of day on the data's grid ``k/steps``
-    and day of week ``0..6`` (our layout)."""
-    g = torch.Generator().manual_seed(1)
-    shape = (case.batch, case.in_steps, case.num_nodes)
-    target = torch.randn(shape, generator=g, dtype=DTYPE)
-    tod = torch.randint(0, steps_per_day, shape, generator=g).to(DTYPE) / steps_per_day
-    dow = torch.randint(0, 7, shape, generator=g).to(DTYPE)
-    return target, torch.stack([tod, dow], dim=-1)
-
-
 def compare(reference: type[nn.Module], case: Case) -> dict[str, Any]:
     """Run one case; returns the JSON-able record (shapes, init, max |Δ|s)."""
     torch.manual_seed(0)
@@ -186,19 +161,13 @@ def compare(reference: type[nn.Module], case: Case) -> dict[str, Any]:
     torch.manual_seed(0)
     theirs = reference(**reference_kwargs(case, ours.config))
     ours_p, theirs_p = dict(ours.named_parameters()), dict(theirs.named_parameters())
-    mapped = {reference_name(k): k for k in ours_p}
-    if set(mapped) != set(theirs_p):
-        raise SystemExit(f"name map mismatch: ours {sorted(mapped)} vs {sorted(theirs_p)}")
-    init = max(
-        (ours_p[k].detach().reshape(-1) - theirs_p[r].detach().reshape(-1)).abs().max().item()
-        for r, k in mapped.items()
-    )
-    with torch.no_grad():
-        for r, k in mapped.items():
-            theirs_p[r].copy_(ours_p[k].detach().view_as(theirs_p[r]))
-    ours, theirs = ours.to(DTYPE).eval(), theirs.to(DTYPE).eval()
+    pairs = common.pair_names(ours_p, theirs_p, reference_name)
+    init = common.initial_diff(ours_p, theirs_p, pairs)
+    common.copy_weights(ours_p, theirs_p, pairs)
+    ours, theirs = ours.to(common.DTYPE).eval(), theirs.to(common.DTYPE).eval()
 
-    target, time = _inputs(case, ours.config.steps_per_day)
+    x = common.traffic_input(case.batch, case.in_steps, case.num_nodes, ours.config.steps_per_day)
+    target, time = x[..., 0], x[..., 1:]  # time of day k / steps_per_day, day of week 0..6
     x_ours = target.clone().requires_grad_(True)
     x_theirs = target.clone().requires_grad_(True)
     # BasicTS stores the day of week as d/7; ours carries the index d
@@ -211,17 +180,8 @@ def compare(reference: type[nn.Module], case: Case) -> dict[str, Any]:
         epoch=0,
         train=False,
     )
-    g = torch.randn(out_ours.shape, generator=torch.Generator().manual_seed(2), dtype=DTYPE)
-    (out_ours * g).sum().backward()
-    (out_theirs * g).sum().backward()
-    grads: dict[str, float] = {}
-    grad_max = 0.0
-    for r, k in mapped.items():
-        g_ours, g_theirs = ours_p[k].grad, theirs_p[r].grad
-        assert g_ours is not None and g_theirs is not None
-        grads[k] = (g_ours.reshape(-1) - g_theirs.reshape(-1)).abs().max().item()
-        grad_max = max(grad_max, g_ours.abs().max().item())
-    assert x_ours.grad is not None and x_theirs.grad is not None
+    common.backward(common.cotangent(out_ours.shape), out_ours, out_theirs)
+    grads, _ = common.grad_diffs(ours_p, theirs_p, pairs)
     return {
         "case": case.name,
         "input_shape": [case.batch, case.in_steps, case.num_nodes, 3],
@@ -229,12 +189,9 @@ def compare(reference: type[nn.Module], case: Case) -> dict[str, Any]:
         "overrides": case.overrides,
         "parameters": sum(p.numel() for p in ours_p.values()),
         "same_initial_weights_max_abs_diff": init,
-        "output_max_abs_diff": (out_ours - out_theirs).abs().max().item(),
-        "output_max_abs": out_ours.abs().max().item(),
-        "grad_max_abs_diff": max(grads.values()),
-        "grad_max_abs": grad_max,
-        "grad_max_abs_diff_by_param": grads,
-        "input_grad_max_abs_diff": (x_ours.grad - x_theirs.grad).abs().max().item(),
+        **common.output_and_grad_diffs(
+            (out_ours, out_theirs), (x_ours.grad, x_theirs.grad), grads, ours_p.values()
+        ),
     }
 
 
@@ -242,36 +199,17 @@ def run(ref: Path) -> dict[str, Any]:
     """All :data:`CASES` against the reference found below ``ref``."""
     arch = find_arch_dir(ref)
     if arch is None:
-        raise SystemExit(
-            f"{ref}: found no stid_arch.py and mlp.py in any of {', '.join(LAYOUTS)}; "
-            "give --ref the folder that holds the reference's STID arch files."
+        raise common.not_found(
+            ref, LAYOUTS, ARCH_FILES, "the folder that holds the reference's STID arch files"
         )
     reference = load_reference(arch)
     return {
         "reference_dir": str(arch),
         "written_against": REFERENCES,
-        "dtype": "float64",
-        "torch": torch.__version__,
+        **common.environment(),
         "cases": [compare(reference, case) for case in CASES],
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ref", default=os.environ.get("LINEARCAST_REFERENCE_DIR"))
-    parser.add_argument("--tol", type=float, default=1e-12)
-    args = parser.parse_args(argv)
-    if not args.ref:
-        parser.error("give --ref DIR or set LINEARCAST_REFERENCE_DIR")
-    torch.set_num_threads(1)
-    report = run(Path(args.ref))
-    print(json.dumps(report, indent=1))
-    worst = max(
-        max(c["output_max_abs_diff"], c["grad_max_abs_diff"], c["input_grad_max_abs_diff"])
-        for c in report["cases"]
-    )
-    return int(worst > args.tol)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(common.main(__doc__, run))
