@@ -281,3 +281,28 @@ def test_an_edge_list_is_not_taken_for_a_dataset(tmp_path: Path) -> None:
     edges.write_text("from,to,cost\n0,1,10.5\n1,2,3.0\n")
     with pytest.raises(DataError, match=r"PEMS08\.csv: this is an edge list.*PEMS08\.npz"):
         load(edges)
+
+
+# ----------------------------------------------------------------------------- graph values
+def test_an_adjacency_csv_with_empty_or_nan_cells_says_so(tmp_path: Path) -> None:
+    _csv(tmp_path / "x.csv", "a,b,c\n1,2,3\n4,5,6\n7,8,9\n")
+    _csv(tmp_path / "g.csv", "0,1,0\n1,nan,1\n0,1,\n")
+    with pytest.raises(
+        DataError,
+        match=r"g\.csv: expected a weight in every cell .* found 2 empty or NaN cells "
+        r"\(first at row 1, column 1\).*data_options\.adjacency=none",
+    ):
+        read_matrix_csv(tmp_path / "x.csv", adjacency=tmp_path / "g.csv")
+
+
+@pytest.mark.parametrize("weight", ["inf", "-inf", "1e39"])
+def test_an_adjacency_with_infinite_weights_names_the_graph_file(
+    tmp_path: Path, weight: str
+) -> None:
+    _csv(tmp_path / "x.csv", "a,b,c\n1,2,3\n4,5,6\n7,8,9\n")
+    _csv(tmp_path / "g.csv", f"0,1,0\n1,0,{weight}\n0,1,0\n")
+    np.save(tmp_path / "g.npy", np.array([[0, np.inf], [1, 0]]))
+    with pytest.raises(DataError, match=r"g\.csv: expected finite edge weights .* found 1 "):
+        read_matrix_csv(tmp_path / "x.csv", adjacency=tmp_path / "g.csv")
+    with pytest.raises(DataError, match=r"g\.npy: expected finite edge weights"):
+        read_matrix_csv(tmp_path / "x.csv", adjacency=tmp_path / "g.npy")

@@ -84,6 +84,7 @@ def _square_from_csv(p: Path) -> np.ndarray:
     # strip per column: np.char on the whole table would pad every cell to the longest one
     cells = frame.apply(lambda col: col.str.strip()).to_numpy(dtype=object)
     rows, cols = cells.shape
+    gaps: np.ndarray | None = None  # a square of numbers but for empty or NaN cells
     # try the plain matrix first, then with the labels peeled off
     for drop_row, drop_col in ((0, 0), (1, 0), (0, 1), (1, 1)):
         if rows - drop_row != cols - drop_col:
@@ -95,6 +96,15 @@ def _square_from_csv(p: Path) -> np.ndarray:
         values = _as_float(cells[drop_row:, drop_col:])
         if values is not None and not np.isnan(values).any():
             return values
+        if values is not None and gaps is None:
+            gaps = values
+    if gaps is not None:
+        r, c = (int(i) for i in np.argwhere(np.isnan(gaps))[0])
+        raise DataError(
+            f"{p}: expected a weight in every cell of the [{len(gaps)}, {len(gaps)}] adjacency, "
+            f"found {int(np.isnan(gaps).sum())} empty or NaN cells (first at row {r}, column "
+            f"{c}); write 0 for no edge, or give no graph with --set data_options.adjacency=none."
+        )
     raise DataError(
         f"{p}: expected a square numeric [N, N] adjacency CSV (a header row of labels and an "
         f"index column are allowed), found {rows} rows x {cols} columns that do not form one."
@@ -136,7 +146,15 @@ def read_adjacency(path: PathLike, *, drop: Sequence[int] = ()) -> np.ndarray:
             raise DataError(f"{p}: cannot drop nodes {bad}: the graph has nodes 0..{n - 1}.")
         keep = np.setdiff1d(np.arange(n), np.asarray(drop, dtype=np.int64))
         adj = adj[np.ix_(keep, keep)]
-    return adj.astype(np.float32)
+    with np.errstate(over="ignore"):
+        out = adj.astype(np.float32)
+    if not np.isfinite(out).all():
+        raise DataError(
+            f"{p}: expected finite edge weights (float32), found {int((~np.isfinite(out)).sum())} "
+            f"NaN, infinite or too large; fix the file, choose another with --set "
+            f"data_options.adjacency=FILE, or use none with --set data_options.adjacency=none."
+        )
+    return out
 
 
 def looks_like_adjacency(path: Path) -> bool:
