@@ -15,7 +15,7 @@ from linearcast.engine.config import TrainConfig
 from linearcast.engine.setup import build_model_for
 from linearcast.errors import ConfigError
 from linearcast.models import build
-from linearcast.models.stgcn import STGCN, graph_operator
+from linearcast.models.stgcn import MAX_NORMLAP_CHEB_K, STGCN, graph_operator
 
 SMALL = dict(temporal_channels=8, graph_channels=4, output_channels=8, dropout=0.0)
 
@@ -148,3 +148,22 @@ def test_another_number_of_nodes_is_refused() -> None:
     model = _model(6, _ring(6), **SMALL)
     with pytest.raises(ConfigError, match="built for N=6"):
         model(torch.zeros(1, 12, 7, 1, dtype=torch.float64))
+
+
+def test_chebyshev_orders_that_overflow_the_unscaled_operator_are_refused() -> None:
+    # a 6-node ring is bipartite: the unscaled Laplacian reaches eigenvalue 2, where T_k grows
+    # as 3.73^k; at order 40 float32 overflows and the forecast is NaN
+    adj, x = _ring(6), torch.randn(2, 12, 6, 1)
+    with pytest.raises(ConfigError, match=r"cheb_k=40 .*normlap.*model_overrides\.laplacian="):
+        build("stgcn", num_nodes=6, in_steps=12, out_steps=12, adjacency=adj, cheb_k=40)
+    with pytest.raises(ConfigError, match=rf"cheb_k={MAX_NORMLAP_CHEB_K + 1} "):
+        build("stgcn", num_nodes=6, adjacency=adj, in_steps=12, out_steps=12,
+              cheb_k=MAX_NORMLAP_CHEB_K + 1)  # fmt: skip
+    for laplacian, k in (("normlap", MAX_NORMLAP_CHEB_K), ("scaled", 40)):
+        torch.manual_seed(0)
+        model = build("stgcn", num_nodes=6, in_steps=12, out_steps=12, adjacency=adj,
+                      cheb_k=k, laplacian=laplacian)  # fmt: skip
+        out = model(x)
+        out.square().mean().backward()
+        assert torch.isfinite(out).all()
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

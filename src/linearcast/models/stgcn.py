@@ -33,6 +33,11 @@ _POSITIVE = (
     "num_blocks", "temporal_channels", "graph_channels", "output_channels",
 )  # fmt: skip
 _GRAPH_FIX = "choose another graph with --set data_options.adjacency=FILE"
+#: the highest Chebyshev order on the unscaled ``normlap`` operator: its eigenvalues reach 2,
+#: where ``T_k(2) ≈ 3.73^k / 2``; beyond ``T_12(2) = 3.5e6`` the terms of eigenvalues in [0, 1]
+#: (bounded by 1) drown in float32's 1.2e-7 relative precision, and near 40 they overflow
+#: (NaN outputs and loss). ``laplacian="scaled"`` keeps every ``T_k`` within [-1, 1].
+MAX_NORMLAP_CHEB_K = 13
 
 
 @dataclass
@@ -85,6 +90,14 @@ class STGCNConfig:
         if self.laplacian not in ("normlap", "scaled"):
             raise ConfigError(
                 f"STGCN laplacian must be 'normlap' or 'scaled'; found {self.laplacian!r}"
+            )
+        if self.laplacian == "normlap" and self.cheb_k > MAX_NORMLAP_CHEB_K:
+            raise ConfigError(
+                f"STGCN cheb_k={self.cheb_k} on the unscaled laplacian='normlap' (eigenvalues up "
+                f"to 2, where T_k grows as 3.73^k) leaves float32 no precision beyond cheb_k="
+                f"{MAX_NORMLAP_CHEB_K} and overflows near 40; set --set model_overrides.cheb_k="
+                f"{MAX_NORMLAP_CHEB_K} or lower, or --set model_overrides.laplacian='scaled' "
+                f"(eigenvalues in [-1, 1]) for higher orders."
             )
         if self.ko < 1:
             need = self.in_steps - self.ko + 1
@@ -328,6 +341,7 @@ SPECS: list[ModelSpec] = [
 ]
 
 __all__ = [
+    "MAX_NORMLAP_CHEB_K",
     "OPTIONS",
     "SPECS",
     "STGCN",
