@@ -60,6 +60,17 @@ README_COLUMNS = {
     "dlinear": "DLinear",
 }
 NAMES = {**README_COLUMNS, "historical-average": "historical average", "var": "VAR"}
+#: docs/results.md's spatio-temporal table: the core pair, our θ variants and the floors
+DOCS_COLUMNS = {
+    "staeformer": "STAEformer",
+    "elinformer": "ELinFormer",
+    "elinformer-gauss": "ELinFormer θ=1",
+    "elinformer-learned": "ELinFormer learned θ",
+    "last-value": "last value",
+    "historical-average": "hist. average",
+    "dlinear": "DLinear",
+    "var": "VAR",
+}
 README_DATASETS = {
     "hzmetro": "HZMetro inflow, 80 stations",
     "los_loop": "Los-loop speed, 207 sensors",
@@ -349,12 +360,15 @@ def main(argv: list[str] | None = None) -> int:
         st_plot(runs, out_dir / f"{args.table}.png")
         if args.table == "spatiotemporal":
             _replace_block(ROOT / "README.md", "standing:spatiotemporal", readme_block(runs))
+            table = "\n".join(mae_table(runs, DOCS_COLUMNS))
+            _replace_block(ROOT / "docs" / "results.md", "table:spatiotemporal", table)
     else:
         datasets = [d for d in LH_DATASETS if any(k[0] == d for k in runs)]
         verdicts = lh_verdicts(runs, datasets)
         verdict_md = markdown(verdicts, [])
         text = "\n".join(head) + "\n" + lh_tables(runs) + LH_NOTE + "\n" + verdict_md
         lh_plot(runs, out_dir / f"{args.table}.png")
+        _replace_block(ROOT / "docs" / "results.md", "table:longhorizon", lh_tables(runs).strip())
     (out_dir / "verdicts.json").write_text(
         jsonio.dumps([v.as_dict() for v in verdicts], indent=1) + "\n"
     )
@@ -364,34 +378,44 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def readme_block(runs: Runs) -> str:
-    """The README's spatio-temporal table (test MAE, mean ± std over seeds, seeds in brackets,
-    the row's best in bold) and where ELinFormer stands among :data:`FIELD` on each dataset."""
-    head = "| dataset (targets masked) | " + " | ".join(README_COLUMNS.values()) + " |"
-    lines = [head, "|---" * (len(README_COLUMNS) + 1) + "|"]
-    ranks = []
+def mae_table(runs: Runs, columns: dict[str, str]) -> list[str]:
+    """A markdown table of test MAE per dataset (rows) and model (``columns``: key -> title):
+    mean ± std over seeds, seeds in brackets for trained models, the row's best in bold, "—"
+    where a model has not run."""
+    lines = [
+        "| dataset (targets masked) | " + " | ".join(columns.values()) + " |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
     for ds, title in README_DATASETS.items():
         means = {
             m: statistics.fmean(_metric(r, "overall", "MAE") for r in runs[(ds, m)])
-            for m in README_COLUMNS
+            for m in columns
             if (ds, m) in runs
         }
         if not means:
             continue
         best = min(means, key=lambda m: means[m])
         cells = []
-        for m in README_COLUMNS:
+        for m in columns:
             if m not in means:
                 cells.append("—")
                 continue
             rs = runs[(ds, m)]
-            maes = [_metric(r, "overall", "MAE") for r in rs]
-            text = _fmt(maes, 3 if means[m] < 10 else 2)
+            text = _fmt([_metric(r, "overall", "MAE") for r in rs], 3 if means[m] < 10 else 2)
             text = f"**{text}**" if m == best else text
             trained = rs[0]["parameters"]["trainable"] > 0
             cells.append(f"{text} ({len(rs)})" if trained else text)
-        masked = next(iter(runs[(ds, next(iter(means)))]))["masked_fraction"].get("test", 0)
+        masked = runs[(ds, next(iter(means)))][0]["masked_fraction"].get("test", 0)
         lines.append(f"| {title} ({100 * masked:.1f}%) | " + " | ".join(cells) + " |")
+    return lines
+
+
+def readme_block(runs: Runs) -> str:
+    """The README's spatio-temporal table (:func:`mae_table` of :data:`README_COLUMNS`) and
+    where ELinFormer stands among :data:`FIELD` on each dataset."""
+    lines = mae_table(runs, README_COLUMNS)
+    ranks = []
+    for ds, title in README_DATASETS.items():
         s = standing(runs, ds, "elinformer", FIELD)
         if s is not None:
             name = NAMES.get(s.other, s.other)

@@ -10,7 +10,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "results"))
 
-from report import load_runs, readme_block  # noqa: E402
+from report import DOCS_COLUMNS, lh_tables, load_runs, mae_table, readme_block  # noqa: E402
 from report_verdicts import prediction_note, standing  # noqa: E402
 
 
@@ -31,14 +31,20 @@ def _runs(table: dict[str, list[float]]) -> dict[tuple[str, str], list[dict[str,
     }
 
 
-def test_readme_block_is_what_the_committed_jsons_give() -> None:
-    text = (ROOT / "README.md").read_text()
-    start, end = "<!-- standing:spatiotemporal -->\n", "\n<!-- /standing:spatiotemporal -->"
-    assert start in text and end in text
-    block = text.split(start, 1)[1].split(end, 1)[0]
-    assert block == readme_block(load_runs("spatiotemporal")), (
-        "README's results table is stale: run `python results/report.py spatiotemporal`"
-    )
+def _block(page: Path, name: str) -> str:
+    text = page.read_text()
+    start, end = f"<!-- {name} -->\n", f"\n<!-- /{name} -->"
+    assert start in text and end in text, f"{page.name} lost its {name} markers"
+    return text.split(start, 1)[1].split(end, 1)[0]
+
+
+def test_readme_and_docs_tables_are_what_the_committed_jsons_give() -> None:
+    st, lh = load_runs("spatiotemporal"), load_runs("longhorizon")
+    stale = "is stale: run `python results/report.py spatiotemporal` (and `longhorizon`)"
+    assert _block(ROOT / "README.md", "standing:spatiotemporal") == readme_block(st), stale
+    docs = ROOT / "docs" / "results.md"
+    assert _block(docs, "table:spatiotemporal") == "\n".join(mae_table(st, DOCS_COLUMNS)), stale
+    assert _block(docs, "table:longhorizon") == lh_tables(lh).strip(), stale
 
 
 def test_standing_ranks_by_mean_and_tests_the_gap_to_the_best() -> None:
