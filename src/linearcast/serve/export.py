@@ -49,6 +49,7 @@ from linearcast.serve.outputs import atomic_output, check_output_path
 
 if TYPE_CHECKING:
     from linearcast.data import StandardScaler
+    from linearcast.engine.config import TrainConfig
 
 TOLERANCE = 1e-4
 ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
@@ -97,7 +98,7 @@ def missing_onnx_packages() -> list[str]:
     return [p for p in ONNX_PACKAGES if importlib.util.find_spec(p) is None]
 
 
-def _placeholder_dataset(meta: dict[str, Any]) -> Any:
+def _placeholder_dataset(meta: dict[str, Any], adjacency: np.ndarray | None = None) -> Any:
     """A dataset of the run's shape and calendar, so the registry builds the same model."""
     from linearcast.data import TimeSeriesDataset
 
@@ -105,7 +106,36 @@ def _placeholder_dataset(meta: dict[str, Any]) -> Any:
         values=np.zeros((1, int(meta["num_nodes"]), 1), dtype=np.float32),
         name=str(meta.get("dataset", "run")),
         steps_per_day=meta.get("steps_per_day"),
+        adjacency=adjacency,
     )
+
+
+def _run_graph(run_dir: Path, config: TrainConfig, num_nodes: int) -> np.ndarray | None:
+    """The graph a graph model was trained on, read again from the run's data (None: the model
+    needs none). DCRNN keeps its supports out of the checkpoint, and every graph model's builder
+    needs one before the checkpoint's buffers replace what it made."""
+    from linearcast.engine.setup import load_dataset
+    from linearcast.errors import DataError
+    from linearcast.models import REGISTRY
+
+    spec = REGISTRY.get(config.model)
+    if spec is None or not spec.needs_graph or "adjacency" in config.model_overrides:
+        return None
+    try:
+        adjacency = load_dataset(config).adjacency
+    except (ConfigError, DataError) as err:
+        raise ConfigError(
+            f"{run_dir}: model {config.model!r} is built on the graph of the run's data, which "
+            f"cannot be read again for the export ({err})"
+        ) from None
+    if adjacency is None or np.shape(adjacency) != (num_nodes, num_nodes):
+        found = "none" if adjacency is None else f"shape {np.shape(adjacency)}"
+        raise ConfigError(
+            f"{run_dir}: model {config.model!r} was trained on a ({num_nodes}, {num_nodes}) "
+            f"graph, but the run's data {config.data} now gives {found}; restore the data the "
+            f"run was trained on to export it."
+        )
+    return np.asarray(adjacency)
 
 
 def example_inputs(
@@ -233,7 +263,7 @@ def _load_run(run_dir: Path) -> tuple[str, dict[str, Any], StandardScaler, nn.Mo
     scaler = StandardScaler.from_state_dict(ckpt["scaler"])
     model = build_model_for(
         config,
-        _placeholder_dataset(meta),
+        _placeholder_dataset(meta, _run_graph(run_dir, config, int(meta["num_nodes"]))),
         protocol,
         int(meta["input_channels"]),
         steps_per_day=meta.get("steps_per_day"),
