@@ -152,3 +152,54 @@ def test_overfits_one_small_batch(name: str) -> None:
     with torch.no_grad():
         end = _loss(model, x, y).item()
     assert end < start / OVERFIT_FACTOR, f"{name}: loss {start:.4g} -> {end:.4g}"
+
+
+# (model, overrides, protocol time features (tod, dow), built?) — the engine asks for the time
+# channels a model reads with its options, in the order the protocol lays them out
+TIME_CHANNEL_CASES = [
+    ("dcrnn", {}, (True, False), True),  # input_dim 2: target and time of day
+    ("dcrnn", {}, (False, True), False),  # channel 1 would be the day of week
+    ("dcrnn", {"input_dim": 1}, (False, False), True),
+    ("gwnet", {"input_dim": 1}, (False, False), True),
+    ("gwnet-adaptive", {}, (False, False), False),
+    ("stid", {"input_dim": 1}, (False, False), False),  # the identities read time
+    (
+        "stid",
+        {"input_dim": 1, "tod_embedding_dim": 0, "dow_embedding_dim": 0},
+        (False, False),
+        True,
+    ),
+    ("stid", {"dow_embedding_dim": 0, "input_dim": 2}, (True, False), True),
+    ("stid", {}, (True, False), False),
+    ("staeformer", {}, (True, False), False),
+]
+
+
+@pytest.mark.parametrize(("name", "overrides", "features", "builds"), TIME_CHANNEL_CASES)
+def test_time_channels_are_checked_against_what_the_model_reads(
+    name: str, overrides: dict[str, Any], features: tuple[bool, bool], builds: bool
+) -> None:
+    from linearcast.data import TimeSeriesDataset, get_protocol
+    from linearcast.engine.config import TrainConfig
+    from linearcast.engine.setup import build_model_for
+    from linearcast.errors import ConfigError
+
+    adj = np.ones((4, 4), dtype=np.float32)
+    ds = TimeSeriesDataset(values=np.zeros((600, 4, 1), np.float32), adjacency=adj)
+    protocol = get_protocol("pems", add_time_of_day=features[0], add_day_of_week=features[1])
+    config = TrainConfig(model=name, model_overrides=dict(overrides))
+    if builds:
+        model = build_model_for(config, ds, protocol)
+        c_in = 1 + sum(features)
+        x = torch.zeros(2, 12, 4, c_in)
+        if features[0]:
+            x[..., 1] = 0.5
+        assert model(x).shape == (2, 12, 4, 1)
+        return
+    with pytest.raises(ConfigError) as err:
+        build_model_for(config, ds, protocol)
+    message = str(err.value)
+    assert f"model {name!r} reads time of day" in message and "\n" not in message
+    assert "protocol_overrides.add_time_of_day=true" in message
+    if REGISTRY[name].fewer_channels:
+        assert "model_overrides.input_dim=1" in message

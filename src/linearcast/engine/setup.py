@@ -211,11 +211,22 @@ def build_model_for(
     steps_per_day = steps_per_day or dataset.steps_per_day
     if "steps_per_day" in spec.data_fields and "steps_per_day" not in overrides and steps_per_day:
         overrides["steps_per_day"] = int(steps_per_day)
-    if spec.needs_time_features and input_channels < 3:
+    # channels 1 and 2 are time of day and day of week only when the protocol adds both (a
+    # day of week alone would sit where the model reads time of day)
+    needed = min(spec.channels_read(overrides), 3) - 1
+    given = 0 if not protocol.add_time_of_day else 1 + int(protocol.add_day_of_week)
+    if needed > given:
+        names = ("time of day", "time of day and day of week")
+        has = "none" if given == 0 else names[given - 1] + " only"
+        fewer = (
+            f", or read the target alone with {spec.fewer_channels}" if spec.fewer_channels else ""
+        )
         raise ConfigError(
-            f"model {spec.name!r} needs time-of-day and day-of-week input channels, but protocol "
-            f"{protocol.label} gives C_in={input_channels}; use a protocol with time "
-            f"features (pems, metr) or set protocol_overrides.add_time_of_day/add_day_of_week."
+            f"model {spec.name!r} reads {names[needed - 1]} as input channels, but protocol "
+            f"{protocol.label} gives {has} (C_in={input_channels}); add them with --set "
+            f"protocol_overrides.add_time_of_day=true --set protocol_overrides.add_day_of_week="
+            f"true (data without timestamps also needs --set data_options.freq_minutes=MINUTES)"
+            f"{fewer}."
         )
     p = protocol
     return build(

@@ -152,6 +152,12 @@ class ModelSpec:
         no_revin: why ``model_overrides.revin`` (instance normalisation around the model) does
             not apply, as a clause ("" when it does): no parameters trained by gradient, or an
             instance normalisation of its own.
+        reads_channels: the channels of ``x`` the model reads with the given overrides
+            (``defaults`` included): 1 the target, 2 also time of day, 3 also day of week.
+            None: 3 with ``needs_time_features``, else 1. The engine refuses a protocol that
+            does not give them before training.
+        fewer_channels: the ``--set`` options that make the model read the target alone (for
+            the message when the data has no time features).
     """
 
     name: str
@@ -166,10 +172,18 @@ class ModelSpec:
     options: frozenset[str] | None = None
     takes_targets: bool = False
     no_revin: str = ""
+    reads_channels: Callable[[Mapping[str, Any]], int] | None = None
+    fewer_channels: str = ""
 
     def __post_init__(self) -> None:
         if self.options is not None and not self.no_revin:
             object.__setattr__(self, "options", self.options | REVIN_OPTIONS)
+
+    def channels_read(self, overrides: Mapping[str, Any]) -> int:
+        """The channels of ``x`` the model reads with ``overrides`` (see ``reads_channels``)."""
+        if self.reads_channels is not None:
+            return int(self.reads_channels({**self.defaults, **overrides}))
+        return 3 if self.needs_time_features else 1
 
     def check_overrides(self, overrides: Mapping[str, Any]) -> None:
         """Raise :class:`ConfigError` naming the known options if an override is not one."""

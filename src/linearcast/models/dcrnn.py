@@ -339,6 +339,8 @@ SPECS: list[ModelSpec] = [
         "scheduled sampling; needs the graph",
         needs_graph=True,
         needs_time_features=True,
+        reads_channels=lambda o: int(o.get("input_dim", DCRNNConfig.input_dim)),
+        fewer_channels="--set model_overrides.input_dim=1",
         family="spatiotemporal",
         options=OPTIONS,
         takes_targets=True,  # scheduled sampling

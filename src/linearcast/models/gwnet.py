@@ -260,6 +260,8 @@ SPECS: list[ModelSpec] = [
         "plus an adaptive adjacency, as the official code",
         needs_graph=True,
         needs_time_features=True,
+        reads_channels=lambda o: int(o.get("input_dim", GWNetConfig.input_dim)),
+        fewer_channels="--set model_overrides.input_dim=1",
         options=OPTIONS,
     ),
     ModelSpec(
@@ -268,6 +270,8 @@ SPECS: list[ModelSpec] = [
         description="Graph WaveNet with the adaptive adjacency only (official --aptonly): "
         "for data without a graph",
         needs_time_features=True,
+        reads_channels=lambda o: int(o.get("input_dim", GWNetConfig.input_dim)),
+        fewer_channels="--set model_overrides.input_dim=1",
         options=OPTIONS,
     ),
 ]

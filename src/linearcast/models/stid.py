@@ -229,6 +229,13 @@ SPECS: list[ModelSpec] = [
         builder=build_stid,
         description="STID (Shao et al. 2022): identity embeddings and a residual MLP, no graph",
         needs_time_features=True,
+        reads_channels=lambda o: (
+            STIDConfig(
+                num_nodes=1, **{k: v for k, v in o.items() if k in OPTIONS}
+            ).min_input_channels
+        ),
+        fewer_channels="--set model_overrides.input_dim=1 --set model_overrides."
+        "tod_embedding_dim=0 --set model_overrides.dow_embedding_dim=0",
         family="spatiotemporal",
         data_fields=("steps_per_day",),
         options=OPTIONS,
