@@ -172,6 +172,10 @@ TIME_CHANNEL_CASES = [
     ("stid", {"dow_embedding_dim": 0, "input_dim": 2}, (True, False), True),
     ("stid", {}, (True, False), False),
     ("staeformer", {}, (True, False), False),
+    ("agcrn", {"input_dim": 2}, (False, False), False),  # caught before training, not at batch 1
+    ("agcrn", {"input_dim": 2}, (True, False), True),
+    ("stgcn", {"input_dim": 3}, (True, False), False),
+    ("stgcn", {}, (False, False), True),
 ]
 
 

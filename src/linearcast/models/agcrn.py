@@ -321,6 +321,7 @@ SPECS: list[ModelSpec] = [
         "learned from node embeddings (no given graph needed)",
         needs_graph=False,
         needs_time_features=False,
+        reads_channels=lambda o: int(o.get("input_dim", AGCRNConfig.input_dim)),
         fixed_num_nodes=True,
         family="spatiotemporal",
         options=OPTIONS,

@@ -337,6 +337,7 @@ SPECS: list[ModelSpec] = [
         fixed_num_nodes=True,
         family="spatiotemporal",
         options=OPTIONS,
+        reads_channels=lambda o: int(o.get("input_dim", STGCNConfig.input_dim)),
     ),
 ]
 
