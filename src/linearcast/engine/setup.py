@@ -216,13 +216,13 @@ def build_model_for(
     needed = min(spec.channels_read(overrides), 3) - 1
     given = 0 if not protocol.add_time_of_day else 1 + int(protocol.add_day_of_week)
     if needed > given:
-        names = ("time of day", "time of day and day of week")
-        has = "none" if given == 0 else names[given - 1] + " only"
+        reads = ("time of day as an input channel", "time of day and day of week as inputs")
+        has = "none" if given == 0 else "time of day only"
         fewer = (
             f", or read the target alone with {spec.fewer_channels}" if spec.fewer_channels else ""
         )
         raise ConfigError(
-            f"model {spec.name!r} reads {names[needed - 1]} as input channels, but protocol "
+            f"model {spec.name!r} reads {reads[needed - 1]}, but protocol "
             f"{protocol.label} gives {has} (C_in={input_channels}); add them with --set "
             f"protocol_overrides.add_time_of_day=true --set protocol_overrides.add_day_of_week="
             f"true (data without timestamps also needs --set data_options.freq_minutes=MINUTES)"
