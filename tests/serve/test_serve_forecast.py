@@ -237,3 +237,47 @@ def test_etth1_forecast_matches_predict_and_the_calendar(
     wide = frame.pivot(index="ds", columns="unique_id", values="y_hat")[list(full.columns[1:])]
     np.testing.assert_allclose(wide.to_numpy(), expected, RTOL, ATOL)
     assert math.isfinite(float(wide.to_numpy().sum()))
+
+
+def _graph_run(tmp_path: Path, model: str, overrides: dict[str, object]) -> tuple[Path, Path]:
+    """A tiny run of a graph model on a [T, N] CSV with ``flows_adj.csv`` beside it."""
+    ds = synthetic_traffic(num_nodes=5, days=2, seed=2)
+    data = tmp_path / "train" / "flows.csv"
+    data.parent.mkdir()
+    pd.DataFrame(ds.values[..., 0], columns=[f"s{i}" for i in range(5)]).to_csv(data, index=False)
+    np.savetxt(data.parent / "flows_adj.csv", ds.adjacency, delimiter=",")
+    cfg = TrainConfig(model=model, model_overrides=overrides, data=str(data),
+                      data_options={"freq_minutes": 5}, max_epochs=1, max_train_batches=1,
+                      max_eval_batches=1, batch_size=8, accelerator="cpu", plots=False,
+                      tensorboard=False, baseline="", out_dir=str(tmp_path / "runs"))  # fmt: skip
+    return train(cfg, verbose=False, report=False).run_dir, data
+
+
+@pytest.mark.parametrize(
+    ("model", "overrides", "refused"),
+    [
+        ("dcrnn", {"rnn_units": 4, "num_rnn_layers": 1}, True),  # supports come from the data
+        ("stgcn", {"temporal_channels": 4, "graph_channels": 2, "output_channels": 4}, False),
+    ],
+)
+@pytest.mark.filterwarnings("ignore:.*no timestamps or start time")
+def test_a_graph_the_model_never_saw_is_refused_where_the_checkpoint_lacks_it(
+    tmp_path: Path, model: str, overrides: dict[str, object], refused: bool
+) -> None:
+    run_dir, data = _graph_run(tmp_path, model, overrides)
+    recent = tmp_path / "new" / "recent.csv"
+    recent.parent.mkdir()
+    frame = pd.read_csv(data).tail(40)
+    frame.to_csv(recent, index=False)
+    same = forecast_run(
+        run_dir, recent, data_options={"adjacency": str(data.parent / "flows_adj.csv")}
+    )
+    other = np.ones((5, 5)) - np.eye(5)
+    np.savetxt(recent.parent / "recent_adj.csv", other, delimiter=",")  # found beside the data
+    if refused:
+        with pytest.raises(
+            ConfigError, match=r"recent\.csv: its graph is not the one .* trained on"
+        ):
+            forecast_run(run_dir, recent)
+    else:  # the checkpoint holds the operator: the data's graph changes nothing
+        np.testing.assert_array_equal(forecast_run(run_dir, recent).values, same.values)

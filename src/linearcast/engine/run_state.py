@@ -262,4 +262,43 @@ def run_meta(config: TrainConfig, prep: PreparedData) -> dict[str, Any]:
         "freq_minutes": prep.dataset.freq_minutes,
         # which channel the forecasts are of (named in forecasts and the ONNX sidecar)
         **target_meta(prep.dataset, p.target_channel),
+        # the graph, for models that rebuild their supports from the data (DCRNN)
+        "graph_sha256": graph_fingerprint(prep.dataset.adjacency),
     }
+
+
+def graph_fingerprint(adjacency: Any) -> str | None:
+    """SHA-256 of an ``[N, N]`` adjacency as float32 (None without one)."""
+    if adjacency is None:
+        return None
+    import hashlib
+
+    import numpy as np
+
+    a = np.ascontiguousarray(adjacency, dtype=np.float32)
+    return hashlib.sha256(repr(a.shape).encode() + a.tobytes()).hexdigest()
+
+
+def check_trained_graph(
+    model: nn.Module, meta: dict[str, Any], adjacency: Any, source: str, run_dir: Path
+) -> None:
+    """Refuse new data whose graph differs from the training graph, for a model whose graph
+    operators are derived from the data rather than loaded with its weights (non-persistent
+    buffers: DCRNN's supports); a model that saves them (Graph WaveNet, STGCN) is left alone.
+
+    Raises:
+        ConfigError: the graphs differ (runs written before the fingerprint are not checked).
+    """
+    trained = meta.get("graph_sha256")
+    if trained is None or adjacency is None:
+        return
+    saved = set(model.state_dict())
+    if all(name in saved for name, _ in model.named_buffers()):
+        return
+    if graph_fingerprint(adjacency) != trained:
+        raise ConfigError(
+            f"{source}: its graph is not the one {run_dir} was trained on, and model "
+            f"{meta.get('model')!r} builds its graph operators from the data (they are not in "
+            f"the checkpoint), so its forecasts would use a graph its weights never saw; give "
+            f"the training graph with --set data_options.adjacency=FILE."
+        )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from linearcast.engine.checkpoint import BEST, load_checkpoint, load_weights
 from linearcast.engine.config import TrainConfig
+from linearcast.engine.run_state import check_trained_graph
 from linearcast.engine.series_identity import match_series, read_series
 from linearcast.engine.setup import build_model, load_dataset, prepare_data
 from linearcast.engine.target import apply_output_rule
@@ -153,5 +154,8 @@ def best_model(
     """The run's model with its best weights and output rule, in eval mode on the device."""
     model = build_model(config, prep)
     load_weights(model, ckpt["model"], run_dir / BEST)
+    check_trained_graph(
+        model, ckpt.get("meta", {}), prep.dataset.adjacency, str(prep.dataset.source), run_dir
+    )
     apply_output_rule(model, config, prep.scaler).eval()
     return fabric.to_device(model)
