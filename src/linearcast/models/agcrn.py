@@ -322,6 +322,7 @@ SPECS: list[ModelSpec] = [
         needs_graph=False,
         needs_time_features=False,
         reads_channels=lambda o: int(o.get("input_dim", AGCRNConfig.input_dim)),
+        fewer_channels="--set model_overrides.input_dim=1",
         fixed_num_nodes=True,
         family="spatiotemporal",
         options=OPTIONS,

@@ -338,6 +338,7 @@ SPECS: list[ModelSpec] = [
         family="spatiotemporal",
         options=OPTIONS,
         reads_channels=lambda o: int(o.get("input_dim", STGCNConfig.input_dim)),
+        fewer_channels="--set model_overrides.input_dim=1",
     ),
 ]
 
