@@ -109,6 +109,12 @@ def _metric(r: dict[str, Any], horizon: str, name: str) -> float:
 ST_ORDER = (*CORE, *REVIN, *BASELINES, *ONE_SEED, *FLOORS)
 
 
+def _best_epochs(rs: list[dict[str, Any]]) -> str:
+    """The best validation epoch of each seed of the epochs run (a best epoch equal to the last
+    one means the model was still improving when the budget ended)."""
+    return ", ".join(str(r.get("best_epoch", "?")) for r in rs) + f" of {rs[0].get('epochs', '?')}"
+
+
 def st_tables(runs: Runs) -> str:
     """Markdown tables per dataset, each with the tested ELinFormer-vs-STAEformer verdict."""
     lines: list[str] = []
@@ -127,8 +133,8 @@ def st_tables(runs: Runs) -> str:
             f"{some.get('null_value')}), MAPE over |y| > {some.get('mape_floor', 0):.3g}.",
             "",
             "| model | seeds | MAE | RMSE | MAPE % | MAE @3 | MAE @6 | MAE @12 | RMSE @12 | "
-            "s/epoch (CPU) | peak MiB | parameters |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "best epoch | s/epoch (CPU) | peak MiB | parameters |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for m in models:
             rs = runs[(ds, m)]
@@ -141,6 +147,7 @@ def st_tables(runs: Runs) -> str:
                 _fmt([_metric(r, "overall", "MAPE") for r in rs], 2),
                 *(_fmt([_metric(r, f"horizon_{h}", "MAE") for r in rs]) for h in (3, 6, 12)),
                 _fmt([_metric(r, "horizon_12", "RMSE") for r in rs]),
+                _best_epochs(rs) if trained else "—",
                 _fmt([r["cpu_seconds_per_epoch"] for r in rs], 0) if trained else "—",
                 f"{statistics.fmean(r['peak_memory']['MiB'] for r in rs):.0f}",
                 f"{rs[0]['parameters']['trainable']:,}",
