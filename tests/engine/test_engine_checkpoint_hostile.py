@@ -198,6 +198,10 @@ SCHEMA_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("rng torch short", {"rng": {"torch": torch.zeros(3, dtype=torch.uint8)}}, "rng.python"),
     ("optimizer list", {"optimizer": [1]}, "'optimizer' is list"),
     ("config a string", {"config": "x"}, "'config' is str 'x' (expected a dict)"),
+    ("graph wrong shape", {"graph": torch.ones(5, 6)}, "'graph' has shape [5, 6] (expected [6, 6]"),
+    ("graph float64", {"graph": torch.ones(6, 6, dtype=torch.float64)}, "expected torch.float32"),
+    ("graph nan", {"graph": torch.full((6, 6), float("nan"))}, "'graph' holds NaN or infinite"),
+    ("graph a list", {"graph": [[1.0]]}, "'graph' is list"),
 ]
 META_CASES: list[tuple[str, Any, str]] = [
     ("in_steps", 10**12, "meta.in_steps is 1000000000000 (expected 1 to 1000000)"),

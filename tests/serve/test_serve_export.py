@@ -15,7 +15,7 @@ import torch
 from linearcast.cli import main
 from linearcast.data import StandardScaler, synthetic_traffic
 from linearcast.engine import TrainConfig, train
-from linearcast.engine.checkpoint import load_checkpoint
+from linearcast.engine.checkpoint import atomic_save, load_checkpoint
 from linearcast.errors import ConfigError
 from linearcast.serve import export as export_mod
 from linearcast.serve.export import export_onnx, missing_onnx_packages
@@ -174,7 +174,7 @@ GRAPH_MODELS = {
 @pytest.mark.parametrize("model", sorted(GRAPH_MODELS))
 def test_graph_models_are_rebuilt_on_the_runs_graph_for_export(tmp_path: Path, model: str) -> None:
     # the builders need the graph before the weights are loaded (DCRNN's supports are not in
-    # the checkpoint at all); export has no --data, so it reads the run's data again
+    # the checkpoint's weights); export has no --data, so it uses the graph the checkpoint kept
     run_dir = _run(tmp_path / "runs", model=model, model_overrides=GRAPH_MODELS[model])
     name, meta, _, rebuilt = export_mod._load_run(run_dir)
     trained = load_checkpoint(run_dir / "best.ckpt")["model"]
@@ -183,9 +183,16 @@ def test_graph_models_are_rebuilt_on_the_runs_graph_for_export(tmp_path: Path, m
         assert torch.equal(value, trained[key].to(value.dtype)), key
     supports = [b for k, b in rebuilt.named_buffers() if k.startswith(("support", "gso"))]
     assert supports and all(bool(s.abs().sum() > 0) for s in supports)  # a graph, not zeros
-    # without the run's data: one sentence naming the run, the model and the fix
+    # the checkpoint keeps the graph: the run's data may be gone
     config = json.loads((run_dir / "config.json").read_text())
     config["data"] = str(tmp_path / "gone.csv")
     (run_dir / "config.json").write_text(json.dumps(config))
+    *_, again = export_mod._load_run(run_dir)
+    for key, value in again.named_buffers():
+        assert torch.equal(value, dict(rebuilt.named_buffers())[key]), key
+    # a run written before checkpoints kept it, without its data: one sentence with the fix
+    ckpt = load_checkpoint(run_dir / "best.ckpt")
+    del ckpt["graph"]
+    atomic_save(ckpt, run_dir / "best.ckpt")
     with pytest.raises(ConfigError, match=rf"model '{model}' is built on the graph of the run's"):
         export_mod._load_run(run_dir)

@@ -17,6 +17,7 @@ import torch
 from linearcast.cli import main
 from linearcast.data import synthetic_traffic
 from linearcast.engine import TrainConfig, train
+from linearcast.engine.checkpoint import load_checkpoint
 from linearcast.errors import ConfigError, DataError
 from linearcast.serve import predict_run
 from linearcast.serve.forecast import forecast_run
@@ -281,3 +282,34 @@ def test_a_graph_the_model_never_saw_is_refused_where_the_checkpoint_lacks_it(
             forecast_run(run_dir, recent)
     else:  # the checkpoint holds the operator: the data's graph changes nothing
         np.testing.assert_array_equal(forecast_run(run_dir, recent).values, same.values)
+
+
+@pytest.mark.parametrize(
+    ("model", "overrides"),
+    [
+        ("dcrnn", {"rnn_units": 4, "num_rnn_layers": 1}),
+        ("stgcn", {"temporal_channels": 4, "graph_channels": 2, "output_channels": 4}),
+        ("gwnet", {"residual_channels": 4, "dilation_channels": 4, "skip_channels": 8,
+                   "end_channels": 8, "blocks": 1, "adaptive_embedding_dim": 2}),
+    ],
+)  # fmt: skip
+@pytest.mark.filterwarnings("ignore:.*no timestamps or start time")
+def test_new_data_without_a_graph_is_forecast_on_the_graph_the_run_kept(
+    tmp_path: Path, model: str, overrides: dict[str, object]
+) -> None:
+    # a practitioner's recent readings rarely come with the sensor graph: the checkpoint keeps
+    # the one the weights were trained on, and forecasts on it (before: "needs a graph")
+    run_dir, data = _graph_run(tmp_path, model, overrides)
+    kept = load_checkpoint(run_dir / "best.ckpt")["graph"]
+    np.testing.assert_array_equal(
+        kept.numpy(), np.loadtxt(data.parent / "flows_adj.csv", delimiter=",").astype(np.float32)
+    )
+    recent = tmp_path / "new" / "recent.csv"
+    recent.parent.mkdir()
+    pd.read_csv(data).tail(40).to_csv(recent, index=False)
+    given = forecast_run(
+        run_dir, recent, data_options={"adjacency": str(data.parent / "flows_adj.csv")}
+    )
+    alone = forecast_run(run_dir, recent)
+    np.testing.assert_array_equal(alone.values, given.values)
+    assert np.isfinite(alone.values).all()

@@ -107,6 +107,16 @@ def _check_meta(meta: Any) -> None:
             raise _Bad(f"meta.{key} is {_show(meta[key])} (expected a string)")
 
 
+def _check_graph(graph: Any, num_nodes: int) -> None:
+    if graph is None:
+        return
+    t = _tensor(graph, "'graph'", dtype=torch.float32)
+    if tuple(t.shape) != (num_nodes, num_nodes):
+        raise _Bad(f"'graph' has shape {list(t.shape)} (expected [{num_nodes}, {num_nodes}])")
+    if not bool(torch.isfinite(t).all()):
+        raise _Bad("'graph' holds NaN or infinite weights (expected finite ones)")
+
+
 def _check_scaler(scaler: Any, num_nodes: int) -> None:
     scaler = _dict(scaler, "'scaler'")
     mode = scaler.get("mode")
@@ -215,6 +225,7 @@ def check_checkpoint(ckpt: Any, path: str | Path) -> None:
         _check_model(ckpt.get("model"))
         _check_meta(ckpt.get("meta"))
         _check_scaler(ckpt.get("scaler"), int(ckpt["meta"]["num_nodes"]))
+        _check_graph(ckpt.get("graph"), int(ckpt["meta"]["num_nodes"]))
         _dict(ckpt.get("config"), "'config'")
         _check_progress(ckpt)
         _check_rng(ckpt.get("rng"))

@@ -203,6 +203,9 @@ def save_checkpoint(run: RunState, config: TrainConfig, path: Path, epoch: int) 
         "history": run.history,
         "meta": run.meta,
     }
+    graph = kept_graph(config, run.prep)
+    if graph is not None:
+        state["graph"] = graph
     if fabric.is_global_zero:
         try:
             atomic_save(state, path)  # removes its temp file on failure
@@ -277,6 +280,30 @@ def graph_fingerprint(adjacency: Any) -> str | None:
 
     a = np.ascontiguousarray(adjacency, dtype=np.float32)
     return hashlib.sha256(repr(a.shape).encode() + a.tobytes()).hexdigest()
+
+
+def kept_graph(config: TrainConfig, prep: PreparedData) -> torch.Tensor | None:
+    """The ``[N, N]`` float32 graph a graph model was built on, kept in its checkpoints so that
+    forecasting on new data without a graph, and export, use the graph its weights saw (None:
+    the model needs none, or its graph came from ``--set model_overrides.adjacency``)."""
+    from linearcast.models import REGISTRY
+
+    spec = REGISTRY.get(config.model)
+    adjacency = prep.dataset.adjacency
+    if spec is None or not spec.needs_graph or adjacency is None:
+        return None
+    if "adjacency" in config.model_overrides:
+        return None
+    import numpy as np
+
+    return torch.from_numpy(np.array(adjacency, dtype=np.float32))
+
+
+def trained_graph(ckpt: dict[str, Any]) -> Any:
+    """The graph :func:`kept_graph` put in a checkpoint, as a float32 numpy array (None: the
+    checkpoint has none: no graph model, or written before graphs were kept)."""
+    graph = ckpt.get("graph")
+    return None if graph is None else graph.numpy()
 
 
 def check_trained_graph(

@@ -153,16 +153,19 @@ def dataset_label(prep: PreparedData) -> str:
 
 
 # ---------------------------------------------------------------------- model
-def build_model(config: TrainConfig, prep: PreparedData) -> nn.Module:
+def build_model(config: TrainConfig, prep: PreparedData, *, trained_graph: Any = None) -> nn.Module:
     """Build ``config.model`` from the registry for the prepared data's shape.
 
-    The adjacency is passed to models that declare ``needs_graph``; models that need time
-    features are checked against the protocol's input channels.
+    The adjacency (or ``trained_graph`` where the data has none) is passed to models that
+    declare ``needs_graph``; models that need time features are checked against the
+    protocol's input channels.
 
     Raises:
         ConfigError: unknown model, missing graph or time features.
     """
-    return build_model_for(config, prep.dataset, prep.protocol, prep.input_channels)
+    return build_model_for(
+        config, prep.dataset, prep.protocol, prep.input_channels, trained_graph=trained_graph
+    )
 
 
 def build_model_for(
@@ -172,6 +175,7 @@ def build_model_for(
     input_channels: int | None = None,
     *,
     steps_per_day: int | None = None,
+    trained_graph: Any = None,
 ) -> nn.Module:
     """:func:`build_model` without a split: for data that only holds inputs (forecasting).
 
@@ -181,6 +185,8 @@ def build_model_for(
         protocol: gives the window lengths and the input channels.
         input_channels: C_in (default: from the protocol's time-feature flags).
         steps_per_day: the size of a time-of-day table to build (default: the dataset's).
+        trained_graph: the ``[N, N]`` graph the run was trained on (kept in its checkpoint),
+            used when ``dataset`` has none.
     """
     from linearcast.models import REGISTRY, build
 
@@ -195,7 +201,8 @@ def build_model_for(
         )
     overrides = numbers_from_text(config.model_overrides)
     if spec.needs_graph and "adjacency" not in overrides:
-        if dataset.adjacency is None:
+        adjacency = dataset.adjacency if dataset.adjacency is not None else trained_graph
+        if adjacency is None:
             # a variant of the same model file that needs no graph (gwnet -> gwnet-adaptive)
             others = [
                 s.name
@@ -207,7 +214,7 @@ def build_model_for(
                 f"model {spec.name!r} needs a graph, but {dataset.source} has no adjacency; "
                 f"give one with --set data_options.adjacency=FILE{instead}."
             )
-        overrides["adjacency"] = dataset.adjacency
+        overrides["adjacency"] = adjacency
     steps_per_day = steps_per_day or dataset.steps_per_day
     if "steps_per_day" in spec.data_fields and "steps_per_day" not in overrides and steps_per_day:
         overrides["steps_per_day"] = int(steps_per_day)

@@ -44,7 +44,7 @@ def forecast_windows(
     from linearcast.data import StandardScaler, WindowDataset
     from linearcast.engine.checkpoint import BEST, load_weights
     from linearcast.engine.evaluation import forward_eval
-    from linearcast.engine.run_state import check_trained_graph
+    from linearcast.engine.run_state import check_trained_graph, trained_graph
     from linearcast.engine.setup import build_model_for
     from linearcast.engine.target import apply_output_rule, clip_data_units
     from linearcast.serve.run import inference_fabric
@@ -63,7 +63,12 @@ def forecast_windows(
     )
     meta = ckpt.get("meta", {})
     model = build_model_for(
-        config, ds, p, windows.input_channels, steps_per_day=meta.get("steps_per_day")
+        config,
+        ds,
+        p,
+        windows.input_channels,
+        steps_per_day=meta.get("steps_per_day"),
+        trained_graph=trained_graph(ckpt),
     )
     load_weights(model, ckpt["model"], run_dir / BEST)
     check_trained_graph(model, meta, ds.adjacency, str(ds.source), run_dir)

@@ -110,10 +110,14 @@ def _placeholder_dataset(meta: dict[str, Any], adjacency: np.ndarray | None = No
     )
 
 
-def _run_graph(run_dir: Path, config: TrainConfig, num_nodes: int) -> np.ndarray | None:
-    """The graph a graph model was trained on, read again from the run's data (None: the model
-    needs none). DCRNN keeps its supports out of the checkpoint, and every graph model's builder
-    needs one before the checkpoint's buffers replace what it made."""
+def _run_graph(
+    run_dir: Path, config: TrainConfig, num_nodes: int, ckpt: dict[str, Any]
+) -> np.ndarray | None:
+    """The graph a graph model was trained on (None: the model needs none): the checkpoint's
+    copy, or for runs written before checkpoints kept it, read again from the run's data.
+    DCRNN keeps its supports out of its weights, and every graph model's builder needs one
+    before the checkpoint's buffers replace what it made."""
+    from linearcast.engine.run_state import trained_graph
     from linearcast.engine.setup import load_dataset
     from linearcast.errors import DataError
     from linearcast.models import REGISTRY
@@ -121,6 +125,9 @@ def _run_graph(run_dir: Path, config: TrainConfig, num_nodes: int) -> np.ndarray
     spec = REGISTRY.get(config.model)
     if spec is None or not spec.needs_graph or "adjacency" in config.model_overrides:
         return None
+    kept = trained_graph(ckpt)
+    if kept is not None:
+        return np.asarray(kept)
     try:
         adjacency = load_dataset(config).adjacency
     except (ConfigError, DataError) as err:
@@ -263,7 +270,7 @@ def _load_run(run_dir: Path) -> tuple[str, dict[str, Any], StandardScaler, nn.Mo
     scaler = StandardScaler.from_state_dict(ckpt["scaler"])
     model = build_model_for(
         config,
-        _placeholder_dataset(meta, _run_graph(run_dir, config, int(meta["num_nodes"]))),
+        _placeholder_dataset(meta, _run_graph(run_dir, config, int(meta["num_nodes"]), ckpt)),
         protocol,
         int(meta["input_channels"]),
         steps_per_day=meta.get("steps_per_day"),

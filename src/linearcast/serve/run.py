@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from linearcast.engine.checkpoint import BEST, load_checkpoint, load_weights
 from linearcast.engine.config import TrainConfig
-from linearcast.engine.run_state import check_trained_graph
+from linearcast.engine.run_state import check_trained_graph, trained_graph
 from linearcast.engine.series_identity import match_series, read_series
 from linearcast.engine.setup import build_model, load_dataset, prepare_data
 from linearcast.engine.target import apply_output_rule
@@ -152,7 +152,7 @@ def best_model(
     ckpt: dict[str, Any], config: TrainConfig, prep: PreparedData, fabric: Fabric, run_dir: Path
 ) -> Any:
     """The run's model with its best weights and output rule, in eval mode on the device."""
-    model = build_model(config, prep)
+    model = build_model(config, prep, trained_graph=trained_graph(ckpt))
     load_weights(model, ckpt["model"], run_dir / BEST)
     check_trained_graph(
         model, ckpt.get("meta", {}), prep.dataset.adjacency, str(prep.dataset.source), run_dir
