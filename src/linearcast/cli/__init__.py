@@ -13,7 +13,8 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TextIO
 
 from linearcast.errors import LinearcastError
@@ -90,6 +91,19 @@ def add_run_data_arguments(
         f"y_hat_lo_90 / y_hat_hi_90{level_columns}",
     )
     p.add_argument("--accelerator", help="override the run's accelerator (e.g. cpu)")
+
+
+@contextmanager
+def warnings_after() -> Iterator[None]:
+    """Hold the user warnings of a command's work (every repeat, not Python's first-only) and
+    print each as one ``linearcast: warning:`` line when the work is done, before the command's
+    summary (not between progress lines); other warning categories are dropped."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            _one_line_warning(w.message, w.category, w.filename, w.lineno)
 
 
 def _one_line_warning(

@@ -9,11 +9,9 @@ per cutoff and overall, and the error per cutoff over time into a new folder.
 from __future__ import annotations
 
 import argparse
-import sys
-import warnings
 from typing import Any
 
-from linearcast.cli import add_run_data_arguments
+from linearcast.cli import add_run_data_arguments, warnings_after
 
 EPILOG = """\
 Cutoffs (neuralforecast's cross_validation): window k = 1..K has its cutoff (last input step)
@@ -47,8 +45,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     levels = check_levels(args.level) if args.level else ()
     out_dir = args.out_dir or default_out_dir(args.run_dir)
     check_out_dir(out_dir, args.out, refit=args.refit)  # before reading data or training
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings_after():
         bt = backtest_run(
             args.run_dir,
             args.data,
@@ -64,9 +61,6 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
             level=levels,
         )
         paths = bt.save(out_dir, args.out)
-    for w in caught:  # one line each, like the errors; not Python's file:line form
-        if issubclass(w.category, UserWarning):
-            print(f"linearcast: warning: {w.message}", file=sys.stderr)
     shown = bt.metrics if len(bt.metrics) <= 30 else bt.metrics.iloc[[*range(5), *range(-5, 0)]]
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(bt.summary())

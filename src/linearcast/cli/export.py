@@ -8,9 +8,9 @@ time features as channels 1-2 for STAEformer-style models), output ``forecast
 from __future__ import annotations
 
 import argparse
-import sys
-import warnings
 from typing import Any
+
+from linearcast.cli import warnings_after
 
 EPILOG = """\
 The ONNX model (scaler folded in; a .json beside it describes the same):
@@ -30,12 +30,8 @@ Examples:
 def _cmd_export(args: argparse.Namespace) -> int:
     from linearcast.serve.export import export_onnx
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UserWarning)
+    with warnings_after():
         res = export_onnx(args.run_dir, args.onnx, check=not args.no_check, opset=args.opset)
-    for w in caught:  # one line each, like the errors; not Python's file:line form
-        if issubclass(w.category, UserWarning):
-            print(f"linearcast: warning: {w.message}", file=sys.stderr)
     shape_in = "x".join(str(v) for v in res["input_shape"])
     shape_out = "x".join(str(v) for v in res["output_shape"])
     print(

@@ -9,12 +9,10 @@ series and time), ``.npz`` with ``forecast [T_out, N, C]``, ``timestamps`` and `
 from __future__ import annotations
 
 import argparse
-import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
-from linearcast.cli import add_run_data_arguments
+from linearcast.cli import add_run_data_arguments, warnings_after
 
 EPILOG = """\
 Series are matched to the run's by name (columns in any order); a file whose series are not the
@@ -53,8 +51,7 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
         check_writable(args.out)  # before reading data and running the model
     if args.plot:
         check_output_path(args.plot, (".png", ".svg", ".pdf"), option="--plot")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings_after():
         fc = forecast_run(
             args.run_dir,
             args.data,
@@ -69,9 +66,6 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
             from linearcast.serve.interval_plot import plot_forecast_band
 
             plot_forecast_band(args.plot, fc, title=Path(args.run_dir).name)
-    for w in caught:  # one line each, like the errors; not Python's file:line form
-        if issubclass(w.category, UserWarning):
-            print(f"linearcast: warning: {w.message}", file=sys.stderr)
     if path is None:
         print(fc.to_frame().to_string(index=False))
     kind = "" if fc.timestamps is not None else "step "
