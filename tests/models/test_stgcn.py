@@ -3,6 +3,7 @@ and the one-sentence errors for a graph or window it cannot use."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +125,7 @@ def test_unused_aligns_get_no_gradient_and_are_frozen() -> None:
         ({"adjacency": -_ring(6)}, "non-negative edge weights"),
         ({"adjacency": _ring(5)}, "graph of 5 nodes for N=6"),
         ({"adjacency": np.full((6, 6), np.nan)}, "finite square adjacency"),
-        ({"adjacency": _ring(6), "num_blocks": 3}, "needs in_steps >= 13.*in_steps=13 or"),
+        ({"adjacency": _ring(6), "num_blocks": 3}, "needs in_steps >= 13.*in_steps=13, or"),
         ({"adjacency": _ring(6), "cheb_k": 0}, "cheb_k must be an integer >= 1"),
     ],
 )
@@ -132,6 +133,29 @@ def test_unusable_graph_or_window_is_one_sentence(overrides: dict[str, Any], mat
     with pytest.raises(ConfigError, match=match) as err:
         build("stgcn", num_nodes=6, in_steps=12, out_steps=12, **overrides)
     assert str(err.value).startswith("STGCN ") and "\n" not in str(err.value)
+
+
+def test_both_fixes_the_short_window_message_names_build() -> None:
+    # every window too short for the blocks: the message's two fixes (a longer window; fewer
+    # blocks, or a shorter kernel where one block cannot fit) each give a model that builds
+    tried = 0
+    for in_steps in range(2, 15):
+        for kernel in range(2, 6):
+            for blocks in range(1, 5):
+                if in_steps - blocks * 2 * (kernel - 1) >= 1:
+                    continue
+                opts = {"temporal_kernel": kernel, "num_blocks": blocks, "adjacency": _ring(6)}
+                with pytest.raises(ConfigError) as err:
+                    build("stgcn", num_nodes=6, in_steps=in_steps, out_steps=3, **opts)
+                text = str(err.value)
+                found = re.search(r"in_steps=(\d+), or .*model_overrides\.(\w+)=(\d+) to fit", text)
+                assert found, text
+                longer, name, value = int(found[1]), found[2], int(found[3])
+                build("stgcn", num_nodes=6, in_steps=longer, out_steps=3, **opts)
+                build("stgcn", num_nodes=6, in_steps=in_steps, out_steps=3,
+                      **{**opts, name: value})  # fmt: skip
+                tried += 1
+    assert tried > 50
 
 
 def test_data_without_a_graph_names_the_file_and_the_fix() -> None:

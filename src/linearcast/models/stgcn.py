@@ -101,11 +101,20 @@ class STGCNConfig:
             )
         if self.ko < 1:
             need = self.in_steps - self.ko + 1
+            shortening = 2 * (self.temporal_kernel - 1)  # > 0 here
+            # what fits the given window instead: fewer blocks if one fits, else a shorter kernel
+            blocks = (self.in_steps - 1) // shortening
+            kernel = (self.in_steps - 1) // (2 * self.num_blocks) + 1
+            instead = (
+                f"--set model_overrides.num_blocks={blocks}"
+                if blocks >= 1
+                else f"--set model_overrides.temporal_kernel={kernel}"
+            )
             raise ConfigError(
                 f"STGCN with temporal_kernel={self.temporal_kernel} and num_blocks="
                 f"{self.num_blocks} needs in_steps >= {need} (each block shortens the window by "
-                f"{2 * (self.temporal_kernel - 1)}), found in_steps={self.in_steps}; set "
-                f"--set protocol_overrides.in_steps={need} or fewer model_overrides.num_blocks."
+                f"{shortening}), found in_steps={self.in_steps}; set --set "
+                f"protocol_overrides.in_steps={need}, or {instead} to fit {self.in_steps} steps."
             )
 
     @property
