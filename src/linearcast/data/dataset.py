@@ -218,7 +218,8 @@ class TimeSeriesDataset:
             f"{self.source}: time-of-day features need timestamps, a start time or steps per "
             f"day; found none. Give the step with --set data_options.freq_minutes=MINUTES (and the "
             f"first time with --set data_options.start=YYYY-MM-DD), or leave the feature out with "
-            f"--set protocol_overrides.add_time_of_day=false (STAEformer-type models need it)."
+            f"--set protocol_overrides.add_time_of_day=false (the models flagged T in `linearcast "
+            f"models` read it)."
         )
 
     def day_of_week(self) -> np.ndarray:
@@ -242,7 +243,8 @@ class TimeSeriesDataset:
             f"{self.source}: day-of-week features need timestamps, a start time or steps per "
             f"day; found none. Give the step with --set data_options.freq_minutes=MINUTES (and the "
             f"first time with --set data_options.start=YYYY-MM-DD), or leave the feature out with "
-            f"--set protocol_overrides.add_day_of_week=false (STAEformer-type models need it)."
+            f"--set protocol_overrides.add_day_of_week=false (the models flagged T in `linearcast "
+            f"models` read it)."
         )
 
     # ------------------------------------------------------------------ summary
