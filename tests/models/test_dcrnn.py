@@ -196,3 +196,54 @@ def test_presets_hold_the_published_recipes(name: str) -> None:
     else:  # BasicTS v0.5.8 PEMS04.py / PEMS08.py (no clipping on PEMS08)
         assert (cfg.lr, cfg.milestones, cfg.gamma, cfg.protocol) == (3e-3, [80], 0.3, "pems")
         assert cfg.grad_clip == (0.0 if name == "dcrnn-pems08" else 5.0)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"max_diffusion_step": 3, "num_rnn_layers": 2}, {"max_diffusion_step": 1},
+     {"filter_type": "random_walk", "output_dim": 2}],
+)  # fmt: skip
+def test_sparse_supports_give_the_dense_values_and_gradients(overrides: dict[str, object]) -> None:
+    # the dense path is the one checked against the reference code (test_reference_dcrnn.py)
+    x, y = _xy()
+    dense = _model(graph_impl="dense", **overrides).train()
+    sparse = _model(graph_impl="sparse", **overrides).train()
+    sparse.load_state_dict(dense.state_dict())
+    draws = torch.tensor([0.1, 0.9, 0.1], dtype=torch.float64)  # teacher-forced, fed back, ...
+    outs, grads = [], []
+    for model in (dense, sparse):
+        model.sampling_draws = lambda steps: draws[:steps]  # type: ignore[method-assign]
+        xi = x.clone().requires_grad_(True)
+        out = model(xi, targets=y.expand(-1, -1, -1, model.config.output_dim).contiguous())
+        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+        outs.append(out)
+        grads.append([xi.grad, *(p.grad for p in model.parameters())])
+    assert sparse.resolved_impl(x.device) == "sparse"
+    assert dense.resolved_impl(x.device) == "dense"
+    torch.testing.assert_close(outs[1], outs[0], rtol=0, atol=1e-12)
+    assert float(outs[0].abs().max()) > 0.1
+    for g_sparse, g_dense in zip(grads[1], grads[0], strict=True):
+        assert g_sparse is not None and g_dense is not None
+        torch.testing.assert_close(g_sparse, g_dense, rtol=0, atol=1e-11)
+
+
+def test_auto_multiplies_by_sparse_supports_on_the_cpu_only_for_a_sparse_graph() -> None:
+    ring = np.roll(np.eye(40), 1, axis=1)  # 1/40 of the entries
+    sparse = build("dcrnn", num_nodes=40, in_steps=2, out_steps=2, adjacency=ring)
+    full = build("dcrnn", num_nodes=N, in_steps=2, out_steps=2, adjacency=np.ones((N, N)))
+    assert isinstance(sparse, DCRNN) and isinstance(full, DCRNN)
+    assert sparse.resolved_impl(torch.device("cpu")) == "sparse"
+    assert sparse.resolved_impl(torch.device("meta")) == "dense"  # e.g. CUDA: not measured
+    assert full.resolved_impl(torch.device("cpu")) == "dense"
+
+
+def test_sparse_supports_stay_out_of_an_export() -> None:
+    # torch.export with a dynamic batch (as the ONNX export runs it) does not take sparse CSR:
+    # the same model exports on dense supports and gives the same forecast
+    model = build("dcrnn", num_nodes=N, in_steps=2, out_steps=2, adjacency=_graph(),
+                  rnn_units=4, graph_impl="sparse").eval()  # fmt: skip
+    x = torch.randn(B, 2, N, 3)
+    batch = torch.export.Dim("batch", min=1)
+    exported = torch.export.export(model, (x,), dynamic_shapes=({0: batch},))
+    torch.testing.assert_close(exported.module()(x), model(x))
+    torch.testing.assert_close(exported.module()(x[:1]), model(x[:1]))

@@ -49,13 +49,14 @@ def _case(checker: types.ModuleType, name: str) -> Any:
     return next(c for c in checker.CASES if c.name == name)
 
 
+@pytest.mark.parametrize("impl", ["dense", "sparse"])
 @pytest.mark.parametrize("mode", ["eval", "train-mixed", "train-teacher"])
 @pytest.mark.parametrize("name", ["small", "small-binary-graph", "k3-3layers-2outputs"])
 def test_outputs_and_gradients_equal_the_reference(
-    reference: tuple[types.ModuleType, types.ModuleType], name: str, mode: str
+    reference: tuple[types.ModuleType, types.ModuleType], name: str, mode: str, impl: str
 ) -> None:
     checker, module = reference
-    rec = checker.compare(module, _case(checker, name), mode)
+    rec = checker.compare(module, _case(checker, name), mode, impl)
     assert rec["output_max_abs"] > 0.1  # not a trivially zero forecast
     assert checker.worst(rec) < TOL
     if mode == "train-mixed":  # both kinds of decoder step are exercised
@@ -101,5 +102,6 @@ def test_the_comparison_notices_a_wrong_model(
 
     checker, module = reference
     monkeypatch.setattr(dcrnn, "diffusion_terms", fresh_support_start)
-    rec = checker.compare(module, _case(checker, "small"), "eval")
-    assert rec["output_max_abs_diff"] > 1e-6
+    for impl in ("dense", "sparse"):
+        rec = checker.compare(module, _case(checker, "small"), "eval", impl)
+        assert rec["output_max_abs_diff"] > 1e-6, impl

@@ -82,6 +82,8 @@ CASES = (
     Case("default-width", batch=2, num_nodes=20, graph="binary"),  # 2 × 64 units, K = 2
 )
 MODES = ("eval", "train-mixed", "train-teacher")
+#: our two ways of multiplying by the supports (DCRNNConfig.graph_impl), each checked
+IMPLS = ("dense", "sparse")
 
 
 def find_root(ref: Path) -> Path | None:
@@ -164,18 +166,21 @@ def _draws(mode: str, steps: int) -> list[float]:
     return [0.25 if t % 3 != 1 else 0.75 for t in range(steps)]  # below / above 1/2
 
 
-def compare(reference: types.ModuleType, case: Case, mode: str) -> dict[str, Any]:
-    """Run one case in one mode; returns the JSON-able record (shapes, max |Δ|s)."""
+def compare(
+    reference: types.ModuleType, case: Case, mode: str, impl: str = "dense"
+) -> dict[str, Any]:
+    """Run one case in one mode with our ``graph_impl=impl``; returns the JSON-able record
+    (shapes, max |Δ|s)."""
     with common.default_float64():
-        return _compare(reference, case, mode)
+        return _compare(reference, case, mode, impl)
 
 
-def _compare(reference: types.ModuleType, case: Case, mode: str) -> dict[str, Any]:
+def _compare(reference: types.ModuleType, case: Case, mode: str, impl: str) -> dict[str, Any]:
     b, n, t_in, t_out = case.batch, case.num_nodes, case.in_steps, case.out_steps
     a = graph(n, case.graph)
     torch.manual_seed(0)
     ours = build("dcrnn", num_nodes=n, in_steps=t_in, out_steps=t_out, adjacency=a,
-                 cl_decay_steps=TAU, **case.overrides)  # fmt: skip
+                 cl_decay_steps=TAU, graph_impl=impl, **case.overrides)  # fmt: skip
     assert isinstance(ours, DCRNN)
     c = ours.config
     kwargs = dict(
@@ -230,6 +235,7 @@ def _compare(reference: types.ModuleType, case: Case, mode: str) -> dict[str, An
     return {
         "case": case.name,
         "mode": mode,
+        "graph_impl": impl,
         "teacher_forced_steps": []
         if mode == "eval"
         else [t for t, u in enumerate(draws) if u < threshold],
@@ -257,7 +263,12 @@ def run(ref: Path) -> dict[str, Any]:
         "reference_dir": str(root),
         "written_against": REFERENCE,
         **common.environment(),
-        "cases": [compare(reference, case, mode) for case in CASES for mode in MODES],
+        "cases": [
+            compare(reference, case, mode, impl)
+            for case in CASES
+            for mode in MODES
+            for impl in IMPLS
+        ],
     }
 
 

@@ -106,6 +106,7 @@ OPTION_CHECKS: dict[str, Check] = {
     "num_rnn_layers": _LAYERS,
     "max_diffusion_step": Integer(0, 64),
     "filter_type": Choice(("dual_random_walk", "random_walk")),
+    "graph_impl": Choice(("auto", "sparse", "dense")),
     "use_curriculum_learning": Flag(),
     "cl_decay_steps": Integer(1, 1_000_000_000),
     # the baselines
