@@ -9,6 +9,8 @@ the ranks are exact.
 from __future__ import annotations
 
 import itertools
+import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
     from lightning_fabric import Fabric
 
     from linearcast.data import PreparedData
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,13 +51,45 @@ class RunLoaders:
     steps_per_epoch: int
 
 
-def _loader(config: TrainConfig, data: Any, batch_size: int, sampler: Any) -> DataLoader[Any]:
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the OS tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def worker_count(requested: int) -> int:
+    """``num_workers`` capped at :func:`usable_cpus` (with a warning when it is capped).
+
+    The windows are already in memory, so a worker beyond the CPUs loads nothing faster; each
+    is a process of its own (hundreds of MB), and four loaders' worth of a large number can
+    exhaust the machine's memory.
+    """
+    cpus = usable_cpus()
+    if requested <= cpus:
+        return requested
+    log.warning(
+        "num_workers=%d is more than the %d CPU(s) this process may use; using %d (each "
+        "worker is a process of its own, so more only costs memory); set --set "
+        "num_workers=%d or fewer to silence this.",
+        requested,
+        cpus,
+        cpus,
+        cpus,
+    )
+    return cpus
+
+
+def _loader(
+    data: Any, batch_size: int, sampler: Any, workers: int, *, persistent: bool
+) -> DataLoader[Any]:
     return DataLoader(
         data,
         batch_size=batch_size,
         sampler=sampler,
-        num_workers=config.num_workers,
-        persistent_workers=config.num_workers > 0,
+        num_workers=workers,
+        persistent_workers=persistent and workers > 0,
     )
 
 
@@ -63,6 +99,11 @@ def make_loaders(config: TrainConfig, prep: PreparedData, fabric: Fabric) -> Run
     world, rank = fabric.world_size, fabric.global_rank
     eval_bs = cfg.eval_batch_size or cfg.batch_size
     train_sampler = EpochShardSampler(prep.train, rank, world, seed=cfg.seed)
+    workers = worker_count(cfg.num_workers)
+
+    def shard(part: Any) -> ShardSampler:
+        return ShardSampler(part, rank, world)
+
     val_part: Any = prep.val
     if cfg.max_val_batches and cfg.max_val_batches * eval_bs < len(prep.val):
         # per-epoch validation on windows spread evenly over the whole validation period
@@ -70,10 +111,11 @@ def make_loaders(config: TrainConfig, prep: PreparedData, fabric: Fabric) -> Run
         picks = np.linspace(0, len(prep.val) - 1, cfg.max_val_batches * eval_bs).round()
         val_part = torch.utils.data.Subset(prep.val, np.unique(picks.astype(int)).tolist())
     train_loader, val_loader, full_val_loader, test_loader = fabric.setup_dataloaders(
-        _loader(cfg, prep.train, cfg.batch_size, train_sampler),
-        _loader(cfg, val_part, eval_bs, ShardSampler(val_part, rank, world)),
-        _loader(cfg, prep.val, eval_bs, ShardSampler(prep.val, rank, world)),
-        _loader(cfg, prep.test, eval_bs, ShardSampler(prep.test, rank, world)),
+        # the per-epoch loaders keep their workers; the final ones run once
+        _loader(prep.train, cfg.batch_size, train_sampler, workers, persistent=True),
+        _loader(val_part, eval_bs, shard(val_part), workers, persistent=True),
+        _loader(prep.val, eval_bs, shard(prep.val), workers, persistent=False),
+        _loader(prep.test, eval_bs, shard(prep.test), workers, persistent=False),
         use_distributed_sampler=False,
     )
     steps_per_epoch = len(train_loader)
