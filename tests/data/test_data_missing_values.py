@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -203,6 +204,51 @@ def test_a_null_rule_that_masks_most_targets_stops_and_names_both_choices() -> N
     kept = get_protocol("pems", null_value=None, allow_mostly_missing=True).prepare(ds)
     assert kept.masked_fraction("train") > 0.5
     get_protocol("pems", null_value=None).prepare(_counts(0.3))  # under half: no question
+
+
+def test_a_series_that_is_mostly_null_is_named_in_a_warning() -> None:
+    # ten series of readings and one of rainfall, 70% real zeros: 6% of all targets, so the
+    # whole-data question stays quiet, but that series' zeros would all leave the metrics
+    rng = np.random.default_rng(3)
+    v = rng.normal(50, 5, (600, 11)).astype(np.float32)
+    rain = np.maximum(rng.normal(0, 1, 600), 0.1).astype(np.float32)
+    rain[rng.random(600) < 0.7] = 0.0
+    v[:, 7] = rain
+    names = [f"s{i}" for i in range(11)]
+    names[7] = "rain"
+    ds = as_dataset(pd.DataFrame(v, columns=names, index=pd.date_range("2024", periods=600,
+                                 freq="5min")), null_value=0.0)  # fmt: skip
+    protocol = get_protocol("pems", null_value=None)
+    with pytest.warns(UserWarning) as caught:
+        protocol.prepare(ds)
+    (text,) = [str(w.message) for w in caught if "mostly the null value" in str(w.message)]
+    share = 100 * float((rain == 0).mean())
+    assert f"1 of 11 series are mostly the null value 0 (rain {share:.1f}%)" in text
+    assert "--set data_options.null_value=nan" in text
+    # scoring the zeros, or choosing to keep them masked, says nothing
+    for quiet in (get_protocol("pems", null_value=float("nan")),
+                  get_protocol("pems", null_value=None, allow_mostly_missing=True)):  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            quiet.prepare(ds)
+
+
+def test_the_mostly_null_warning_names_the_worst_series_and_counts_the_rest() -> None:
+    v = np.full((400, 9), 4.0, np.float32)
+    for i in range(8):
+        v[: 220 + 20 * i, i] = 0.0  # series i: (220 + 20 i) / 400 zeros, all above half
+    v[:, 8] = 5.0
+    # 8 series mostly zero would be most of the data: keep it under half with many others
+    v = np.concatenate([v, np.full((400, 30), 4.0, np.float32)], axis=1)
+    ds = as_dataset(v, freq_minutes=60, null_value=0.0)
+    with pytest.warns(UserWarning, match="mostly the null value") as caught:
+        get_protocol("pems", null_value=None, add_time_of_day=False,
+                     add_day_of_week=False).prepare(ds)  # fmt: skip
+    (text,) = [str(w.message) for w in caught if "mostly the null value" in str(w.message)]
+    assert "8 of 39 series" in text and "and 3 more" in text
+    named = text[text.index("(") + 1 : text.index(")")]
+    assert named.startswith("series 7 90.0%, series 6 85.0%, series 5 80.0%")
+    assert named.count("%") == 5
 
 
 def test_the_question_is_asked_on_the_whole_series_too() -> None:

@@ -13,9 +13,9 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TextIO
+from typing import Any, TextIO
 
 from linearcast.errors import LinearcastError
 
@@ -121,6 +121,20 @@ def _one_line_warning(
     print(f"linearcast: warning: {text}", file=sys.stderr)
 
 
+def _once_per_command() -> Callable[..., None]:
+    """:func:`_one_line_warning` that prints a text once per command: ``train`` reads its data
+    again for the prediction intervals, and the reader's warning said twice says nothing more."""
+    shown: set[str] = set()
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        text = " ".join(str(message).split())
+        if text not in shown:
+            shown.add(text)
+            _one_line_warning(message, category, *args, **kwargs)
+
+    return show
+
+
 class _OneLineFormatter(logging.Formatter):
     """Log records in the style of the warnings and errors: ``linearcast: warning: ...`` for
     warnings (the trainer's masked-targets note, a reader's), ``linearcast: error: ...`` for
@@ -153,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         with warnings.catch_warnings():
-            warnings.showwarning = _one_line_warning
+            warnings.showwarning = _once_per_command()
             code = int(args.func(args) or 0)
         sys.stdout.flush()
         return code

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -116,8 +117,9 @@ def _check_mostly_null(
     protocol: Protocol, dataset: TimeSeriesDataset, null_value: float, train_end: int
 ) -> None:
     """Stop when a finite null value marks more than half of the training targets or of the
-    whole target series: a rule that hides most targets (the real zeros of boarding counts)
-    changes what the loss and the metrics mean, so it must be chosen, not defaulted into.
+    whole target series, and warn when it marks more than half of one series: a rule that
+    hides most targets (the real zeros of boarding counts, of rainfall) changes what the loss
+    and the metrics mean, so it must be chosen, not defaulted into.
 
     Args:
         protocol: gives the target channel and ``allow_mostly_missing``.
@@ -131,29 +133,59 @@ def _check_mostly_null(
     if math.isnan(null_value) or protocol.allow_mostly_missing:
         return
     target = dataset.values[:, :, protocol.target_channel]  # memmap view, no copy
-    hits, size = _null_count(target[:train_end], null_value)
-    where, share = "the training targets", hits / max(size, 1)
+    train_hits, train_rows = _null_count(target[:train_end], null_value)
+    rest_hits, _ = _null_count(target[train_end:], null_value)  # each row read once
+    size = train_rows * target.shape[1]
+    where, share = "the training targets", int(train_hits.sum()) / max(size, 1)
     if share <= MOSTLY_NULL:
-        rest_hits, rest_size = _null_count(target[train_end:], null_value)  # each row read once
-        where, share = "the target series", (hits + rest_hits) / max(size + rest_size, 1)
-    if share <= MOSTLY_NULL:
+        all_hits = int(train_hits.sum() + rest_hits.sum())
+        where, share = "the target series", all_hits / max(target.size, 1)
+    if share > MOSTLY_NULL:
+        raise DataError(
+            f"{dataset.source}: {100 * share:.1f}% of {where} equal the null value "
+            f"{null_value:g}, which marks a missing reading, so the loss and the metrics would "
+            f"leave them out; expected at most {100 * MOSTLY_NULL:.0f}%. If they are real "
+            f"readings (counts of zero), score them with --set data_options.null_value=nan; to "
+            f"keep them masked, --set protocol_overrides.allow_mostly_missing=true."
+        )
+    per_series = (train_hits + rest_hits) / max(target.shape[0], 1)
+    _warn_mostly_null_series(dataset, null_value, per_series)
+
+
+#: series named in the mostly-null warning (the rest are counted)
+_NAMED_SERIES = 5
+
+
+def _warn_mostly_null_series(
+    dataset: TimeSeriesDataset, null_value: float, per_series: np.ndarray
+) -> None:
+    """Warn about the series whose readings are mostly the null value (``per_series [N]``:
+    each series' share), naming the worst :data:`_NAMED_SERIES` of them."""
+    mostly = np.flatnonzero(per_series > MOSTLY_NULL)
+    if not len(mostly):
         return
-    raise DataError(
-        f"{dataset.source}: {100 * share:.1f}% of {where} equal the null value {null_value:g}, "
-        f"which marks a missing reading, so the loss and the metrics would leave them out; "
-        f"expected at most {100 * MOSTLY_NULL:.0f}%. If they are real readings (counts of "
-        f"zero), score them with --set data_options.null_value=nan; to keep them masked, "
-        f"--set protocol_overrides.allow_mostly_missing=true."
+    names = dataset.node_names or [f"series {i}" for i in range(len(per_series))]
+    worst = mostly[np.argsort(-per_series[mostly], kind="stable")][:_NAMED_SERIES]
+    listed = ", ".join(f"{names[i]} {100 * per_series[i]:.1f}%" for i in worst)
+    more = f" and {len(mostly) - len(worst)} more" if len(mostly) > len(worst) else ""
+    warnings.warn(
+        f"{dataset.source}: {len(mostly)} of {len(per_series)} series are mostly the null value "
+        f"{null_value:g} ({listed}{more}), which marks a missing reading, so the loss and the "
+        f"metrics leave those readings out. If they are real readings (counts of zero), score "
+        f"them with --set data_options.null_value=nan; to keep them masked and silence this, "
+        f"--set protocol_overrides.allow_mostly_missing=true.",
+        UserWarning,
+        stacklevel=2,
     )
 
 
-def _null_count(rows: np.ndarray, null_value: float) -> tuple[int, int]:
-    """``(entries within 5e-5 of the finite null value, entries)`` of ``rows``, chunked."""
-    hits = total = 0
+def _null_count(rows: np.ndarray, null_value: float) -> tuple[np.ndarray, int]:
+    """``(entries within 5e-5 of the finite null value per series [N], rows)`` of
+    ``rows: [T, N]``, chunked."""
+    hits = np.zeros(rows.shape[1], dtype=np.int64)
     for c in _chunks(rows):
-        hits += int(np.isclose(c, null_value, atol=NULL_ATOL, rtol=0.0).sum())
-        total += int(c.size)
-    return hits, total
+        hits += np.isclose(c, null_value, atol=NULL_ATOL, rtol=0.0).sum(axis=0)
+    return hits, int(rows.shape[0])
 
 
 # Entries read at once from a (memory-mapped) array by the chunked passes below.
