@@ -51,7 +51,11 @@ def record_intervals_line(
 # ---------------------------------------------------------------------- evaluate / predict
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from linearcast.serve.inference import evaluate_run
+    from linearcast.serve.outputs import check_output_path, run_inputs
 
+    if args.out:  # before any work: not over an existing file unless asked, never a run's own
+        check_output_path(args.out, (), overwrite=args.overwrite, run_dir=args.run_dir,
+                          reads=run_inputs(args.run_dir, args.data))  # fmt: skip
     res = evaluate_run(
         args.run_dir,
         data=args.data,
@@ -67,9 +71,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         print(res["table"])
     if args.out:
-        from linearcast.engine.run_dir import write_json
+        from linearcast.atomic import write_json
 
-        write_json(args.out, {k: v for k, v in res.items() if k != "table"})
+        result = {k: v for k, v in res.items() if k != "table"}
+        write_json(args.out, result, what="the evaluation result", fix="--out")
         if not args.json:
             print(f"\nwrote {args.out}")
     return 0
@@ -87,6 +92,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         batch_size=args.batch_size or 0,
         accelerator=args.accelerator,
         level=checked_levels(args.level),
+        overwrite=args.overwrite,
     )
     bands = f" and intervals {', '.join(sorted(res['intervals']))}" if res["intervals"] else ""
     print(
@@ -110,6 +116,15 @@ def _run_split_arguments(
     p.add_argument("--accelerator", help="override the run's accelerator (e.g. cpu)")
 
 
+def _overwrite_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out file (never the data read or a file the run keeps in "
+        "its directory: config.json, metrics.json, history.csv, *.ckpt, intervals.npz, ...)",
+    )
+
+
 def _add_evaluate(sub: Any) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser(
@@ -125,7 +140,12 @@ def _add_evaluate(sub: Any) -> None:
     p.add_argument("--max-batches", type=int, help="only the first N batches (quick checks)")
     _level_argument(p, "adds their coverage and mean width (overall and per horizon)")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
-    p.add_argument("--out", metavar="FILE", help="also write the result as JSON to FILE")
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        help="also write the result as JSON to FILE, a new file unless --overwrite",
+    )
+    _overwrite_argument(p)
     p.set_defaults(func=_cmd_evaluate)
 
 
@@ -142,9 +162,13 @@ def _add_predict(sub: Any) -> None:
         formatter_class=fmt,
     )
     _run_split_arguments(
-        p, data="forecast this dataset", batch="batch size", out="output .npy or .npz file"
+        p,
+        data="forecast this dataset",
+        batch="batch size",
+        out="output .npy or .npz file, a new one unless --overwrite",
     )
     _level_argument(p, "adds arrays lo_90 / hi_90 shaped like prediction to the .npz")
+    _overwrite_argument(p)
     p.set_defaults(func=_cmd_predict)
 
 

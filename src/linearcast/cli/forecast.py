@@ -23,6 +23,11 @@ T, T+1, ... when the file has no time):
                     the one forecast (the run's protocol_overrides.target_channel)
   .npz              forecast [T_out, N, C], timestamps [T_out], node_names [N], channel
 A run trained with --set nonnegative=true (the presets for counts) forecasts values >= 0.
+An existing --out or --plot file is kept unless --overwrite is given; the data read and the
+files a run keeps in its directory (config.json, metrics.json, history.csv, *.ckpt,
+intervals.npz, series.json, its plots) are never written over, not even with --overwrite.
+The file must be at the step the run was trained on (a 30-minute file for an hourly run is
+refused: resample it first).
 
 Prediction intervals (--level 80 90): split conformal, calibrated per series and horizon step
 on the run's validation windows (stored in RUN_DIR/intervals.npz the first time), so every
@@ -44,13 +49,17 @@ Examples:
 def _cmd_forecast(args: argparse.Namespace) -> int:
     from linearcast.serve.forecast import check_writable, forecast_run
     from linearcast.serve.intervals import check_levels
-    from linearcast.serve.outputs import check_output_path
+    from linearcast.serve.outputs import check_output_path, run_inputs
 
     levels = check_levels(args.level) if args.level else ()
+    # before reading data and running the model: nothing is written over unless asked, and
+    # never the data read or the run's own files
+    kept = {"overwrite": args.overwrite, "run_dir": args.run_dir,
+            "reads": run_inputs(args.run_dir, args.data)}  # fmt: skip
     if args.out:
-        check_writable(args.out)  # before reading data and running the model
+        check_writable(args.out, **kept)
     if args.plot:
-        check_output_path(args.plot, (".png", ".svg", ".pdf"), option="--plot")
+        check_output_path(args.plot, (".png", ".svg", ".pdf"), option="--plot", **kept)
     with warnings_after():
         fc = forecast_run(
             args.run_dir,
@@ -61,7 +70,7 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
             horizon=args.horizon,
             level=levels,
         )
-        path = fc.save(args.out) if args.out else None
+        path = fc.save(args.out, overwrite=args.overwrite) if args.out else None
         if args.plot:
             from linearcast.serve.interval_plot import plot_forecast_band
 
@@ -97,7 +106,8 @@ def add_parser(sub: Any) -> None:
         p,
         data_help="the recent history (at least in_steps steps), any format `train --data` reads",
         data_required=True,
-        out_help="write .csv, .parquet (unique_id, ds, y_hat) or .npz; default: print the table",
+        out_help="write .csv, .parquet (unique_id, ds, y_hat) or .npz, a new file unless "
+        "--overwrite; default: print the table",
         set_example=", e.g. --set data_options.freq_minutes=5 --set "
         "data_options.start=2025-01-07T00:00",
         level_columns=" (valid Python/SQL names), .npz arrays lo_90 / hi_90",
@@ -112,5 +122,10 @@ def add_parser(sub: Any) -> None:
         "--plot",
         metavar="FILE",
         help="also draw the forecast with its bands and recent history (.png, .svg, .pdf)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out / --plot file (never the data read or a run's own files)",
     )
     p.set_defaults(func=_cmd_forecast)

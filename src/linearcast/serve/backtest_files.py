@@ -63,7 +63,7 @@ def check_out_dir(
         )
     frame = Path(frame_path) if frame_path is not None else out_dir / FRAME
     if frame_path is not None:
-        check_output_path(frame, FRAME_SUFFIXES)
+        check_output_path(frame, FRAME_SUFFIXES, flag="")  # never onto a run's own files
     if frame.suffix.lower() == ".parquet" and importlib.util.find_spec("pyarrow") is None:
         raise ConfigError(
             f"{frame}: writing .parquet needs the pyarrow package, which is not installed "

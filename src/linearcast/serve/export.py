@@ -45,7 +45,7 @@ from linearcast.engine.series_identity import legacy_note, read_series
 from linearcast.engine.target import clip_data_units, recorded_target
 from linearcast.errors import ConfigError
 from linearcast.serve.export_description import add_metadata, sidecar
-from linearcast.serve.outputs import atomic_output, check_output_path
+from linearcast.serve.outputs import atomic_output, check_kept, check_output_path
 
 if TYPE_CHECKING:
     from linearcast.data import StandardScaler
@@ -196,8 +196,8 @@ def export_onnx(
             does not reproduce the forecast.
     """
     path = Path(path)
-    _check_target(path, check)
     run_dir = Path(run_dir)
+    _check_target(path, check, run_dir)
     model_name, meta, scaler, model = _load_run(run_dir)
     series = read_series(run_dir)
     if series is None:
@@ -238,10 +238,13 @@ def _result(path: Path, meta: dict[str, Any], c_out: int) -> dict[str, Any]:
     }
 
 
-def _check_target(path: Path, check: bool) -> None:
-    """Refuse an output name that is not ``.onnx`` in an existing folder, or missing ``[onnx]``
-    packages."""
-    check_output_path(path, (".onnx",), option="--onnx")
+def _check_target(path: Path, check: bool, run_dir: Path) -> None:
+    """Refuse an output name that is not ``.onnx`` in an existing folder, one whose ``.json``
+    description would write over a file of a run (``--onnx RUN_DIR/config.onnx``), or missing
+    ``[onnx]`` packages."""
+    check_output_path(path, (".onnx",), option="--onnx", run_dir=run_dir, flag="")
+    sidecar = "a file of your own for the .json description beside --onnx"
+    check_kept(path.with_suffix(".json"), "--onnx", run_dir=run_dir, flag="", what=sidecar)
     missing = [p for p in missing_onnx_packages() if check or p != "onnxruntime"]
     if missing:
         raise ConfigError(

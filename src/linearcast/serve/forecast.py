@@ -54,7 +54,7 @@ from linearcast.serve.intervals import (
     column_suffix,
     conformal_quantiles,
 )
-from linearcast.serve.outputs import atomic_output, check_output_path
+from linearcast.serve.outputs import atomic_output, check_output_path, input_files
 
 __all__ = ["OUTPUT_SUFFIXES", "Forecast", "forecast_run", "resolve_data_options"]
 
@@ -88,6 +88,8 @@ class Forecast:
         history: ``[T_h, N]`` the last readings of the forecast channel before the forecast
             (data units; drawn by the band plot), ``None`` when not kept.
         history_ds: their ``T_h`` timestamps (or step numbers).
+        run_dir: the run directory forecast with (:meth:`save` never writes over its files).
+        inputs: the files read (path -> what it is; :meth:`save` never writes over them).
     """
 
     values: np.ndarray
@@ -105,6 +107,8 @@ class Forecast:
     intervals: dict[float, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     history: np.ndarray | None = None
     history_ds: Any = None
+    run_dir: Path | None = None
+    inputs: dict[Path, str] = field(default_factory=dict)
 
     @property
     def horizon(self) -> int:
@@ -156,16 +160,22 @@ class Forecast:
                       "nonnegative": self.nonnegative}  # fmt: skip
         return out
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write ``.csv`` or ``.parquet`` (the long frame) or ``.npz`` (the arrays).
 
         The file is written whole or not at all (a temp file beside it, renamed when complete).
 
+        Args:
+            path: the file to write.
+            overwrite: replace an existing file (``--overwrite``); never the data the forecast
+                read or a file the run keeps in its directory (``history.csv``, ...).
+
         Raises:
-            ConfigError: another suffix, a directory or a missing folder, or ``.parquet``
-                without pyarrow installed.
+            ConfigError: another suffix, a directory or a missing folder, ``.parquet``
+                without pyarrow installed, an existing file without ``overwrite``, or a file
+                the forecast read or the run wrote.
         """
-        path = check_writable(path)
+        path = check_writable(path, overwrite=overwrite, run_dir=self.run_dir, reads=self.inputs)
         with atomic_output(path) as tmp:
             self._write(tmp, path.suffix.lower())
         return path
@@ -213,14 +223,30 @@ class Forecast:
         )
 
 
-def check_writable(path: str | Path) -> Path:
+def check_writable(
+    path: str | Path,
+    *,
+    overwrite: bool = False,
+    run_dir: str | Path | None = None,
+    reads: dict[Path, str] | None = None,
+) -> Path:
     """``path`` if a forecast can be written there (checked before the model runs).
 
+    Args:
+        path: the file to write.
+        overwrite: whether an existing file may be replaced (``--overwrite``).
+        run_dir: the run forecast with: the files it keeps are never replaced.
+        reads: the files the forecast reads (:func:`~linearcast.serve.outputs.run_inputs`),
+            never replaced.
+
     Raises:
-        ConfigError: another suffix, a directory, a missing folder, or ``.parquet`` without
-            pyarrow installed.
+        ConfigError: another suffix, a directory, a missing folder, ``.parquet`` without
+            pyarrow installed, an existing file without ``overwrite``, or a file the forecast
+            reads or a run wrote.
     """
-    path = check_output_path(path, OUTPUT_SUFFIXES)
+    path = check_output_path(
+        path, OUTPUT_SUFFIXES, overwrite=overwrite, run_dir=run_dir, reads=reads
+    )
     if path.suffix.lower() == ".parquet" and importlib.util.find_spec("pyarrow") is None:
         raise ConfigError(
             f"{path}: writing .parquet needs the pyarrow package, which is not installed "
@@ -319,6 +345,8 @@ def forecast_run(
         history_ds=known[t - protocol.in_steps :]
         if known is not None
         else np.arange(t - protocol.in_steps, t),
+        run_dir=run_dir,
+        inputs=input_files(config, data) | input_files(None, ds.path),
     )
 
 

@@ -138,6 +138,76 @@ def _time_hint(ds: TimeSeriesDataset, config: TrainConfig, meta: dict[str, Any])
     return " and ".join(parts)
 
 
+def _step_text(minutes: int) -> str:
+    """A step for people: ``"30-minute"``, ``"1-hour"``, ``"1-day"``."""
+    if minutes % 1440 == 0:
+        return f"{minutes // 1440}-day"
+    if minutes % 60 == 0:
+        return f"{minutes // 60}-hour"
+    return f"{minutes}-minute"
+
+
+def check_step(ds: TimeSeriesDataset, meta: dict[str, Any], run_dir: str | Path) -> None:
+    """Refuse data whose step is not the one the run was trained on (``forecast``,
+    ``backtest``, ``evaluate`` and ``predict`` on new data all check here).
+
+    A model maps ``in_steps`` readings to the next ``out_steps`` at the step it learned:
+    30-minute readings fed to an hourly model give numbers, but not forecasts. Checked when
+    both steps are known (the checkpoint's ``meta["freq_minutes"]``; the data's from its
+    timestamps, ``data_options.freq_minutes`` or ``steps_per_day``; with gaps, the usual step);
+    data without a step (no time) or on a calendar step (months) is left to the other checks.
+
+    Raises:
+        DataError: the steps differ: one sentence naming the data, both steps and the fix.
+    """
+    trained, found = meta.get("freq_minutes"), ds.freq_minutes
+    if not trained or not found or int(trained) == int(found) or _calendar_step(ds):
+        return
+    run, new = _step_text(int(trained)), _step_text(int(found))
+    if ds.timestamps is not None:
+        origin = "between its timestamps"
+        whose = "the file" if ds.path is not None else "the data"
+        fix = f"or correct {whose}'s timestamps if they are wrong"
+    elif ds.path is None:
+        origin = "(from its freq_minutes / steps_per_day)"
+        fix = f"or pass freq_minutes={int(trained)} if that is the data's real step"
+    else:
+        origin = "(from its data options, metadata or file name)"
+        fix = (
+            f"or give the real step with --set data_options.freq_minutes={int(trained)} if the "
+            f"file is at {run} steps"
+        )
+    if int(found) < int(trained):  # finer data: aggregate it to the run's step
+        what = (
+            f"resample the data to {run} steps (e.g. pandas .resample('{int(trained)}min').mean())"
+        )
+    else:  # coarser data: the steps between its readings are unknown
+        what = f"give data at {run} steps or train a run on {new} data"
+    raise DataError(
+        f"{ds.source}: expected {run} steps (the step the model of {run_dir} was trained on), "
+        f"found {new} steps {origin}; {what}, {fix}."
+    )
+
+
+def _calendar_step(ds: TimeSeriesDataset) -> bool:
+    """Whether the data's step is a calendar one (months, years): steps of varying length on a
+    frequency pandas recognises, with no length in minutes to compare."""
+    import pandas as pd
+
+    ts = ds.timestamps
+    if ds.meta.get("freq"):
+        return True
+    if ts is None or len(ts) < 3:
+        return False
+    diffs = np.diff(pd.DatetimeIndex(ts).as_unit("ns").asi8)
+    if (diffs == diffs[0]).all():
+        return False
+    try:
+        return pd.DatetimeIndex(ts, freq="infer").freq is not None
+    except (TypeError, ValueError):
+        return False
+
+
 def check_inputs(
     ds: TimeSeriesDataset,
     config: TrainConfig,
@@ -175,6 +245,7 @@ def check_inputs(
             f"{src}: the model forecasts channel {p.target_channel}, but the data has F={f} "
             f"channels (shape {list(ds.shape)})."
         )
+    check_step(ds, meta, run_dir)
     check_regular_end(ds, p.in_steps)
     notes: list[str] = []
     if p.add_time_of_day or p.add_day_of_week:

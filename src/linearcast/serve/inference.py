@@ -32,7 +32,7 @@ from linearcast.engine.samplers import ShardSampler
 from linearcast.engine.target import channel_name, channel_text, clip_data_units
 from linearcast.errors import ConfigError, DataError
 from linearcast.serve.intervals import check_levels
-from linearcast.serve.outputs import atomic_output, check_output_path
+from linearcast.serve.outputs import atomic_output, check_output_path, run_inputs
 from linearcast.serve.run import best_model, inference_fabric, load_run, read_run
 
 if TYPE_CHECKING:
@@ -217,6 +217,7 @@ def predict_run(
     accelerator: str | None = None,
     units: str = "data",
     level: Sequence[Any] | Any = (),
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Forecast every window of a split and save them.
 
@@ -236,6 +237,8 @@ def predict_run(
         level: prediction-interval levels in percent (``[80, 90]``, data units only): the
             ``.npz`` gets arrays ``lo_90``, ``hi_90`` shaped like ``prediction``, the result
             ``intervals`` ``{"lo_90": array, "hi_90": array, ...}``.
+        overwrite: replace an existing ``out`` (``--overwrite``); never the data read or a
+            file the run keeps in its directory (``history.csv``, ``intervals.npz``, ...).
 
     Returns:
         ``{"path", "shape", "windows", "split", "units", "prediction", "target", "start",
@@ -243,8 +246,9 @@ def predict_run(
         ``"standardised units"``).
 
     Raises:
-        ConfigError: another output suffix or folder, unknown ``units``, a split without
-            windows.
+        ConfigError: another output suffix or folder, an existing ``out`` without
+            ``overwrite``, an ``out`` that is the data read or a file the run wrote, unknown
+            ``units``, a split without windows.
         DataError: non-finite predictions.
     """
     if units not in UNITS:
@@ -257,7 +261,9 @@ def predict_run(
             f"predict: intervals (level={list(levels)}) are in data units; expected "
             f"units='data', found units={units!r}."
         )
-    out = check_output_path(out, (".npy", ".npz")) if out is not None else None
+    if out is not None:
+        out = check_output_path(out, (".npy", ".npz"), overwrite=overwrite, run_dir=run_dir,
+                                reads=run_inputs(run_dir, data))  # fmt: skip
     if levels and out is not None and out.suffix.lower() != ".npz":
         raise ConfigError(
             f"{out}: --level writes the interval arrays lo_<level>/hi_<level> beside the "
