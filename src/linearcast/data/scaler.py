@@ -277,23 +277,44 @@ class StandardScaler:
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> StandardScaler:
         """Rebuild a scaler saved with :meth:`state_dict` (a state from before the input rule
-        was saved fills only NaN/±inf, which is what its model was trained on)."""
-        null = state.get("null_value")
-        try:
-            sc = cls(
-                np.asarray(state["mean"]),
-                np.asarray(state["std"]),
-                mode=state["mode"],
-                null_value=math.nan if null is None else float(null),
-                fill=state.get("fill", "keep"),
+        was saved fills only NaN/±inf, which is what its model was trained on).
+
+        Raises:
+            DataError: a missing key, or a field of the wrong type, named with what it holds.
+        """
+        if not all(key in state for key in ("mode", "mean", "std")):
+            raise DataError(
+                f"scaler state: expected keys mode, mean, std; found {sorted(map(str, state))}."
             )
-        except KeyError as err:
+        arrays = {}
+        for key in ("mean", "std"):
+            try:
+                arrays[key] = np.asarray(state[key], dtype=np.float64)
+            except (TypeError, ValueError):
+                raise DataError(
+                    f"scaler state: expected a number or a list of numbers as {key}, found "
+                    f"{_shown(state[key])}."
+                ) from None
+        null = state.get("null_value")
+        if null is not None and (
+            isinstance(null, bool) or not isinstance(null, (int, float, np.integer, np.floating))
+        ):
             raise DataError(
-                f"scaler state: expected keys mode, mean, std; found {sorted(state)}."
-            ) from err
-        except (TypeError, ValueError) as err:
-            raise DataError(
-                f"scaler state: expected a number or null as null_value, found {null!r}."
-            ) from err
+                f"scaler state: expected a number or null as null_value, found {_shown(null)}."
+            )
+        # mode and fill are checked (and named) by the constructor
+        sc = cls(
+            arrays["mean"],
+            arrays["std"],
+            mode=state["mode"],
+            null_value=math.nan if null is None else float(null),
+            fill=state.get("fill", "keep"),
+        )
         sc.fitted = bool(state.get("fitted", True))
         return sc
+
+
+def _shown(value: Any) -> str:
+    """``type repr`` of a state value, cut to 60 characters."""
+    text = f"{type(value).__name__} {value!r}"
+    return text if len(text) <= 60 else text[:59] + "…"

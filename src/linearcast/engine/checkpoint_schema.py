@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from linearcast.data.scaler import INPUT_FILLS
 from linearcast.errors import ConfigError
 
 #: Bounds no honest run reaches; past them a value is damage (or an attack on memory).
@@ -118,6 +119,8 @@ def _check_graph(graph: Any, num_nodes: int) -> None:
 
 
 def _check_scaler(scaler: Any, num_nodes: int) -> None:
+    """Every field :meth:`StandardScaler.state_dict` writes (``fitted``, ``null_value`` and
+    ``fill`` may be absent: older runs did not write them)."""
     scaler = _dict(scaler, "'scaler'")
     mode = scaler.get("mode")
     if mode not in ("global", "per_channel"):
@@ -135,6 +138,14 @@ def _check_scaler(scaler: Any, num_nodes: int) -> None:
         sizes.add(len(values) if isinstance(value, (list, tuple)) else 1)
     if mode == "per_channel" and sizes != {num_nodes}:
         raise _Bad(f"a per-series scaler of sizes {sorted(sizes)} for N={num_nodes} series")
+    if "fitted" in scaler and not isinstance(scaler["fitted"], bool):
+        raise _Bad(f"scaler.fitted is {_show(scaler['fitted'])} (expected true or false)")
+    # NaN (no null value) is written as None; a NaN float is the same rule
+    _number(scaler.get("null_value"), "scaler.null_value", finite=False, allow_none=True)
+    fill = scaler.get("fill", "keep")
+    if not isinstance(fill, str) or fill not in INPUT_FILLS:
+        names = ", ".join(repr(f) for f in INPUT_FILLS[:-1]) + f" or {INPUT_FILLS[-1]!r}"
+        raise _Bad(f"scaler.fill is {_show(fill)} (expected {names})")
 
 
 def _check_rng(rng: Any) -> None:

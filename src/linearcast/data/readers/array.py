@@ -21,6 +21,7 @@ from linearcast.data.readers._common import (
     require_file,
     to_float32,
 )
+from linearcast.data.readers._npy import check_npy, check_npz
 from linearcast.data.readers.graph import resolve_adjacency
 from linearcast.data.readers.pems import is_edge_list
 
@@ -59,9 +60,11 @@ def read_array(
     """
     p = require_file(path, "a .npy or .npz array")
     if p.suffix.lower() == ".npy":
+        check_npy(p, "a numpy array [T, N] or [T, N, F]")
         arr = read_npy(p, "a numpy array [T, N] or [T, N, F]")
         label = str(p)
     else:
+        check_npz(p, key)
         arr, used = read_npz_key(p, key)
         label = f"{p} (key {used!r})"
     check_numeric(arr, label)

@@ -36,7 +36,8 @@ from linearcast.data.readers._common import (
     read_npz_key,
     require_file,
 )
-from linearcast.data.readers._files import echo, echo_list, first_line, is_regular
+from linearcast.data.readers._files import echo, first_line, is_regular
+from linearcast.data.readers._npy import check_npy, check_npz
 from linearcast.data.readers.graph import resolve_adjacency
 from linearcast.errors import ConfigError, DataError
 
@@ -86,26 +87,58 @@ def mat_worker(path: str, key: str | None) -> tuple[dict[str, Any], dict[str, np
             f"{path}: expected a MATLAB v4/v5 .mat file, could not read it ({first_line(err)}); "
             f"v7.3 files are HDF5: convert them to .npy."
         ) from err
-    arrays = {k: v for k, v in mat.items() if not k.startswith("__") and isinstance(v, np.ndarray)}
+    variables = {k: v for k, v in mat.items() if not k.startswith("__")}
+    arrays = {k: v for k, v in variables.items() if isinstance(v, np.ndarray)}
     if key is None:
         numeric = [k for k, v in arrays.items() if v.ndim in (2, 3) and v.dtype.kind in "fiub"]
         if len(numeric) != 1:
+            fix = (
+                "choose one with --set data_options.key=NAME"
+                if numeric
+                else "re-save the data as a real, dense numeric matrix"
+            )
             raise DataError(
-                f"{path}: expected one numeric 2-D or 3-D array (or --set data_options.key=NAME), "
-                f"found {echo_list(sorted(arrays)) if arrays else 'none'}."
+                f"{path}: expected one numeric 2-D or 3-D array, found "
+                f"{_variables(variables) if variables else 'no variables'}; {fix}."
             )
         key = numeric[0]
     if key not in arrays:
         raise DataError(
-            f"{path}: expected variable {echo(key)}, found {echo_list(sorted(arrays))}."
+            f"{path}: expected variable {echo(key)}, found "
+            f"{_variables(variables) if variables else 'no variables'}."
         )
     arr = arrays[key]
-    if arr.dtype.hasobject or arr.dtype.kind not in "fiubc":
+    if arr.dtype.hasobject or arr.dtype.kind not in "fiub":
         raise DataError(
-            f"{path}: expected variable {echo(key)} to be a numeric array, found a MATLAB "
-            f"{'cell or struct' if arr.dtype.hasobject else 'text'} array of dtype {arr.dtype}."
+            f"{path}: expected variable {echo(key)} to be a numeric array, found "
+            f"{_variables({key: arr})}; re-save it as a real, dense numeric matrix."
         )
     return {"key": key}, {"array": np.asarray(arr)}
+
+
+def _variable(value: Any) -> str:
+    """What a ``loadmat`` variable is, in MATLAB's words: ``complex128 [400, 3]``, ``cell [1, 1]``,
+    ``struct [1, 1]``, ``text``, ``sparse float64 [400, 3]``."""
+    shape = list(getattr(value, "shape", ()))
+    if isinstance(value, np.ndarray):
+        if value.dtype.names:
+            return f"struct {shape}"
+        if value.dtype.hasobject:
+            return f"cell {shape}"
+        if value.dtype.kind in "SU":
+            return "text"
+        return f"{value.dtype} {shape}"
+    dtype = getattr(value, "dtype", None)
+    if hasattr(value, "tocsr"):  # scipy.sparse: MATLAB's sparse matrices
+        return f"sparse {dtype} {shape}"
+    return type(value).__name__
+
+
+def _variables(variables: dict[str, Any], items: int = 8) -> str:
+    """``'a' float64 [400, 3], 'b' cell [1, 1]``: each variable and what it is."""
+    names = sorted(variables)
+    shown = ", ".join(f"{echo(k, 40)} {_variable(variables[k])}" for k in names[:items])
+    return shown + (f", … ({len(names)} in all)" if len(names) > items else "")
 
 
 def _load_array(path: Path, key: str | None) -> np.ndarray:
@@ -114,7 +147,9 @@ def _load_array(path: Path, key: str | None) -> np.ndarray:
     if suffix == ".mat":
         return _load_mat(path, key)
     if suffix == ".npy":
+        check_npy(path, "an inflow/outflow array")
         return read_npy(path, "an inflow/outflow array")
+    check_npz(path, key)
     arr, _ = read_npz_key(path, key)
     return arr
 

@@ -18,6 +18,7 @@ from linearcast.data.readers._common import (
     require_file,
 )
 from linearcast.data.readers._files import check_dense_graph
+from linearcast.data.readers._npy import check_npy, check_npz
 from linearcast.data.safe_pickle import load_pickle_file
 from linearcast.errors import DataError
 
@@ -131,8 +132,10 @@ def read_adjacency(path: PathLike, *, drop: Sequence[int] = ()) -> np.ndarray:
     if suffix == ".pkl":
         adj = read_adjacency_pickle(p)[0]
     elif suffix == ".npy":
+        check_npy(p, "an [N, N] adjacency")
         adj = read_npy(p, "an [N, N] adjacency")
     elif suffix == ".npz":
+        check_npz(p, None, default="adj")
         adj, _ = read_npz_key(p, None, default="adj")
     else:
         adj = _square_from_csv(p)

@@ -25,6 +25,7 @@ from linearcast.data.readers._common import (
     to_float32,
 )
 from linearcast.data.readers._files import check_dense_graph, check_text_size, echo, echo_list
+from linearcast.data.readers._npy import check_npz
 from linearcast.errors import DataError
 
 PEMS_CHANNELS = ["flow", "occupancy", "speed"]
@@ -153,6 +154,7 @@ def read_pems_npz(
         uncompressed; the public releases are compressed and load into memory).
     """
     p = require_file(path, "a PEMS .npz file with key 'data'")
+    check_npz(p, key)
     arr, _ = read_npz_key(p, key)
     check_numeric(arr, f"{p} (key {key!r})")
     if arr.ndim != 3:
