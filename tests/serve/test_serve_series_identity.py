@@ -209,6 +209,33 @@ def test_forecast_output_is_checked_first_and_written_whole(
     assert list(target.parent.iterdir()) == []  # neither the target nor a temp file
 
 
+def test_the_python_api_replaces_an_output_only_when_told_and_never_a_runs_file(
+    run: Path, wide: pd.DataFrame, tmp_path: Path
+) -> None:
+    r = linearcast.load_run(run)
+    mine = tmp_path / "next.csv"
+    mine.write_text("kept\n")
+    with pytest.raises(ConfigError, match=r"already exists and is kept; pass --overwrite"):
+        r.forecast(wide, out=mine, accelerator="cpu")
+    assert mine.read_text() == "kept\n"
+    r.forecast(wide, out=mine, overwrite=True, accelerator="cpu")
+    assert mine.read_text().startswith("unique_id,ds,y_hat")
+    kept = tmp_path / "p.npy"
+    kept.write_bytes(b"kept")
+    with pytest.raises(ConfigError, match=r"already exists and is kept"):
+        r.predict(out=kept, accelerator="cpu")
+    assert kept.read_bytes() == b"kept"
+    r.predict(out=kept, overwrite=True, accelerator="cpu")
+    assert kept.read_bytes() != b"kept"
+    history = run / "history.csv"
+    before = history.read_bytes()
+    for attempt in (lambda: r.forecast(wide, out=history, overwrite=True, accelerator="cpu"),
+                    lambda: r.predict(out=run / "intervals.npz", overwrite=True)):  # fmt: skip
+        with pytest.raises(ConfigError, match=r"never overwritten, not even with --overwrite"):
+            attempt()
+    assert history.read_bytes() == before
+
+
 def test_non_finite_forecasts_are_refused_naming_the_series(
     run: Path, wide: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:

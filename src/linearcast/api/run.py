@@ -151,6 +151,7 @@ class Run:
         *,
         split: str = "test",
         out: str | Path | None = None,
+        overwrite: bool = False,
         accelerator: str | None = None,
         units: str = "data",
         level: Sequence[float] | float | None = None,
@@ -162,6 +163,8 @@ class Run:
             data: other data (a path, a frame, an array), else the run's own.
             split: ``"test"``, ``"val"`` or ``"train"``.
             out: also write it (``.npy``/``.npz``).
+            overwrite: replace an existing ``out`` (never the data read or a file the run
+                keeps, such as ``history.csv``).
             accelerator: where to run (``None``: the run's).
             units: ``"data"`` (default, the units of the data and of :meth:`forecast`, under
                 every protocol) or ``"scaled"`` (standardised by the run's scaler: the space
@@ -185,6 +188,7 @@ class Run:
             accelerator=accelerator,
             units=units,
             level=asked_levels(self.run_dir, level, self._dataset, accelerator),
+            overwrite=overwrite,
         )
         return Prediction(res["prediction"], res["units"], res["intervals"])
 
@@ -194,6 +198,7 @@ class Run:
         *,
         h: int | None = None,
         out: str | Path | None = None,
+        overwrite: bool = False,
         accelerator: str | None = None,
         level: Sequence[float] | float | None = None,
         **data_options: Any,
@@ -209,6 +214,8 @@ class Run:
             h: forecast only the first ``h`` steps (neuralforecast's name; ``horizon=`` too);
                 ``None``: the model's ``out_steps``, which is also the most it can give.
             out: also write it (``.csv``, ``.parquet``, ``.npz``).
+            overwrite: replace an existing ``out`` (never the data read or a file the run
+                keeps, such as ``history.csv``).
             accelerator: where to run (``None``: the run's).
             level: interval levels in percent (``[80, 90]``): columns ``y_hat_lo_90``,
                 ``y_hat_hi_90`` per level (see ``linearcast forecast --help``).
@@ -230,7 +237,7 @@ class Run:
                 raise ConfigError("Run.forecast(): give h= or horizon=, not both.")
             h = data_options.pop("horizon")
         if out is not None:
-            check_writable(out)  # before the model runs
+            check_writable(out, overwrite=overwrite, run_dir=self.run_dir)  # before the model
         fc = forecast_run(
             self.run_dir,
             data,
@@ -240,7 +247,7 @@ class Run:
             level=asked_levels(self.run_dir, level, self._dataset, accelerator),
         )
         if out is not None:
-            fc.save(out)
+            fc.save(out, overwrite=overwrite)
         return fc.to_frame()
 
     def cross_validation(
