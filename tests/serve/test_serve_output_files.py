@@ -162,3 +162,19 @@ def test_export_never_writes_its_description_over_a_runs_file(
                        r"\.json description beside --onnx, found config\.json"):  # fmt: skip
         export_onnx(run, run / "config.onnx", check=False)
     assert _digest(run / "config.json") == before and not (run / "config.onnx").exists()
+
+
+@pytest.mark.parametrize("existing", [".onnx", ".json"])
+def test_export_keeps_an_existing_model_or_description_unless_told(
+    hourly_run: tuple[Path, Path], tmp_path: Path, existing: str
+) -> None:
+    run, _ = hourly_run
+    target = tmp_path / "model.onnx"
+    there = target.with_suffix(existing)
+    there.write_bytes(b"an earlier export\n")
+    with pytest.raises(ConfigError, match=r"already exists and is kept; pass --overwrite"):
+        export_onnx(run, target, check=False)
+    assert there.read_bytes() == b"an earlier export\n"
+    pytest.importorskip("onnx")
+    export_onnx(run, target, check=False, overwrite=True)
+    assert there.read_bytes() != b"an earlier export\n"

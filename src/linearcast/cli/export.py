@@ -31,7 +31,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from linearcast.serve.export import export_onnx
 
     with warnings_after():
-        res = export_onnx(args.run_dir, args.onnx, check=not args.no_check, opset=args.opset)
+        res = export_onnx(
+            args.run_dir,
+            args.onnx,
+            check=not args.no_check,
+            opset=args.opset,
+            overwrite=args.overwrite,
+        )
     shape_in = "x".join(str(v) for v in res["input_shape"])
     shape_out = "x".join(str(v) for v in res["output_shape"])
     print(
@@ -63,4 +69,9 @@ def add_parser(sub: Any) -> None:
         "--no-check", action="store_true", help="skip the onnxruntime comparison (no onnxruntime)"
     )
     p.add_argument("--opset", type=int, help="ONNX opset version (default: the exporter's)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing .onnx and its .json (never a file of the run's)",
+    )
     p.set_defaults(func=_cmd_export)

@@ -41,6 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from linearcast import jsonio
+from linearcast.atomic import check_destination
 from linearcast.engine.series_identity import legacy_note, read_series
 from linearcast.engine.target import clip_data_units, recorded_target
 from linearcast.errors import ConfigError
@@ -178,6 +179,7 @@ def export_onnx(
     *,
     check: bool = True,
     opset: int | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Export a run's best weights to ONNX with the scaler folded in (see the module docstring).
 
@@ -186,18 +188,21 @@ def export_onnx(
         path: the ``.onnx`` file to write (a ``.json`` description is written beside it).
         check: run onnxruntime on the CPU and compare with PyTorch (needs onnxruntime).
         opset: ONNX opset version (default: the exporter's).
+        overwrite: replace an existing ``.onnx`` and its ``.json`` (``--overwrite``); never a
+            file the run keeps in its directory.
 
     Returns:
         ``{"path", "json", "input_shape", "output_shape", "max_abs_diff",
         "max_scaled_diff", "checked"}`` (differences in data and standardised units).
 
     Raises:
-        ConfigError: the ``[onnx]`` packages are missing, the exporter fails, or onnxruntime
-            does not reproduce the forecast.
+        ConfigError: the ``[onnx]`` packages are missing, the exporter fails, onnxruntime
+            does not reproduce the forecast, or a file to write exists (without ``overwrite``)
+            or is the run's.
     """
     path = Path(path)
     run_dir = Path(run_dir)
-    _check_target(path, check, run_dir)
+    _check_target(path, check, run_dir, overwrite)
     model_name, meta, scaler, model = _load_run(run_dir)
     series = read_series(run_dir)
     if series is None:
@@ -238,13 +243,17 @@ def _result(path: Path, meta: dict[str, Any], c_out: int) -> dict[str, Any]:
     }
 
 
-def _check_target(path: Path, check: bool, run_dir: Path) -> None:
+def _check_target(path: Path, check: bool, run_dir: Path, overwrite: bool) -> None:
     """Refuse an output name that is not ``.onnx`` in an existing folder, one whose ``.json``
-    description would write over a file of a run (``--onnx RUN_DIR/config.onnx``), or missing
-    ``[onnx]`` packages."""
-    check_output_path(path, (".onnx",), option="--onnx", run_dir=run_dir, flag="")
+    description would write over a file of a run (``--onnx RUN_DIR/config.onnx``), an existing
+    ``.onnx`` or ``.json`` without ``overwrite``, or missing ``[onnx]`` packages."""
+    check_output_path(path, (".onnx",), option="--onnx", run_dir=run_dir, overwrite=overwrite)
     sidecar = "a file of your own for the .json description beside --onnx"
-    check_kept(path.with_suffix(".json"), "--onnx", run_dir=run_dir, flag="", what=sidecar)
+    json_path = path.with_suffix(".json")
+    check_kept(json_path, "--onnx", run_dir=run_dir, what=sidecar)
+    if not overwrite:
+        check_destination(json_path, overwrite=False, what="the .json description beside --onnx",
+                          fix="--onnx")  # fmt: skip
     missing = [p for p in missing_onnx_packages() if check or p != "onnxruntime"]
     if missing:
         raise ConfigError(
