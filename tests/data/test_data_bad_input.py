@@ -150,11 +150,18 @@ def test_non_numeric_column(tmp_path: Path) -> None:
 
 
 def test_missing_date_column(tmp_path: Path) -> None:
-    path = _csv(tmp_path / "nodate.csv", "time,A\n1,2\n")
+    path = _csv(tmp_path / "nodate.csv", "when,A\n1,2\n")
     with pytest.raises(
-        DataError, match=r"nodate\.csv: expected a 'date' column, found columns \['time', 'A'\]"
+        DataError,
+        match=r"nodate\.csv: expected a time column \(named date, ds, datetime, time or "
+        r"timestamp, any case, or an unnamed first column of dates\), found columns "
+        r"\['when', 'A'\]; name it with --set data_options\.date_column=NAME\.",
     ):
         read_ltsf_csv(path)
+    with pytest.raises(
+        DataError, match=r"nodate\.csv: expected a 'date' column, found columns \['when', 'A'\]"
+    ):
+        read_ltsf_csv(path, date_column="date")
 
 
 # ----------------------------------------------------------------------------- NaN / inf

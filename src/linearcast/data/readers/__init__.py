@@ -53,7 +53,12 @@ from linearcast.data.readers import (
     table,
     uctb,
 )
-from linearcast.data.readers._common import PathLike, ReaderFormat, check_timestamps
+from linearcast.data.readers._common import (
+    PathLike,
+    ReaderFormat,
+    check_timestamps,
+    csv_options,
+)
 from linearcast.data.readers._files import LIMIT_OPTION, first_line, memory_limit, require_file
 from linearcast.data.readers.array import read_array
 from linearcast.data.readers.basicts import read_basicts
@@ -255,7 +260,8 @@ def resolve_format(path: PathLike, format: str, options: dict[str, Any]) -> str:
     """The format :func:`load` reads ``path`` as: ``format``, or for ``"auto"`` the sniffed one
     -- a CSV is a ``table`` when ``options`` name its columns (``id_column``, ...)."""
     path = Path(path)
-    fmt = sniff_format(path) if format == "auto" else format
+    with csv_options(options):
+        fmt = sniff_format(path) if format == "auto" else format
     if (
         format == "auto"
         and _TABLE_OPTIONS & set(options)

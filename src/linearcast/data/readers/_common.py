@@ -6,11 +6,17 @@ these helpers and declares one :class:`ReaderFormat`.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
+import contextvars
+import gzip
+import io
 import math
 import re
 import warnings
 import zipfile
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +32,7 @@ from linearcast.data.readers._files import (
     echo_list,
     first_line,
     human_bytes,
+    memory_budget,
     require_file,
 )
 from linearcast.errors import DataError
@@ -68,13 +75,188 @@ def minutes_in_name(path: Path) -> int | None:
     return int(m.group(1)) if m and int(m.group(1)) > 0 else None
 
 
-def first_csv_line(path: Path) -> list[str]:
-    """The cells of the first line of a text file, stripped and lower-cased (a UTF-8 byte-order
-    mark dropped; at most 64 KiB read, so a file without line breaks costs nothing)."""
+#: Bytes read to recognise a text file (its first lines): a file without line breaks costs nothing.
+HEAD_BYTES = 1 << 16
+_GZIP_MAGIC = b"\x1f\x8b"
+# UTF-32 first: its little-endian mark begins with UTF-16's
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+#: What ``--set data_options.sep=...`` may say for the characters a shell makes awkward.
+_SEP_WORDS = {"tab": "\t", "\\t": "\t", "semicolon": ";", "comma": ",", "pipe": "|", "space": " "}
+_DECIMAL_COMMA = re.compile(r"^[-+]?\d+,\d+(?:[eE][-+]?\d+)?$")
+_DECIMAL_POINT = re.compile(r"^[-+]?\d*\.\d+(?:[eE][-+]?\d+)?$")
+
+
+@dataclass(frozen=True)
+class CsvDialect:
+    """How a CSV file is written: what :func:`csv_dialect` found (or the options said).
+
+    Attributes:
+        sep: the field separator (``,``; ``;``, tab and ``|`` are recognised from the header
+            line).
+        decimal: the decimal mark (``,`` is recognised in ``;``- or tab-separated files).
+        encoding: the text encoding (UTF-8; UTF-16/32 and UTF-8 with a byte-order mark are
+            recognised by it, UTF-16 without one by its zero bytes).
+        gzip: whether the file is gzip-compressed (recognised by its first bytes).
+        options: whether the reader takes the ``sep``/``decimal``/``encoding`` options (its
+            messages then name them).
+    """
+
+    sep: str = ","
+    decimal: str = "."
+    encoding: str = "utf-8-sig"
+    gzip: bool = False
+    options: bool = False
+
+
+# the sep/decimal/encoding options of the read in progress, for format sniffing (whose
+# ``claims(path)`` take no options)
+_SNIFF_OPTIONS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "csv_options", default=None
+)
+
+
+@contextlib.contextmanager
+def csv_options(options: dict[str, Any]) -> Iterator[None]:
+    """Let :func:`csv_dialect` calls inside (format sniffing) use the ``sep``, ``decimal`` and
+    ``encoding`` in ``options`` (a reader's options) unless given their own."""
+    token = _SNIFF_OPTIONS.set(
+        {k: options[k] for k in ("sep", "decimal", "encoding") if options.get(k) is not None}
+    )
+    try:
+        yield
+    finally:
+        _SNIFF_OPTIONS.reset(token)
+
+
+def _raw_head(path: Path, gz: bool) -> bytes:
+    """The first :data:`HEAD_BYTES` of a file (decompressed when gzip; a damaged stream gives
+    what could be read)."""
+    if gz:
+        try:
+            with gzip.open(path, "rb") as fh:
+                return fh.read(HEAD_BYTES)
+        except (OSError, EOFError, zlib.error):
+            return b""
+    with open(path, "rb") as fh:
+        return fh.read(HEAD_BYTES)
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == _GZIP_MAGIC
+
+
+def _guess_encoding(head: bytes) -> str:
+    for bom, name in _BOMS:
+        if head.startswith(bom):
+            return name
+    sample = head[:4096]
+    if sample.count(0) * 4 > len(sample):  # ASCII text as UTF-16 is half zero bytes
+        odd = sample[1::2].count(0)
+        return "utf-16-le" if odd > sample[0::2].count(0) else "utf-16-be"
+    return "utf-8-sig"
+
+
+def _option_text(value: Any, option: str, source: Path, allowed: str) -> str:
+    text = str(value)
+    text = _SEP_WORDS.get(text.strip().lower(), text) if option == "sep" else text
+    if len(text) != 1 or text in ("\n", "\r", '"'):
+        raise DataError(
+            f"{source}: data_options.{option} must be one character ({allowed}), found "
+            f"{echo(value)}."
+        )
+    return text
+
+
+def _split(line: str, sep: str) -> list[str]:
+    return [c.strip().strip('"') for c in line.strip().split(sep)]
+
+
+def csv_dialect(
+    path: Path,
+    sep: str | None = None,
+    decimal: str | None = None,
+    encoding: str | None = None,
+    *,
+    options: bool = False,
+) -> CsvDialect:
+    """How a CSV is written, from its first bytes and lines; the options given win.
+
+    The separator is the most frequent of ``,``, ``;``, tab and ``|`` in the header line (``,``
+    on a tie); a ``;``- or tab-separated file whose numbers are written ``1,5`` (and none ``1.5``)
+    has a decimal comma.
+
+    Args:
+        path: the file (checked to be a regular file).
+        sep: the ``sep`` option (``tab``, ``semicolon`` ... name awkward characters).
+        decimal: the ``decimal`` option (``.`` or ``,``).
+        encoding: the ``encoding`` option (any Python codec name).
+        options: whether the reader takes these options (its messages then name them).
+
+    Raises:
+        DataError: an option value that is not a separator, decimal mark or known encoding.
+    """
+    given = _SNIFF_OPTIONS.get() or {}
+    sep = sep if sep is not None else given.get("sep")
+    decimal = decimal if decimal is not None else given.get("decimal")
+    encoding = encoding if encoding is not None else given.get("encoding")
+    gz = _is_gzip(path)
+    head = _raw_head(path, gz)
+    if encoding is not None:
+        try:
+            enc = codecs.lookup(str(encoding)).name
+        except LookupError:
+            raise DataError(
+                f"{path}: data_options.encoding names no known text encoding, found "
+                f"{echo(encoding)}; e.g. --set data_options.encoding=latin-1 (or cp1252, utf-16)."
+            ) from None
+        enc = "utf-8-sig" if enc == "utf-8" else enc
+    else:
+        enc = _guess_encoding(head)
+    lines = head.decode(enc, errors="replace").lstrip("\ufeff").splitlines()
+    header = lines[0] if lines else ""
+    if sep is not None:
+        sp = _option_text(sep, "sep", path, "e.g. ';' or tab")
+    else:
+        counts = {c: header.count(c) for c in (",", ";", "\t", "|")}
+        sp = max(counts, key=lambda c: (counts[c], c == ","))
+        sp = sp if counts[sp] else ","
+    if decimal is not None:
+        dec = _option_text(decimal, "decimal", path, "'.' or ','")
+        if dec not in (".", ","):
+            raise DataError(
+                f"{path}: data_options.decimal must be '.' or ',', found {echo(decimal)}."
+            )
+    else:
+        dec = "."
+        if sp != ",":
+            cells = [c for line in lines[1:50] for c in _split(line, sp)]
+            comma = any(_DECIMAL_COMMA.match(c) for c in cells)
+            dec = "," if comma and not any(_DECIMAL_POINT.match(c) for c in cells) else "."
+    return CsvDialect(sep=sp, decimal=dec, encoding=enc, gzip=gz, options=options)
+
+
+def head_lines(path: Path, dialect: CsvDialect | None = None) -> list[list[str]]:
+    """The cells of the first lines of a text file (at most :data:`HEAD_BYTES` read), stripped
+    of spaces and quotes, split at the file's separator (:func:`csv_dialect`)."""
     require_file(path, "a text file")
-    with open(path, encoding="utf-8-sig", errors="replace") as fh:
-        line = fh.readline(1 << 16)
-    return [c.strip().strip('"').lower() for c in line.strip().split(",")]
+    d = dialect or csv_dialect(path)
+    text = _raw_head(path, d.gzip).decode(d.encoding, errors="replace").lstrip("\ufeff")
+    return [_split(line, d.sep) for line in text.splitlines()]
+
+
+def first_csv_line(path: Path) -> list[str]:
+    """The cells of the first line of a text file, stripped and lower-cased (a byte-order mark
+    dropped, a ``;`` or tab separator and gzip recognised; at most 64 KiB read, so a file
+    without line breaks costs nothing)."""
+    lines = head_lines(path)
+    return [c.lower() for c in lines[0]] if lines else [""]
 
 
 def np_reason(err: Exception) -> str:
@@ -86,19 +268,111 @@ def np_reason(err: Exception) -> str:
     return first_line(err)
 
 
-def read_csv(path: Path, what: str, **kwargs: Any) -> pd.DataFrame:
-    """``pd.read_csv`` with a :class:`DataError` naming the file for empty or unparsable text."""
-    require_file(path, what)
-    # pandas parses text into objects several times its size
-    check_text_size(path, what, _CSV_EXPANSION)
+def _gunzip(path: Path, what: str) -> bytes:
+    """A gzip-compressed file's text, read no further than the memory budget allows."""
+    cap = memory_budget() // _CSV_EXPANSION
     try:
-        df = pd.read_csv(path, encoding="utf-8-sig", **kwargs)
+        with gzip.open(path, "rb") as fh:
+            data = fh.read(cap + 1)
+    except (OSError, EOFError, zlib.error) as err:
+        raise DataError(
+            f"{path}: expected {what}, found gzip-compressed data that does not decompress "
+            f"({first_line(err)}); the file is damaged or truncated."
+        ) from None
+    size = path.stat().st_size
+    text = "of gzip-compressed text" if len(data) <= cap else "or more of gzip-compressed text"
+    check_alloc(
+        path,
+        f"parsing {what} ({human_bytes(len(data))} {text})",
+        len(data) * _CSV_EXPANSION,
+        compressed=size,
+        stored_as="of gzip",
+    )
+    return data
+
+
+def _drop_empty_edges(path: Path, df: pd.DataFrame) -> pd.DataFrame:
+    """Without the empty columns a trailing separator adds (``a,b,``: no name, no value) and
+    the empty rows at the end (``;;;;``: UCI AirQuality's last lines), with a warning for rows."""
+    while df.shape[1] > 1:
+        last = str(df.columns[-1]).strip()
+        if (last and not last.startswith("Unnamed: ")) or not df.iloc[:, -1].isna().all():
+            break
+        df = df.iloc[:, :-1]
+    empty = df.isna().all(axis=1).to_numpy()
+    tail = len(empty) - int(np.argmin(empty[::-1])) if not empty.all() else 0
+    if tail < len(empty):
+        warnings.warn(
+            f"{path}: {len(empty) - tail} rows at its end hold no values (only separators): "
+            f"left out.",
+            UserWarning,
+            stacklevel=4,
+        )
+        df = df.iloc[:tail]
+    return df
+
+
+_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def _parse_error(path: Path, what: str, err: Exception, d: CsvDialect) -> DataError:
+    """One sentence for pandas' parser errors (its C tokenizer's words are not the user's)."""
+    fix = "; name its separator with --set data_options.sep=CHAR" if d.options else ""
+    m = _FIELDS.search(str(err))
+    if m:
+        want, line, saw = m.groups()
+        return DataError(
+            f"{path}: expected {what} with {want} fields on every line (as on its first line, "
+            f"separated by {d.sep!r}), found {saw} on line {line}{fix}."
+        )
+    return DataError(
+        f"{path}: expected {what}, could not parse it as CSV separated by {d.sep!r} "
+        f"({first_line(err)}){fix}."
+    )
+
+
+def read_csv(
+    path: Path, what: str, dialect: CsvDialect | None = None, **kwargs: Any
+) -> pd.DataFrame:
+    """``pd.read_csv`` with a :class:`DataError` naming the file for empty or unparsable text.
+
+    Args:
+        path: the file.
+        what: what the reader expects, for messages.
+        dialect: separator, decimal mark, encoding and compression (default: recognised by
+            :func:`csv_dialect`).
+        **kwargs: passed to ``pd.read_csv``.
+
+    Returns:
+        The table, without empty trailing columns and rows (trailing separators).
+    """
+    require_file(path, what)
+    d = dialect or csv_dialect(path)
+    if d.gzip:
+        source: Any = io.BytesIO(_gunzip(path, what))
+    else:
+        # pandas parses text into objects several times its size
+        check_text_size(path, what, _CSV_EXPANSION)
+        source = path
+    try:
+        df = pd.read_csv(source, sep=d.sep, decimal=d.decimal, encoding=d.encoding, **kwargs)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: expected {what}, found an empty file (no columns).") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+    except UnicodeDecodeError as err:
+        fix = (
+            "; name its encoding with --set data_options.encoding=NAME (e.g. latin-1, cp1252)"
+            if d.options
+            else "; save it as UTF-8"
+        )
+        enc = d.encoding.removesuffix("-sig")
         raise DataError(
-            f"{path}: expected {what}, could not parse it as CSV ({first_line(err)})."
-        ) from err
+            f"{path}: expected {what} as {enc} text, found byte 0x{err.object[err.start]:02x} "
+            f"at offset {err.start}, which is not {enc}{fix}."
+        ) from None
+    except (pd.errors.ParserError, ValueError) as err:
+        raise _parse_error(path, what, err, d) from err
+    if kwargs.get("header", 0) == 0:
+        df = _drop_empty_edges(path, df)
     if df.shape[0] == 0:
         raise DataError(
             f"{path}: expected {what}, found a header ({df.shape[1]} columns) but no data rows."
@@ -318,17 +592,21 @@ def check_timestamps(ts: pd.DatetimeIndex, source: str) -> int | None:
     return int(minutes) if minutes >= 1 and float(minutes).is_integer() else None
 
 
-def _option_name(col: Any) -> str:
+def option_name(col: Any) -> str:
     """A column's name as an option value, or ``NAME`` where it is too long or odd to echo."""
     text = str(col)
     return text if len(text) <= 40 and text.isprintable() and "," not in text else "NAME"
 
 
-def numeric_frame(df: pd.DataFrame, source: str, fix: str = "") -> np.ndarray:
+def numeric_frame(
+    df: pd.DataFrame, source: str, fix: str = "", dialect: CsvDialect | None = None
+) -> np.ndarray:
     """Return the frame as float, raising on the first non-numeric column with an example.
 
     ``fix``: a clause appended to the message (how to leave the column out), e.g.
     ``"; leave it out with --set data_options.drop=[NAME]"``; ``{col}`` is the column's name.
+    ``dialect``: how the CSV was read; a value such as ``1,5`` in a file read with a decimal
+    point then names the ``decimal`` option.
     """
     for col in df.columns:
         s = df[col]
@@ -338,10 +616,22 @@ def numeric_frame(df: pd.DataFrame, source: str, fix: str = "") -> np.ndarray:
         bad = conv.isna() & s.notna()
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
+            cell = str(s.iloc[row]).strip()
+            hint = fix.replace("{col}", option_name(col))
+            if (
+                dialect is not None
+                and dialect.options
+                and dialect.sep != ","
+                and dialect.decimal == "."
+                and _DECIMAL_COMMA.match(cell)
+            ):
+                hint = (
+                    "; for numbers written with a decimal comma, set --set data_options.decimal=,"
+                )
             raise DataError(
                 f"{source}: expected numeric values in column {echo(col)}, found "
                 f"{int(bad.sum())} non-numeric entries (first {echo(s.iloc[row])} at data row "
-                f"{row}){fix.replace('{col}', _option_name(col))}."
+                f"{row}){hint}."
             )
         df[col] = conv
     return df.to_numpy(dtype=np.float64)

@@ -12,27 +12,33 @@ import pandas as pd
 
 from linearcast.data.dataset import NonFinitePolicy, TimeSeriesDataset, handle_non_finite
 from linearcast.data.readers._common import (
+    CsvDialect,
     PathLike,
     ReaderFormat,
+    csv_dialect,
     first_csv_line,
     numeric_frame,
+    option_name,
     read_csv,
     require_file,
 )
 from linearcast.data.readers._files import echo
 from linearcast.data.readers.graph import looks_like_adjacency, resolve_adjacency
 from linearcast.data.readers.pems import is_edge_list
+from linearcast.data.readers.time_columns import looks_like_time
 from linearcast.errors import DataError
 
 
-def _has_header(path: Path) -> bool:
+def _has_header(path: Path, dialect: CsvDialect) -> bool:
     """Whether the first line holds node names rather than the first readings.
 
     Names when any cell is not a number. A line of numbers is taken as names only when they are
     distinct integers and most of them lie outside the range of their column in the next rows
     (sensor ids such as Los-loop's 773869 above speeds of 0..70); otherwise it is data.
     """
-    head = read_csv(path, "a [T, N] CSV", header=None, nrows=1001, dtype=str, keep_default_na=False)
+    head = read_csv(
+        path, "a [T, N] CSV", dialect, header=None, nrows=1001, dtype=str, keep_default_na=False
+    )
     try:
         cells = head.to_numpy(dtype=np.float64)
     except ValueError:
@@ -57,6 +63,9 @@ def read_matrix_csv(
     null_value: float = 0.0,
     non_finite: NonFinitePolicy = "error",
     graph_drop: Sequence[int] = (),
+    sep: str | None = None,
+    decimal: str | None = None,
+    encoding: str | None = None,
 ) -> TimeSeriesDataset:
     """Read a ``[T, N]`` CSV and the ``[N, N]`` adjacency beside it.
 
@@ -73,6 +82,10 @@ def read_matrix_csv(
         null_value: 0.0 (traffic convention).
         non_finite: ``"error"`` or ``"null"``.
         graph_drop: node indices to delete from the graph (one more node than the data).
+        sep: the field separator (default: ``,``, ``;`` or tab, from the first line).
+        decimal: the decimal mark (default: ``.``; ``,`` in a ``;``-separated file that writes
+            its numbers so).
+        encoding: the text encoding (default: UTF-8, or UTF-16/32 by its byte-order mark).
 
     Returns:
         A dataset with ``values [T, N, 1]``.
@@ -84,9 +97,12 @@ def read_matrix_csv(
             f"not a dataset: expected the data file (e.g. {p.with_suffix('.npz').name}); the "
             "reader takes the graph from this file beside it."
         )
-    with_header = _has_header(p) if header == "auto" else bool(header)
-    df = read_csv(p, "a [T, N] CSV (one column per node)", header=0 if with_header else None)
-    arr = numeric_frame(df.copy(), str(p))
+    dialect = csv_dialect(p, sep, decimal, encoding, options=True)
+    with_header = _has_header(p, dialect) if header == "auto" else bool(header)
+    what = "a [T, N] CSV (one column per node)"
+    df = read_csv(p, what, dialect, header=0 if with_header else None)
+    _refuse_time_column(p, df)
+    arr = numeric_frame(df.copy(), str(p), dialect=dialect)
     values = handle_non_finite(arr.astype(np.float32)[:, :, None], str(p), null_value, non_finite)
     n = values.shape[1]
     named = [p.with_name(p.stem.replace("speed", "adj") + p.suffix)] if "speed" in p.stem else []
@@ -109,6 +125,29 @@ def read_matrix_csv(
         null_value=null_value,
         meta={"format": "matrix_csv", "graph_note": note},
     )
+
+
+def _refuse_time_column(p: Path, df: pd.DataFrame) -> None:
+    """A column of dates is a time column no name marked as one (or a first line of data):
+    say how to read it rather than that it is not numeric."""
+    for col in df.columns:
+        s = df[col]
+        if pd.api.types.is_numeric_dtype(s) or not len(s.dropna()):
+            continue
+        cell = str(s.dropna().iloc[0]).strip()
+        if not looks_like_time(cell):
+            continue
+        if looks_like_time(str(col)):
+            raise DataError(
+                f"{p}: expected a header line (a time column's name, then one per series), found "
+                f"data on the first line ({echo(str(col))}, ...); add a header line such as "
+                f"date,{','.join(f's{i}' for i in range(1, min(df.shape[1], 3)))},..."
+            )
+        raise DataError(
+            f"{p}: expected numbers in column {echo(str(col))}, found times (first "
+            f"{echo(cell)}); read it as the time column with --set "
+            f"data_options.time_column={option_name(col)}."
+        )
 
 
 FORMAT = ReaderFormat(

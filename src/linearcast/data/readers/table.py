@@ -25,38 +25,61 @@ import pandas as pd
 from linearcast.data.dataset import NonFinitePolicy, TimeSeriesDataset, handle_non_finite
 from linearcast.data.frames import LONG_COLUMNS, as_dataset
 from linearcast.data.readers._common import (
+    CsvDialect,
     Dedupe,
     PathLike,
     ReaderFormat,
     check_timestamps,
+    csv_dialect,
     dedupe_rows,
     first_csv_line,
+    head_lines,
     numeric_frame,
     read_csv,
     require_file,
 )
 from linearcast.data.readers._files import echo, echo_list
-from linearcast.data.readers.time_columns import find_time_columns, looks_timed, parse_time
+from linearcast.data.readers.time_columns import (
+    TimeSpec,
+    find_time_columns,
+    looks_timed,
+    parse_time,
+    time_spec,
+    unnamed_time_column,
+)
 from linearcast.errors import DataError
 
 _ROW_NUMBER_NAMES = ("no", "index", "id", "row", "unnamed: 0", "")
 _WHAT = "a CSV table (long: id, time, value columns; or wide: a time column, one per series)"
 
 
-def name_list(value: Any, option: str) -> list[str]:
+def name_list(value: Any, option: str, source: Any = None) -> list[str]:
     """Column names from an option: a list, or the text ``[a, b]`` / ``a`` that ``--set`` gives
-    for bare words (TOML would need quotes)."""
+    for bare words (TOML would need quotes).
+
+    Raises:
+        DataError: no name, or a name given twice (a table would then hold that column twice).
+    """
+    where = f"{source}: " if source is not None else ""
     if isinstance(value, list | tuple):
-        return [str(v) for v in value]
-    text = str(value).strip()
-    if text.startswith("[") and text.endswith("]"):
-        text = text[1:-1]
-    names = [t.strip().strip("'\"") for t in text.split(",")]
-    names = [n for n in names if n]
+        names = [str(v) for v in value]
+    else:
+        text = str(value).strip()
+        if text.startswith("[") and text.endswith("]"):
+            text = text[1:-1]
+        names = [t.strip().strip("'\"") for t in text.split(",")]
+        names = [n for n in names if n]
     if not names:
         raise DataError(
-            f"data_options.{option}: expected column names, found {echo(value)}; e.g. --set "
-            f"data_options.{option}=[NAME1,NAME2]."
+            f"{where}data_options.{option}: expected column names, found {echo(value)}; e.g. "
+            f"--set data_options.{option}=[NAME1,NAME2]."
+        )
+    repeated = [n for i, n in enumerate(names) if n in names[:i]]
+    if repeated:
+        raise DataError(
+            f"{where}data_options.{option} names {echo(repeated[0])} "
+            f"{names.count(repeated[0])} times, expected each column once; e.g. --set "
+            f"data_options.{option}=[{','.join(dict.fromkeys(names))}]."
         )
     return names
 
@@ -73,6 +96,12 @@ def read_table_csv(
     null_value: float = math.nan,
     non_finite: NonFinitePolicy = "error",
     dedupe: Dedupe = "error",
+    time_unit: str | None = None,
+    time_format: str | None = None,
+    dayfirst: bool | None = None,
+    sep: str | None = None,
+    decimal: str | None = None,
+    encoding: str | None = None,
 ) -> TimeSeriesDataset:
     """Read a long or wide CSV table.
 
@@ -80,7 +109,8 @@ def read_table_csv(
         path: the CSV.
         id_column: the series column of a long table (default ``unique_id`` when present).
         time_column: the time column, or several to combine (``[Date, Time]``, ``[year, month,
-            day, hour]``); default: found by name (:mod:`.time_columns`).
+            day, hour]``); default: found by name (:mod:`.time_columns`), else an unnamed first
+            column of dates (pandas' ``to_csv`` of a ``DatetimeIndex``).
         value_column: the value column of a long table (default ``y``); of a wide table, the
             one column to keep (a multi-file read then names the series after each file).
         columns: wide: keep only these series, in this order.
@@ -90,24 +120,39 @@ def read_table_csv(
         non_finite: ``"error"`` or ``"null"`` (empty cells and ``NA`` are NaN).
         dedupe: wide tables: rows with a repeated timestamp (``error``, ``first``, ``last``,
             ``mean``).
+        time_unit: the unit of epoch numbers in the time column (``s``, ``ms``, ``us``,
+            ``ns``); default: told by their magnitude, with a warning.
+        time_format: the ``strftime`` format of the times (``%d/%m/%Y %H:%M``); default: the
+            format of the first time.
+        dayfirst: ``dd/mm`` (true) or ``mm/dd`` (false) dates; default: told by the dates.
+        sep: the field separator (default: ``,``, ``;`` or tab, from the header line).
+        decimal: the decimal mark (default: ``.``; ``,`` in a ``;``-separated file that writes
+            its numbers so).
+        encoding: the text encoding (default: UTF-8, or UTF-16/32 by its byte-order mark).
 
     Returns:
         ``values [T, N, 1]`` with the timestamps (when the table has a time) and series names.
     """
     p = require_file(path, _WHAT)
-    df = read_csv(p, _WHAT)
+    spec = time_spec(str(p), time_unit, time_format, dayfirst)
+    dialect = csv_dialect(p, sep, decimal, encoding, options=True)
+    df = read_csv(p, _WHAT, dialect)
     df.columns = [str(c).strip() for c in df.columns]
     if drop is not None:
-        gone = name_list(drop, "drop")
+        gone = name_list(drop, "drop", p)
         require_columns(p, df, gone, "drop")
         df = df.drop(columns=gone)
-    times = name_list(time_column, "time_column") if time_column is not None else None
+    times = name_list(time_column, "time_column", p) if time_column is not None else None
     times = times if times is not None else find_time_columns(list(df.columns))
     long_id = id_column or ("unique_id" if set(LONG_COLUMNS) <= set(df.columns) else None)
     if long_id is not None:
-        ds = _read_long(p, df, long_id, times, value_column or "y", null_value, non_finite)
+        ds = _read_long(p, df, long_id, times, value_column or "y", null_value, non_finite, spec)
     else:
-        ds = _read_wide(p, df, times, value_column, columns, null_value, non_finite, dedupe)
+        unnamed = unnamed_time_column(df) if not times else None
+        times = [unnamed] if unnamed is not None else times
+        ds = _read_wide(
+            p, df, times, value_column, columns, null_value, non_finite, dedupe, spec, dialect
+        )
     return dataclasses.replace(ds, name=name or p.stem)
 
 
@@ -128,6 +173,7 @@ def _read_long(
     value_col: str,
     null_value: float,
     non_finite: NonFinitePolicy,
+    spec: TimeSpec,
 ) -> TimeSeriesDataset:
     """A long table through :func:`~linearcast.data.frames.as_dataset` (its checks: one row
     per series and time, every series at every time, numeric values)."""
@@ -137,7 +183,7 @@ def _read_long(
             f"{p}: a long table needs a time column, found none among {echo_list(df.columns)}; "
             f"name it with --set data_options.time_column=NAME."
         )
-    ts = parse_time(df, times, str(p))
+    ts, note = parse_time(df, times, str(p), spec=spec)
     # the frame keeps the file's names, so as_dataset's messages name the file's columns
     when = "+".join(times) if "+".join(times) not in (id_col, value_col) else "time"
     frame = pd.DataFrame({id_col: df[id_col].astype(str).to_numpy(), when: ts})
@@ -152,6 +198,8 @@ def _read_long(
         non_finite=non_finite,
     )
     meta = {**ds.meta, "format": "table", "layout": "long", "value_column": value_col}
+    if note is not None:
+        meta["time_note"] = note
     return dataclasses.replace(ds, path=p, channel_names=[value_col], meta=meta)
 
 
@@ -164,14 +212,16 @@ def _read_wide(
     null_value: float,
     non_finite: NonFinitePolicy,
     dedupe: Dedupe,
+    spec: TimeSpec,
+    dialect: CsvDialect,
 ) -> TimeSeriesDataset:
-    ts = parse_time(df, times, str(p)) if times else None
+    ts, note = parse_time(df, times, str(p), spec=spec) if times else (None, None)
     data = df.drop(columns=times)
     station, data = _station(p, data)
     if columns is None:
         data = _drop_row_numbers(p, data)
     keep = [value_column] if value_column is not None else None
-    keep = name_list(columns, "columns") if columns is not None else keep
+    keep = name_list(columns, "columns", p) if columns is not None else keep
     if keep is not None:
         require_columns(p, data, keep, "columns" if columns is not None else "value_column")
         data = data[keep]
@@ -185,9 +235,11 @@ def _read_wide(
         "; a table's series must be numbers: leave it out with --set data_options.drop=[{col}] "
         "(or keep some with --set data_options.columns=[NAME,...])"
     )
-    arr = numeric_frame(data.copy(), str(p), fix)
+    arr = numeric_frame(data.copy(), str(p), fix, dialect)
     values = handle_non_finite(arr.astype(np.float32)[:, :, None], str(p), null_value, non_finite)
     meta: dict[str, Any] = {"format": "table", "layout": "wide"}
+    if note is not None:
+        meta["time_note"] = note
     if station is not None:
         meta["station"] = station
     return TimeSeriesDataset(
@@ -238,15 +290,15 @@ def _drop_row_numbers(p: Path, data: pd.DataFrame) -> pd.DataFrame:
 def _first_row_has_text(path: Path, header: list[str]) -> bool:
     """Whether the first data row holds text outside the time columns (a long table such as
     ``time, station, PM2.5``, or a wide one with a text column: the ltsf reader reads neither)."""
-    with open(path, encoding="utf-8-sig", errors="replace") as fh:
-        fh.readline(1 << 16)
-        row = [c.strip().strip('"') for c in fh.readline(1 << 16).strip().split(",")]
+    dialect = csv_dialect(path)
+    lines = head_lines(path, dialect)
+    row = lines[1] if len(lines) > 1 else []
     timed = {c.lower() for c in find_time_columns(header)}
     for name, cell in zip(header, row, strict=False):
         if name in timed or cell.upper() in ("", "NA", "NAN", "N/A", "NULL", "NONE", "-"):
             continue
         try:
-            float(cell)
+            float(cell.replace(",", ".") if dialect.decimal == "," else cell)
         except ValueError:
             return True
     return False
