@@ -31,7 +31,7 @@ from linearcast.errors import ConfigError, TrainingDiverged
 if TYPE_CHECKING:
     from lightning_fabric import Fabric
 
-    from linearcast.data import PreparedData
+    from linearcast.data import PreparedData, TimeSeriesDataset
 
 
 @dataclass
@@ -267,7 +267,46 @@ def run_meta(config: TrainConfig, prep: PreparedData) -> dict[str, Any]:
         **target_meta(prep.dataset, p.target_channel),
         # the graph, for models that rebuild their supports from the data (DCRNN)
         "graph_sha256": graph_fingerprint(prep.dataset.adjacency),
+        # the readings, names and calendar trained on (a resumed run must see the same)
+        "data_sha256": data_fingerprint(prep.dataset),
     }
+
+
+def data_fingerprint(dataset: TimeSeriesDataset) -> str:
+    """SHA-256 of a dataset's readings ``[T, N, F]`` (as float32, NaN kept), series names,
+    first time and step: what a resumed run must find again (read a block at a time)."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256()
+    values = dataset.values
+    names = dataset.node_names or []
+    head = (values.shape, names, str(dataset.start), dataset.freq_minutes)
+    h.update(repr(head).encode())
+    step = max(1, (1 << 22) // max(1, int(np.prod(values.shape[1:]))))
+    for a in range(0, values.shape[0], step):
+        h.update(np.ascontiguousarray(values[a : a + step], dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
+def check_same_data(meta: dict[str, Any], ckpt: dict[str, Any], data: str, run_dir: Path) -> None:
+    """Refuse to resume a run on data other than its own (``meta``: this start's
+    :func:`run_meta`; ``ckpt``: the run's last checkpoint; runs written before the fingerprint
+    are not checked).
+
+    Raises:
+        ConfigError: naming the data, the run and the two ways on.
+    """
+    trained = ckpt.get("meta", {}).get("data_sha256")
+    if trained is None or trained == meta["data_sha256"]:
+        return
+    raise ConfigError(
+        f"{data}: expected the data {run_dir} was trained on, found other readings, series "
+        f"names or times (its checkpoint keeps a fingerprint of them); resuming would go on "
+        f"training, and score, on other data: restore the run's data file, or train a new run "
+        f"on this data (another --run-name)."
+    )
 
 
 def graph_fingerprint(adjacency: Any) -> str | None:

@@ -62,6 +62,7 @@ from linearcast.engine.run_report import (
 from linearcast.engine.run_state import (
     RunResult,
     RunState,
+    check_same_data,
     gather,
     restore_progress,
     resume_dir,
@@ -233,6 +234,10 @@ class Trainer:
         loss_fn = make_loss(cfg, prep)
         stopper = EarlyStopping(patience=cfg.patience, min_delta=cfg.min_delta)
         history, start_epoch, global_step = restore_progress(fabric, ckpt, stopper)
+        meta = run_meta(cfg, prep)
+        if ckpt is not None:
+            assert resume is not None
+            check_same_data(meta, ckpt, cfg.data, resume)  # before anything is written
         run_dir, self._new_run_dir = open_run_dir(cfg, fabric, prep, resume)  # rank 0 writes
         run = RunState(
             fabric=fabric, prep=prep, raw=raw, model=model, trainable=trainable, facts=facts,
@@ -240,7 +245,7 @@ class Trainer:
             stopper=stopper, train_sampler=loaders.train_sampler, train_loader=loaders.train,
             val_loader=loaders.val, full_val_loader=loaders.full_val, test_loader=loaders.test,
             steps_per_epoch=loaders.steps_per_epoch, run_dir=run_dir,
-            meta=run_meta(cfg, prep), history=history, start_epoch=start_epoch,
+            meta=meta, history=history, start_epoch=start_epoch,
             global_step=global_step, started=started,
             acc_dtype=torch.float32 if fabric.device.type == "mps" else torch.float64,  # no f64
             epoch_seconds=[float(r["seconds"]) for r in history],
