@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import warnings
 from collections.abc import Callable
@@ -114,8 +115,28 @@ def test_series_that_are_not_the_runs_are_refused(run: Path, wide: pd.DataFrame)
         forecast_run(run, renamed, accelerator="cpu")
     with pytest.raises(DataError, match=r"missing \['S0005'\]"):
         forecast_run(run, wide.drop(columns="S0005"), accelerator="cpu")
-    with pytest.raises(DataError, match=r"not in the run \['extra'\]"):
+    with pytest.raises(DataError, match=r"not in the run \['extra'\]\); leave the extra series "
+                       r"out \(for a file: --set 'data_options\.drop=\[extra\]'"):  # fmt: skip
         forecast_run(run, wide.assign(extra=1.0), accelerator="cpu")
+
+
+def test_the_suggested_drop_of_extra_series_forecasts_as_the_runs_own(
+    run: Path, wide: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plain, extra = tmp_path / "plain.csv", tmp_path / "extra.csv"
+    frame = wide.rename_axis("date").reset_index()
+    frame.to_csv(plain, index=False)
+    frame.assign(No=range(len(frame)), flag=1.0).to_csv(extra, index=False)
+    assert main(["forecast", str(run), "--data", str(extra), "--out", str(tmp_path / "x.csv")]) == 1
+    err = capsys.readouterr().err
+    fix = re.search(r"--set '([^']*)'", err)
+    assert fix is not None and fix[1] == "data_options.drop=[No,flag]"
+    outs = []
+    for src, sets in ((plain, []), (extra, ["--set", fix[1]])):
+        out = tmp_path / f"{src.stem}-next.csv"
+        assert main(["forecast", str(run), "--data", str(src), "--out", str(out), *sets]) == 0
+        outs.append(pd.read_csv(out))
+    pd.testing.assert_frame_equal(outs[0], outs[1])
 
 
 def test_cli_file_with_a_column_moved_first(

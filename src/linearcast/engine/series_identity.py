@@ -99,8 +99,8 @@ def legacy_note(run_dir: str | Path, what: str) -> str:
     """The one warning of a run that records no series names."""
     return (
         f"{run_dir}: the run records no series names (no {SERIES_FILE}: trained before "
-        f"linearcast stored them), so {what} by position, in the order of the training data; "
-        f"retrain to have them matched by name"
+        f"linearcast stored them, or the file was removed), so {what} by position, in the order "
+        f"of the training data; restore the file or retrain to have them matched by name"
     )
 
 
@@ -155,11 +155,16 @@ def match_series(
     if set(found) != set(expected):
         missing = [n for n in expected if n not in set(found)]
         extra = [n for n in found if n not in set(expected)]
+        fix = (
+            f"leave the extra series out (for a file: --set 'data_options.drop=[{','.join(extra)}]'"
+            f", with any series the run's own drop list names; for a frame: drop the columns)"
+            if not missing
+            else f"rename or select the series to match {Path(run_dir) / SERIES_FILE}"
+        )
         raise DataError(
             f"{src}: expected the {len(expected)} series the run {run_dir} was trained on "
             f"{_few(expected)}, found {len(found)} series {_few(found)} (missing {_few(missing)}, "
-            f"not in the run {_few(extra)}); rename or select the series to match "
-            f"{Path(run_dir) / SERIES_FILE}."
+            f"not in the run {_few(extra)}); {fix}."
         )
     return reorder(ds, [found.index(n) for n in expected]), list(expected), []
 
