@@ -171,6 +171,28 @@ def test_intervals_widen_with_the_level_and_are_stored_per_checkpoint(run: Path)
     assert np.array_equal(again.quantiles[80.0], q80)
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [b"", b"PK\x03\x04 not a zip", bytes(range(256)) * 4, "nan", "negative counts"],
+    ids=["empty", "zip-signature", "random", "nan-quantiles", "negative-counts"],
+)
+def test_a_damaged_calibration_cache_is_calibrated_afresh(run: Path, damage: bytes | str) -> None:
+    cal = conformal_quantiles(run, [80], accelerator="cpu")  # writes the cache
+    path = run / CACHE_FILE
+    if isinstance(damage, bytes):
+        path.write_bytes(damage)
+    else:
+        with np.load(path, allow_pickle=False) as z:
+            stored = dict(z)
+        if damage == "nan":
+            stored["quantiles"] = np.full_like(stored["quantiles"], np.nan)
+        else:
+            stored["counts"] = -stored["counts"]
+        np.savez(path, **stored)
+    again = conformal_quantiles(run, [80], accelerator="cpu")
+    assert np.array_equal(again.quantiles[80.0], cal.quantiles[80.0])
+
+
 def test_cli_forecast_writes_interval_columns_arrays_and_a_plot(
     run: Path, recent: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

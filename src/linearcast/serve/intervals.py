@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import zipfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -204,6 +205,8 @@ def _read_cache(path: Path, checkpoint: str, nonnegative: bool) -> Calibration |
             q, counts, pooled = z["quantiles"], z["counts"], z["pooled"]
             if q.ndim != 4 or q.shape[0] != len(levels) or q.shape[1:] != counts.shape:
                 return None
+            if not np.isfinite(q).all() or (counts < 0).any():
+                return None  # not what calibration writes: calibrate afresh
             return Calibration(
                 quantiles={lv: q[i].astype(np.float32) for i, lv in enumerate(levels)},
                 counts=counts.astype(np.int64),
@@ -211,8 +214,8 @@ def _read_cache(path: Path, checkpoint: str, nonnegative: bool) -> Calibration |
                 nonnegative=nonnegative,
                 checkpoint=checkpoint,
             )
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    except (OSError, ValueError, KeyError, TypeError, EOFError, MemoryError, zipfile.BadZipFile):
+        return None  # a damaged cache is calibrated afresh
 
 
 def _write_cache(path: Path, cal: Calibration) -> None:
