@@ -271,7 +271,19 @@ def _read_config_file(path: Path) -> dict[str, Any]:
             return data
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
         raise ConfigError(f"{path}: cannot parse the config: {err}") from err
+    except (UnicodeDecodeError, RecursionError, OSError) as err:
+        raise ConfigError(f"{path}: expected a config as UTF-8 text, {damaged(err)}.") from err
     raise ConfigError(f"{path}: expected a .toml or .json config file, found {path.suffix!r}.")
+
+
+def damaged(err: BaseException) -> str:
+    """What a text file that could not be read was (for ``expected ..., found ...``)."""
+    if isinstance(err, UnicodeDecodeError):
+        return f"found bytes that are not UTF-8 text (at offset {err.start})"
+    if isinstance(err, RecursionError):
+        return "found values nested too deeply to read"
+    reason = err.strerror if isinstance(err, OSError) else None
+    return f"could not read it ({reason or type(err).__name__})"
 
 
 # ---------------------------------------------------------------------- TOML writer

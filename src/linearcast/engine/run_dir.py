@@ -39,6 +39,7 @@ from typing import Any
 
 from linearcast import jsonio
 from linearcast.engine.config_checks import check_run_name, inside
+from linearcast.engine.config_io import damaged
 from linearcast.engine.plots import plot_curves as plot_curves  # moved; old imports still work
 from linearcast.engine.plots import plot_forecast as plot_forecast
 from linearcast.errors import ConfigError
@@ -200,6 +201,8 @@ def read_json(path: str | Path) -> Any:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ConfigError(f"{path}: invalid JSON ({err}).") from err
+    except (UnicodeDecodeError, RecursionError, OSError) as err:
+        raise ConfigError(f"{path}: expected JSON text, {damaged(err)}.") from err
 
 
 def write_history(path: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
