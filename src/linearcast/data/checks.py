@@ -1,5 +1,6 @@
-"""Checks where data enters: non-finite values (count; refuse, keep as missing readings or
-replace by the null value) and the range of time features. Every reader and
+"""Checks where data enters: the cast to float32 (finite values beyond its range refused, not
+turned into infinities), non-finite values (count; refuse, keep as missing readings or replace by
+the null value) and the range of time features. Every reader and
 :class:`~linearcast.data.dataset.TimeSeriesDataset` use them; the scans go chunk by chunk, so
 memory-mapped arrays are not read whole.
 """
@@ -8,7 +9,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -19,6 +21,15 @@ NON_FINITE_POLICIES: tuple[str, ...] = ("error", "mask", "null")
 
 # Elements per chunk when scanning (possibly memory-mapped) arrays; keeps peak memory small.
 _CHUNK_ELEMENTS = 1 << 21
+#: The largest magnitude float32 holds; a finite value beyond it would become ±inf.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: What to do about values beyond float32's range, for readers without a ``drop`` option.
+RESCALE_FIX = "rescale that series (e.g. divide it by a power of ten) before reading it"
+#: The same for readers whose ``drop`` option leaves a column out (``{col}``: its name).
+DROP_FIX = (
+    "rescale that series in the file (e.g. divide it by a power of ten), or leave it out with "
+    "--set data_options.drop=[{col}]"
+)
 
 
 def _iter_row_chunks(values: np.ndarray) -> list[slice]:
@@ -27,6 +38,97 @@ def _iter_row_chunks(values: np.ndarray) -> list[slice]:
     per_row = max(1, int(np.prod(values.shape[1:], dtype=np.int64)))
     step = max(1, _CHUNK_ELEMENTS // per_row)
     return [slice(a, min(a + step, t)) for a in range(0, t, step)]
+
+
+def option_name(col: Any) -> str:
+    """A column's name as an option value, or ``NAME`` where it is too long or odd to echo."""
+    text = str(col)
+    return text if len(text) <= 40 and text.isprintable() and "," not in text else "NAME"
+
+
+def to_float32(
+    values: np.ndarray,
+    source: str,
+    names: Sequence[Any] | None = None,
+    fix: str = RESCALE_FIX,
+) -> np.ndarray:
+    """``values`` as float32, refusing finite values beyond float32's range.
+
+    Every model computes in float32, and a cast turns a finite value above ~3.4e38 into ±inf,
+    which the non-finite check would then report as an infinity in the file. Only floats wider
+    than float32 can hold such values: float32 arrays (memory-mapped ones included) come back
+    as they are, integers and float16 are cast (int64 beyond 2**24 loses precision, never
+    range); wider floats are cast chunk by chunk, so a memory-mapped array is never copied
+    whole in float64. NaN and ±inf pass through, for :func:`handle_non_finite`.
+
+    Args:
+        values: any numeric array, typically ``[T, N]`` or ``[T, N, F]`` (may be a memmap).
+        source: the file (or dataset) named in the message.
+        names: the N series names (axis 1), to name the first value out of range.
+        fix: what to do, for the message; ``{col}`` stands for that series' name.
+
+    Returns:
+        ``values`` itself when float32, else a new float32 array of the same shape.
+
+    Raises:
+        DataError: naming the source, the count and the first value beyond float32's range.
+    """
+    if values.dtype == np.float32:
+        return values
+    if values.dtype.kind != "f" or values.dtype.itemsize <= 4:
+        return np.asarray(values, dtype=np.float32)
+    arr = values.reshape(1) if values.ndim == 0 else values
+    # the memory layout kept as astype keeps it (a frame's columns stay contiguous)
+    out = np.empty_like(arr, dtype=np.float32, subok=False)
+    count = 0
+    first: tuple[int, ...] | None = None
+    series = np.zeros(arr.shape[1] if arr.ndim >= 2 else 1, dtype=bool)
+    with np.errstate(over="ignore"):  # the overflow is what is counted below
+        for sl in _iter_row_chunks(arr):
+            chunk = np.asarray(arr[sl])
+            out[sl] = chunk
+            over = np.isinf(out[sl]) & np.isfinite(chunk)
+            n = int(over.sum())
+            if n and first is None:
+                at = np.argwhere(over)[0]
+                first = (int(at[0]) + int(sl.start), *(int(i) for i in at[1:]))
+            count += n
+            if n and arr.ndim >= 2:
+                series |= over.reshape(over.shape[0], over.shape[1], -1).any(axis=(0, 2))
+    if first is None:
+        return out.reshape(values.shape)
+    raise DataError(_beyond_float32(arr, source, count, int(series.sum()), first, names, fix))
+
+
+def _beyond_float32(
+    arr: np.ndarray,
+    source: str,
+    count: int,
+    n_series: int,
+    first: tuple[int, ...],
+    names: Sequence[Any] | None,
+    fix: str,
+) -> str:
+    """The message of :func:`to_float32`: the count, the first value, where it is, the fix."""
+    value = float(arr[first])
+    where = ""
+    name: Any = None
+    if len(first) >= 2:
+        j = first[1]
+        name = names[j] if names is not None and len(names) == arr.shape[1] else None
+        text = str(name)
+        shown = repr(text) if len(text) <= 40 else repr(text[:40]) + "…"
+        where = f" in series {shown}" if name is not None else f" in series {j} (from 0)"
+        if len(first) == 3 and arr.shape[2] > 1:
+            where += f", channel {first[2]}"
+    values = "value" if count == 1 else "values"
+    spread = f" in {n_series} series" if n_series > 1 else ""
+    return (
+        f"{source}: expected values float32 can hold (magnitude at most {FLOAT32_MAX:.1e}; "
+        f"every model computes in float32), found {count} finite {values} beyond it{spread} "
+        f"(first {value:.6g}{where} at row {first[0]}); "
+        f"{fix.replace('{col}', option_name(name) if name is not None else 'NAME')}."
+    )
 
 
 def count_non_finite(values: np.ndarray) -> tuple[int, int]:
@@ -134,9 +236,14 @@ def check_time_features(
 
 
 __all__ = [
+    "DROP_FIX",
+    "FLOAT32_MAX",
     "NON_FINITE_POLICIES",
+    "RESCALE_FIX",
     "NonFinitePolicy",
     "check_time_features",
     "count_non_finite",
     "handle_non_finite",
+    "option_name",
+    "to_float32",
 ]

@@ -26,6 +26,7 @@ from linearcast.data.checks import (
     check_time_features,
     count_non_finite,
     handle_non_finite,
+    to_float32,
 )
 from linearcast.data.checks import _iter_row_chunks as _iter_row_chunks  # used by tests
 from linearcast.data.summary import graph_stats
@@ -84,7 +85,7 @@ class TimeSeriesDataset:
         if v.dtype != np.float32:
             if not (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)):
                 raise DataError(f"{src}: expected numeric values, found dtype {v.dtype}.")
-            self.values = v = v.astype(np.float32)
+            self.values = v = to_float32(v, src, self.node_names)
         t, n, f = v.shape
         if t == 0 or n == 0 or f == 0:
             raise DataError(f"{src}: expected a non-empty [T, N, F] array, found {v.shape}.")

@@ -1,8 +1,11 @@
 """In-memory data: pandas frames and NumPy arrays as a :class:`TimeSeriesDataset`.
 
 Readers turn *files* into datasets; this module does the same for objects a Python user already
-holds, with the same checks (numeric values, one timestamp per row, unique, increasing, on a
-regular grid) and the same kind of one-sentence :class:`~linearcast.errors.DataError`.
+holds, with the same checks (numeric values float32 can hold, one timestamp per row, unique,
+increasing, on a regular grid) and the same kind of one-sentence
+:class:`~linearcast.errors.DataError`. A time column of numbers or text is read as the CSV
+readers read one (:mod:`linearcast.data.readers.time_columns`): epoch numbers in the unit their
+size tells, with a warning, unless ``time_unit`` says it.
 
 Accepted shapes::
 
@@ -20,13 +23,17 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from linearcast.data.checks import to_float32
 from linearcast.data.dataset import NonFinitePolicy, TimeSeriesDataset, handle_non_finite
 from linearcast.errors import DataError
+
+if TYPE_CHECKING:
+    from linearcast.data.readers.time_columns import TimeSpec
 
 TIME_COLUMNS = ("ds", "date", "datetime", "time", "timestamp")
 LONG_COLUMNS = ("unique_id", "ds", "y")
@@ -72,6 +79,9 @@ def as_dataset(
     node_names: list[str] | None = None,
     null_value: float = math.nan,
     non_finite: NonFinitePolicy = "error",
+    time_unit: str | None = None,
+    time_format: str | None = None,
+    dayfirst: bool | None = None,
 ) -> TimeSeriesDataset:
     """Turn a frame or an array into a :class:`TimeSeriesDataset` (checked).
 
@@ -92,21 +102,30 @@ def as_dataset(
         node_names: N names (default: the frame's columns / series ids; none for arrays).
         null_value: the value that marks a missing reading (NaN by default; 0.0 for traffic).
         non_finite: ``"error"`` (default) or ``"null"`` (NaN/inf become the null value).
+        time_unit: the unit of epoch numbers in the time column (``s``, ``ms``, ``us``,
+            ``ns``); default: told by their magnitude, with a warning (as the CSV readers do).
+        time_format: the ``strftime`` format of a time column of text or digits
+            (``%d/%m/%Y %H:%M``, ``%Y%m%d``); default: the format of the first value.
+        dayfirst: ``dd/mm`` (true) or ``mm/dd`` (false) dates; default: told by the dates.
 
     Returns:
         The dataset: ``values [T, N, F]`` float32, timestamps when the data had them.
 
     Raises:
-        DataError: non-numeric values, missing/duplicated/unsorted timestamps, an irregular
-            grid, a long frame with missing (series, time) pairs, or a shape that is not
-            ``[T, N]`` / ``[T, N, C]``.
+        DataError: non-numeric values, finite values beyond float32's range, times that do
+            not parse (numbers that fit no epoch unit), missing/duplicated/unsorted timestamps,
+            an irregular grid, a long frame with missing (series, time) pairs, or a shape that
+            is not ``[T, N]`` / ``[T, N, C]``.
     """
     if isinstance(data, TimeSeriesDataset):
         return data
     if isinstance(data, pd.Series):
         data = data.to_frame(name=str(data.name) if data.name is not None else "y")
-    values, ts, names, source = _values_of(
-        data, name, time_column, id_column, ds_column, value_column
+    from linearcast.data.readers.time_columns import time_spec
+
+    spec = time_spec(_source_of(data, name), time_unit, time_format, dayfirst)
+    values, ts, names, source, note = _values_of(
+        data, name, time_column, id_column, ds_column, value_column, spec
     )
     if node_names is None:
         node_names = names
@@ -133,7 +152,14 @@ def as_dataset(
     )
     if freq_name is not None:
         ds.meta["freq"] = freq_name
+    if note is not None:
+        ds.meta["time_note"] = note
     return ds
+
+
+def _source_of(data: Any, name: str | None) -> str:
+    """How messages name the data: its name, else ``dataframe`` / ``array``."""
+    return name or ("array" if isinstance(data, np.ndarray) else "dataframe")
 
 
 def _values_of(
@@ -143,20 +169,23 @@ def _values_of(
     id_column: str,
     ds_column: str,
     value_column: str,
-) -> tuple[np.ndarray, pd.DatetimeIndex | None, list[str] | None, str]:
-    """``(values [T, N, F], timestamps or None, series names or None, source)`` of a frame (long
-    or wide) or an array; ``source`` names it in messages."""
+    spec: TimeSpec,
+) -> tuple[np.ndarray, pd.DatetimeIndex | None, list[str] | None, str, str | None]:
+    """``(values [T, N, F], timestamps or None, series names or None, source, time note)`` of
+    a frame (long or wide) or an array; ``source`` names it in messages, the note says how a
+    time column of numbers was read."""
+    source = _source_of(data, name)
     if isinstance(data, pd.DataFrame):
-        source = name or "dataframe"
         names: list[str] | None
         if _is_long(data, id_column, ds_column, value_column):
-            values, ts, names = _from_long(data, id_column, ds_column, value_column, source)
+            values, ts, names, note = _from_long(
+                data, id_column, ds_column, value_column, source, spec
+            )
         else:
-            values, ts, names = _from_wide(data, time_column, source)
-        return values, ts, names, source
+            values, ts, names, note = _from_wide(data, time_column, source, spec)
+        return values, ts, names, source, note
     if isinstance(data, np.ndarray):
-        source = name or "array"
-        return _from_array(data, source), None, None, source
+        return _from_array(data, source), None, None, source, None
     raise DataError(
         f"expected a pandas DataFrame, a NumPy array [T, N] or [T, N, C], or a dataset "
         f"path; found {type(data).__name__}."
@@ -169,8 +198,13 @@ def _is_long(frame: pd.DataFrame, id_column: str, ds_column: str, value_column: 
 
 
 def _from_long(
-    frame: pd.DataFrame, id_column: str, ds_column: str, value_column: str, source: str
-) -> tuple[np.ndarray, pd.DatetimeIndex, list[str]]:
+    frame: pd.DataFrame,
+    id_column: str,
+    ds_column: str,
+    value_column: str,
+    source: str,
+    spec: TimeSpec,
+) -> tuple[np.ndarray, pd.DatetimeIndex, list[str], str | None]:
     extra = [c for c in frame.columns if c not in (id_column, ds_column, value_column)]
     if extra:
         raise DataError(
@@ -203,29 +237,31 @@ def _from_long(
             f"{ids[n_i]!r} has no row at {wide.index[t_i]}); add them (NaN for a missing "
             f"reading) or fill the gaps."
         )
-    ts = _timestamps(pd.Series(wide.index), ds_column, source)
-    values = wide.to_numpy(dtype=np.float64).astype(np.float32)[:, :, None]
-    return values, ts, [str(i) for i in ids]
+    ts, note = _timestamps(pd.Series(wide.index), ds_column, source, spec, "ds_column")
+    names = [str(i) for i in ids]
+    values = to_float32(wide.to_numpy(dtype=np.float64), source, names)
+    return values[:, :, None], ts, names, note
 
 
 def _from_wide(
-    frame: pd.DataFrame, time_column: str | None, source: str
-) -> tuple[np.ndarray, pd.DatetimeIndex | None, list[str] | None]:
+    frame: pd.DataFrame, time_column: str | None, source: str, spec: TimeSpec
+) -> tuple[np.ndarray, pd.DatetimeIndex | None, list[str] | None, str | None]:
     ts: pd.DatetimeIndex | None = None
+    note: str | None = None
     if time_column is not None:
         if time_column not in frame.columns:
             raise DataError(
                 f"{source}: expected a time column {time_column!r}, found columns "
                 f"{[str(c) for c in frame.columns][:10]}."
             )
-        ts = _timestamps(frame[time_column], time_column, source)
+        ts, note = _timestamps(frame[time_column], time_column, source, spec)
         frame = frame.drop(columns=[time_column])
     elif isinstance(frame.index, pd.DatetimeIndex):
-        ts = _timestamps(pd.Series(frame.index), "index", source)
+        ts, note = _timestamps(pd.Series(frame.index), "index", source, spec)
     else:
         for col in TIME_COLUMNS:
             if col in frame.columns:
-                ts = _timestamps(frame[col], col, source)
+                ts, note = _timestamps(frame[col], col, source, spec)
                 frame = frame.drop(columns=[col])
                 break
     if frame.shape[1] == 0:
@@ -234,10 +270,10 @@ def _from_wide(
         raise DataError(f"{source}: expected at least one row, found none.")
     for col in frame.columns:
         _check_numeric_column(frame[col], str(col), source)
-    values = frame.to_numpy(dtype=np.float64).astype(np.float32)[:, :, None]
     # pandas' default labels 0..N-1 are positions, not names (forecasts match series by name)
     names = None if isinstance(frame.columns, pd.RangeIndex) else [str(c) for c in frame.columns]
-    return values, ts, names
+    values = to_float32(frame.to_numpy(dtype=np.float64), source, names)
+    return values[:, :, None], ts, names, note
 
 
 def _from_array(arr: np.ndarray, source: str) -> np.ndarray:
@@ -249,7 +285,7 @@ def _from_array(arr: np.ndarray, source: str) -> np.ndarray:
         raise DataError(
             f"{source}: expected an array [T, N] or [T, N, C], found shape {tuple(arr.shape)}."
         )
-    return np.asarray(arr, dtype=np.float32)
+    return to_float32(arr, source)
 
 
 def _check_numeric_column(col: pd.Series, label: str, source: str) -> None:
@@ -265,21 +301,32 @@ def _check_numeric_column(col: pd.Series, label: str, source: str) -> None:
 
 
 # ---------------------------------------------------------------------- time
-def _timestamps(values: pd.Series, label: str, source: str) -> pd.DatetimeIndex:
-    try:
-        ts = pd.DatetimeIndex(pd.to_datetime(values))
-    except (ValueError, TypeError) as err:
-        raise DataError(
-            f"{source}: expected timestamps in {label!r}, could not parse them ({err})."
-        ) from err
-    if ts.tz is not None:  # the calendar features use local wall-clock time
-        ts = ts.tz_localize(None)
-    from linearcast.data.readers._common import check_timestamps
+def _timestamps(
+    values: pd.Series, label: str, source: str, spec: TimeSpec, option: str = "time_column"
+) -> tuple[pd.DatetimeIndex, str | None]:
+    """The timestamps of a time column (or index) and, for numbers, a note saying how they
+    were read (also given as a warning).
 
+    Datetimes are taken as they are (time zones dropped: the calendar features use local
+    wall-clock time); numbers and text are read by the CSV readers' code, so epoch seconds are
+    never taken for nanoseconds.
+    """
+    # imported here: the readers package imports this module (the long-table reader)
+    from linearcast.data.readers._common import check_timestamps
+    from linearcast.data.readers.time_columns import parse_time
+
+    col = values.reset_index(drop=True)
+    note: str | None = None
+    if pd.api.types.is_datetime64_any_dtype(col):
+        ts = pd.DatetimeIndex(col)
+        if ts.tz is not None:
+            ts = ts.tz_localize(None)
+    else:
+        ts, note = parse_time(pd.DataFrame({label: col}), [label], source, option, spec)
     with warnings.catch_warnings():  # irregular steps are an error here, reported below
         warnings.simplefilter("ignore", UserWarning)
         check_timestamps(ts, f"{source} ({label})")
-    return ts
+    return ts, note
 
 
 def _regular_step(ts: pd.DatetimeIndex, source: str) -> tuple[int | None, str | None]:

@@ -24,6 +24,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from linearcast.data import checks
+from linearcast.data.checks import option_name as option_name
 from linearcast.data.dataset import TimeSeriesDataset
 from linearcast.data.readers._files import (
     check_alloc,
@@ -396,13 +398,16 @@ def check_numeric(arr: np.ndarray, source: str) -> None:
         raise DataError(f"{source}: expected a numeric array, found dtype {arr.dtype}.")
 
 
-def to_float32(arr: np.ndarray, source: Any = "the array") -> np.ndarray:
+def to_float32(
+    arr: np.ndarray, source: Any = "the array", names: list[str] | None = None
+) -> np.ndarray:
     """Keep float32 arrays (and memmaps) as they are; convert others (loads into memory, so the
-    float32 copy is checked against the memory budget first: int8 becomes 4x its file)."""
+    float32 copy is checked against the memory budget first: int8 becomes 4x its file) with
+    :func:`linearcast.data.checks.to_float32` (finite values beyond float32's range refused)."""
     if arr.dtype == np.float32:
         return arr
     check_alloc(source, f"{arr.dtype} {list(arr.shape)} as float32", int(arr.size) * 4)
-    return np.asarray(arr, dtype=np.float32)
+    return checks.to_float32(arr, str(source), names)
 
 
 def read_npy(path: Path, what: str) -> np.ndarray:
@@ -590,12 +595,6 @@ def check_timestamps(ts: pd.DatetimeIndex, source: str) -> int | None:
         )
     minutes = step_td.total_seconds() / 60.0
     return int(minutes) if minutes >= 1 and float(minutes).is_integer() else None
-
-
-def option_name(col: Any) -> str:
-    """A column's name as an option value, or ``NAME`` where it is too long or odd to echo."""
-    text = str(col)
-    return text if len(text) <= 40 and text.isprintable() and "," not in text else "NAME"
 
 
 def numeric_frame(

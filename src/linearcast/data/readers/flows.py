@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from linearcast.data import isolate
+from linearcast.data import checks, isolate
 from linearcast.data.dataset import NonFinitePolicy, TimeSeriesDataset, handle_non_finite
 from linearcast.data.readers._common import (
     PathLike,
@@ -192,7 +192,7 @@ def to_time_node(
             f"{source}: layout must be auto, time_node, node_time, node_day_step or "
             f"day_step_node; found {layout!r}."
         )
-    return np.ascontiguousarray(out, dtype=np.float32), spd, layout
+    return np.ascontiguousarray(checks.to_float32(out, source)), spd, layout
 
 
 def names_from_csv(path: Path, n: int) -> list[str] | None:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from linearcast.data.checks import DROP_FIX, to_float32
 from linearcast.data.dataset import NonFinitePolicy, TimeSeriesDataset, handle_non_finite
 from linearcast.data.readers._common import (
     Dedupe,
@@ -106,7 +106,8 @@ def read_ltsf_csv(
         raise DataError(f"{p}: expected at least one series column besides {echo(date_column)}.")
     fix = "; leave it out with --set data_options.drop=[{col}] (or data_options.columns=[...])"
     arr = numeric_frame(data.copy(), str(p), fix, dialect)
-    values = handle_non_finite(arr.astype(np.float32)[:, :, None], str(p), null_value, non_finite)
+    arr = to_float32(arr, str(p), list(data.columns), DROP_FIX)
+    values = handle_non_finite(arr[:, :, None], str(p), null_value, non_finite)
     meta = {"format": "ltsf"} | ({"time_note": note} if note else {})
     return TimeSeriesDataset(
         values=values,

@@ -10,6 +10,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from linearcast.data.checks import to_float32
 from linearcast.data.dataset import NonFinitePolicy, TimeSeriesDataset, handle_non_finite
 from linearcast.data.readers._common import (
     CsvDialect,
@@ -103,7 +104,8 @@ def read_matrix_csv(
     df = read_csv(p, what, dialect, header=0 if with_header else None)
     _refuse_time_column(p, df)
     arr = numeric_frame(df.copy(), str(p), dialect=dialect)
-    values = handle_non_finite(arr.astype(np.float32)[:, :, None], str(p), null_value, non_finite)
+    arr = to_float32(arr, str(p), list(df.columns) if with_header else None)
+    values = handle_non_finite(arr[:, :, None], str(p), null_value, non_finite)
     n = values.shape[1]
     named = [p.with_name(p.stem.replace("speed", "adj") + p.suffix)] if "speed" in p.stem else []
     adj, note = resolve_adjacency(

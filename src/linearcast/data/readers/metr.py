@@ -80,9 +80,11 @@ def read_metr_h5(
         return _array_dataset(p, meta, arrays, adjacency, name, null_value, non_finite)
     df, key = _frame(p, meta, arrays)
     freq = check_timestamps(pd.DatetimeIndex(df.index), str(p))
-    arr = df.to_numpy(dtype=np.float32)
-    values = handle_non_finite(arr[:, :, None], str(p), null_value, non_finite)
     columns = [str(c) for c in df.columns]
+    raw = df.to_numpy()
+    raw = raw if raw.dtype.kind in "fiu" else df.to_numpy(dtype=np.float64)
+    arr = to_float32(raw, str(p), columns)
+    values = handle_non_finite(arr[:, :, None], str(p), null_value, non_finite)
     adj, adjacency = _sensor_graph(p, adjacency, columns, values.shape)
     return TimeSeriesDataset(
         values=values,

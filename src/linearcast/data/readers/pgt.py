@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from linearcast.data.checks import to_float32
 from linearcast.data.dataset import NonFinitePolicy, TimeSeriesDataset, handle_non_finite
 from linearcast.data.readers._common import PathLike, ReaderFormat, require_file
 from linearcast.data.readers._files import (
@@ -131,7 +132,8 @@ def read_pgt_json(
         arr, adj, node_names = _from_node_link(d, str(p), series_key, p.stat().st_size)
     else:
         layout, arr, adj, node_names = _from_matrix_layout(d, str(p), p.stat().st_size)
-    values = handle_non_finite(arr.astype(np.float32)[:, :, None], str(p), null_value, non_finite)
+    arr = to_float32(arr, str(p), node_names)
+    values = handle_non_finite(arr[:, :, None], str(p), null_value, non_finite)
     if freq_minutes is None:
         freq_minutes = _PGT_FREQ_MINUTES.get(p.stem)
     return TimeSeriesDataset(

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from linearcast.data.checks import DROP_FIX, to_float32
 from linearcast.data.dataset import NonFinitePolicy, TimeSeriesDataset, handle_non_finite
 from linearcast.data.frames import LONG_COLUMNS, as_dataset
 from linearcast.data.readers._common import (
@@ -236,7 +237,8 @@ def _read_wide(
         "(or keep some with --set data_options.columns=[NAME,...])"
     )
     arr = numeric_frame(data.copy(), str(p), fix, dialect)
-    values = handle_non_finite(arr.astype(np.float32)[:, :, None], str(p), null_value, non_finite)
+    arr = to_float32(arr, str(p), list(data.columns), DROP_FIX)
+    values = handle_non_finite(arr[:, :, None], str(p), null_value, non_finite)
     meta: dict[str, Any] = {"format": "table", "layout": "wide"}
     if note is not None:
         meta["time_note"] = note

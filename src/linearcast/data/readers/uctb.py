@@ -31,6 +31,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from linearcast.data.checks import to_float32
 from linearcast.data.dataset import NonFinitePolicy, TimeSeriesDataset, handle_non_finite
 from linearcast.data.readers._common import PathLike, ReaderFormat, as_3d, check_numeric
 from linearcast.data.readers._files import (
@@ -160,7 +161,7 @@ def _traffic(p: Path, obj: Any) -> tuple[dict[str, Any], np.ndarray]:
         raise DataError(
             f"{p}: expected Node.TrafficNode of shape [T, N], found {list(traffic.shape)}."
         )
-    return node, np.asarray(traffic, dtype=np.float32)
+    return node, to_float32(traffic, f"{p} (Node.TrafficNode)")
 
 
 def _timestamps(p: Path, obj: dict[str, Any], t: int) -> tuple[int, pd.DatetimeIndex]:
