@@ -130,6 +130,8 @@ def sniff_format(path: PathLike) -> str:
     if p.name in ("data.dat", "desc.json"):
         return "basicts"
     suffix = p.suffix.lower()
+    if suffix == ".gz" and Path(p.stem).suffix.lower() in (".csv", ".txt"):
+        suffix = Path(p.stem).suffix.lower()  # data.csv.gz: the CSV readers decompress it
     readable = [f for f in FORMATS.values() if suffix in f.suffixes]
     if not readable:
         known = sorted({s for f in FORMATS.values() for s in f.suffixes if s != "/"})
