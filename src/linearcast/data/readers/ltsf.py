@@ -15,6 +15,7 @@ from linearcast.data.readers._common import (
     Dedupe,
     PathLike,
     ReaderFormat,
+    calendar_frequency,
     check_timestamps,
     csv_dialect,
     dedupe_rows,
@@ -109,6 +110,9 @@ def read_ltsf_csv(
     arr = to_float32(arr, str(p), list(data.columns), DROP_FIX)
     values = handle_non_finite(arr[:, :, None], str(p), null_value, non_finite)
     meta = {"format": "ltsf"} | ({"time_note": note} if note else {})
+    calendar = calendar_frequency(ts)
+    if calendar is not None:
+        meta["freq"] = calendar
     return TimeSeriesDataset(
         values=values,
         name=name or p.stem,

@@ -30,6 +30,7 @@ from linearcast.data.readers._common import (
     Dedupe,
     PathLike,
     ReaderFormat,
+    calendar_frequency,
     check_timestamps,
     csv_dialect,
     dedupe_rows,
@@ -240,6 +241,9 @@ def _read_wide(
     arr = to_float32(arr, str(p), list(data.columns), DROP_FIX)
     values = handle_non_finite(arr[:, :, None], str(p), null_value, non_finite)
     meta: dict[str, Any] = {"format": "table", "layout": "wide"}
+    calendar = calendar_frequency(ts) if ts is not None else None
+    if calendar is not None:
+        meta["freq"] = calendar
     if note is not None:
         meta["time_note"] = note
     if station is not None:
