@@ -145,3 +145,51 @@ def test_check_step_compares_known_steps_only() -> None:
     check_step(TimeSeriesDataset(values[..., None], timestamps=months, freq_minutes=44640),
                meta, "runs/r")  # fmt: skip
     check_step(as_dataset(frame(half)), {"freq_minutes": None}, "runs/r")
+
+
+def _calendar_run(root: Path, freq: str) -> tuple[Path, Path]:
+    """last-value trained on 120 steps of ``freq`` (a calendar step when ``freq`` is one)."""
+    data = root / f"train-{freq}.csv"
+    _restepped_frame(120, freq).to_csv(data, index=False)
+    args = ["train", "--model", "last-value", "--data", str(data), "--protocol", "ltsf",
+            "--set", "protocol_overrides.in_steps=12", "--set", "protocol_overrides.out_steps=3",
+            "--set", "baseline=", "--epochs", "1", "--quiet", "--no-intervals",
+            "--out", str(root / "runs"), "--run-name", freq]  # fmt: skip
+    assert main(args) == 0
+    return root / "runs" / freq, data
+
+
+def _restepped_frame(rows: int, freq: str) -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    return pd.DataFrame({"date": pd.date_range("2001-01-01", periods=rows, freq=freq),
+                         "s0": rng.normal(50, 5, rows), "s1": rng.normal(40, 5, rows)})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("trained", "given", "refused"),
+    [
+        ("MS", "MS", None),
+        ("MS", "ME", None),  # month ends are months too
+        ("MS", "QS", "expected 1-month (MS) steps"),
+        ("MS", "YS", "expected 1-month (MS) steps"),
+        ("MS", "h", "expected 1-month (MS) steps"),
+        ("h", "MS", "expected 1-hour steps"),
+    ],
+)
+def test_calendar_steps_are_compared_too(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    trained: str,
+    given: str,
+    refused: str | None,
+) -> None:
+    run, _ = _calendar_run(tmp_path, trained)
+    data = tmp_path / f"new-{given}.csv"
+    _restepped_frame(40, given).to_csv(data, index=False)
+    capsys.readouterr()
+    code = main(["forecast", str(run), "--data", str(data), "--out", str(tmp_path / "f.csv")])
+    if refused is None:
+        assert code == 0
+        return
+    assert code == 1
+    assert refused in _error(capsys)

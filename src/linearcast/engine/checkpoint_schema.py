@@ -103,7 +103,7 @@ def _check_meta(meta: Any) -> None:
         if meta.get(key) is not None:
             _int(meta[key], f"meta.{key}", 1, 10**7)
     _number(meta.get("null_value"), "meta.null_value", finite=False, allow_none=True)
-    for key in ("protocol", "dataset", "graph_sha256", "data_sha256"):
+    for key in ("protocol", "dataset", "graph_sha256", "data_sha256", "freq"):
         if meta.get(key) is not None and not isinstance(meta[key], str):
             raise _Bad(f"meta.{key} is {_show(meta[key])} (expected a string)")
 

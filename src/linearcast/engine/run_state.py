@@ -263,6 +263,7 @@ def run_meta(config: TrainConfig, prep: PreparedData) -> dict[str, Any]:
         # the calendar the time features were computed on (forecasting checks new data)
         "steps_per_day": prep.dataset.steps_per_day,
         "freq_minutes": prep.dataset.freq_minutes,
+        "freq": prep.dataset.meta.get("freq"),  # a calendar step (months, ...), else None
         # which channel the forecasts are of (named in forecasts and the ONNX sidecar)
         **target_meta(prep.dataset, p.target_channel),
         # the graph, for models that rebuild their supports from the data (DCRNN)

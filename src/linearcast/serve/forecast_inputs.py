@@ -161,6 +161,10 @@ def check_step(ds: TimeSeriesDataset, meta: dict[str, Any], run_dir: str | Path)
         DataError: the steps differ: one sentence naming the data, both steps and the fix.
     """
     trained, found = meta.get("freq_minutes"), ds.freq_minutes
+    if "freq" in meta:  # runs since calendars were recorded: months, quarters, years compared
+        _check_calendar(ds, meta, run_dir)
+        if meta["freq"] or _calendar(ds):
+            return
     if not trained or not found or int(trained) == int(found) or _calendar_step(ds):
         return
     run, new = _step_text(int(trained)), _step_text(int(found))
@@ -187,6 +191,54 @@ def check_step(ds: TimeSeriesDataset, meta: dict[str, Any], run_dir: str | Path)
         f"{ds.source}: expected {run} steps (the step the model of {run_dir} was trained on), "
         f"found {new} steps {origin}; {what}, {fix}."
     )
+
+
+def _check_calendar(ds: TimeSeriesDataset, meta: dict[str, Any], run_dir: str | Path) -> None:
+    """:func:`check_step` where either side is on a calendar step (``meta["freq"]``, e.g.
+    ``"MS"``): the same period (month starts or ends alike) passes, anything else is refused."""
+    trained, found = meta.get("freq"), _calendar(ds)
+    if not trained and not found:
+        return
+    if trained and found and _period(str(trained)) == _period(found):
+        return
+    minutes = meta.get("freq_minutes")
+    run = _calendar_text(str(trained)) if trained else minutes and f"{_step_text(int(minutes))}"
+    new = _calendar_text(found) if found else ds.freq_minutes and _step_text(ds.freq_minutes)
+    if not run or not new:
+        return  # one side knows no step: left to the other checks
+    raise DataError(
+        f"{ds.source}: expected {run} steps (the step the model of {run_dir} was trained on), "
+        f"found {new} steps; give data at {run} steps, or train a run on {new} data."
+    )
+
+
+def _calendar(ds: TimeSeriesDataset) -> str | None:
+    """The data's calendar frequency (``"MS"``, ``"QS-JAN"``, ...) or ``None``."""
+    if ds.meta.get("freq"):
+        return str(ds.meta["freq"])
+    if not _calendar_step(ds):
+        return None
+    import pandas as pd
+
+    assert ds.timestamps is not None
+    return pd.DatetimeIndex(ds.timestamps, freq="infer").freqstr
+
+
+def _period(freq: str) -> tuple[str, int]:
+    """A calendar frequency's period and multiple: ``"MS"`` and ``"ME"`` are both months."""
+    from pandas.tseries.frequencies import to_offset
+
+    off = to_offset(freq)
+    return type(off).__name__.replace("Begin", "").replace("End", ""), int(off.n)
+
+
+def _calendar_text(freq: str) -> str:
+    """``"MS"`` -> ``"1-month (MS)"``."""
+    try:
+        name, n = _period(freq)
+    except ValueError:
+        return freq
+    return f"{n}-{name.lower()} ({freq})"
 
 
 def _calendar_step(ds: TimeSeriesDataset) -> bool:
