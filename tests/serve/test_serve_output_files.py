@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -178,3 +179,32 @@ def test_export_keeps_an_existing_model_or_description_unless_told(
     pytest.importorskip("onnx")
     export_onnx(run, target, check=False, overwrite=True)
     assert there.read_bytes() != b"an earlier export\n"
+
+
+def test_the_training_data_is_kept_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # config.json keeps the data path as typed ("d.csv", relative to where training ran)
+    where = tmp_path / "project"
+    where.mkdir()
+    rng = np.random.default_rng(0)
+    idx = pd.date_range("2024-01-01", periods=200, freq="h", name="date")
+    pd.DataFrame(rng.normal(50, 5, (200, 2)), index=idx, columns=["a", "b"]).to_csv(where / "d.csv")
+    monkeypatch.chdir(where)
+    args = ["train", "--model", "last-value", "--data", "d.csv", "--protocol", "ltsf",
+            "--set", "protocol_overrides.in_steps=12", "--set", "protocol_overrides.out_steps=3",
+            "--set", "baseline=", "--epochs", "1", "--quiet", "--no-intervals",
+            "--out", "runs", "--run-name", "r"]  # fmt: skip
+    assert main(args) == 0
+    trained = _digest(where / "d.csv")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    run, data = where / "runs" / "r", str(elsewhere / "recent.csv")
+    (elsewhere / "recent.csv").write_bytes((where / "d.csv").read_bytes())
+    capsys.readouterr()
+    for command in (["forecast", str(run), "--data", data], ["evaluate", str(run), "--data", data]):
+        out = ["--out", str(where / "d.csv"), "--overwrite"]
+        assert main([*command, *out]) == 1
+        assert "found the data file the run was trained on" in _error(capsys)
+    assert _digest(where / "d.csv") == trained

@@ -287,6 +287,8 @@ def run_metrics(
             "source": prep.dataset.source,
             "shape": list(prep.dataset.shape),
             "synthetic": bool(prep.dataset.meta.get("synthetic", False)),
+            # where the data was, whatever the directory (config.json keeps the path as given)
+            "file": str(prep.dataset.path.resolve()) if prep.dataset.path is not None else None,
         },
         "protocol": prep.protocol.label,
         "protocol_name": prep.protocol.name,

@@ -209,7 +209,23 @@ def run_inputs(run_dir: str | Path, data: Any = None) -> dict[Path, str]:
         config: TrainConfig | None = TrainConfig.load(Path(run_dir) / "config.json")
     except (LinearcastError, OSError, ValueError):
         config = None
-    return input_files(config, data)
+    found = input_files(config, data)
+    trained_on = _trained_file(Path(run_dir))
+    if trained_on is not None and not any(_same_file(trained_on, p) for p in found):
+        found[trained_on] = "the data file the run was trained on"
+    return found
+
+
+def _trained_file(run_dir: Path) -> Path | None:
+    """The run's data file as ``metrics.json`` records it (absolute: ``config.json`` keeps the
+    path as typed, relative to wherever training ran); ``None`` when not recorded."""
+    import json
+
+    try:
+        file = json.loads((run_dir / "metrics.json").read_text())["dataset"]["file"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return None
+    return Path(file) if isinstance(file, str) and file else None
 
 
 @contextmanager
