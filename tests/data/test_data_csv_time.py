@@ -16,7 +16,7 @@ import pytest
 
 from linearcast.data import load, read_ltsf_csv
 from linearcast.data.readers import read_table_csv
-from linearcast.errors import DataError
+from linearcast.errors import ConfigError, DataError
 
 T = 30
 
@@ -321,3 +321,20 @@ def test_a_trailing_separator_adds_no_series(tmp_path: Path) -> None:
     path = tmp_path / "trailing.csv"
     path.write_text("".join(line + ",\n" for line in df.to_csv().splitlines()))
     _same(load(path), df)
+
+
+@pytest.mark.parametrize("codec", ["rot13", "base64", "zlib", "hex", "bz2", "uu", "idna", "nope"])
+def test_an_encoding_that_is_no_text_encoding_is_one_sentence(tmp_path: Path, codec: str) -> None:
+    path = tmp_path / "d.csv"
+    _frame().to_csv(path)
+    with pytest.raises(DataError, match=rf"data_options\.encoding names no known text encoding, "
+                       rf"found '{codec}'"):  # fmt: skip
+        load(path, encoding=codec)
+
+
+@pytest.mark.parametrize("limit", ["1e308", "inf", "0", "-1", "2e6"])
+def test_a_memory_limit_beyond_any_machine_is_one_sentence(tmp_path: Path, limit: str) -> None:
+    path = tmp_path / "d.csv"
+    _frame().to_csv(path)
+    with pytest.raises(ConfigError, match=r"memory_limit_gb: expected a positive number of GiB"):
+        load(path, memory_limit_gb=float(limit))

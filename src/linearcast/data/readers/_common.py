@@ -210,18 +210,25 @@ def csv_dialect(
     encoding = encoding if encoding is not None else given.get("encoding")
     gz = _is_gzip(path)
     head = _raw_head(path, gz)
+    no_text = DataError(
+        f"{path}: data_options.encoding names no known text encoding, found "
+        f"{echo(encoding)}; e.g. --set data_options.encoding=latin-1 (or cp1252, utf-16)."
+    )
     if encoding is not None:
         try:
-            enc = codecs.lookup(str(encoding)).name
+            info = codecs.lookup(str(encoding))
         except LookupError:
-            raise DataError(
-                f"{path}: data_options.encoding names no known text encoding, found "
-                f"{echo(encoding)}; e.g. --set data_options.encoding=latin-1 (or cp1252, utf-16)."
-            ) from None
-        enc = "utf-8-sig" if enc == "utf-8" else enc
+            raise no_text from None
+        if not getattr(info, "_is_text_encoding", True):  # rot13, base64, zlib: not text
+            raise no_text
+        enc = "utf-8-sig" if info.name == "utf-8" else info.name
     else:
         enc = _guess_encoding(head)
-    lines = head.decode(enc, errors="replace").lstrip("\ufeff").splitlines()
+    try:
+        text = head.decode(enc, errors="replace")
+    except (UnicodeError, LookupError, TypeError, ValueError):  # idna, punycode: no "replace"
+        raise no_text from None
+    lines = text.lstrip("\ufeff").splitlines()
     header = lines[0] if lines else ""
     if sep is not None:
         sp = _option_text(sep, "sep", path, "e.g. ';' or tab")

@@ -105,6 +105,10 @@ def limit_given() -> bool:
     return _limit.get() is not None
 
 
+#: the largest read budget one may ask for (1 PiB: beyond any machine, within an int)
+_MAX_LIMIT_GB = float(1 << 20)
+
+
 @contextlib.contextmanager
 def memory_limit(gigabytes: Any) -> Iterator[None]:
     """Let the reads inside use ``gigabytes`` GiB (``None``: the default budget)."""
@@ -115,10 +119,11 @@ def memory_limit(gigabytes: Any) -> Iterator[None]:
         value = float(gigabytes)
     except (TypeError, ValueError):
         value = float("nan")
-    if not value > 0 or value == float("inf"):
+    if not 0 < value <= _MAX_LIMIT_GB:
         raise ConfigError(
-            f"data_options.{LIMIT_OPTION}: expected a positive number of GiB, found "
-            f"{echo(gigabytes)}; e.g. --set data_options.{LIMIT_OPTION}=32."
+            f"data_options.{LIMIT_OPTION}: expected a positive number of GiB up to "
+            f"{int(_MAX_LIMIT_GB)}, found {echo(gigabytes)}; e.g. --set "
+            f"data_options.{LIMIT_OPTION}=32."
         )
     token = _limit.set(int(value * (1 << 30)))
     try:
