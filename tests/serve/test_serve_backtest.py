@@ -278,6 +278,37 @@ def test_cli_writes_the_frame_metrics_and_plot_and_never_overwrites(
     assert pd.read_csv(out / "backtest.csv").shape == frame.shape
 
 
+def test_cli_out_that_is_one_of_the_backtests_own_files_is_refused(
+    dlinear: Path, series: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the frame written, then the metrics per cutoff written over it: 96 rows lost
+    data = tmp_path / "recent.csv"
+    series.rename_axis("date").to_csv(data)
+    out = tmp_path / "bt"
+    out.mkdir()
+    clash = out / ".." / "bt" / "backtest_metrics.csv"
+    args = ["backtest", str(dlinear), "--data", str(data), "--windows", "2", "--step", "12",
+            "--out-dir", str(out), "--out", str(clash)]  # fmt: skip
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "found the name of a file the backtest writes into --out-dir" in err
+    assert "choose another --out name" in err and not any(out.iterdir())
+
+
+def test_cli_out_that_exists_names_out_not_out_dir(
+    dlinear: Path, series: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "recent.csv"
+    series.rename_axis("date").to_csv(data)
+    mine = tmp_path / "mine.csv"
+    mine.write_text("kept\n")
+    args = ["backtest", str(dlinear), "--data", str(data), "--windows", "2", "--step", "12",
+            "--out-dir", str(tmp_path / "bt"), "--out", str(mine)]  # fmt: skip
+    assert main(args) == 1
+    assert "choose another --out (frame_path= in Python)" in capsys.readouterr().err
+    assert mine.read_text() == "kept\n"
+
+
 def test_cli_refuses_bad_windows_in_one_line(
     dlinear: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

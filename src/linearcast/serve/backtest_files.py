@@ -70,13 +70,31 @@ def check_out_dir(
             f"(pip install pyarrow); or write --out FILE.csv."
         )
     names = FILES[1:] + ((REFITS,) if refit else ())
-    taken = [p for p in (frame, *(out_dir / n for n in names)) if p.exists()]
-    if taken:
+    own = [out_dir / n for n in names]
+    if frame_path is not None and any(_same_path(frame, p) for p in own):
         raise ConfigError(
-            f"{taken[0]}: already exists and is kept (a backtest never overwrites files); "
-            f"choose another --out-dir (out_dir= in Python), or leave it out for a new folder."
+            f"{frame}: expected a file of your own for --out, found the name of a file the "
+            f"backtest writes into --out-dir ({', '.join(names)}); choose another --out name."
+        )
+    taken = [p for p in (frame, *own) if p.exists()]
+    if taken:
+        fix = (
+            "choose another --out (frame_path= in Python)"
+            if frame_path is not None and taken[0] == frame
+            else "choose another --out-dir (out_dir= in Python), or leave it out for a new folder"
+        )
+        raise ConfigError(
+            f"{taken[0]}: already exists and is kept (a backtest never overwrites files); {fix}."
         )
     return out_dir, frame
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (links and ``..`` resolved; it need not exist)."""
+    try:
+        return a.resolve() == b.resolve()
+    except (OSError, RuntimeError):
+        return a == b
 
 
 def save_backtest(
