@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import warnings
 from collections.abc import Callable
@@ -255,6 +256,27 @@ def test_the_python_api_replaces_an_output_only_when_told_and_never_a_runs_file(
         with pytest.raises(ConfigError, match=r"never overwritten, not even with --overwrite"):
             attempt()
     assert history.read_bytes() == before
+
+
+@pytest.mark.parametrize("odd", ["c,d", "true", "it's", "[x]", "Zürich 2", "12"])
+def test_the_suggested_drop_works_for_any_series_name(
+    run: Path, wide: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str], odd: str
+) -> None:
+    frame = wide.rename_axis("date").reset_index()
+    plain, extra = tmp_path / "plain.csv", tmp_path / "extra.csv"
+    frame.to_csv(plain, index=False)
+    frame.assign(**{odd: 1.0}).to_csv(extra, index=False)
+    assert main(["forecast", str(run), "--data", str(extra), "--out", str(tmp_path / "x.csv")]) == 1
+    err = capsys.readouterr().err
+    said = err[err.index("(for a file: --set ") + len("(for a file: --set ") :]
+    said = said[: said.index(", with any series")]
+    (arg,) = shlex.split(said)  # as a shell passes it
+    outs = []
+    for src, sets in ((plain, []), (extra, ["--set", arg])):
+        out = tmp_path / f"{src.stem}-next.csv"
+        assert main(["forecast", str(run), "--data", str(src), "--out", str(out), *sets]) == 0
+        outs.append(pd.read_csv(out))
+    pd.testing.assert_frame_equal(outs[0], outs[1])
 
 
 def test_non_finite_forecasts_are_refused_naming_the_series(

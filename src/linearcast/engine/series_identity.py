@@ -11,6 +11,9 @@ and say so.
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,6 +107,21 @@ def legacy_note(run_dir: str | Path, what: str) -> str:
     )
 
 
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+_WORDS = ("true", "false", "nan", "inf", "none", "null")
+
+
+def set_list(option: str, names: list[str]) -> str:
+    """``--set`` argument giving ``option`` the list ``names``, quoted for a POSIX shell; a
+    name that is not a plain word (commas, spaces, quotes, ``true``, digits) is written as a
+    JSON string, so that it reaches the option as it is."""
+    items = [
+        n if _PLAIN.fullmatch(n) and n.lower() not in _WORDS else json.dumps(n, ensure_ascii=False)
+        for n in names
+    ]
+    return shlex.quote(f"{option}=[{','.join(items)}]")
+
+
 def _few(names: list[str]) -> str:
     shown = ", ".join(repr(n) for n in names[:_SHOWN])
     return f"[{shown}{', ...' if len(names) > _SHOWN else ''}]"
@@ -156,7 +174,7 @@ def match_series(
         missing = [n for n in expected if n not in set(found)]
         extra = [n for n in found if n not in set(expected)]
         fix = (
-            f"leave the extra series out (for a file: --set 'data_options.drop=[{','.join(extra)}]'"
+            f"leave the extra series out (for a file: --set {set_list('data_options.drop', extra)}"
             f", with any series the run's own drop list names; for a frame: drop the columns)"
             if not missing
             else f"rename or select the series to match {Path(run_dir) / SERIES_FILE}"
