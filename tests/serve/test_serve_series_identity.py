@@ -23,6 +23,7 @@ import linearcast
 from linearcast.cli import main
 from linearcast.data import synthetic_traffic
 from linearcast.engine import TrainConfig, train
+from linearcast.engine.checkpoint import atomic_save, load_checkpoint
 from linearcast.engine.series_identity import SERIES_FILE
 from linearcast.errors import ConfigError, DataError
 from linearcast.serve.forecast import forecast_run
@@ -163,12 +164,34 @@ def test_cli_file_with_a_column_moved_first(
     assert len(err.splitlines()) == 1
 
 
+@pytest.mark.parametrize("damage", ["removed", "damaged"])
+def test_a_run_whose_series_file_is_gone_still_matches_by_name(
+    run: Path, wide: pd.DataFrame, tmp_path: Path, damage: str
+) -> None:
+    # following "delete it" used to give forecasts matched by position without a word
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    if damage == "removed":
+        (copy / SERIES_FILE).unlink()
+    else:
+        (copy / SERIES_FILE).write_bytes(b"\x8d{")
+    moved = wide[wide.columns[::-1]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = _forecast(copy, moved)
+    pd.testing.assert_frame_equal(got, _forecast(run, wide))
+
+
 def test_a_run_without_names_works_by_position_and_says_so_once(
     run: Path, wide: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     old = tmp_path / "old-run"
     shutil.copytree(run, old)
     (old / SERIES_FILE).unlink()
+    for name in ("best.ckpt", "last.ckpt"):  # written before checkpoints kept the names too
+        ckpt = load_checkpoint(old / name)
+        del ckpt["meta"]["series"]
+        atomic_save(ckpt, old / name)
     data = tmp_path / "recent.csv"
     wide.rename_axis("date").reset_index().to_csv(data, index=False)
     assert main(["forecast", str(old), "--data", str(data)]) == 0
@@ -295,3 +318,20 @@ def test_non_finite_forecasts_are_refused_naming_the_series(
     with pytest.raises(DataError, match=r"non-finite values \(NaN/inf\) for series 'S0002' "
                        r"\(1 of 6\)"):  # fmt: skip
         forecast_run(run, wide[list(reversed(wide.columns))], accelerator="cpu")
+
+
+@pytest.mark.parametrize(
+    "series",
+    [["a"], ["a"] * 6, [1, 2, 3, 4, 5, 6], "S0000"],
+    ids=["short", "repeated", "ints", "str"],
+)
+def test_a_checkpoint_whose_series_are_altered_is_refused(
+    run: Path, tmp_path: Path, series: object
+) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    ckpt = load_checkpoint(copy / "best.ckpt")
+    ckpt["meta"]["series"] = series
+    atomic_save(ckpt, copy / "best.ckpt")
+    with pytest.raises(ConfigError, match=r"best\.ckpt: .*meta\.series is .*expected 6 distinct"):
+        load_checkpoint(copy / "best.ckpt")

@@ -106,6 +106,14 @@ def _check_meta(meta: Any) -> None:
     for key in ("protocol", "dataset", "graph_sha256", "data_sha256", "freq"):
         if meta.get(key) is not None and not isinstance(meta[key], str):
             raise _Bad(f"meta.{key} is {_show(meta[key])} (expected a string)")
+    series = meta.get("series")
+    if series is not None and not (
+        isinstance(series, list)
+        and len(series) == n
+        and all(isinstance(v, str) for v in series)
+        and len(set(series)) == n
+    ):
+        raise _Bad(f"meta.series is {_show(series)} (expected {n} distinct series names)")
 
 
 def _check_graph(graph: Any, num_nodes: int) -> None:

@@ -24,6 +24,7 @@ from linearcast.engine.config import TrainConfig
 from linearcast.engine.evaluation import all_reduce_sum, non_finite_weights
 from linearcast.engine.run_dir import check_resumable
 from linearcast.engine.samplers import EpochShardSampler
+from linearcast.engine.series_identity import series_record
 from linearcast.engine.setup import LossFn, Schedule, dataset_label
 from linearcast.engine.target import target_meta
 from linearcast.errors import ConfigError, TrainingDiverged
@@ -270,6 +271,8 @@ def run_meta(config: TrainConfig, prep: PreparedData) -> dict[str, Any]:
         "graph_sha256": graph_fingerprint(prep.dataset.adjacency),
         # the readings, names and calendar trained on (a resumed run must see the same)
         "data_sha256": data_fingerprint(prep.dataset),
+        # the series in node order (series.json's copy: forecasts match series by name)
+        "series": series_record(prep.dataset)["names"],
     }
 
 

@@ -66,16 +66,15 @@ def write_series(run_dir: str | Path, ds: TimeSeriesDataset) -> Path:
 
 
 def read_series(run_dir: str | Path) -> RunSeries | None:
-    """The run's recorded series, or ``None`` for a run written before they were recorded.
+    """The run's recorded series: ``series.json``, or the copy in its checkpoint's meta when
+    that file is missing or damaged; ``None`` for a run written before either was recorded.
 
     Raises:
-        ConfigError: ``series.json`` exists but is damaged.
+        ConfigError: ``series.json`` is damaged and the checkpoint keeps no copy.
     """
-    import json
-
     path = Path(run_dir) / SERIES_FILE
     if not path.is_file():
-        return None
+        return _series_in_checkpoint(Path(run_dir))
     try:
         record = json.loads(path.read_text())
         n = int(record["num_nodes"])
@@ -84,18 +83,38 @@ def read_series(run_dir: str | Path) -> RunSeries | None:
             names is None
             or (isinstance(names, list) and len(names) == n and len(set(map(str, names))) == n)
         )
-    except (ValueError, TypeError, KeyError, OSError, UnicodeDecodeError) as err:
+    except (ValueError, TypeError, KeyError, OSError, RecursionError) as err:
+        kept = _series_in_checkpoint(Path(run_dir))
+        if kept is not None:
+            return kept
         raise ConfigError(
             f"{path}: expected the run's series as JSON {{num_nodes, names}}, found a damaged "
-            f"file ({type(err).__name__}); retrain, or delete it to match series by position."
+            f"file ({type(err).__name__}); restore it from a copy of the run, or retrain."
         ) from None
     if not ok:
+        kept = _series_in_checkpoint(Path(run_dir))
+        if kept is not None:
+            return kept
         raise ConfigError(
             f"{path}: expected num_nodes > 0 and that many distinct names (or null), found "
-            f"num_nodes={record.get('num_nodes')!r} with {len(names or [])} names; retrain, or "
-            f"delete it to match series by position."
+            f"num_nodes={record.get('num_nodes')!r} with {len(names or [])} names; restore it "
+            f"from a copy of the run, or retrain."
         )
     return RunSeries(names=[str(v) for v in names] if names is not None else None, num_nodes=n)
+
+
+def _series_in_checkpoint(run_dir: Path) -> RunSeries | None:
+    """The series the run's ``best.ckpt`` keeps in ``meta["series"]`` (runs since it was
+    recorded; the checkpoint is checked on loading), or ``None``."""
+    from linearcast.engine.checkpoint import BEST, load_checkpoint
+
+    if not (run_dir / BEST).is_file():
+        return None
+    meta = load_checkpoint(run_dir / BEST)["meta"]
+    if "series" not in meta:
+        return None
+    names = meta["series"]
+    return RunSeries(names=list(names) if names is not None else None, num_nodes=meta["num_nodes"])
 
 
 def legacy_note(run_dir: str | Path, what: str) -> str:
