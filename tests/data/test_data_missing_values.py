@@ -383,3 +383,19 @@ def test_auto_fill_keeps_traffic_zeros_and_fills_everything_else(
     assert prep.protocol.input_fill == expected == prep.scaler.fill
     x, _ = prep.train[0]
     assert torch.isfinite(torch.as_tensor(x)).all()
+
+
+def test_a_series_without_training_values_is_named_with_the_drop_that_fixes_it() -> None:
+    rng = np.random.default_rng(4)
+    v = rng.normal(50, 5, (600, 4)).astype(np.float32)
+    v[:450, 2] = np.nan  # s2 starts after the training period
+    frame = pd.DataFrame(v, columns=["s0", "s1", "s2", "s3"],
+                         index=pd.date_range("2024", periods=600, freq="h"))  # fmt: skip
+    ds = as_dataset(frame, non_finite="mask")
+    with pytest.raises(DataError) as err:
+        get_protocol("ltsf", in_steps=24, out_steps=12).prepare(ds)
+    text = str(err.value)
+    assert "found none for 1 of 4 series: 's2'" in text
+    assert "--set 'data_options.drop=[s2]'" in text
+    ds.values[:, 2, 0] = np.nan_to_num(ds.values[:, 2, 0], nan=1.0)  # with values it fits
+    get_protocol("ltsf", in_steps=24, out_steps=12).prepare(ds)

@@ -49,6 +49,7 @@ def prepare(protocol: Protocol, dataset: TimeSeriesDataset) -> PreparedData:
         null_value=null_value,
         mask_null=protocol.scaler_mask_null,
         source=f"{src} (training rows {a}..{b})",
+        names=dataset.node_names,
     )
     mape_floor = protocol.mape_floor
     if mape_floor is None:

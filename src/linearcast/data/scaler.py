@@ -126,6 +126,7 @@ class StandardScaler:
         null_value: float = 0.0,
         mask_null: bool = True,
         source: str = "training data",
+        names: list[str] | None = None,
     ) -> StandardScaler:
         """Fit on training rows.
 
@@ -136,6 +137,7 @@ class StandardScaler:
                 :meth:`transform_inputs` fills, whatever ``mask_null`` says).
             mask_null: skip entries ≈ null; NaN and ±inf are always skipped.
             source: name used in error messages.
+            names: the N series' names, for the message naming those without a training value.
 
         Returns:
             ``self``.
@@ -172,10 +174,20 @@ class StandardScaler:
             s2 += (d * d).sum(axis=axis)
         if shift is None or (count == 0).any():
             empty = int((count == 0).sum()) if shape else 1
+            which, fix = "", ""
+            if shape and names is not None and len(names) == n:
+                gone = [str(names[i]) for i in np.flatnonzero(count == 0)]
+                shown = ", ".join(repr(g) for g in gone[:5]) + (", ..." if len(gone) > 5 else "")
+                which = f": {shown}"
+                fix = (
+                    f"; leave {'it' if len(gone) == 1 else 'them'} out (--set "
+                    f"'data_options.drop=[{','.join(gone[:5])}]' where the reader takes drop) or "
+                    f"give a longer training period"
+                )
             raise DataError(
                 f"{source}: expected valid (non-null, non-NaN) training values to fit the scaler, "
-                f"found none for {empty} of {max(1, int(np.prod(shape)))} series "
-                f"(rows {t}, null value {null_value})."
+                f"found none for {empty} of {max(1, int(np.prod(shape)))} series{which} "
+                f"(rows {t}, null value {null_value}){fix}."
             )
         m = s1 / count
         var = np.maximum(s2 / count - m * m, 0.0)
