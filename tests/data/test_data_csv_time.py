@@ -170,8 +170,10 @@ def test_sep_and_decimal_options_win(tmp_path: Path) -> None:
     assert ds.meta["format"] == "ltsf"
     assert ds.node_names == ["a", "b"]
     np.testing.assert_allclose(ds.values[:, :, 0], [[1.5, 2.0], [3.0, 4.25]])
-    with pytest.raises(DataError, match=r"data_options\.sep must be one character"):
+    with pytest.raises(DataError, match=r"data_options\.sep must be one character \("):
         load(path, sep="^^")
+    with pytest.raises(DataError, match=r"one character other than a line break or the quote"):
+        load(path, sep='"')  # one character, but not one a CSV can be split on
 
 
 def test_a_decimal_comma_the_sniffer_missed_names_decimal(tmp_path: Path) -> None:

@@ -169,8 +169,9 @@ def _option_text(value: Any, option: str, source: Path, allowed: str) -> str:
     text = str(value)
     text = _SEP_WORDS.get(text.strip().lower(), text) if option == "sep" else text
     if len(text) != 1 or text in ("\n", "\r", '"'):
+        why = "" if len(text) != 1 else " other than a line break or the quote character"
         raise DataError(
-            f"{source}: data_options.{option} must be one character ({allowed}), found "
+            f"{source}: data_options.{option} must be one character{why} ({allowed}), found "
             f"{echo(value)}."
         )
     return text
