@@ -1,6 +1,6 @@
 """A run forecasts data at the step it was trained on: ``forecast``, ``backtest``, ``evaluate``
 and ``predict`` refuse new data whose known step differs from the one the checkpoint records
-(one check, :func:`linearcast.serve.forecast_inputs.check_step`), and leave data without a
+(one check, :func:`linearcast.serve.data_step.check_step`), and leave data without a
 step as it was."""
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def test_data_without_a_step_is_forecast_as_before(
 
 def test_check_step_compares_known_steps_only() -> None:
     from linearcast.data import TimeSeriesDataset, as_dataset
-    from linearcast.serve.forecast_inputs import check_step
+    from linearcast.serve.data_step import check_step
 
     meta = {"freq_minutes": 60}
     values = np.arange(40.0).reshape(20, 2)

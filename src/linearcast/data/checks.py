@@ -10,11 +10,14 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from linearcast.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 NonFinitePolicy = Literal["error", "mask", "null"]
 NON_FINITE_POLICIES: tuple[str, ...] = ("error", "mask", "null")
@@ -199,6 +202,24 @@ def handle_non_finite(
     out = np.array(values, dtype=np.float32, copy=True)
     out[~np.isfinite(out)] = fill
     return out
+
+
+def calendar_frequency(ts: pd.DatetimeIndex) -> str | None:
+    """pandas' frequency (``"MS"``, ``"QE-DEC"``, ``"YS-JAN"``, ...) of timestamps that are
+    regular on the calendar but not in length (months, quarters, years); ``None`` for equal
+    steps, too few timestamps or no regular pattern. The dataset keeps it in ``meta["freq"]``
+    so that forecasts continue the calendar (the next month start, not 31 days on)."""
+    import pandas as pd
+
+    if len(ts) < 3 or not ts.is_monotonic_increasing or not ts.is_unique:
+        return None
+    diffs = np.diff(ts.as_unit("ns").asi8)
+    if (diffs == diffs[0]).all():
+        return None
+    try:
+        return pd.DatetimeIndex(ts, freq="infer").freqstr  # None: no pattern
+    except (TypeError, ValueError):
+        return None
 
 
 def check_time_features(

@@ -18,7 +18,7 @@ from linearcast.engine.series_identity import match_series, read_series
 from linearcast.engine.setup import build_model, load_dataset, prepare_data
 from linearcast.engine.target import apply_output_rule
 from linearcast.errors import ConfigError
-from linearcast.serve.forecast_inputs import check_step
+from linearcast.serve.data_step import check_step
 
 if TYPE_CHECKING:
     from lightning_fabric import Fabric
@@ -72,7 +72,7 @@ def load_run(
         ConfigError: no run directory / config / checkpoint, a checkpoint from another run, or
             data whose shape the model cannot take.
         DataError: other data at another step than the run's
-            (:func:`~linearcast.serve.forecast_inputs.check_step`).
+            (:func:`~linearcast.serve.data_step.check_step`).
     """
     run_dir = Path(run_dir)
     ckpt, config = read_run(run_dir)

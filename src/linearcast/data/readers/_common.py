@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from linearcast.data import checks
+from linearcast.data.checks import calendar_frequency
 from linearcast.data.checks import option_name as option_name
 from linearcast.data.dataset import TimeSeriesDataset
 from linearcast.data.readers._files import (
@@ -605,22 +606,6 @@ def check_timestamps(ts: pd.DatetimeIndex, source: str) -> int | None:
         )
     minutes = step_td.total_seconds() / 60.0
     return int(minutes) if minutes >= 1 and float(minutes).is_integer() else None
-
-
-def calendar_frequency(ts: pd.DatetimeIndex) -> str | None:
-    """pandas' frequency (``"MS"``, ``"QE-DEC"``, ``"YS-JAN"``, ...) of timestamps that are
-    regular on the calendar but not in length (months, quarters, years); ``None`` for equal
-    steps, too few timestamps or no regular pattern. The dataset keeps it in ``meta["freq"]``
-    so that forecasts continue the calendar (the next month start, not 31 days on)."""
-    if len(ts) < 3 or not ts.is_monotonic_increasing or not ts.is_unique:
-        return None
-    diffs = np.diff(ts.as_unit("ns").asi8)
-    if (diffs == diffs[0]).all():
-        return None
-    try:
-        return pd.DatetimeIndex(ts, freq="infer").freqstr  # None: no pattern
-    except (TypeError, ValueError):
-        return None
 
 
 def numeric_frame(

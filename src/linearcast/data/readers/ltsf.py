@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from linearcast.data.checks import DROP_FIX, to_float32
+from linearcast.data.checks import DROP_FIX, calendar_frequency, to_float32
 from linearcast.data.dataset import NonFinitePolicy, TimeSeriesDataset, handle_non_finite
 from linearcast.data.readers._common import (
     Dedupe,
     PathLike,
     ReaderFormat,
-    calendar_frequency,
     check_timestamps,
     csv_dialect,
     dedupe_rows,

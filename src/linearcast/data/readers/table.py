@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from linearcast.data.checks import DROP_FIX, to_float32
+from linearcast.data.checks import DROP_FIX, calendar_frequency, to_float32
 from linearcast.data.dataset import NonFinitePolicy, TimeSeriesDataset, handle_non_finite
 from linearcast.data.frames import LONG_COLUMNS, as_dataset
 from linearcast.data.readers._common import (
@@ -30,7 +30,6 @@ from linearcast.data.readers._common import (
     Dedupe,
     PathLike,
     ReaderFormat,
-    calendar_frequency,
     check_timestamps,
     csv_dialect,
     dedupe_rows,
