@@ -7,7 +7,10 @@ memory-mapped arrays are not read whole.
 
 from __future__ import annotations
 
+import json
 import math
+import re
+import shlex
 import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -47,6 +50,21 @@ def option_name(col: Any) -> str:
     """A column's name as an option value, or ``NAME`` where it is too long or odd to echo."""
     text = str(col)
     return text if len(text) <= 40 and text.isprintable() and "," not in text else "NAME"
+
+
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+_WORDS = ("true", "false", "nan", "inf", "none", "null")
+
+
+def set_list(option: str, names: list[str]) -> str:
+    """``--set`` argument giving ``option`` the list ``names``, quoted for a POSIX shell; a
+    name that is not a plain word (commas, spaces, quotes, ``true``, digits) is written as a
+    JSON string, so that it reaches the option as it is."""
+    items = [
+        n if _PLAIN.fullmatch(n) and n.lower() not in _WORDS else json.dumps(n, ensure_ascii=False)
+        for n in names
+    ]
+    return shlex.quote(f"{option}=[{','.join(items)}]")
 
 
 def to_float32(

@@ -29,6 +29,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 import torch
 
+from linearcast.data.checks import set_list
 from linearcast.errors import DataError
 
 ScalerMode = Literal["global", "per_channel"]
@@ -181,7 +182,7 @@ class StandardScaler:
                 which = f": {shown}"
                 fix = (
                     f"; leave {'it' if len(gone) == 1 else 'them'} out (--set "
-                    f"'data_options.drop=[{','.join(gone[:5])}]' where the reader takes drop) or "
+                    f"{set_list('data_options.drop', gone[:5])} where the reader takes drop) or "
                     f"give a longer training period"
                 )
             raise DataError(

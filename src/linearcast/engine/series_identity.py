@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from linearcast.data.checks import set_list
 from linearcast.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -124,21 +123,6 @@ def legacy_note(run_dir: str | Path, what: str) -> str:
         f"linearcast stored them, or the file was removed), so {what} by position, in the order "
         f"of the training data; restore the file or retrain to have them matched by name"
     )
-
-
-_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
-_WORDS = ("true", "false", "nan", "inf", "none", "null")
-
-
-def set_list(option: str, names: list[str]) -> str:
-    """``--set`` argument giving ``option`` the list ``names``, quoted for a POSIX shell; a
-    name that is not a plain word (commas, spaces, quotes, ``true``, digits) is written as a
-    JSON string, so that it reaches the option as it is."""
-    items = [
-        n if _PLAIN.fullmatch(n) and n.lower() not in _WORDS else json.dumps(n, ensure_ascii=False)
-        for n in names
-    ]
-    return shlex.quote(f"{option}=[{','.join(items)}]")
 
 
 def _few(names: list[str]) -> str:

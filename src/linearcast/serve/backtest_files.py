@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from linearcast import jsonio
 from linearcast.atomic import make_folder, write_text
 from linearcast.errors import ConfigError
-from linearcast.serve.outputs import atomic_output, check_output_path
+from linearcast.serve.outputs import atomic_output, check_output_path, same_file
 
 if TYPE_CHECKING:
     from linearcast.serve.backtest import Backtest
@@ -71,7 +71,7 @@ def check_out_dir(
         )
     names = FILES[1:] + ((REFITS,) if refit else ())
     own = [out_dir / n for n in names]
-    if frame_path is not None and any(_same_path(frame, p) for p in own):
+    if frame_path is not None and any(same_file(frame, p) for p in own):
         raise ConfigError(
             f"{frame}: expected a file of your own for --out, found the name of a file the "
             f"backtest writes into --out-dir ({', '.join(names)}); choose another --out name."
@@ -87,14 +87,6 @@ def check_out_dir(
             f"{taken[0]}: already exists and is kept (a backtest never overwrites files); {fix}."
         )
     return out_dir, frame
-
-
-def _same_path(a: Path, b: Path) -> bool:
-    """Whether two paths name one file (links and ``..`` resolved; it need not exist)."""
-    try:
-        return a.resolve() == b.resolve()
-    except (OSError, RuntimeError):
-        return a == b
 
 
 def save_backtest(

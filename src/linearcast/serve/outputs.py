@@ -127,7 +127,7 @@ def check_kept(
     even = f", not even with {flag}" if flag else ""
     mine = what or f"a file of your own for {option}"
     for read, found in (reads or {}).items():
-        if _same_file(path, read):
+        if same_file(path, read):
             raise ConfigError(
                 f"{path}: expected {mine}, found {found}; it is never overwritten{even}: "
                 f"choose another {option} file."
@@ -140,7 +140,7 @@ def check_kept(
         )
 
 
-def _same_file(path: Path, read: Path) -> bool:
+def same_file(path: Path, read: Path) -> bool:
     """Whether writing ``path`` would write over ``read`` (links followed), or into the
     dataset folder ``read`` a file it holds."""
     try:
@@ -211,7 +211,7 @@ def run_inputs(run_dir: str | Path, data: Any = None) -> dict[Path, str]:
         config = None
     found = input_files(config, data)
     trained_on = _trained_file(Path(run_dir))
-    if trained_on is not None and not any(_same_file(trained_on, p) for p in found):
+    if trained_on is not None and not any(same_file(trained_on, p) for p in found):
         found[trained_on] = "the data file the run was trained on"
     return found
 
