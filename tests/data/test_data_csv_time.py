@@ -181,7 +181,65 @@ def test_a_decimal_comma_the_sniffer_missed_names_decimal(tmp_path: Path) -> Non
     path.write_text("date;a\n2024-01-01 00:00;1,5\n2024-01-01 01:00;2.5\n2024-01-01 02:00;3,5\n")
     with pytest.raises(DataError, match=r"mixed\.csv: expected numeric values in column 'a'") as e:
         load(path)
-    assert "--set data_options.decimal=," in _sentence(e)
+    assert "--set 'data_options.decimal=,'" in _sentence(e)
+
+
+def _grouped(value: float, mark: str) -> str:
+    """``value`` with thousands separators: ``12,345.67`` (``mark=","``) or ``12.345,67``."""
+    text = f"{value:,.2f}"
+    return text if mark == "," else text.translate(str.maketrans(",.", ".,"))
+
+
+@pytest.mark.parametrize(
+    ("layout", "mark", "sep"),
+    [("wide", ",", ","), ("wide", ".", ";"), ("long", ",", ","), ("matrix", ",", ",")],
+)
+def test_thousands_separators_are_named_then_read(
+    tmp_path: Path, layout: str, mark: str, sep: str
+) -> None:
+    """Spreadsheet exports write ``"5,035.80"``: refused naming ``thousands``, then read exactly
+    with it (``.`` making ``,`` the decimal mark), whatever the file's layout."""
+    df = _frame(t=40) * 1000.0  # 40,000-60,000: every value has a group separator
+    df = df.round(2)
+    cells = df.map(lambda v: _grouped(v, mark))
+    path = tmp_path / f"{layout}.csv"
+    if layout == "wide":
+        cells.to_csv(path, sep=sep)
+    elif layout == "long":
+        long = cells.stack().rename("y").reset_index()
+        long.columns = ["ds", "unique_id", "y"]
+        long[["unique_id", "ds", "y"]].to_csv(path, index=False, sep=sep)
+    else:  # a [T, N] matrix without times (T-GCN's layout), first line sensor names
+        cells.to_csv(path, index=False, sep=sep)
+    with pytest.raises(DataError, match=rf"{layout}\.csv: expected numeric values") as e:
+        load(path)
+    assert _sentence(e).endswith(f"--set 'data_options.thousands={mark}'.")
+    ds = load(path, thousands=mark)
+    if layout == "matrix":
+        assert ds.node_names == list(df.columns)
+        np.testing.assert_allclose(ds.values[:, :, 0], df.to_numpy(), rtol=1e-6)
+    else:
+        _same(ds, df)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"thousands": ",", "decimal": ","}, r"thousands must be no digit, letter or sign"),
+        ({"thousands": "1"}, r"thousands must be no digit, letter or sign"),
+        ({"thousands": "-"}, r"thousands must be no digit, letter or sign"),
+        ({"thousands": ",,"}, r"thousands must be one character"),
+        # '.' would make ',' the decimal mark and read 1.5 as 15: the numbers are not grouped
+        ({"thousands": "."}, r"thousands=\. expects numbers grouped in threes .*found '1\.5'"),
+    ],
+)
+def test_a_thousands_separator_that_cannot_be_one_is_refused(
+    tmp_path: Path, options: dict[str, str], message: str
+) -> None:
+    path = tmp_path / "plain.csv"
+    path.write_text("date,a\n2024-01-01 00:00,1.5\n2024-01-01 01:00,2.5\n")
+    with pytest.raises(DataError, match=rf"plain\.csv: data_options\.{message}"):
+        load(path, **options)
 
 
 def test_gzip_compressed_csv_is_read(tmp_path: Path) -> None:

@@ -93,6 +93,9 @@ _BOMS = (
 _SEP_WORDS = {"tab": "\t", "\\t": "\t", "semicolon": ";", "comma": ",", "pipe": "|", "space": " "}
 _DECIMAL_COMMA = re.compile(r"^[-+]?\d+,\d+(?:[eE][-+]?\d+)?$")
 _DECIMAL_POINT = re.compile(r"^[-+]?\d*\.\d+(?:[eE][-+]?\d+)?$")
+#: ``5,035.80``, ``1.234.567,5``, ``12 500``: a number with a thousands separator (group 1).
+_NUMBERISH = re.compile(r"^[-+]?[\d.,' ]*\d[\d.,' ]*$")
+_THOUSANDS = re.compile(r"^[-+]?\d{1,3}([,.' ])\d{3}(?:\1\d{3})*(?:[.,]\d+)?$")
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,8 @@ class CsvDialect:
         sep: the field separator (``,``; ``;``, tab and ``|`` are recognised from the header
             line).
         decimal: the decimal mark (``,`` is recognised in ``;``- or tab-separated files).
+        thousands: the thousands separator of numbers such as ``"5,035.80"`` (none unless
+            the ``thousands`` option names it).
         encoding: the text encoding (UTF-8; UTF-16/32 and UTF-8 with a byte-order mark are
             recognised by it, UTF-16 without one by its zero bytes).
         gzip: whether the file is gzip-compressed (recognised by its first bytes).
@@ -112,6 +117,7 @@ class CsvDialect:
 
     sep: str = ","
     decimal: str = "."
+    thousands: str | None = None
     encoding: str = "utf-8-sig"
     gzip: bool = False
     options: bool = False
@@ -126,10 +132,14 @@ _SNIFF_OPTIONS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.Cont
 
 @contextlib.contextmanager
 def csv_options(options: dict[str, Any]) -> Iterator[None]:
-    """Let :func:`csv_dialect` calls inside (format sniffing) use the ``sep``, ``decimal`` and
-    ``encoding`` in ``options`` (a reader's options) unless given their own."""
+    """Let :func:`csv_dialect` calls inside (format sniffing) use the ``sep``, ``decimal``,
+    ``thousands`` and ``encoding`` in ``options`` (a reader's options) unless given their own."""
     token = _SNIFF_OPTIONS.set(
-        {k: options[k] for k in ("sep", "decimal", "encoding") if options.get(k) is not None}
+        {
+            k: options[k]
+            for k in ("sep", "decimal", "thousands", "encoding")
+            if options.get(k) is not None
+        }
     )
     try:
         yield
@@ -168,7 +178,8 @@ def _guess_encoding(head: bytes) -> str:
 
 def _option_text(value: Any, option: str, source: Path, allowed: str) -> str:
     text = str(value)
-    text = _SEP_WORDS.get(text.strip().lower(), text) if option == "sep" else text
+    if option in ("sep", "thousands"):
+        text = _SEP_WORDS.get(text.strip().lower(), text)
     if len(text) != 1 or text in ("\n", "\r", '"'):
         why = "" if len(text) != 1 else " other than a line break or the quote character"
         raise DataError(
@@ -188,6 +199,7 @@ def csv_dialect(
     decimal: str | None = None,
     encoding: str | None = None,
     *,
+    thousands: str | None = None,
     options: bool = False,
 ) -> CsvDialect:
     """How a CSV is written, from its first bytes and lines; the options given win.
@@ -201,15 +213,18 @@ def csv_dialect(
         sep: the ``sep`` option (``tab``, ``semicolon`` ... name awkward characters).
         decimal: the ``decimal`` option (``.`` or ``,``).
         encoding: the ``encoding`` option (any Python codec name).
+        thousands: the ``thousands`` option (one character other than the decimal mark).
         options: whether the reader takes these options (its messages then name them).
 
     Raises:
-        DataError: an option value that is not a separator, decimal mark or known encoding.
+        DataError: an option value that is not a separator, decimal mark, thousands
+            separator or known encoding.
     """
     given = _SNIFF_OPTIONS.get() or {}
     sep = sep if sep is not None else given.get("sep")
     decimal = decimal if decimal is not None else given.get("decimal")
     encoding = encoding if encoding is not None else given.get("encoding")
+    thousands = thousands if thousands is not None else given.get("thousands")
     gz = _is_gzip(path)
     head = _raw_head(path, gz)
     no_text = DataError(
@@ -238,19 +253,43 @@ def csv_dialect(
         counts = {c: header.count(c) for c in (",", ";", "\t", "|")}
         sp = max(counts, key=lambda c: (counts[c], c == ","))
         sp = sp if counts[sp] else ","
+    th = None if thousands is None else _option_text(thousands, "thousands", path, "e.g. ','")
     if decimal is not None:
         dec = _option_text(decimal, "decimal", path, "'.' or ','")
         if dec not in (".", ","):
             raise DataError(
                 f"{path}: data_options.decimal must be '.' or ',', found {echo(decimal)}."
             )
+    elif th is not None:
+        dec = "," if th == "." else "."  # '1.234,5' or '1,234.5'
     else:
         dec = "."
         if sp != ",":
             cells = [c for line in lines[1:50] for c in _split(line, sp)]
             comma = any(_DECIMAL_COMMA.match(c) for c in cells)
             dec = "," if comma and not any(_DECIMAL_POINT.match(c) for c in cells) else "."
-    return CsvDialect(sep=sp, decimal=dec, encoding=enc, gzip=gz, options=options)
+    if th is not None and (th == dec or th.isalnum() or th in "+-"):
+        raise DataError(
+            f"{path}: data_options.thousands must be no digit, letter or sign and differ from "
+            f"the decimal mark {dec!r}, found {echo(thousands)}."
+        )
+    if th is not None:
+        _check_grouping(path, [c for line in lines[1:50] for c in _split(line, sp)], th)
+    return CsvDialect(sep=sp, decimal=dec, thousands=th, encoding=enc, gzip=gz, options=options)
+
+
+def _check_grouping(path: Path, cells: list[str], mark: str) -> None:
+    """Refuse a ``thousands`` mark the numbers do not group in threes (pandas would drop it
+    wherever it stands: ``1.5`` read with ``thousands=.`` is 15)."""
+    for cell in cells:
+        if mark in cell and _NUMBERISH.match(cell):
+            grouped = _THOUSANDS.match(cell)
+            if grouped is None or grouped.group(1) != mark:
+                raise DataError(
+                    f"{path}: data_options.thousands={mark} expects numbers grouped in threes "
+                    f"('12{mark}345'), found {echo(cell)}; leave the option out (or set the "
+                    f"separator the numbers use)."
+                )
 
 
 def head_lines(path: Path, dialect: CsvDialect | None = None) -> list[list[str]]:
@@ -366,7 +405,14 @@ def read_csv(
         check_text_size(path, what, _CSV_EXPANSION)
         source = path
     try:
-        df = pd.read_csv(source, sep=d.sep, decimal=d.decimal, encoding=d.encoding, **kwargs)
+        df = pd.read_csv(
+            source,
+            sep=d.sep,
+            decimal=d.decimal,
+            thousands=d.thousands,
+            encoding=d.encoding,
+            **kwargs,
+        )
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: expected {what}, found an empty file (no columns).") from None
     except UnicodeDecodeError as err:
@@ -636,7 +682,18 @@ def numeric_frame(
                 and _DECIMAL_COMMA.match(cell)
             ):
                 hint = (
-                    "; for numbers written with a decimal comma, set --set data_options.decimal=,"
+                    "; for numbers written with a decimal comma, set --set 'data_options.decimal=,'"
+                )
+            elif (
+                dialect is not None
+                and dialect.options
+                and (grouped := _THOUSANDS.match(cell))
+                and grouped.group(1) != dialect.thousands
+            ):
+                mark = {" ": "space"}.get(grouped.group(1), grouped.group(1))
+                hint = (
+                    "; for numbers written with a thousands separator, set --set "
+                    f"'data_options.thousands={mark}'"
                 )
             raise DataError(
                 f"{source}: expected numeric values in column {echo(col)}, found "

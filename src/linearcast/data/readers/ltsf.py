@@ -50,6 +50,7 @@ def read_ltsf_csv(
     dayfirst: bool | None = None,
     sep: str | None = None,
     decimal: str | None = None,
+    thousands: str | None = None,
     encoding: str | None = None,
 ) -> TimeSeriesDataset:
     """Read an LTSF CSV (ETT, Weather, ECL, Traffic, Exchange, ILI): ``date`` then one column each.
@@ -75,6 +76,8 @@ def read_ltsf_csv(
         sep: the field separator (default: ``,``, ``;`` or tab, from the header line).
         decimal: the decimal mark (default: ``.``; ``,`` in a ``;``-separated file that writes
             its numbers so).
+        thousands: the thousands separator of numbers written ``"5,035.80"`` (``,``; ``.``
+            for ``1.234,5``, which makes ``,`` the decimal mark); default: none.
         encoding: the text encoding (default: UTF-8, or UTF-16/32 by its byte-order mark).
 
     Returns:
@@ -82,7 +85,7 @@ def read_ltsf_csv(
     """
     p = require_file(path, "an LTSF CSV with a 'date' column")
     spec = time_spec(str(p), time_unit, time_format, dayfirst)
-    dialect = csv_dialect(p, sep, decimal, encoding, options=True)
+    dialect = csv_dialect(p, sep, decimal, encoding, thousands=thousands, options=True)
     what = f"an LTSF CSV ({(date_column or 'date')!r} column, then one column per series)"
     df = read_csv(p, what, dialect)
     date_column = _date_column(p, df, date_column)

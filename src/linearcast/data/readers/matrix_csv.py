@@ -40,6 +40,10 @@ def _has_header(path: Path, dialect: CsvDialect) -> bool:
     head = read_csv(
         path, "a [T, N] CSV", dialect, header=None, nrows=1001, dtype=str, keep_default_na=False
     )
+    if dialect.thousands is not None:
+        head = head.apply(lambda col: col.str.replace(dialect.thousands, "", regex=False))
+    if dialect.decimal == ",":
+        head = head.apply(lambda col: col.str.replace(",", ".", regex=False))
     try:
         cells = head.to_numpy(dtype=np.float64)
     except ValueError:
@@ -66,6 +70,7 @@ def read_matrix_csv(
     graph_drop: Sequence[int] = (),
     sep: str | None = None,
     decimal: str | None = None,
+    thousands: str | None = None,
     encoding: str | None = None,
 ) -> TimeSeriesDataset:
     """Read a ``[T, N]`` CSV and the ``[N, N]`` adjacency beside it.
@@ -86,6 +91,8 @@ def read_matrix_csv(
         sep: the field separator (default: ``,``, ``;`` or tab, from the first line).
         decimal: the decimal mark (default: ``.``; ``,`` in a ``;``-separated file that writes
             its numbers so).
+        thousands: the thousands separator of numbers written ``"5,035.80"`` (``,``; ``.``
+            for ``1.234,5``, which makes ``,`` the decimal mark); default: none.
         encoding: the text encoding (default: UTF-8, or UTF-16/32 by its byte-order mark).
 
     Returns:
@@ -98,7 +105,7 @@ def read_matrix_csv(
             f"not a dataset: expected the data file (e.g. {p.with_suffix('.npz').name}); the "
             "reader takes the graph from this file beside it."
         )
-    dialect = csv_dialect(p, sep, decimal, encoding, options=True)
+    dialect = csv_dialect(p, sep, decimal, encoding, thousands=thousands, options=True)
     with_header = _has_header(p, dialect) if header == "auto" else bool(header)
     what = "a [T, N] CSV (one column per node)"
     df = read_csv(p, what, dialect, header=0 if with_header else None)

@@ -102,6 +102,7 @@ def read_table_csv(
     dayfirst: bool | None = None,
     sep: str | None = None,
     decimal: str | None = None,
+    thousands: str | None = None,
     encoding: str | None = None,
 ) -> TimeSeriesDataset:
     """Read a long or wide CSV table.
@@ -129,6 +130,8 @@ def read_table_csv(
         sep: the field separator (default: ``,``, ``;`` or tab, from the header line).
         decimal: the decimal mark (default: ``.``; ``,`` in a ``;``-separated file that writes
             its numbers so).
+        thousands: the thousands separator of numbers written ``"5,035.80"`` (``,``; ``.``
+            for ``1.234,5``, which makes ``,`` the decimal mark); default: none.
         encoding: the text encoding (default: UTF-8, or UTF-16/32 by its byte-order mark).
 
     Returns:
@@ -136,7 +139,7 @@ def read_table_csv(
     """
     p = require_file(path, _WHAT)
     spec = time_spec(str(p), time_unit, time_format, dayfirst)
-    dialect = csv_dialect(p, sep, decimal, encoding, options=True)
+    dialect = csv_dialect(p, sep, decimal, encoding, thousands=thousands, options=True)
     df = read_csv(p, _WHAT, dialect)
     df.columns = [str(c).strip() for c in df.columns]
     if drop is not None:
@@ -147,7 +150,9 @@ def read_table_csv(
     times = times if times is not None else find_time_columns(list(df.columns))
     long_id = id_column or ("unique_id" if set(LONG_COLUMNS) <= set(df.columns) else None)
     if long_id is not None:
-        ds = _read_long(p, df, long_id, times, value_column or "y", null_value, non_finite, spec)
+        ds = _read_long(
+            p, df, long_id, times, value_column or "y", null_value, non_finite, spec, dialect
+        )
     else:
         unnamed = unnamed_time_column(df) if not times else None
         times = [unnamed] if unnamed is not None else times
@@ -175,6 +180,7 @@ def _read_long(
     null_value: float,
     non_finite: NonFinitePolicy,
     spec: TimeSpec,
+    dialect: CsvDialect,
 ) -> TimeSeriesDataset:
     """A long table through :func:`~linearcast.data.frames.as_dataset` (its checks: one row
     per series and time, every series at every time, numeric values)."""
@@ -188,7 +194,11 @@ def _read_long(
     # the frame keeps the file's names, so as_dataset's messages name the file's columns
     when = "+".join(times) if "+".join(times) not in (id_col, value_col) else "time"
     frame = pd.DataFrame({id_col: df[id_col].astype(str).to_numpy(), when: ts})
-    frame[value_col] = df[value_col].to_numpy()
+    column = df[value_col]
+    if not pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        # text values: told as a CSV's (the decimal and thousands options), not a frame's
+        column = pd.Series(numeric_frame(df[[value_col]].copy(), str(p), dialect=dialect)[:, 0])
+    frame[value_col] = column.to_numpy()
     ds = as_dataset(
         frame,
         name=str(p),
@@ -303,6 +313,8 @@ def _first_row_has_text(path: Path, header: list[str]) -> bool:
         if name in timed or cell.upper() in ("", "NA", "NAN", "N/A", "NULL", "NONE", "-"):
             continue
         try:
+            if dialect.thousands is not None:
+                cell = cell.replace(dialect.thousands, "")
             float(cell.replace(",", ".") if dialect.decimal == "," else cell)
         except ValueError:
             return True
