@@ -213,6 +213,16 @@ def test_a_small_npz_declaring_a_huge_array_is_refused_before_decompressing(
     assert "512.0 MiB" in msg and "memory_limit_gb" in msg
 
 
+def test_a_claim_far_past_its_file_is_called_damaged_before_the_limit_is_named() -> None:
+    """A 10 KiB file declaring 7 TiB is over both rules: it is called damaged or hostile (the
+    likelier cause), not only told to raise the memory limit."""
+    with pytest.raises(DataError) as err:
+        _files.check_alloc("x.h5", "reading it", 7 << 40, compressed=10 << 10, stored_as="of file")
+    msg = str(err.value)
+    assert "claims 7.0 TiB from 10.0 KiB of file" in msg and "damaged or hostile" in msg
+    assert msg.endswith("--set data_options.memory_limit_gb=7168.")
+
+
 def test_npz_past_the_memory_limit_names_the_option(tmp_path: Path) -> None:
     path = tmp_path / "x.npz"
     np.savez_compressed(path, data=np.random.default_rng(0).random((500, 600)))

@@ -168,6 +168,16 @@ def check_alloc(
     Raises:
         DataError: naming the file, the size declared, the limit and the option raising it.
     """
+    # a claim far past its stored bytes is told as such first: raising the limit is the fix
+    # only for a sound file, and the file is the likelier cause
+    if compressed is not None and not limit_given():
+        cap = max(_COMPRESSED_FLOOR, _MAX_RATIO * compressed)
+        if nbytes > cap:
+            raise DataError(
+                f"{source}: {what} claims {human_bytes(nbytes)} from {human_bytes(compressed)} "
+                f"{stored_as} (over {_MAX_RATIO}x: a damaged or hostile file, or constant "
+                f"filler); if the file is sound, allow it with {_raise_hint(nbytes)}."
+            )
     budget = memory_budget()
     why = f"set by {LIMIT_OPTION}" if limit_given() else "half the memory available now"
     if nbytes > budget:
@@ -177,14 +187,6 @@ def check_alloc(
             f"if the file is sound and the machine has the memory, raise it with "
             f"{_raise_hint(nbytes)}."
         )
-    if compressed is not None and not limit_given():
-        cap = max(_COMPRESSED_FLOOR, _MAX_RATIO * compressed)
-        if nbytes > cap:
-            raise DataError(
-                f"{source}: {what} claims {human_bytes(nbytes)} from {human_bytes(compressed)} "
-                f"{stored_as} (over {_MAX_RATIO}x: a damaged or hostile file, or constant "
-                f"filler); if the file is sound, allow it with {_raise_hint(nbytes)}."
-            )
 
 
 def check_dense_graph(
