@@ -23,19 +23,26 @@ def _frame() -> pd.DataFrame:
     return pd.DataFrame(cols, index=pd.date_range("2024-01-01", periods=300, freq="h", name="date"))
 
 
+_REORDERED = "the same series in another order ('s2' at position 0, where the run had 's0')"
+_RENAMED = "other series names: series it did not have ['x'], without its series ['s2']"
+
+
 @pytest.mark.parametrize(
-    "change",
+    ("change", "found"),
     [
-        lambda d: d * 10,  # other readings
-        lambda d: d.set_axis(["s2", "s1", "s0"], axis=1),  # the same readings under other names
-        lambda d: d.set_axis(d.index + pd.Timedelta(days=7)),  # the same a week later
+        (lambda d: d * 10, "other readings or times"),
+        (lambda d: d.set_axis(["s2", "s1", "s0"], axis=1), _REORDERED),  # readings, other names
+        (lambda d: d.set_axis(["s0", "s1", "x"], axis=1), _RENAMED),
+        (lambda d: d[["s0", "s2", "s1"]], "the same series in another order"),  # columns moved
+        (lambda d: d.set_axis(d.index + pd.Timedelta(days=7)), "other readings or times"),
     ],
-    ids=["readings", "names", "times"],
+    ids=["readings", "names", "renamed", "reordered", "times"],
 )
 def test_resuming_on_other_data_is_refused_and_the_run_kept(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     change: Callable[[pd.DataFrame], pd.DataFrame],
+    found: str,
 ) -> None:
     data = tmp_path / "d.csv"
     _frame().to_csv(data)
@@ -48,7 +55,7 @@ def test_resuming_on_other_data_is_refused_and_the_run_kept(
     capsys.readouterr()
     assert main(["train", "--resume", str(run), "--epochs", "2"]) == 1
     err = capsys.readouterr().err
-    assert f"{data}: expected the data {run} was trained on, found other readings" in err
+    assert f"{data}: expected the data {run} was trained on, found {found}" in err
     assert "another --run-name" in err
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == kept
     _frame().to_csv(data)  # the run's own data back: it goes on

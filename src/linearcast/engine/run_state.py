@@ -306,11 +306,32 @@ def check_same_data(meta: dict[str, Any], ckpt: dict[str, Any], data: str, run_d
     if trained is None or trained == meta["data_sha256"]:
         return
     raise ConfigError(
-        f"{data}: expected the data {run_dir} was trained on, found other readings, series "
-        f"names or times (its checkpoint keeps a fingerprint of them); resuming would go on "
-        f"training, and score, on other data: restore the run's data file, or train a new run "
-        f"on this data (another --run-name)."
+        f"{data}: expected the data {run_dir} was trained on, found "
+        f"{_what_differs(ckpt['meta'].get('series'), meta['series'])} (its checkpoint keeps a "
+        f"fingerprint of readings, series names and times); resuming would go on training, and "
+        f"score, on other data: restore the run's data file, or train a new run on this data "
+        f"(another --run-name)."
     )
+
+
+def _what_differs(before: Any, now: list[str] | None) -> str:
+    """What a resume's data changed, as far as the series names tell (the fingerprint says
+    only that something did)."""
+    from linearcast.data.readers._files import echo, echo_list
+
+    if not isinstance(before, list) or now is None or before == now:
+        return "other readings or times"
+    if sorted(before) == sorted(now):
+        at = next(i for i, (a, b) in enumerate(zip(before, now, strict=True)) if a != b)
+        return (
+            f"the same series in another order ({echo(now[at])} at position {at}, where the "
+            f"run had {echo(before[at])})"
+        )
+    added = [n for n in now if n not in set(before)]
+    gone = [n for n in before if n not in set(now)]
+    parts = [f"series it did not have {echo_list(added)}"] if added else []
+    parts += [f"without its series {echo_list(gone)}"] if gone else []
+    return "other series names: " + ", ".join(parts)
 
 
 def graph_fingerprint(adjacency: Any) -> str | None:
