@@ -142,6 +142,34 @@ def test_a_time_column_under_another_name_names_time_column(tmp_path: Path) -> N
     _same(load(path, time_column="when"), df)
 
 
+@pytest.mark.parametrize("extra", ["", ",note"])  # ltsf-shaped, or a table (text column)
+def test_a_time_column_of_step_numbers_names_drop_and_reads_without_it(
+    tmp_path: Path, extra: str
+) -> None:
+    """``time`` = 0, 1, 2, ... counts steps: refused as times naming the ``drop`` that reads
+    the rows as regular steps, and read so with it (the values, no invented calendar)."""
+    path = tmp_path / "steps.csv"
+    rows = "".join(f"{t},{t + 0.5},{2 * t}{',x' if extra else ''}\n" for t in range(40))
+    path.write_text(f"time,a,b{extra}\n{rows}")
+    drop = ["time", "note"] if extra else ["time"]
+    with pytest.raises(DataError, match=r"steps\.csv: expected times in 'time', found") as e:
+        load(path, drop=drop[1:] or None)
+    assert "if they count steps, leave the column out with --set 'data_options.drop=[time]'" in (
+        _sentence(e)
+    )
+    ds = load(path, drop=drop)
+    assert ds.timestamps is None and ds.node_names == ["a", "b"]
+    np.testing.assert_allclose(ds.values[:3, :, 0], [[0.5, 0.0], [1.5, 2.0], [2.5, 4.0]])
+
+
+def test_epoch_like_numbers_are_not_offered_as_steps(tmp_path: Path) -> None:
+    path = tmp_path / "odd.csv"  # decreasing numbers: not a step count, no drop advice
+    path.write_text("time,a\n" + "".join(f"{40 - t},{t}\n" for t in range(40)))
+    with pytest.raises(DataError) as e:
+        load(path)
+    assert "count steps" not in _sentence(e)
+
+
 # ----------------------------------------------------------------------------- 3. dialects
 @pytest.mark.parametrize(
     ("kwargs", "reader"),

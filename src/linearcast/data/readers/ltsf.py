@@ -24,7 +24,7 @@ from linearcast.data.readers._common import (
     require_file,
 )
 from linearcast.data.readers._files import echo, echo_list
-from linearcast.data.readers.table import name_list, require_columns
+from linearcast.data.readers.table import name_list, read_table_csv, require_columns
 from linearcast.data.readers.time_columns import (
     TIME_NAMES,
     looks_like_time,
@@ -88,8 +88,16 @@ def read_ltsf_csv(
     dialect = csv_dialect(p, sep, decimal, encoding, thousands=thousands, options=True)
     what = f"an LTSF CSV ({(date_column or 'date')!r} column, then one column per series)"
     df = read_csv(p, what, dialect)
-    date_column = _date_column(p, df, date_column)
-    ts, note = parse_time(df, [date_column], str(p), "date_column", spec)
+    found = _date_column(p, df, date_column)
+    if date_column is None and drop is not None and found in name_list(drop, "drop", p):
+        # the time column left out (step numbers): a wide table without times
+        return read_table_csv(
+            p, columns=columns, drop=drop, name=name, null_value=null_value,
+            non_finite=non_finite, dedupe=dedupe, sep=sep, decimal=decimal,
+            thousands=thousands, encoding=encoding,
+        )  # fmt: skip
+    date_column = found
+    ts, note = parse_time(df, [date_column], str(p), "date_column", spec, droppable=True)
     data = df.drop(columns=[date_column])
     if drop is not None:
         gone = name_list(drop, "drop", p)

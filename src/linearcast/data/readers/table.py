@@ -226,7 +226,7 @@ def _read_wide(
     spec: TimeSpec,
     dialect: CsvDialect,
 ) -> TimeSeriesDataset:
-    ts, note = parse_time(df, times, str(p), spec=spec) if times else (None, None)
+    ts, note = parse_time(df, times, str(p), spec=spec, droppable=True) if times else (None, None)
     data = df.drop(columns=times)
     station, data = _station(p, data)
     if columns is None:

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.api import guess_datetime_format
 
+from linearcast.data.checks import set_list
 from linearcast.data.readers._files import echo, echo_list, first_line
 from linearcast.errors import DataError
 
@@ -166,6 +167,8 @@ def parse_time(
     source: str,
     option: str = "time_column",
     spec: TimeSpec | None = None,
+    *,
+    droppable: bool = False,
 ) -> tuple[pd.DatetimeIndex, str | None]:
     """One timestamp per row from the time column(s) ``names`` of ``frame``.
 
@@ -177,6 +180,8 @@ def parse_time(
         option: the reader option that names the columns (for the fix in messages).
         spec: how the values are written (the reader's ``time_unit``, ``time_format``,
             ``dayfirst`` options); default: recognised from the values.
+        droppable: whether the reader reads the file without its time column when the
+            ``drop`` option names it (a column of step numbers is then told so).
 
     Returns:
         The timestamps (time-zone naive: the calendar features use wall-clock time; UTC when
@@ -209,7 +214,8 @@ def parse_time(
                 if spec.unit is not None and not pd.api.types.is_numeric_dtype(col):
                     col = _as_numbers(col, label, source, spec.unit)
                 if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
-                    ts, note = _parse_numbers(col, label, source, spec)
+                    dropped = names[0] if droppable else None
+                    ts, note = _parse_numbers(col, label, source, spec, dropped)
                 else:
                     ts, note = _parse_text(col, label, source, spec)
             else:
@@ -273,10 +279,11 @@ def _span(ts: pd.DatetimeIndex) -> str:
 
 
 def _parse_numbers(
-    col: pd.Series, label: str, source: str, spec: TimeSpec
+    col: pd.Series, label: str, source: str, spec: TimeSpec, dropped: str | None = None
 ) -> tuple[pd.DatetimeIndex, str | None]:
     """Numbers as times: epoch times in ``spec.unit`` or the unit their magnitude tells,
-    or digits spelling a date (``20240131``), or by ``spec.format``."""
+    or digits spelling a date (``20240131``), or by ``spec.format``; ``dropped``: the column's
+    name when the reader can leave it out (step numbers are then told how)."""
     x = col.astype(np.float64)
     fix = (
         "say what they are with --set data_options.time_unit=s (or ms, us, ns) for epoch "
@@ -320,7 +327,20 @@ def _parse_numbers(
     raise DataError(
         f"{source}: expected times in {label}, found numbers {lo:.10g} .. {hi:.10g} that are "
         f"neither epoch times from 1973 to 2286 in s, ms, us or ns nor digits spelling a date; "
-        f"{fix}."
+        f"{fix}{_steps_fix(finite, integral, dropped)}."
+    )
+
+
+def _steps_fix(finite: pd.Series, integral: bool, dropped: str | None) -> str:
+    """How to read a file whose time column counts steps (0, 1, 2, ...): without it."""
+    if dropped is None or not integral or len(finite) < 2 or finite.min() < 0:
+        return ""
+    if not (np.diff(finite.to_numpy()) > 0).all():
+        return ""
+    return (
+        f"; if they count steps, leave the column out with --set "
+        f"{set_list('data_options.drop', [dropped])} (the rows are then read as regular "
+        f"steps: give the step with --set data_options.freq_minutes=MINUTES)"
     )
 
 
