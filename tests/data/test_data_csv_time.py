@@ -270,6 +270,19 @@ def test_a_thousands_separator_that_cannot_be_one_is_refused(
         load(path, **options)
 
 
+def test_lines_that_mix_separators_are_told_so(tmp_path: Path) -> None:
+    """``date;a,b`` (an export that joined two dialects): named as mixed, not given an option
+    that cannot read it."""
+    path = tmp_path / "mixed.csv"
+    path.write_text("date;a,b\n" + "".join(f"2024-01-{d:02d};{d},{d + 1}\n" for d in range(1, 30)))
+    with pytest.raises(DataError, match=r"mixed\.csv: expected numeric values in column") as e:
+        load(path)
+    assert _sentence(e).endswith(
+        "the file mixes the separators ',' and ';' (column 'date;a' holds both): save it with "
+        "one separator throughout."
+    )
+
+
 def test_gzip_compressed_csv_is_read(tmp_path: Path) -> None:
     df = _frame()
     path = tmp_path / "packed.csv"

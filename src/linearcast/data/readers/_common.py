@@ -673,28 +673,7 @@ def numeric_frame(
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             cell = str(s.iloc[row]).strip()
-            hint = fix.replace("{col}", option_name(col))
-            if (
-                dialect is not None
-                and dialect.options
-                and dialect.sep != ","
-                and dialect.decimal == "."
-                and _DECIMAL_COMMA.match(cell)
-            ):
-                hint = (
-                    "; for numbers written with a decimal comma, set --set 'data_options.decimal=,'"
-                )
-            elif (
-                dialect is not None
-                and dialect.options
-                and (grouped := _THOUSANDS.match(cell))
-                and grouped.group(1) != dialect.thousands
-            ):
-                mark = {" ": "space"}.get(grouped.group(1), grouped.group(1))
-                hint = (
-                    "; for numbers written with a thousands separator, set --set "
-                    f"'data_options.thousands={mark}'"
-                )
+            hint = _numeric_hint(cell, str(col), dialect) or fix.replace("{col}", option_name(col))
             raise DataError(
                 f"{source}: expected numeric values in column {echo(col)}, found "
                 f"{int(bad.sum())} non-numeric entries (first {echo(s.iloc[row])} at data row "
@@ -702,3 +681,27 @@ def numeric_frame(
             )
         df[col] = conv
     return df.to_numpy(dtype=np.float64)
+
+
+def _numeric_hint(cell: str, col: str, dialect: CsvDialect | None) -> str:
+    """The option (or repair) a non-numeric ``cell`` of column ``col`` points to, when the
+    way it is written tells one: a decimal comma, a thousands separator, or lines that mix
+    separators (a column name and its cells holding another one); else ``""``."""
+    if dialect is None or not dialect.options:
+        return ""
+    if dialect.sep != "," and dialect.decimal == "." and _DECIMAL_COMMA.match(cell):
+        return "; for numbers written with a decimal comma, set --set 'data_options.decimal=,'"
+    grouped = _THOUSANDS.match(cell)
+    if grouped is not None and grouped.group(1) != dialect.thousands:
+        mark = {" ": "space"}.get(grouped.group(1), grouped.group(1))
+        return (
+            "; for numbers written with a thousands separator, set --set "
+            f"'data_options.thousands={mark}'"
+        )
+    other = next((c for c in ",;\t|" if c != dialect.sep and c in col and c in cell), None)
+    if other is not None:
+        return (
+            f"; the file mixes the separators {dialect.sep!r} and {other!r} (column {echo(col)} "
+            f"holds both): save it with one separator throughout"
+        )
+    return ""
