@@ -290,6 +290,13 @@ def test_gzip_compressed_csv_is_read(tmp_path: Path) -> None:
     _same(load(path), df)
 
 
+def test_gzip_inside_gzip_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "twice.csv.gz"
+    path.write_bytes(gzip.compress(gzip.compress(_frame().to_csv().encode())))
+    with pytest.raises(DataError, match=r"twice\.csv\.gz: .*compressed again \(gzip inside"):
+        load(path)
+
+
 def test_damaged_gzip_is_one_sentence(tmp_path: Path) -> None:
     path = tmp_path / "cut.csv"
     path.write_bytes(gzip.compress(_frame(t=2000).to_csv().encode())[:200])

@@ -329,6 +329,11 @@ def _gunzip(path: Path, what: str) -> bytes:
             f"{path}: expected {what}, found gzip-compressed data that does not decompress "
             f"({first_line(err)}); the file is damaged or truncated."
         ) from None
+    if data.startswith(_GZIP_MAGIC):
+        raise DataError(
+            f"{path}: expected {what}, found gzip-compressed data compressed again (gzip "
+            f"inside gzip); decompress it once (gunzip) and read that file."
+        )
     size = path.stat().st_size
     text = "of gzip-compressed text" if len(data) <= cap else "or more of gzip-compressed text"
     check_alloc(
