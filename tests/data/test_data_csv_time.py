@@ -170,6 +170,37 @@ def test_epoch_like_numbers_are_not_offered_as_steps(tmp_path: Path) -> None:
     assert "count steps" not in _sentence(e)
 
 
+@pytest.mark.parametrize(
+    ("first", "options", "dated"),
+    [
+        ("00:10", {}, "this year"),  # pandas would date it today
+        ("5 March", {}, "this year"),
+        ("00:10", {"time_format": "%H:%M"}, "1900"),
+    ],
+)
+def test_times_without_a_year_are_refused_not_dated_today(
+    tmp_path: Path, first: str, options: dict[str, str], dated: str
+) -> None:
+    """A time of day (or a day without a year) would put every calendar feature on an
+    invented date: refused naming the Date+Time join and ``time_format``."""
+    path = tmp_path / "clock.csv"
+    rest = ["00:20", "00:30"] if ":" in first else ["6 March", "7 March"]
+    path.write_text("date,a\n" + "".join(f"{t},{i}\n" for i, t in enumerate([first, *rest])))
+    with pytest.raises(DataError, match=r"clock\.csv: expected dates and times in 'date'") as e:
+        load(path, **options)
+    assert f"dated {dated}" in _sentence(e)
+    assert "--set 'data_options.time_column=[Date,Time]'" in _sentence(e)
+
+
+def test_a_month_and_year_without_a_day_is_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "monthly.csv"
+    path.write_text("date,a\nMarch 2024,1\nApril 2024,2\nMay 2024,3\nJune 2024,4\n")
+    ds = load(path)
+    assert [t.strftime("%Y-%m-%d") for t in ds.timestamps] == [
+        "2024-03-01", "2024-04-01", "2024-05-01", "2024-06-01"
+    ]  # fmt: skip
+
+
 # ----------------------------------------------------------------------------- 3. dialects
 @pytest.mark.parametrize(
     ("kwargs", "reader"),

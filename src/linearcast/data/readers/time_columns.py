@@ -21,6 +21,7 @@ parts                        Beijing PM2.5 (PRSA): ``year, month, day, hour``
 
 from __future__ import annotations
 
+import datetime
 import re
 import warnings
 from collections.abc import Sequence
@@ -408,8 +409,11 @@ def _parse_text(
     else:
         guess = guess_datetime_format(sample)
         if guess is None:  # pandas then parses value by value
+            _refuse_dateless(sample, None, label, source)
             return _parse_loose(text, label, source, fix)
         formats = [guess]
+    for f in formats:
+        _refuse_dateless(sample, f, label, source)
     tried = [(f, *_strict(text, f)) for f in formats]
     if tried[0][2] is not None and spec.format is None and _ISO.match(sample):
         tried[0] = ("ISO8601", *_strict(text, "ISO8601"))
@@ -449,6 +453,41 @@ def _parse_text(
             f"time-of-day features are UTC"
         )
     return ts, note
+
+
+#: strftime codes that give the year (or a whole timestamp)
+_DATE_CODES = re.compile(r"%[YyGxcs]|ISO8601")
+
+
+def _refuse_dateless(sample: str, fmt: str | None, label: str, source: str) -> None:
+    """Refuse times without a year (``18:30``, ``5 March``): pandas dates them 1900 (with a
+    format) or this year, today for times of day (without), so the calendar -- and every
+    day-of-week feature -- would be invented. ``fmt``: the format the values are read in,
+    ``None`` for value by value."""
+    if fmt is not None:
+        dated = bool(_DATE_CODES.search(fmt))
+    else:
+        from dateutil import parser
+
+        try:
+            one = parser.parse(sample, default=datetime.datetime(2001, 1, 1))
+            two = parser.parse(sample, default=datetime.datetime(2002, 2, 2))
+        except (ValueError, OverflowError):
+            return  # not dateutil's to read either: the caller's message says so
+        dated = one.year == two.year
+    if not dated:
+        raise DataError(
+            f"{source}: expected dates and times in {label}, found "
+            + (
+                f"times without a year (first {echo(sample)}), which would be dated this year"
+                if fmt is None
+                else f"the format {echo(fmt)}, which reads no year (first value "
+                f"{echo(sample)}), so every time would be dated 1900"
+            )
+            + "; give the dates (a date column "
+            "beside it is joined with --set 'data_options.time_column=[Date,Time]'), or a "
+            "format with the date with --set data_options.time_format=FORMAT."
+        )
 
 
 def _parse_loose(
