@@ -181,6 +181,27 @@ def test_describe_and_convert_take_freq_start_adj_null(
     assert back.day_of_week()[0] == 0  # 2020-03-02 was a Monday
 
 
+@pytest.mark.parametrize("protocol", ["pems", "ltsf"])
+def test_convert_carries_the_declared_null_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], protocol: str
+) -> None:
+    """``--null -200`` is the data's marker: the BasicTS copy says NULL_VAL -200 (not the
+    preset's 0, or NaN), so the sentinels read back as missing and real zeros as readings."""
+    values = _series(600, 4)
+    values[::7, 1] = -200.0
+    values[3, 2] = 0.0
+    path = tmp_path / "aq.csv"
+    pd.DataFrame(values).to_csv(path, header=False, index=False)
+    out = tmp_path / f"bts_{protocol}"
+    args = ["--freq", "60", "--null", "-200", "--protocol", protocol]
+    assert main(["data", "convert", str(path), str(out), *args]) == 0
+    assert json.loads((out / "desc.json").read_text())["regular_settings"]["NULL_VAL"] == -200
+    back = load(out)
+    assert back.null_value == -200.0
+    missing = back.values[:, :, 0] == back.null_value
+    assert missing.sum() == (values == -200.0).sum() and not missing[3, 2]
+
+
 def test_convert_without_a_frequency_says_which_flag_fixes_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -199,6 +199,9 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     ds = _load(args.src, args.format, args)
     if args.name:
         ds.name = args.name
+    # a null value the data was read with (--null, --set null_value=) wins over the
+    # protocol's, as in training; the BasicTS copy carries it as NULL_VAL
+    declared = "null_value" in _options(args)
     if not args.no_time_features:
         try:
             ds.time_of_day()
@@ -216,6 +219,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         add_time_of_day=not args.no_time_features,
         add_day_of_week=not args.no_time_features,
         overwrite=args.overwrite,
+        null_value=ds.null_value if declared else None,
     )
     print(f"wrote {out}/data.dat, desc.json" + (", adj_mx.pkl" if ds.adjacency is not None else ""))
     return 0

@@ -33,6 +33,7 @@ def write_basicts(
     add_day_of_week: bool = True,
     domain: str | None = None,
     overwrite: bool = False,
+    null_value: float | None = None,
 ) -> Path:
     """Write ``dataset`` as a BasicTS folder readable by BasicTS and :func:`read_basicts`.
 
@@ -51,6 +52,9 @@ def write_basicts(
         add_day_of_week: append the day-of-week channel (skipped when unknown).
         domain: description of channel 0 (default: its channel name).
         overwrite: replace existing ``data.dat`` / ``desc.json`` / ``adj_mx.pkl``.
+        null_value: the value that marks a missing reading, written as ``NULL_VAL`` (default:
+            the protocol's, else the dataset's); the one the data was read with when it was
+            given (``data convert --null``), as training lets the data's own win.
 
     Returns:
         The folder.
@@ -72,7 +76,8 @@ def write_basicts(
     names = list(dataset.channel_names or [f"channel {i}" for i in range(f)])
     if domain is not None:
         names[0] = domain
-    null = dataset.null_value if proto.null_value is None else proto.null_value
+    null = null_value if null_value is not None else proto.null_value
+    null = dataset.null_value if null is None else null
     desc = {
         "name": dataset.name,
         "domain": names[0],
