@@ -157,6 +157,23 @@ def test_describe_flags_sentinel_values_and_suggests_the_null_option(
     assert "p 2" in out or "per series" in out  # per-series ranges are printed
 
 
+def test_describe_with_the_null_value_counts_it_and_leaves_it_out_of_the_ranges(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Told ``--null -9999``, describe counts the sentinels as missing, leaves them out of
+    min/max/mean, and no longer advises masking them."""
+    path = _weather(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert (
+            main(["data", "describe", str(path), "--set", "dedupe=first", "--null", "-9999"]) == 0
+        )
+    out = capsys.readouterr().out
+    assert "null 3  missing" in out
+    assert "-9999" not in out.split("null value")[1].split("\n", 1)[1]  # only the null line
+    assert "mask it" not in out
+
+
 # ---------------------------------------------------------------------- describe/convert flags
 def _headerless(tmp_path: Path) -> Path:
     path = tmp_path / "speeds.csv"

@@ -139,9 +139,11 @@ def _cmd_describe(args: argparse.Namespace) -> int:
             if ch["min"] is None
             else f"min {ch['min']:.4g} max {ch['max']:.4g} mean {ch['mean']:.4g}"
         )
+        null = "" if math.isnan(ds.null_value) else f"null {ch['null']}  "
         print(
             f"  {ch['name']:<13} zeros {ch['zeros']} ({100 * ch['zeros'] / total:.2f}%)  "
-            f"NaN {ch['nan']}  inf {ch['inf']}  {rng}"
+            f"NaN {ch['nan']}  inf {ch['inf']}  {null}missing {100 * ch['missing_share']:.2f}%"
+            f"  {rng}"
         )
     if ds.node_names:
         shown = ", ".join(ds.node_names[:5]) + (", ..." if n > 5 else "")

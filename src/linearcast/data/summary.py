@@ -24,7 +24,7 @@ def describe(dataset: TimeSeriesDataset) -> dict[str, Any]:
         A JSON-serialisable dict: name, path, shape, frequency, start, per-channel counts of
         zeros / NaN / inf / readings equal to the null value, the share of missing readings
         (NaN, ±inf or the null value: what training masks and fills), min / max / mean over
-        finite values, and graph statistics.
+        the readings (finite values other than the null value), and graph statistics.
     """
     t, n, f = dataset.shape
     null = dataset.null_value
@@ -38,12 +38,12 @@ def describe(dataset: TimeSeriesDataset) -> dict[str, Any]:
     maxs = np.full(f, -np.inf)
     for sl in _iter_row_chunks(dataset.values):
         c = np.asarray(dataset.values[sl], dtype=np.float64)
-        fin = np.isfinite(c)
         zeros += (c == 0).sum(axis=(0, 1))
-        if not math.isnan(null):
-            nulls += np.isclose(c, null, atol=5e-5, rtol=0.0).sum(axis=(0, 1))
         nans += np.isnan(c).sum(axis=(0, 1))
         infs += np.isinf(c).sum(axis=(0, 1))
+        fin = _readings(c, null)
+        if not math.isnan(null):
+            nulls += (np.isfinite(c) & ~fin).sum(axis=(0, 1))
         counts += fin.sum(axis=(0, 1))
         sums += np.where(fin, c, 0.0).sum(axis=(0, 1))
         mins = np.minimum(mins, np.where(fin, c, np.inf).min(axis=(0, 1)))
@@ -82,10 +82,18 @@ def describe(dataset: TimeSeriesDataset) -> dict[str, Any]:
     return out
 
 
+def _readings(c: np.ndarray, null: float) -> np.ndarray:
+    """Where ``c`` holds readings: finite and not the null value (within 5e-5, as the loss
+    masks it)."""
+    fin = np.isfinite(c)
+    return fin if math.isnan(null) else fin & ~np.isclose(c, null, atol=5e-5, rtol=0.0)
+
+
 def series_stats(
     dataset: TimeSeriesDataset, far: float = 20.0, sample_rows: int = 100_000
 ) -> list[dict[str, Any]]:
-    """Per channel: each series' min/max, and values far outside the series' robust range.
+    """Per channel: each series' min/max, and values far outside the series' robust range
+    (over its readings: the null value is left out).
 
     A series' robust range is its 5th..95th percentile (from up to ``sample_rows`` rows
     spread over the file); a value is *far* when it lies more than ``far`` times that range
@@ -100,6 +108,7 @@ def series_stats(
     t, n, f = dataset.shape
     rows = np.unique(np.linspace(0, t - 1, min(t, sample_rows)).round().astype(np.int64))
     sample = np.asarray(dataset.values[rows], dtype=np.float64)  # (rows, N, F)
+    sample[~_readings(sample, dataset.null_value)] = np.nan  # the null value is no reading
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN series
         q01 = np.nanpercentile(sample, 5, axis=0)  # (N, F)
@@ -115,7 +124,7 @@ def series_stats(
     far_vals: list[dict[float, int]] = [{} for _ in range(f)]
     for sl in _iter_row_chunks(dataset.values):
         c = np.asarray(dataset.values[sl], dtype=np.float64)  # (rows, N, F)
-        fin = np.isfinite(c)
+        fin = _readings(c, dataset.null_value)
         mins = np.minimum(mins, np.where(fin, c, np.inf).min(axis=0))
         maxs = np.maximum(maxs, np.where(fin, c, -np.inf).max(axis=0))
         low, high = fin & (c < lo), fin & (c > hi)
