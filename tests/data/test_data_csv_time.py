@@ -361,6 +361,19 @@ def test_a_line_with_more_fields_is_one_sentence_naming_sep(tmp_path: Path) -> N
     assert "found 4 on line 3" in text and "data_options.sep" in text
 
 
+def test_a_header_short_of_the_rows_asks_for_the_missing_name(tmp_path: Path) -> None:
+    """``s0,s1,s2`` over rows of four fields (the time column left unnamed): the separator
+    is right, the header is short; the message says so instead of naming ``sep``."""
+    path = tmp_path / "short.csv"
+    path.write_text("s0,s1,s2\n" + "".join(f"2024-01-01 {h:02d}:00,1,2,3\n" for h in range(9)))
+    with pytest.raises(DataError, match=r"short\.csv: expected .* 3 fields on every line") as e:
+        load(path)
+    text = _sentence(e)
+    assert "found 4 on line 2" in text and "data_options.sep" not in text
+    assert text.endswith("give every column a name in the first line (e.g. the time column's: "
+                         "date,...).")  # fmt: skip
+
+
 def test_the_uci_air_quality_layout(tmp_path: Path) -> None:
     """UCI's AirQualityUCI.csv: ';', decimal commas, dd/mm/YYYY + HH.MM.SS, a trailing ';;' and
     rows of separators only at the end."""

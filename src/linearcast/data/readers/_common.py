@@ -376,6 +376,12 @@ def _parse_error(path: Path, what: str, err: Exception, d: CsvDialect) -> DataEr
     m = _FIELDS.search(str(err))
     if m:
         want, line, saw = m.groups()
+        if line == "2" and int(saw) > int(want):
+            # the header is short, not the separator wrong: a time column left unnamed
+            fix = (
+                f"; give every column a name in the first line (e.g. the time column's: "
+                f"date{d.sep}...)"
+            )
         return DataError(
             f"{path}: expected {what} with {want} fields on every line (as on its first line, "
             f"separated by {d.sep!r}), found {saw} on line {line}{fix}."
