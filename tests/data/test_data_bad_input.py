@@ -313,3 +313,27 @@ def test_an_adjacency_with_infinite_weights_names_the_graph_file(
         read_matrix_csv(tmp_path / "x.csv", adjacency=tmp_path / "g.csv")
     with pytest.raises(DataError, match=r"g\.npy: expected finite edge weights"):
         read_matrix_csv(tmp_path / "x.csv", adjacency=tmp_path / "g.npy")
+
+
+# ------------------------------------------------------------ paths and formats named wrong
+def test_symbolic_links_that_lead_nowhere_say_so(tmp_path: Path) -> None:
+    """A dangling link or a loop is not "file not found": the message says which."""
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    (tmp_path / "gone.csv").symlink_to(tmp_path / "nothere.csv")
+    with pytest.raises(DataError, match=r"a: a symbolic link that loops back on itself"):
+        load(tmp_path / "a")
+    with pytest.raises(DataError, match=r"gone\.csv: a symbolic link to '.*nothere\.csv', which"):
+        load(tmp_path / "gone.csv")
+
+
+@pytest.mark.parametrize("fmt", ["uctb", "mat", "metr", "pgt", "array"])
+def test_a_format_named_wrong_says_what_the_file_looks_like(tmp_path: Path, fmt: str) -> None:
+    """``--format uctb`` on a CSV failed in the unpickler's words (``pop from empty list``);
+    every reader's refusal now ends naming the format the file looks like."""
+    path = _csv(tmp_path / "plain.csv", "date,a\n2024-01-01 00:00,1\n2024-01-01 01:00,2\n")
+    with pytest.raises(DataError) as err:
+        load(path, format=fmt)
+    text = str(err.value)
+    assert text.startswith(f"{path}: ") and "\n" not in text
+    assert text.endswith("the file looks like 'ltsf' data: leave --format out (or --format ltsf).")

@@ -372,10 +372,14 @@ def load_pickle_file(path: str | Path, what: str) -> Any:
         ) from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError) as err:
         raise DataError(
-            f"{path}: expected {what}, could not unpickle it ({_short(err)})."
+            f"{path}: expected {what}, could not unpickle it ({_short(err)}; the file starts "
+            f"with {data[:16]!r})."
         ) from None
     except (AttributeError, ImportError, KeyError, MemoryError, OverflowError) as err:
-        raise DataError(f"{path}: expected {what}, could not unpickle it ({err!r}).") from None
+        raise DataError(
+            f"{path}: expected {what}, could not unpickle it ({err!r}; the file starts with "
+            f"{data[:16]!r})."
+        ) from None
 
 
 @contextmanager

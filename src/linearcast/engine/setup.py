@@ -119,8 +119,11 @@ def load_dataset(config: TrainConfig) -> TimeSeriesDataset:
         return load(config.data, format=config.data_format, **options)
     path = Path(config.data)
     if not path.exists():
+        from linearcast.data.readers._files import not_found
+
+        why = "dataset not found" if not path.is_symlink() else not_found(path)
         raise DataError(
-            f"{path}: dataset not found (expected a file or a BasicTS folder; "
+            f"{path}: {why} (expected a file or a BasicTS folder; "
             f"`linearcast data list` shows the known datasets and how to get them)."
         )
     return load(path, format=config.data_format, **options)

@@ -59,7 +59,13 @@ from linearcast.data.readers._common import (
     check_timestamps,
     csv_options,
 )
-from linearcast.data.readers._files import LIMIT_OPTION, first_line, memory_limit, require_file
+from linearcast.data.readers._files import (
+    LIMIT_OPTION,
+    first_line,
+    memory_limit,
+    not_found,
+    require_file,
+)
 from linearcast.data.readers.array import read_array
 from linearcast.data.readers.basicts import read_basicts
 from linearcast.data.readers.flows import read_flow_pair
@@ -121,7 +127,7 @@ def sniff_format(path: PathLike) -> str:
     files = multi.expand(path)
     p = files[0] if files else Path(path)
     if not p.exists():
-        raise DataError(f"{p}: file not found (expected a dataset file or BasicTS folder).")
+        raise DataError(f"{p}: {not_found(p)} (expected a dataset file or BasicTS folder).")
     if p.is_dir():
         if (p / "desc.json").exists():
             return "basicts"
@@ -292,7 +298,11 @@ def _load(p: Path, format: str, options: dict[str, Any]) -> TimeSeriesDataset:
         with np.errstate(over="ignore"):
             ds = READERS[fmt](path, **options)
         ds = _apply_common(ds, later)
-    except (DataError, ConfigError):
+    except DataError as err:
+        if format == "auto":
+            raise
+        raise _with_format_hint(err, path, fmt) from err.__cause__
+    except ConfigError:
         raise
     except Exception as err:
         # a damaged file can fail deep inside numpy/pandas/PyTables/SciPy in ways no reader
@@ -306,6 +316,22 @@ def _load(p: Path, format: str, options: dict[str, Any]) -> TimeSeriesDataset:
     if "format" not in ds.meta:
         ds.meta["format"] = fmt
     return ds
+
+
+def _with_format_hint(err: DataError, path: Path, fmt: str) -> DataError:
+    """``err`` of a read in the ``fmt`` the user named, saying which format the file looks
+    like when that is another (a CSV read as ``--format uctb`` fails in pickle's words)."""
+    try:
+        with csv_options({}):
+            seen = sniff_format(path)
+    except (DataError, ConfigError, OSError):
+        return err
+    if seen == fmt:
+        return err
+    text = str(err).rstrip(".")
+    return DataError(
+        f"{text}; the file looks like {seen!r} data: leave --format out (or --format {seen})."
+    )
 
 
 __all__ = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import errno
 import os
 import stat
 from collections.abc import Iterator, Sequence
@@ -50,6 +51,21 @@ def is_regular(path: Path) -> bool:
         return False
 
 
+def not_found(path: Path) -> str:
+    """Why ``path`` (which does not resolve to anything) cannot be read: not found, or a
+    symbolic link whose target is missing or that leads back to itself."""
+    if not path.is_symlink():
+        return "file not found"
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 reports a loop so
+        return "a symbolic link that loops back on itself"
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "a symbolic link that loops back on itself"
+    return f"a symbolic link to {os.readlink(path)!r}, which does not exist"
+
+
 def require_file(path: str | Path, what: str) -> Path:
     """The path of a regular file (symlinks followed), else a :class:`DataError` naming it.
 
@@ -64,7 +80,7 @@ def require_file(path: str | Path, what: str) -> Path:
     try:
         mode = os.stat(p).st_mode
     except FileNotFoundError:
-        raise DataError(f"{p}: file not found (expected {what}).") from None
+        raise DataError(f"{p}: {not_found(p)} (expected {what}).") from None
     except (OSError, ValueError) as err:  # ValueError: e.g. a NUL byte in the name
         reason = getattr(err, "strerror", None) or first_line(err)
         raise DataError(f"{p}: cannot access it ({reason}); expected {what}.") from None
