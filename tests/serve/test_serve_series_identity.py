@@ -118,7 +118,7 @@ def test_series_that_are_not_the_runs_are_refused(run: Path, wide: pd.DataFrame)
     with pytest.raises(DataError, match=r"missing \['S0005'\]"):
         forecast_run(run, wide.drop(columns="S0005"), accelerator="cpu")
     with pytest.raises(DataError, match=r"not in the run \['extra'\]\); leave the extra series "
-                       r"out \(for a file: --set 'data_options\.drop=\[extra\]'"):  # fmt: skip
+                       r"out \(drop \['extra'\] from the frame\)\.$"):  # fmt: skip
         forecast_run(run, wide.assign(extra=1.0), accelerator="cpu")
 
 
@@ -291,9 +291,9 @@ def test_the_suggested_drop_works_for_any_series_name(
     frame.assign(**{odd: 1.0}).to_csv(extra, index=False)
     assert main(["forecast", str(run), "--data", str(extra), "--out", str(tmp_path / "x.csv")]) == 1
     err = capsys.readouterr().err
-    said = err[err.index("(for a file: --set ") + len("(for a file: --set ") :]
-    said = said[: said.index(", with any series")]
-    (arg,) = shlex.split(said)  # as a shell passes it
+    said = err[err.index("out with --set ") + len("out with --set ") :].strip()
+    assert said.endswith(".")
+    (arg,) = shlex.split(said[:-1])  # as a shell passes it
     outs = []
     for src, sets in ((plain, []), (extra, ["--set", arg])):
         out = tmp_path / f"{src.stem}-next.csv"
@@ -335,3 +335,120 @@ def test_a_checkpoint_whose_series_are_altered_is_refused(
     atomic_save(ckpt, copy / "best.ckpt")
     with pytest.raises(ConfigError, match=r"best\.ckpt: .*meta\.series is .*expected 6 distinct"):
         load_checkpoint(copy / "best.ckpt")
+
+
+@pytest.mark.parametrize(
+    ("names", "said"),
+    [
+        (["S0005", "S0001", "S0002", "S0003", "S0004", "S0000"],
+         r"the same names in another order, 2 moved, first 'S0005'"),
+        (["S0000", "S0001", "S0002", "S0003", "S0004", "other"],
+         r"names not in the checkpoint \['other'\]"),
+    ],
+    ids=["permuted", "renamed"],
+)  # fmt: skip
+def test_an_edited_series_file_that_disagrees_with_the_checkpoint_is_refused(
+    run: Path, wide: pd.DataFrame, tmp_path: Path, names: list[str], said: str
+) -> None:
+    """Before: a valid but permuted series.json relabelled the forecasts (s0's went out as s2's)
+    without a word; the checkpoint's meta.series is what the weights were trained on."""
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    (copy / SERIES_FILE).write_text(json.dumps({"identity": "names", "num_nodes": 6,
+                                                "names": names}))  # fmt: skip
+    with pytest.raises(ConfigError) as err:
+        forecast_run(copy, wide, accelerator="cpu")
+    text = str(err.value)
+    assert re.fullmatch(
+        rf"{re.escape(str(copy / SERIES_FILE))}: expected the series that "
+        rf"{re.escape(str(copy / 'best.ckpt'))} records in meta\.series \(6 series \['S0000', .*"
+        rf"\), found 6 series .* \({said}\); delete series\.json \(the checkpoint's copy is then "
+        rf"used\) or restore it from a copy of the run\.",
+        text,
+    ), text
+    # following the advice gives the intact run's forecasts, labelled as it labels them
+    (copy / SERIES_FILE).unlink()
+    pd.testing.assert_frame_equal(_forecast(copy, wide), _forecast(run, wide))
+
+
+def test_an_intact_series_file_is_still_trusted_with_the_checkpoint_loaded_once(
+    run: Path,
+) -> None:
+    from linearcast.engine.series_identity import read_series
+
+    meta = load_checkpoint(run / "best.ckpt")["meta"]
+    got = read_series(run, meta)
+    assert got is not None and got.names == meta["series"] and got.num_nodes == 6
+    assert read_series(run) == got
+
+
+def _renamed_run(run: Path, to: Path, names: list[str]) -> Path:
+    """A copy of ``run`` whose recorded series are ``names`` (file and checkpoints)."""
+    shutil.copytree(run, to)
+    for ckpt_name in ("best.ckpt", "last.ckpt"):
+        ckpt = load_checkpoint(to / ckpt_name)
+        ckpt["meta"]["series"] = names
+        atomic_save(ckpt, to / ckpt_name)
+    record = {"identity": "names", "num_nodes": len(names), "names": names}
+    (to / SERIES_FILE).write_text(json.dumps(record))
+    return to
+
+
+def test_names_that_differ_only_in_unicode_normalisation_are_the_same_series(
+    run: Path, wide: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Before: 'café' typed as NFD (e + combining accent, as macOS writes it) against the run's
+    NFC 'café' gave "missing ['café'], not in the run ['café']"."""
+    import unicodedata
+
+    nfc = unicodedata.normalize("NFC", "café")
+    nfd = unicodedata.normalize("NFD", "café")
+    assert nfc != nfd
+    names = [nfc, *wide.columns[1:]]
+    renamed = _renamed_run(run, tmp_path / "cafe", names)
+    same = wide.set_axis(names, axis=1)
+    ref = _forecast(renamed, same)
+    # the NFD column moved last: matched to the run's first series by name, labelled as the run
+    moved = same.rename(columns={nfc: nfd})[[*names[1:], nfd]]
+    got = _forecast(renamed, moved)
+    pd.testing.assert_frame_equal(got, ref)
+    assert set(got.unique_id) == set(names)
+    # two columns equal under NFC are one series given twice
+    both = same.assign(**{nfd: same[nfc]})
+    with pytest.raises(DataError, match=r"found 2 repeated .*\(equal in Unicode NFC form\)"):
+        forecast_run(renamed, both, accelerator="cpu")
+
+
+def test_the_suggested_drop_repeats_the_runs_own_drop_list(
+    tmp_path: Path, tiny: Callable[..., TrainConfig], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: a run trained with data_options.drop=[kind] on a file, asked to forecast a file
+    with a row-number column too, said --set drop=[No] "with any series the run's own drop list
+    names", so pasting it dropped No but read kind again."""
+    rng = np.random.default_rng(0)
+    rows = 120
+    frame = pd.DataFrame({
+        "date": pd.date_range("2024-01-01", periods=rows, freq="h"),
+        **{f"s{i}": 50 + rng.standard_normal(rows).cumsum() for i in range(3)},
+        "kind": "a",
+    })  # fmt: skip
+    own = tmp_path / "own.csv"
+    frame.to_csv(own, index=False)
+    cfg = tiny(tmp_path / "runs", model="last-value", model_overrides={}, data=str(own),
+               data_options={"drop": "[kind]"}, protocol="ltsf",
+               protocol_overrides={"in_steps": 24, "out_steps": 6}, loss="mse",
+               tensorboard=False, baseline="")  # fmt: skip
+    run_dir = train(cfg, verbose=False, report=False).run_dir
+    plain, numbered = tmp_path / "plain.csv", tmp_path / "numbered.csv"
+    frame.tail(30).to_csv(plain, index=False)
+    frame.tail(30).assign(No=range(90, 120)).to_csv(numbered, index=False)
+    assert main(["forecast", str(run_dir), "--data", str(numbered)]) == 1
+    err = capsys.readouterr().err
+    assert "--set 'data_options.drop=[kind,No]' (the drop list the file was read with" in err
+    assert len(err.strip().splitlines()) == 1
+    outs = []
+    for src, sets in ((plain, []), (numbered, ["--set", "data_options.drop=[kind,No]"])):
+        out = tmp_path / f"{src.stem}-next.csv"
+        assert main(["forecast", str(run_dir), "--data", str(src), "--out", str(out), *sets]) == 0
+        outs.append(pd.read_csv(out))
+    pd.testing.assert_frame_equal(outs[0], outs[1])

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import unicodedata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,16 +66,24 @@ def write_series(run_dir: str | Path, ds: TimeSeriesDataset) -> Path:
     return write_json(Path(run_dir) / SERIES_FILE, series_record(ds))
 
 
-def read_series(run_dir: str | Path) -> RunSeries | None:
-    """The run's recorded series: ``series.json``, or the copy in its checkpoint's meta when
-    that file is missing or damaged; ``None`` for a run written before either was recorded.
+def read_series(run_dir: str | Path, meta: dict[str, Any] | None = None) -> RunSeries | None:
+    """The run's recorded series: ``series.json``, checked against the copy in its checkpoint's
+    meta (``meta.series``), or that copy when the file is missing or damaged; ``None`` for a run
+    written before either was recorded.
+
+    Args:
+        run_dir: the run directory.
+        meta: the ``meta`` of the run's ``best.ckpt`` when the caller has loaded it already
+            (``None``: read from the checkpoint when needed).
 
     Raises:
-        ConfigError: ``series.json`` is damaged and the checkpoint keeps no copy.
+        ConfigError: ``series.json`` is damaged and the checkpoint keeps no copy, or it names
+            other series (or another order) than the checkpoint's copy.
     """
-    path = Path(run_dir) / SERIES_FILE
+    run_dir = Path(run_dir)
+    path = run_dir / SERIES_FILE
     if not path.is_file():
-        return _series_in_checkpoint(Path(run_dir))
+        return _series_in_checkpoint(run_dir, meta)
     try:
         record = json.loads(path.read_text())
         n = int(record["num_nodes"])
@@ -83,7 +93,7 @@ def read_series(run_dir: str | Path) -> RunSeries | None:
             or (isinstance(names, list) and len(names) == n and len(set(map(str, names))) == n)
         )
     except (ValueError, TypeError, KeyError, OSError, RecursionError) as err:
-        kept = _series_in_checkpoint(Path(run_dir))
+        kept = _series_in_checkpoint(run_dir, meta)
         if kept is not None:
             return kept
         raise ConfigError(
@@ -91,7 +101,7 @@ def read_series(run_dir: str | Path) -> RunSeries | None:
             f"file ({type(err).__name__}); restore it from a copy of the run, or retrain."
         ) from None
     if not ok:
-        kept = _series_in_checkpoint(Path(run_dir))
+        kept = _series_in_checkpoint(run_dir, meta)
         if kept is not None:
             return kept
         raise ConfigError(
@@ -99,21 +109,55 @@ def read_series(run_dir: str | Path) -> RunSeries | None:
             f"num_nodes={record.get('num_nodes')!r} with {len(names or [])} names; restore it "
             f"from a copy of the run, or retrain."
         )
-    return RunSeries(names=[str(v) for v in names] if names is not None else None, num_nodes=n)
+    found = RunSeries(names=[str(v) for v in names] if names is not None else None, num_nodes=n)
+    kept = _series_in_checkpoint(run_dir, meta)
+    if kept is not None and kept != found:
+        from linearcast.engine.checkpoint import BEST
+
+        # the checkpoint's copy is what the weights were trained on: an edited file must not
+        # relabel them
+        raise ConfigError(
+            f"{path}: expected the series that {run_dir / BEST} records in meta.series "
+            f"({_described(kept)}), found {_described(found)} ({_difference(kept, found)}); "
+            f"delete {SERIES_FILE} (the checkpoint's copy is then used) or restore it from a copy "
+            f"of the run."
+        )
+    return found
 
 
-def _series_in_checkpoint(run_dir: Path) -> RunSeries | None:
+def _series_in_checkpoint(run_dir: Path, meta: dict[str, Any] | None = None) -> RunSeries | None:
     """The series the run's ``best.ckpt`` keeps in ``meta["series"]`` (runs since it was
-    recorded; the checkpoint is checked on loading), or ``None``."""
-    from linearcast.engine.checkpoint import BEST, load_checkpoint
+    recorded; the checkpoint is checked on loading), or ``None``; ``meta``: the checkpoint's
+    meta when already loaded."""
+    if meta is None:
+        from linearcast.engine.checkpoint import BEST, load_checkpoint
 
-    if not (run_dir / BEST).is_file():
-        return None
-    meta = load_checkpoint(run_dir / BEST)["meta"]
+        if not (run_dir / BEST).is_file():
+            return None
+        meta = load_checkpoint(run_dir / BEST)["meta"]
     if "series" not in meta:
         return None
     names = meta["series"]
     return RunSeries(names=list(names) if names is not None else None, num_nodes=meta["num_nodes"])
+
+
+def _described(series: RunSeries) -> str:
+    if series.names is None:
+        return f"{series.num_nodes} unnamed series"
+    return f"{series.num_nodes} series {_few(series.names)}"
+
+
+def _difference(kept: RunSeries, found: RunSeries) -> str:
+    """What differs between the checkpoint's series and ``series.json``'s, in a few words."""
+    if kept.num_nodes != found.num_nodes:
+        return f"N={found.num_nodes} where the checkpoint has N={kept.num_nodes}"
+    if kept.names is None or found.names is None:
+        return "names where the checkpoint has none" if kept.names is None else "no names"
+    if set(kept.names) == set(found.names):
+        moved = [n for n, k in zip(found.names, kept.names, strict=True) if n != k]
+        return f"the same names in another order, {len(moved)} moved, first {moved[0]!r}"
+    other = [n for n in found.names if n not in set(kept.names)]
+    return f"names not in the checkpoint {_few(other)}"
 
 
 def legacy_note(run_dir: str | Path, what: str) -> str:
@@ -130,37 +174,58 @@ def _few(names: list[str]) -> str:
     return f"[{shown}{', ...' if len(names) > _SHOWN else ''}]"
 
 
+def _nfc(name: str) -> str:
+    return unicodedata.normalize("NFC", name)
+
+
 def match_series(
-    ds: TimeSeriesDataset, run: RunSeries | None, run_dir: str | Path
+    ds: TimeSeriesDataset,
+    run: RunSeries | None,
+    run_dir: str | Path,
+    *,
+    drop: Sequence[str] | None = None,
 ) -> tuple[TimeSeriesDataset, list[str], list[str]]:
     """The data with its series in the run's order, their labels, and notes for warnings.
+
+    Names are compared in Unicode NFC form, so ``'café'`` typed with a combining accent (NFD,
+    as macOS file systems and some exports write it) is the run's ``'café'``.
 
     Args:
         ds: the data to forecast from (``[T, N, F]``).
         run: the run's series (:func:`read_series`); ``None`` for a run that records none.
         run_dir: the run directory (for messages).
+        drop: the ``drop`` list the file was read with (the run's own, or one given), which
+            the suggested ``--set data_options.drop=[...]`` repeats so that pasting it keeps
+            those left out; ``None``: none.
 
     Returns:
         ``(dataset, labels, notes)``: the data reordered to the run's node order (unchanged
-        when matched by position), the N labels of that order, what the user should know.
+        when matched by position), the N labels of that order (the run's names), what the user
+        should know.
 
     Raises:
         DataError: repeated names, or names that are not the run's (missing, extra, renamed).
     """
     src = ds.source
     found = [str(n) for n in ds.node_names] if ds.node_names is not None else None
-    if found is not None and len(set(found)) != len(found):
-        repeated = sorted({n for n in found if found.count(n) > 1})
+    expected = run.names if run is not None else None
+    # a run whose own names collide under NFC (both forms trained) is matched exactly
+    key: Callable[[str], str] = (
+        _nfc if expected is None or len({_nfc(n) for n in expected}) == len(expected) else str
+    )
+    if found is not None and len({key(n) for n in found}) != len(found):
+        keys = [key(n) for n in found]
+        repeated = sorted({n for n in found if keys.count(key(n)) > 1})
+        alike = "" if len(set(keys)) == len(set(found)) else " (equal in Unicode NFC form)"
         raise DataError(
             f"{src}: expected distinct series names, found {len(repeated)} repeated "
-            f"{_few(repeated)}; give each series one column (or unique_id)."
+            f"{_few(repeated)}{alike}; give each series one column (or unique_id)."
         )
     own = found or [str(i) for i in range(ds.num_nodes)]
     if run is None:
         return ds, own, [legacy_note(run_dir, f"the {ds.num_nodes} series of {src} are taken")]
-    if run.names is None:
+    if expected is None:
         return ds, own, []  # trained on unnamed series: positions are their identity
-    expected = run.names
     if found is None:
         if ds.num_nodes != run.num_nodes:
             raise DataError(
@@ -173,21 +238,38 @@ def match_series(
             f"the run's {_few(expected)} by position"
         )
         return ds, list(expected), [note]
-    if set(found) != set(expected):
-        missing = [n for n in expected if n not in set(found)]
-        extra = [n for n in found if n not in set(expected)]
-        fix = (
-            f"leave the extra series out (for a file: --set {set_list('data_options.drop', extra)}"
-            f", with any series the run's own drop list names; for a frame: drop the columns)"
-            if not missing
-            else f"rename or select the series to match {Path(run_dir) / SERIES_FILE}"
-        )
+    found_keys = [key(n) for n in found]
+    expected_keys = [key(n) for n in expected]
+    if set(found_keys) != set(expected_keys):
+        missing = [n for n, k in zip(expected, expected_keys, strict=True)
+                   if k not in set(found_keys)]  # fmt: skip
+        extra = [n for n, k in zip(found, found_keys, strict=True) if k not in set(expected_keys)]
         raise DataError(
             f"{src}: expected the {len(expected)} series the run {run_dir} was trained on "
             f"{_few(expected)}, found {len(found)} series {_few(found)} (missing {_few(missing)}, "
-            f"not in the run {_few(extra)}); {fix}."
+            f"not in the run {_few(extra)}); {_fix(ds, run_dir, missing, extra, drop)}."
         )
-    return reorder(ds, [found.index(n) for n in expected]), list(expected), []
+    return reorder(ds, [found_keys.index(k) for k in expected_keys]), list(expected), []
+
+
+def _fix(
+    ds: TimeSeriesDataset,
+    run_dir: str | Path,
+    missing: list[str],
+    extra: list[str],
+    drop: Sequence[str] | None,
+) -> str:
+    """How to give the run its series: leave the extra ones out, or rename."""
+    if missing:
+        return f"rename or select the series to match {Path(run_dir) / SERIES_FILE}"
+    if ds.path is None:
+        return f"leave the extra series out (drop {_few(extra)} from the frame)"
+    kept = [n for n in drop or () if n not in set(extra)]
+    said = " (the drop list the file was read with, plus the extra series)" if kept else ""
+    return (
+        f"leave the extra series out with --set "
+        f"{set_list('data_options.drop', [*kept, *extra])}{said}"
+    )
 
 
 def reorder(ds: TimeSeriesDataset, order: list[int]) -> TimeSeriesDataset:

@@ -6,8 +6,10 @@ How forecasts are made, in one place:
   (``read_run``), its data and model with the best weights (``load_run``, ``best_model``).
 - ``inference.py`` -- recompute a run's metrics on a split (``evaluate_run``) or write the
   forecasts of a split's windows (``predict_run``, a :class:`Prediction`).
-- ``forecast.py`` (+ ``forecast_inputs.py``: what a forecast reads and refuses) -- forecast the
-  steps after the end of new data, with timestamps (``forecast_run``, a :class:`Forecast`).
+- ``forecast.py`` (+ ``forecast_inputs.py``: what a forecast reads and refuses;
+  ``missing_inputs.py``: its missing readings under the run's rule, a null value given with it,
+  series with no input reading) -- forecast the steps after the end of new data, with
+  timestamps (``forecast_run``, a :class:`Forecast`).
 - ``export.py`` (+ ``export_description.py``: the JSON file and ONNX metadata beside it) -- the
   best weights as an ONNX file in data units (``export_onnx``).
 - ``backtest.py`` (+ ``backtest_inputs.py``, ``backtest_windows.py``, ``backtest_metrics.py``,

@@ -136,7 +136,6 @@ def backtest_run(
         DataError: too few steps for K windows (the message says how many fit), series that
             are not the run's, a gap in the rows the windows read, non-finite forecasts.
     """
-    from linearcast.engine.series_identity import match_series, read_series
     from linearcast.engine.setup import resolve_protocol
     from linearcast.serve.backtest_inputs import (
         check_windows,
@@ -150,8 +149,9 @@ def backtest_run(
         forecast_windows,
         interval_bands,
     )
-    from linearcast.serve.forecast_inputs import forecast_dataset
+    from linearcast.serve.forecast_inputs import read_forecast_data
     from linearcast.serve.intervals import check_levels
+    from linearcast.serve.missing_inputs import unobserved_windows, unobserved_windows_note
     from linearcast.serve.run import read_run
 
     if not isinstance(refit, bool | np.bool_):
@@ -170,17 +170,21 @@ def backtest_run(
     protocol = resolve_protocol(config)
     h = protocol.out_steps
     own = data is None or same_file(data, config.data)
-    ds = forecast_dataset(config, own_data(config, run_dir) if data is None else data, data_format,
-                          list(sets), data_options)  # fmt: skip
-    ds, labels, notes = match_series(ds, read_series(run_dir), run_dir)
+    ds, labels, notes = read_forecast_data(run_dir, ckpt, config,
+                                           own_data(config, run_dir) if data is None else data,
+                                           data_format, list(sets), data_options)  # fmt: skip
     cutoffs = cutoff_rows(ds.num_steps, protocol.in_steps, h, n_windows, step_size, ds.source)
-    notes += check_windows(ds, config, protocol, ckpt.get("meta", {}), run_dir, cutoffs)
+    notes += check_windows(ds, config, protocol, ckpt.get("meta", {}), run_dir, cutoffs, labels)
     test_start = first_test_row(protocol, ds) if own else None
     # refit models never saw the rows after their cutoff; the run's weights saw its train rows
     if not refit and test_start is not None and cutoffs[0] + 1 < test_start:
         notes.append(in_sample_note(ds, cutoffs, test_start))
+    # nothing to forecast from: NaN and not scored, as forecast gives NaN (not the mean)
+    unobserved = unobserved_windows(ds, protocol, cutoffs)  # (K, N)
+    notes += [n for n in [unobserved_windows_note(ds, unobserved, labels)] if n]
     for note in notes:
         warnings.warn(note, UserWarning, stacklevel=2)
+    gone = unobserved[:, None, :, None]  # (K, 1, N, 1)
     if refit:
         from linearcast.serve.backtest_refit import refit_forecasts
 
@@ -188,12 +192,17 @@ def backtest_run(
         pred, bands = refit_forecasts(
             config, ds, cutoffs, Path(refit_dir), accelerator, batch_size, progress, levels
         )
+        pred = np.where(gone, np.float32(np.nan), pred)
+        bands = {lv: (np.where(gone, np.nan, lo), np.where(gone, np.nan, hi))
+                 for lv, (lo, hi) in bands.items()}  # fmt: skip
     else:
         pred = forecast_windows(run_dir, ckpt, config, ds, protocol, cutoffs, accelerator,
                                 batch_size)  # fmt: skip
-        check_finite_windows(pred, ds, cutoffs, run_dir)
+        pred = np.where(gone, np.float32(np.nan), pred)
+        check_finite_windows(pred, ds, cutoffs, run_dir, unobserved)
         bands = interval_bands(run_dir, pred, levels, calibration_data, accelerator, batch_size)
-    facts = {"step_size": int(step_size), "refit": bool(refit), "test_start": test_start}
+    facts = {"step_size": int(step_size), "refit": bool(refit), "test_start": test_start,
+             "unobserved": unobserved}  # fmt: skip
     return _result(run_dir, config, protocol, ds, labels, cutoffs, (pred, bands), facts, notes)
 
 
@@ -212,6 +221,7 @@ def _result(
     intervals ``{level: (lo, hi)}`` (each shaped like ``pred``)."""
     from linearcast.engine.target import channel_name, channel_text
     from linearcast.serve.backtest_metrics import mape_floor, score_windows
+    from linearcast.serve.missing_inputs import resolved_null
 
     pred, bands = forecasts
     k, h, n, _ = pred.shape
@@ -220,10 +230,12 @@ def _result(
     times = ds.times()
     stamps = times[rows.ravel()].to_numpy().reshape(k, h) if times is not None else rows
     cut = times[cutoffs] if times is not None else cutoffs
-    null = ds.null_value if p.null_value is None else p.null_value
+    null = resolved_null(ds, p)
     floor = mape_floor(p, ds, int(cutoffs[0]) + 1, null)
     first = {lv: (lo[..., 0], hi[..., 0]) for lv, (lo, hi) in bands.items()}  # scored channel
-    metrics, overall = score_windows(pred[..., 0], y, cut, null, floor, p.horizons, first)
+    # a NaN forecast (no input reading) leaves its targets unscored, as a missing target does
+    scored_y = np.where(facts["unobserved"][:, None, :], np.nan, y)
+    metrics, overall = score_windows(pred[..., 0], scored_y, cut, null, floor, p.horizons, first)
     frame: dict[str, Any] = {
         "unique_id": np.repeat(np.asarray(labels, dtype=object), k * h),
         "ds": np.tile(stamps.ravel(), n),

@@ -110,14 +110,18 @@ def check_windows(
     meta: dict[str, Any],
     run_dir: Path,
     cutoffs: np.ndarray,
+    labels: list[str] | None = None,
 ) -> list[str]:
     """Refuse data the model cannot forecast from (forecast's checks) or a gap in the rows the
-    windows read; return the notes worth a warning."""
-    from linearcast.serve.forecast_inputs import _null_reading_note, check_inputs
+    windows read; return the notes worth a warning (``labels``: the series' names for them)."""
+    from linearcast.serve.forecast_inputs import check_inputs
+    from linearcast.serve.missing_inputs import null_reading_note, unobserved_note
 
-    notes = check_inputs(ds, config, p, meta, run_dir)
-    last_step = _null_reading_note(ds, p)  # about the data's last step: not an input here
-    notes = [n for n in notes if n != last_step]
+    names = labels or ds.node_names or [str(i) for i in range(ds.num_nodes)]
+    notes = check_inputs(ds, config, p, meta, run_dir, names)
+    # about the data's last window: not an input of any backtest window
+    last = {null_reading_note(ds, p), unobserved_note(ds, p, names)}
+    notes = [n for n in notes if n not in last]
     _check_regular(ds, int(cutoffs[0]) - p.in_steps + 1, len(cutoffs))
     return notes
 

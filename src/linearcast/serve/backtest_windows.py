@@ -104,10 +104,18 @@ def interval_bands(
 
 
 def check_finite_windows(
-    values: np.ndarray, ds: TimeSeriesDataset, cutoffs: np.ndarray, run_dir: Path
+    values: np.ndarray,
+    ds: TimeSeriesDataset,
+    cutoffs: np.ndarray,
+    run_dir: Path,
+    unobserved: np.ndarray | None = None,
 ) -> None:
-    """Refuse forecasts ``[K, H, N, C]`` with NaN or infinite values, naming the first."""
+    """Refuse forecasts ``[K, H, N, C]`` with NaN or infinite values, naming the first;
+    ``unobserved [K, N]``: forecasts NaN because their input window is missing
+    (:func:`~linearcast.serve.missing_inputs.unobserved_windows`), not refused."""
     bad = ~np.isfinite(values).all(axis=(1, 3))  # (K, N)
+    if unobserved is not None:
+        bad &= ~unobserved
     if not bad.any():
         return
     k, i = (int(v[0]) for v in np.nonzero(bad))

@@ -204,7 +204,7 @@ def export_onnx(
     run_dir = Path(run_dir)
     _check_target(path, check, run_dir, overwrite)
     model_name, meta, scaler, model = _load_run(run_dir)
-    series = read_series(run_dir)
+    series = read_series(run_dir, meta)
     if series is None:
         warnings.warn(
             legacy_note(run_dir, "the graph's nodes are ordered"), UserWarning, stacklevel=2

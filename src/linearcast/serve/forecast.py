@@ -37,7 +37,6 @@ import numpy as np
 import pandas as pd
 
 from linearcast.engine.config import TrainConfig
-from linearcast.engine.series_identity import match_series, read_series
 from linearcast.engine.target import channel_name, channel_text, recorded_target
 from linearcast.errors import ConfigError
 from linearcast.serve.backtest_windows import forecast_windows
@@ -45,7 +44,7 @@ from linearcast.serve.forecast_inputs import (
     check_finite_forecast,
     check_horizon,
     check_inputs,
-    forecast_dataset,
+    read_forecast_data,
     resolve_data_options,
 )
 from linearcast.serve.intervals import (
@@ -54,6 +53,7 @@ from linearcast.serve.intervals import (
     column_suffix,
     conformal_quantiles,
 )
+from linearcast.serve.missing_inputs import unobserved_series
 from linearcast.serve.outputs import atomic_output, check_output_path, input_files
 
 __all__ = ["OUTPUT_SUFFIXES", "Forecast", "forecast_run", "resolve_data_options"]
@@ -310,13 +310,16 @@ def forecast_run(
     meta = dict(ckpt.get("meta", {}))
     protocol = resolve_protocol(config)
     h = check_horizon(horizon, protocol.out_steps, run_dir)
-    ds = forecast_dataset(config, data, data_format, list(sets), data_options)
-    ds, labels, named = match_series(ds, read_series(run_dir), run_dir)
-    notes = named + check_inputs(ds, config, protocol, meta, run_dir)
+    ds, labels, named = read_forecast_data(run_dir, ckpt, config, data, data_format, list(sets),
+                                           data_options)  # fmt: skip
+    notes = named + check_inputs(ds, config, protocol, meta, run_dir, labels)
     for note in notes:
         warnings.warn(note, UserWarning, stacklevel=2)
     values = _run_best_weights(run_dir, ckpt, config, ds, protocol, accelerator)[:h]
-    check_finite_forecast(values, labels, ds.source, run_dir)
+    # nothing to forecast from: NaN (and NaN intervals), as the note above says, not the mean
+    unobserved = unobserved_series(ds, protocol)
+    values[:, unobserved] = np.nan
+    check_finite_forecast(values, labels, ds.source, run_dir, unobserved)
     intervals = {}
     if levels:
         cal = conformal_quantiles(run_dir, levels, dataset=calibration_data,

@@ -5,7 +5,6 @@ cannot forecast from (see :func:`linearcast.serve.forecast.forecast_run`).
 from __future__ import annotations
 
 import inspect
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,17 +20,69 @@ if TYPE_CHECKING:
 _TIME_OPTIONS = ("freq_minutes", "steps_per_day", "start")
 
 
+def read_forecast_data(
+    run_dir: Path,
+    ckpt: dict[str, Any],
+    config: TrainConfig,
+    data: Any,
+    data_format: str | None,
+    sets: list[str],
+    data_options: dict[str, Any] | None,
+) -> tuple[TimeSeriesDataset, list[str], list[str]]:
+    """The data a forecast or backtest reads, under the run's rule for missing readings and in
+    the run's series order.
+
+    Read by :func:`forecast_dataset`; its null value made the run's and readings equal to a
+    null value given with it made NaN (:func:`~linearcast.serve.missing_inputs.
+    apply_null_value`); its series matched to the run's by name
+    (:func:`~linearcast.engine.series_identity.match_series`).
+
+    Returns:
+        ``(dataset, labels, notes)`` as :func:`~linearcast.engine.series_identity.match_series`
+        returns them.
+
+    Raises:
+        ConfigError: a null value given that the run cannot take, or what reading refuses.
+        DataError: what reading or matching the series refuses.
+    """
+    from linearcast.engine.series_identity import match_series, read_series
+    from linearcast.engine.setup import resolve_protocol
+    from linearcast.serve.missing_inputs import apply_null_value, declared_null, run_null_value
+
+    ds, options = forecast_dataset(config, data, data_format, sets, data_options)
+    run_null = run_null_value(ckpt, resolve_protocol(config))
+    ds = apply_null_value(ds, declared_null(sets, data_options), run_null, run_dir)
+    run = read_series(run_dir, ckpt.get("meta"))
+    return match_series(ds, run, run_dir, drop=read_drop(options) if ds.path else None)
+
+
+def read_drop(options: dict[str, Any]) -> list[str]:
+    """The ``drop`` list among reader ``options`` (``[]`` when none or unreadable)."""
+    from linearcast.data.readers.table import name_list
+
+    if options.get("drop") is None:
+        return []
+    try:
+        return name_list(options["drop"], "drop")
+    except DataError:
+        return []
+
+
 def forecast_dataset(
     config: TrainConfig,
     data: Any,
     data_format: str | None,
     sets: list[str],
     data_options: dict[str, Any] | None,
-) -> TimeSeriesDataset:
+) -> tuple[TimeSeriesDataset, dict[str, Any]]:
     """The data to forecast from: an in-memory object as a dataset, or a path read with the
     run's reader options (see :func:`resolve_data_options`). An object is read with the run's
     own data options that :func:`~linearcast.data.as_dataset` takes (``non_finite``,
-    ``null_value``, ``freq_minutes``, ...), overridden by ``data_options``."""
+    ``null_value``, ``freq_minutes``, ...), overridden by ``data_options``.
+
+    Returns:
+        ``(dataset, options)``: the data and the options it was read with.
+    """
     from linearcast.data.frames import as_dataset, is_in_memory
     from linearcast.engine.setup import load_dataset
 
@@ -45,11 +96,12 @@ def forecast_dataset(
                 f"{type(data).__name__}; expected the data options {', '.join(known)} "
                 f"(or horizon=/h= for fewer steps)."
             )
-        return as_dataset(data, **{**inherited_frame_options(config), **options})
+        options = {**inherited_frame_options(config), **options}
+        return as_dataset(data, **options), options
     cfg = resolve_data_options(config, data, data_format, sets)
     if data_options:
         cfg = cfg.replace(data_options={**cfg.data_options, **data_options})
-    return load_dataset(cfg)
+    return load_dataset(cfg), dict(cfg.data_options)
 
 
 #: data options that describe one frame, not the run's data in general: never inherited
@@ -145,8 +197,10 @@ def check_inputs(
     protocol: Protocol,
     meta: dict[str, Any],
     run_dir: Path,
+    labels: list[str] | None = None,
 ) -> list[str]:
-    """Refuse data the model cannot forecast from; return notes worth a warning."""
+    """Refuse data the model cannot forecast from; return notes worth a warning (``labels``:
+    the N series' names for them, default the data's)."""
     from linearcast.data.frames import check_regular_end
     from linearcast.models import REGISTRY
 
@@ -204,37 +258,11 @@ def check_inputs(
                 f"counted from the first row, as if it were Monday 00:00 (give the real start "
                 f"with {_time_hint(ds, config, meta)})."
             )
-    null_note = _null_reading_note(ds, protocol)
-    if null_note:
-        notes.append(null_note)
+    from linearcast.serve.missing_inputs import null_reading_note, unobserved_note
+
+    labels = labels or ds.node_names or [str(i) for i in range(n)]
+    notes += [x for x in (unobserved_note(ds, p, labels), null_reading_note(ds, p)) if x]
     return notes
-
-
-def _null_reading_note(ds: TimeSeriesDataset, p: Protocol) -> str | None:
-    """A note when the last step is missing (NaN, ±inf or the null value) in some series: the
-    input fill (the protocol's ``input_fill``, applied by the run's scaler) stands in for it."""
-    from linearcast.data.scaler import valid_mask
-
-    t, n = ds.num_steps, ds.num_nodes
-    null = ds.null_value if p.null_value is None else p.null_value
-    last = np.asarray(ds.values[t - 1, :, p.target_channel], dtype=np.float64)
-    window = np.asarray(ds.values[t - p.in_steps :, :, p.target_channel], dtype=np.float64)
-    hit_last = int((~valid_mask(last, null)).sum())
-    if not hit_last:
-        return None
-    what = "NaN/inf" if math.isnan(null) else f"NaN/inf or the null value {null:g}"
-    fill = {
-        "last": "the last observation before it (else the training mean)",
-        "mean": "the training mean",
-        "keep": "null-valued readings as values (as in training) and NaN/inf as the last "
-        "observation",
-    }
-    return (
-        f"{ds.source}: the last step is missing ({what}) at {hit_last} of {n} series, and "
-        f"{int((~valid_mask(window, null)).sum())} of the {window.size} input readings are; "
-        f"the model reads {fill[p.fill_for(null)]} in their place, so those forecasts start from "
-        f"an older reading."
-    )
 
 
 def check_horizon(horizon: Any, out_steps: int, run_dir: Path) -> int:
@@ -260,10 +288,18 @@ def check_horizon(horizon: Any, out_steps: int, run_dir: Path) -> int:
 
 
 def check_finite_forecast(
-    values: np.ndarray, labels: list[str], source: str, run_dir: Path
+    values: np.ndarray,
+    labels: list[str],
+    source: str,
+    run_dir: Path,
+    unobserved: np.ndarray | None = None,
 ) -> None:
-    """Refuse a forecast ``[T_out, N, C]`` with NaN or infinite values, naming the series."""
+    """Refuse a forecast ``[T_out, N, C]`` with NaN or infinite values, naming the series;
+    ``unobserved [N]``: series whose forecast is NaN because their input window is missing
+    (:func:`~linearcast.serve.missing_inputs.unobserved_series`), not refused."""
     bad = ~np.isfinite(values).all(axis=(0, 2))  # (N,)
+    if unobserved is not None:
+        bad &= ~unobserved
     if not bad.any():
         return
     names = [labels[i] for i in np.flatnonzero(bad)]

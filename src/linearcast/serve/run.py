@@ -88,8 +88,13 @@ def load_run(
     if data is not None:  # the run's own data is in its own order; other data is matched
         import warnings
 
+        from linearcast.serve.forecast_inputs import read_drop
+
         dataset, _, notes = match_series(
-            dataset or load_dataset(config), read_series(run_dir), run_dir
+            dataset or load_dataset(config),
+            read_series(run_dir, ckpt.get("meta")),
+            run_dir,
+            drop=read_drop(config.data_options),
         )
         for note in notes:
             warnings.warn(note, UserWarning, stacklevel=3)
