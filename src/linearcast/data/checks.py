@@ -171,6 +171,20 @@ def count_non_finite(values: np.ndarray) -> tuple[int, int]:
     return n_nan, n_inf
 
 
+def check_non_finite_policy(policy: Any, source: str) -> None:
+    """Refuse a ``non_finite`` rule other than ``error``, ``mask`` or ``null`` (up front: not
+    only once a NaN turns up).
+
+    Raises:
+        DataError: naming the source, the rules and the value found.
+    """
+    if not isinstance(policy, str) or policy not in NON_FINITE_POLICIES:
+        raise DataError(
+            f"{source}: non_finite must be one of {', '.join(NON_FINITE_POLICIES)}, found "
+            f"{policy!r} (--set data_options.non_finite=mask)."
+        )
+
+
 def handle_non_finite(
     values: np.ndarray,
     source: str,
@@ -205,11 +219,7 @@ def handle_non_finite(
             f"readings (left out of the scaler, the loss and the metrics, filled in the model's "
             f"input) use --set data_options.non_finite=mask (Python: non_finite='mask')."
         )
-    if policy not in NON_FINITE_POLICIES:
-        raise DataError(
-            f"{source}: non_finite must be one of {', '.join(NON_FINITE_POLICIES)}, found "
-            f"{policy!r} (--set data_options.non_finite=mask)."
-        )
+    check_non_finite_policy(policy, source)
     fill = math.nan if policy == "mask" else null_value
     what = "kept as missing readings" if policy == "mask" else f"replaced by the null value {fill}"
     warnings.warn(
@@ -280,6 +290,7 @@ __all__ = [
     "NON_FINITE_POLICIES",
     "RESCALE_FIX",
     "NonFinitePolicy",
+    "check_non_finite_policy",
     "check_time_features",
     "count_non_finite",
     "handle_non_finite",

@@ -78,6 +78,10 @@ class TimeSeriesDataset:
         v = self.values
         if not isinstance(v, np.ndarray):
             raise DataError(f"{src}: expected a numpy array of values, found {type(v).__name__}.")
+        if isinstance(v, np.ma.MaskedArray) and v.dtype.kind in "iuf":
+            # masked entries are missing readings; np.asarray would keep what lies under them
+            wide = v.dtype if v.dtype.kind == "f" else np.dtype(np.float64)
+            self.values = v = np.ma.filled(v.astype(wide), np.nan)
         if v.ndim != 3:
             raise DataError(
                 f"{src}: expected values of rank 3 [T, N, F], found shape {tuple(v.shape)}."

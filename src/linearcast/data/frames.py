@@ -9,11 +9,13 @@ size tells, with a warning, unless ``time_unit`` says it.
 
 Accepted shapes::
 
-    wide frame   index = DatetimeIndex (or a time column: ds, date, datetime, time, timestamp)
+    wide frame   index = DatetimeIndex, PeriodIndex or text dates (or a time column: found
+                 by name as the CSV readers find one, else the one datetime column)
                  x one column per series                       -> values [T, N, 1]
     long frame   columns unique_id, ds, y (neuralforecast / StatsForecast / Darts layout)
                  one row per (series, time)                     -> values [T, N, 1]
-    array        [T, N] or [T, N, C]; time from freq_minutes= / steps_per_day= / start=
+    array        [T, N] or [T, N, C] (masked entries: missing readings);
+                 time from freq_minutes= / steps_per_day= / start=
 
 It also knows where a series goes next: :func:`future_timestamps` continues a dataset's calendar
 (used by forecasting), and :func:`check_regular_end` refuses a gap among the last steps.
@@ -22,20 +24,27 @@ It also knows where a series goes next: :func:`future_timestamps` continues a da
 from __future__ import annotations
 
 import math
-import warnings
+import numbers
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from linearcast.data.checks import to_float32
+from linearcast.data.checks import check_non_finite_policy, to_float32
 from linearcast.data.dataset import NonFinitePolicy, TimeSeriesDataset, handle_non_finite
+from linearcast.data.frame_columns import (
+    check_labels,
+    check_numeric_column,
+    check_times,
+    parse_times,
+    refuse_repeats,
+    wide_time,
+)
 from linearcast.errors import DataError
 
 if TYPE_CHECKING:
     from linearcast.data.readers.time_columns import TimeSpec
 
-TIME_COLUMNS = ("ds", "date", "datetime", "time", "timestamp")
 LONG_COLUMNS = ("unique_id", "ds", "y")
 
 
@@ -87,21 +96,26 @@ def as_dataset(
 
     Args:
         data: a wide or long ``pandas.DataFrame``, a ``pandas.Series`` (one series), a NumPy
-            array ``[T, N]`` / ``[T, N, C]``, or a dataset (returned as it is).
+            array ``[T, N]`` / ``[T, N, C]`` (masked entries of a ``numpy.ma`` array are
+            missing readings), or a dataset (returned as it is).
         name: dataset name (default ``"dataframe"`` / ``"array"``).
-        freq_minutes: step in minutes, for data without timestamps (arrays, frames without a
-            time index).
-        steps_per_day: steps per day, for data without timestamps.
-        start: timestamp of the first step, for data without timestamps.
+        freq_minutes: step in minutes (a positive whole number), for data without timestamps
+            (arrays, frames without a time index).
+        steps_per_day: steps per day (a positive whole number), for data without timestamps.
+        start: timestamp of the first step, for data without timestamps; it needs the step
+            (``freq_minutes``, or ``steps_per_day`` dividing a day).
         time_column: the column holding the timestamps of a wide frame (default: the index
-            when it is a ``DatetimeIndex``, else the first of ds, date, datetime, time,
-            timestamp that exists).
+            when it holds times -- a ``DatetimeIndex``, a ``PeriodIndex`` or text dates --,
+            else the time columns the CSV readers find by name, in any case (ds, date,
+            datetime, time, timestamp; Date + Time; year, month, day[, hour]), else the one
+            column of datetimes).
         id_column: series column of a long frame.
         ds_column: time column of a long frame.
         value_column: value column of a long frame.
         node_names: N names (default: the frame's columns / series ids; none for arrays).
         null_value: the value that marks a missing reading (NaN by default; 0.0 for traffic).
-        non_finite: ``"error"`` (default) or ``"null"`` (NaN/inf become the null value).
+        non_finite: ``"error"`` (default), ``"mask"`` (NaN/inf are missing readings) or
+            ``"null"`` (NaN/inf become the null value).
         time_unit: the unit of epoch numbers in the time column (``s``, ``ms``, ``us``,
             ``ns``); default: told by their magnitude, with a warning (as the CSV readers do).
         time_format: the ``strftime`` format of a time column of text or digits
@@ -109,13 +123,16 @@ def as_dataset(
         dayfirst: ``dd/mm`` (true) or ``mm/dd`` (false) dates; default: told by the dates.
 
     Returns:
-        The dataset: ``values [T, N, F]`` float32, timestamps when the data had them.
+        The dataset: ``values [T, N, F]`` float32, timestamps when the data had them (time-zone
+        aware times as wall-clock time, or in UTC when their offsets change, with a warning).
 
     Raises:
-        DataError: non-numeric values, finite values beyond float32's range, times that do
-            not parse (numbers that fit no epoch unit), missing/duplicated/unsorted timestamps,
-            an irregular grid, a long frame with missing (series, time) pairs, or a shape that
-            is not ``[T, N]`` / ``[T, N, C]``.
+        DataError: options out of range, non-numeric, boolean or complex values, datetime or
+            duration columns that are not the time, unnamed or repeated column names, finite
+            values beyond float32's range, times that do not parse (numbers that fit no epoch
+            unit), missing/duplicated/unsorted timestamps, an irregular grid, a row
+            ``MultiIndex``, a long frame with missing (series, time) pairs, or a shape that is
+            not ``[T, N]`` / ``[T, N, C]``.
     """
     if isinstance(data, TimeSeriesDataset):
         return data
@@ -123,7 +140,16 @@ def as_dataset(
         data = data.to_frame(name=str(data.name) if data.name is not None else "y")
     from linearcast.data.readers.time_columns import time_spec
 
-    spec = time_spec(_source_of(data, name), time_unit, time_format, dayfirst)
+    source = _source_of(data, name)
+    spec = time_spec(source, time_unit, time_format, dayfirst)
+    freq_minutes = _whole(freq_minutes, "freq_minutes", source, "minutes between rows", 10)
+    steps_per_day = _whole(steps_per_day, "steps_per_day", source, "rows per day", 144)
+    first = _start(start, source)
+    null_value = _null_value(null_value, source)
+    check_non_finite_policy(non_finite, source)
+    masked = 0
+    if isinstance(data, np.ma.MaskedArray):
+        data, masked = _unmasked(data)
     values, ts, names, source, note = _values_of(
         data, name, time_column, id_column, ds_column, value_column, spec
     )
@@ -131,12 +157,22 @@ def as_dataset(
         node_names = names
     freq_name: str | None = None
     if ts is not None:
-        if freq_minutes is not None or steps_per_day is not None or start is not None:
+        if freq_minutes is not None or steps_per_day is not None or first is not None:
             raise DataError(
                 f"{source}: the data has timestamps, so freq_minutes/steps_per_day/start are "
                 f"taken from them; found them given as options too (drop the options)."
             )
         freq_minutes, freq_name = _regular_step(ts, source)
+    else:
+        _check_step_options(source, freq_minutes, steps_per_day, first)
+    if masked and non_finite == "error":
+        raise DataError(
+            f"{source}: expected no missing readings under non_finite='error' (the default), "
+            f"found {masked} masked {'entry' if masked == 1 else 'entries'} of a masked array, "
+            f"read as missing readings (NaN); "
+            f"keep them as missing readings (left out of the loss and the metrics) with "
+            f"non_finite='mask'."
+        )
     values = handle_non_finite(values, source, null_value, non_finite)
     ds = TimeSeriesDataset(
         values=values,
@@ -144,7 +180,7 @@ def as_dataset(
         path=None,
         freq_minutes=freq_minutes,
         steps_per_day=steps_per_day,
-        start=pd.Timestamp(start) if start is not None and ts is None else None,
+        start=first if ts is None else None,
         timestamps=ts,
         node_names=[str(n) for n in node_names] if node_names is not None else None,
         null_value=null_value,
@@ -162,6 +198,86 @@ def _source_of(data: Any, name: str | None) -> str:
     return name or ("array" if isinstance(data, np.ndarray) else "dataframe")
 
 
+# ---------------------------------------------------------------------- options
+def _whole(value: Any, option: str, source: str, what: str, example: int) -> int | None:
+    """``value`` as a positive whole number (``None`` stays ``None``)."""
+    if value is None:
+        return None
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+    if ok and math.isfinite(float(value)) and float(value) > 0 and float(value).is_integer():
+        return int(value)
+    raise DataError(
+        f"{source}: {option} must be a positive whole number ({what}, e.g. "
+        f"{option}={example}), found {value!r}."
+    )
+
+
+def _start(start: Any, source: str) -> pd.Timestamp | None:
+    """``start`` as a time-zone-naive timestamp (wall-clock time), ``None`` when not given."""
+    if start is None:
+        return None
+    try:
+        first = pd.Timestamp(start)
+    except (ValueError, TypeError, OverflowError):
+        first = pd.NaT
+    if first is pd.NaT or not isinstance(first, pd.Timestamp):
+        raise DataError(
+            f"{source}: start must be the first row's time, such as start='2024-01-01 00:00', "
+            f"found {start!r}."
+        )
+    return first.tz_localize(None) if first.tz is not None else first
+
+
+def _check_step_options(
+    source: str, freq_minutes: int | None, steps_per_day: int | None, first: pd.Timestamp | None
+) -> None:
+    """The time options of data without timestamps: a step and a day count that agree, and a
+    ``start`` that has a step to count from (else it would be dropped without a word)."""
+    if freq_minutes is not None and steps_per_day is not None:
+        if freq_minutes * steps_per_day != 1440:
+            raise DataError(
+                f"{source}: freq_minutes={freq_minutes} and steps_per_day={steps_per_day} "
+                f"disagree ({steps_per_day} steps of {freq_minutes} minutes are "
+                f"{freq_minutes * steps_per_day} minutes, not a day's 1440); give only one."
+            )
+    divides = steps_per_day is not None and 1440 % steps_per_day == 0
+    if first is not None and freq_minutes is None and not divides:
+        raise DataError(
+            f"{source}: start={str(first)!r} dates the first row, but the data has no "
+            f"timestamps and no step to count on from it; give the step with "
+            f"freq_minutes=MINUTES."
+        )
+
+
+def _null_value(value: Any, source: str) -> float:
+    """``null_value`` as a float: a number, numeric text, or ``None``/NaN for none."""
+    if value is None:
+        return math.nan
+    if isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_):
+        out = float(value)
+    else:
+        try:
+            out = float(str(value).strip()) if isinstance(value, str) else math.inf
+        except ValueError:
+            out = math.inf
+    if math.isinf(out):
+        raise DataError(
+            f"{source}: null_value must be a finite number that marks a missing reading "
+            f"(e.g. null_value=-200) or NaN, found {value!r}."
+        )
+    return out
+
+
+def _unmasked(arr: np.ma.MaskedArray) -> tuple[np.ndarray, int]:
+    """A masked array as a plain one with NaN where it is masked, and the number masked."""
+    mask = np.ma.getmaskarray(arr)
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        return np.asarray(arr.data), 0  # refused by _from_array, naming the dtype
+    dtype = arr.dtype if np.issubdtype(arr.dtype, np.floating) else np.dtype(np.float64)
+    return np.ma.filled(arr.astype(dtype), np.nan), int(mask.sum())
+
+
+# ---------------------------------------------------------------------- layouts
 def _values_of(
     data: Any,
     name: str | None,
@@ -176,13 +292,16 @@ def _values_of(
     time column of numbers was read."""
     source = _source_of(data, name)
     if isinstance(data, pd.DataFrame):
+        check_labels(data, source)
         names: list[str] | None
         if _is_long(data, id_column, ds_column, value_column):
             values, ts, names, note = _from_long(
                 data, id_column, ds_column, value_column, source, spec
             )
         else:
-            values, ts, names, note = _from_wide(data, time_column, source, spec)
+            values, ts, names, note = _from_wide(
+                data, time_column, source, spec, id_column, value_column
+            )
         return values, ts, names, source, note
     if isinstance(data, np.ndarray):
         return _from_array(data, source), None, None, source, None
@@ -192,7 +311,6 @@ def _values_of(
     )
 
 
-# ---------------------------------------------------------------------- layouts
 def _is_long(frame: pd.DataFrame, id_column: str, ds_column: str, value_column: str) -> bool:
     return {id_column, ds_column, value_column} <= {str(c) for c in frame.columns}
 
@@ -222,7 +340,7 @@ def _from_long(
             f"{source}: expected one row per ({id_column}, {ds_column}), found "
             f"{int(dup.sum())} repeated (first: {row[id_column]!r} at {row[ds_column]})."
         )
-    _check_numeric_column(frame[value_column], value_column, source)
+    check_numeric_column(frame[value_column], value_column, source)
     ids = list(pd.unique(frame[id_column]))
     wide = frame.pivot(index=ds_column, columns=id_column, values=value_column)
     wide = wide.reindex(columns=ids).sort_index()
@@ -237,39 +355,31 @@ def _from_long(
             f"{ids[n_i]!r} has no row at {wide.index[t_i]}); add them (NaN for a missing "
             f"reading) or fill the gaps."
         )
-    ts, note = _timestamps(pd.Series(wide.index), ds_column, source, spec, "ds_column")
+    ts, note = parse_times(pd.Series(wide.index), ds_column, source, spec, "ds_column")
+    check_times(ts, ds_column, source)
     names = [str(i) for i in ids]
     values = to_float32(wide.to_numpy(dtype=np.float64), source, names)
     return values[:, :, None], ts, names, note
 
 
 def _from_wide(
-    frame: pd.DataFrame, time_column: str | None, source: str, spec: TimeSpec
+    frame: pd.DataFrame,
+    time_column: str | None,
+    source: str,
+    spec: TimeSpec,
+    id_column: str,
+    value_column: str,
 ) -> tuple[np.ndarray, pd.DatetimeIndex | None, list[str] | None, str | None]:
-    ts: pd.DatetimeIndex | None = None
-    note: str | None = None
-    if time_column is not None:
-        if time_column not in frame.columns:
-            raise DataError(
-                f"{source}: expected a time column {time_column!r}, found columns "
-                f"{[str(c) for c in frame.columns][:10]}."
-            )
-        ts, note = _timestamps(frame[time_column], time_column, source, spec)
-        frame = frame.drop(columns=[time_column])
-    elif isinstance(frame.index, pd.DatetimeIndex):
-        ts, note = _timestamps(pd.Series(frame.index), "index", source, spec)
-    else:
-        for col in TIME_COLUMNS:
-            if col in frame.columns:
-                ts, note = _timestamps(frame[col], col, source, spec)
-                frame = frame.drop(columns=[col])
-                break
+    ts, note, times, frame = wide_time(frame, time_column, source, spec)
     if frame.shape[1] == 0:
         raise DataError(f"{source}: expected at least one series column, found none.")
     if frame.shape[0] == 0:
         raise DataError(f"{source}: expected at least one row, found none.")
-    for col in frame.columns:
-        _check_numeric_column(frame[col], str(col), source)
+    if ts is not None:
+        refuse_repeats(ts, frame, times, source, id_column, value_column)
+        check_times(ts, "+".join(times) if times else "index", source)
+    for j in range(frame.shape[1]):
+        check_numeric_column(frame.iloc[:, j], str(frame.columns[j]), source)
     # pandas' default labels 0..N-1 are positions, not names (forecasts match series by name)
     names = None if isinstance(frame.columns, pd.RangeIndex) else [str(c) for c in frame.columns]
     values = to_float32(frame.to_numpy(dtype=np.float64), source, names)
@@ -277,6 +387,11 @@ def _from_wide(
 
 
 def _from_array(arr: np.ndarray, source: str) -> np.ndarray:
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise DataError(
+            f"{source}: expected real numbers, found dtype {arr.dtype}; pass the part that is "
+            f"the reading (arr.real, or np.abs(arr) for the magnitude)."
+        )
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise DataError(f"{source}: expected numeric values, found dtype {arr.dtype}.")
     if arr.ndim == 2:
@@ -286,47 +401,6 @@ def _from_array(arr: np.ndarray, source: str) -> np.ndarray:
             f"{source}: expected an array [T, N] or [T, N, C], found shape {tuple(arr.shape)}."
         )
     return to_float32(arr, source)
-
-
-def _check_numeric_column(col: pd.Series, label: str, source: str) -> None:
-    if pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
-        conv = pd.to_numeric(col, errors="coerce")
-        bad = conv.isna() & col.notna()
-        if bad.any() or pd.api.types.is_bool_dtype(col):
-            row = int(np.flatnonzero(bad.to_numpy())[0]) if bad.any() else 0
-            raise DataError(
-                f"{source}: expected numeric values in column {label!r}, found {col.dtype} "
-                f"(first non-numeric entry {col.iloc[row]!r} at row {row})."
-            )
-
-
-# ---------------------------------------------------------------------- time
-def _timestamps(
-    values: pd.Series, label: str, source: str, spec: TimeSpec, option: str = "time_column"
-) -> tuple[pd.DatetimeIndex, str | None]:
-    """The timestamps of a time column (or index) and, for numbers, a note saying how they
-    were read (also given as a warning).
-
-    Datetimes are taken as they are (time zones dropped: the calendar features use local
-    wall-clock time); numbers and text are read by the CSV readers' code, so epoch seconds are
-    never taken for nanoseconds.
-    """
-    # imported here: the readers package imports this module (the long-table reader)
-    from linearcast.data.readers._common import check_timestamps
-    from linearcast.data.readers.time_columns import parse_time
-
-    col = values.reset_index(drop=True)
-    note: str | None = None
-    if pd.api.types.is_datetime64_any_dtype(col):
-        ts = pd.DatetimeIndex(col)
-        if ts.tz is not None:
-            ts = ts.tz_localize(None)
-    else:
-        ts, note = parse_time(pd.DataFrame({label: col}), [label], source, option, spec)
-    with warnings.catch_warnings():  # irregular steps are an error here, reported below
-        warnings.simplefilter("ignore", UserWarning)
-        check_timestamps(ts, f"{source} ({label})")
-    return ts, note
 
 
 def _regular_step(ts: pd.DatetimeIndex, source: str) -> tuple[int | None, str | None]:

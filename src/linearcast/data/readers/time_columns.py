@@ -279,6 +279,36 @@ def _span(ts: pd.DatetimeIndex) -> str:
     return f"{valid.min()} .. {valid.max()}" if len(valid) else "no values"
 
 
+def _utc_note(label: str, ts: pd.DatetimeIndex) -> str:
+    """The note on times whose UTC offsets change, read as UTC (``ts``: time-zone aware)."""
+    return (
+        f"the times in {label} carry UTC offsets that change (a daylight-saving change or "
+        f"mixed time zones): converted to UTC ({_span(ts.tz_convert('UTC').tz_localize(None))}), "
+        f"so the time-of-day features are UTC"
+    )
+
+
+def wall_clock(ts: pd.DatetimeIndex, label: str) -> tuple[pd.DatetimeIndex, str | None]:
+    """Times without a time zone, as :func:`parse_time` gives them: wall-clock time when they
+    have one UTC offset, else converted to UTC, with a note saying so (across a DST change the
+    wall clock repeats or skips an hour).
+
+    Args:
+        ts: timestamps, time-zone aware or not (naive ones come back as they are).
+        label: the column, as messages show it (``'ds'``).
+
+    Returns:
+        The naive timestamps and the note (``None`` unless converted to UTC).
+    """
+    if ts.tz is None:
+        return ts, None
+    local = ts.tz_localize(None)
+    offsets = local - ts.tz_convert("UTC").tz_localize(None)
+    if offsets.nunique() <= 1:
+        return local, None
+    return ts.tz_convert("UTC").tz_localize(None), _utc_note(label, ts)
+
+
 def _parse_numbers(
     col: pd.Series, label: str, source: str, spec: TimeSpec, dropped: str | None = None
 ) -> tuple[pd.DatetimeIndex, str | None]:
@@ -447,11 +477,7 @@ def _parse_text(
             f"--set data_options.dayfirst={str(not first).lower()}"
         )
     if utc:
-        note = (
-            f"the times in {label} carry UTC offsets that change (a daylight-saving change or "
-            f"mixed time zones): converted to UTC ({_span(ts.tz_localize(None))}), so the "
-            f"time-of-day features are UTC"
-        )
+        note = _utc_note(label, ts)
     return ts, note
 
 
@@ -503,7 +529,4 @@ def _parse_loose(
                 f"({first_line(err, 80)}); {fix}."
             ) from None
     ts = pd.DatetimeIndex(pd.to_datetime(text, utc=True))
-    return ts, (
-        f"the times in {label} carry UTC offsets that change: converted to UTC "
-        f"({_span(ts.tz_localize(None))}), so the time-of-day features are UTC"
-    )
+    return ts, _utc_note(label, ts)
