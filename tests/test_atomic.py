@@ -174,3 +174,23 @@ def test_any_failure_keeps_the_old_file_and_leaves_no_temp(
     assert target.read_bytes() == old
     assert sorted(p.name for p in folder.iterdir()) == ["out.bin"]
     assert str(target) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_written_files_get_the_umask_mode_or_keep_the_replaced_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mkstemp's temporary files are private (0600): a forecast, a converted dataset or a run
+    file others should read stayed so. New files get 0666 less the umask, as ``open()`` gives;
+    a replaced file keeps its mode."""
+    monkeypatch.setattr(atomic, "_UMASK", None)  # read afresh under the umask set here
+    old = os.umask(0o022)
+    try:
+        atomic.write_bytes(tmp_path / "new.csv", b"a\n")
+        assert (tmp_path / "new.csv").stat().st_mode & 0o777 == 0o644
+        kept = tmp_path / "kept.csv"
+        kept.write_bytes(b"old\n")
+        kept.chmod(0o640)
+        atomic.write_bytes(kept, b"new\n")
+        assert kept.stat().st_mode & 0o777 == 0o640 and kept.read_bytes() == b"new\n"
+    finally:
+        os.umask(old)

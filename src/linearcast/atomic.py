@@ -203,6 +203,7 @@ def atomic_path(
     try:
         yield tmp
         _fsync_file(tmp)
+        os.chmod(tmp, file_mode(path))
         os.replace(tmp, path)
     except OSError as err:
         tmp.unlink(missing_ok=True)
@@ -260,6 +261,24 @@ def _fsync_file(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_UMASK: int | None = None
+
+
+def file_mode(path: Path) -> int:
+    """The permission bits a file written to ``path`` gets: those of the file it replaces,
+    else ``0o666`` less the process umask (what ``open()`` gives); ``mkstemp``'s temporary
+    files are private (0600), and a forecast or data folder others should read stayed so."""
+    global _UMASK
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        pass
+    if _UMASK is None:
+        _UMASK = os.umask(0o022)  # read it: the only portable way is to set it back at once
+        os.umask(_UMASK)
+    return 0o666 & ~_UMASK
 
 
 def fsync_dir(directory: Path) -> None:

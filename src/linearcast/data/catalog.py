@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from linearcast.atomic import file_mode
 from linearcast.data.dataset import TimeSeriesDataset
 from linearcast.data.readers import load
 from linearcast.errors import DataError
@@ -255,6 +256,7 @@ def _fetch(url: str, dest: Path, progress: bool, timeout: float) -> None:
                 raise DataError(
                     f"{url}: expected {total} bytes, received {out.tell()} (connection cut?)."
                 )
+        os.chmod(tmp, file_mode(dest))  # mkstemp's files are private (0600)
         os.replace(tmp, dest)
     except urllib.error.HTTPError as err:
         raise DataError(f"{url}: download failed with HTTP {err.code} ({err.reason}).") from err

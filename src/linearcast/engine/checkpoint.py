@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from linearcast.atomic import fsync_dir
+from linearcast.atomic import file_mode, fsync_dir
 from linearcast.data.safe_pickle import BadPickleData, RefusedGlobal
 from linearcast.engine.checkpoint_file import read_torch_file
 from linearcast.engine.checkpoint_schema import check_checkpoint
@@ -69,6 +69,7 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
             torch.save(obj, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, file_mode(path))
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from linearcast import jsonio
+from linearcast.atomic import file_mode
 from linearcast.engine.config_checks import check_run_name, inside
 from linearcast.engine.config_io import damaged
 from linearcast.engine.plots import plot_curves as plot_curves  # moved; old imports still work
@@ -122,6 +123,7 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
+        os.chmod(tmp, file_mode(path))  # mkstemp's files are private (0600)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -215,6 +217,7 @@ def write_history(path: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
             writer.writeheader()
             for row in rows:
                 writer.writerow({k: _csv_value(row.get(k)) for k in HISTORY_FIELDS})
+        os.chmod(tmp, file_mode(path))  # mkstemp's files are private (0600)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
