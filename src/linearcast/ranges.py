@@ -14,6 +14,7 @@ module can use it without importing torch and the models can use it without the 
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,8 +55,22 @@ class Check:
         return value
 
 
+def is_flag(value: Any) -> bool:
+    """Whether ``value`` is a bool: Python's or NumPy's (``np.bool_``, which is no number)."""
+    kind = type(value)
+    return isinstance(value, bool) or (kind.__module__ == "numpy" and kind.__name__ == "bool")
+
+
 def _real(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    # numbers.Real/Integral take NumPy scalars (np.float32, np.int64) as the numbers they are
+    return isinstance(value, numbers.Real) and not is_flag(value)
+
+
+def _as_float(value: Any) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an int too large for a float: out of every range
+        return math.inf if value > 0 else -math.inf
 
 
 def _bound(x: float) -> str:
@@ -64,7 +79,8 @@ def _bound(x: float) -> str:
 
 @dataclass(frozen=True)
 class Number(Check):
-    """A finite real number between ``low`` and ``high`` (inclusive unless ``*_open``).
+    """A finite real number between ``low`` and ``high`` (inclusive unless ``*_open``); an int
+    or a NumPy scalar (``np.float32``, ``np.int64``) is one, a bool is not.
 
     ``allow_nan`` admits NaN as a value (e.g. a null value meaning "no null"); ±inf never.
     """
@@ -78,9 +94,10 @@ class Number(Check):
     def accepts(self, value: Any) -> bool:
         if not _real(value):
             return False
-        if isinstance(value, float) and math.isnan(value):
+        x = _as_float(value)
+        if math.isnan(x):
             return self.allow_nan
-        if not math.isfinite(value):
+        if not math.isfinite(x):
             return False
         above = value > self.low if self.low_open else value >= self.low
         below = value < self.high if self.high_open else value <= self.high
@@ -94,16 +111,17 @@ class Number(Check):
 
 @dataclass(frozen=True)
 class Integer(Check):
-    """An integer in ``[low, high]`` (a bool is not one; a float such as ``2.0`` is not one)."""
+    """An integer in ``[low, high]``, NumPy's included (a bool is not one; a float such as
+    ``2.0`` is not one)."""
 
     low: int = 0
     high: int = INT_MAX
 
     def accepts(self, value: Any) -> bool:
         return (
-            isinstance(value, int)
-            and not isinstance(value, bool)
-            and self.low <= value <= self.high
+            isinstance(value, numbers.Integral)
+            and not is_flag(value)
+            and self.low <= int(value) <= self.high
         )
 
     def describe(self) -> str:
@@ -112,10 +130,10 @@ class Integer(Check):
 
 @dataclass(frozen=True)
 class Flag(Check):
-    """``true`` or ``false``."""
+    """``true`` or ``false`` (a Python or NumPy bool; not 0 or 1)."""
 
     def accepts(self, value: Any) -> bool:
-        return isinstance(value, bool)
+        return is_flag(value)
 
     def describe(self) -> str:
         return "true or false"
@@ -209,4 +227,5 @@ __all__ = [
     "Nothing",
     "Number",
     "Text",
+    "is_flag",
 ]

@@ -193,7 +193,7 @@ def test_the_python_api_refuses_before_training(tmp_path: Path) -> None:
 
     for bad in ({"grad_clip": math.nan}, {"seed": -1}, {"model_overrides": {"dropout": 2.0}}):
         with pytest.raises(ConfigError, match=next(iter(bad))):
-            linearcast.fit(out_dir=str(tmp_path / "runs"), max_epochs=1, **bad)
+            linearcast.fit(data="synthetic", out_dir=str(tmp_path / "runs"), max_epochs=1, **bad)
     assert not (tmp_path / "runs").exists()
 
 

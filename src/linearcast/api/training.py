@@ -6,8 +6,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from linearcast.api.options import frame_dataset, recorded_options, split_options
+from linearcast.api.options import (
+    check_frame_times,
+    frame_dataset,
+    recorded_options,
+    set_strings,
+    split_options,
+)
 from linearcast.api.run import Run
+from linearcast.errors import ConfigError
 
 
 def fit(
@@ -16,7 +23,7 @@ def fit(
     protocol: str | None = None,
     *,
     preset: str | None = None,
-    sets: Sequence[str] = (),
+    sets: Sequence[str] | str | None = (),
     verbose: bool | None = None,
     level: Sequence[float] | None = (80, 90),
     **overrides: Any,
@@ -25,11 +32,14 @@ def fit(
 
     Args:
         model: registry name (default: the preset's, else ``elinformer``).
-        data: a path, ``"synthetic"`` (the default), a DataFrame (wide or long
-            ``unique_id, ds, y``) or an array ``[T, N]`` / ``[T, N, C]``.
+        data: a path, a DataFrame (wide or long ``unique_id, ds, y``), an array ``[T, N]`` /
+            ``[T, N, C]``, or ``"synthetic"`` for the built-in synthetic data. ``None``: the
+            preset's data (or a ``data=`` in ``sets``); without either it is refused, so that
+            a forgotten argument does not train on synthetic data.
         protocol: ``pems``, ``metr``, ``ett``, ``ltsf``, ... (default: the preset's, else pems).
         preset: start from a named preset (``"demo"``, ``"samovar-ett"``, ...).
-        sets: ``key=value`` strings as ``--set`` takes (``"model_overrides.num_layers=2"``).
+        sets: ``key=value`` strings as ``--set`` takes (``["model_overrides.num_layers=2"]``);
+            one string is one ``key=value``; ``None`` is none.
         verbose: print the CLI's lines (dataset, model, one per epoch, the final table), with
             a progress bar when stderr is a terminal. ``None`` (default): yes in an
             interactive session (a Python prompt, IPython, Jupyter), no in scripts and tests.
@@ -42,6 +52,10 @@ def fit(
 
     Returns:
         The finished run (``run.metrics``, ``run.evaluate()``, ``run.forecast(...)``).
+
+    Raises:
+        ConfigError: an unknown keyword, a value out of range or no ``data`` (one sentence
+            naming what was expected, what was found and the fix), before anything is written.
     """
     from linearcast.data.frames import describe_data, is_in_memory
     from linearcast.engine.config import TrainConfig
@@ -50,23 +64,34 @@ def fit(
     from linearcast.serve.interval_scores import record_or_warn
     from linearcast.serve.intervals import check_levels
 
+    set_list = set_strings(sets)
+    if data is None and not preset and not any(_sets_key(s) == "data" for s in set_list):
+        raise ConfigError(
+            'fit(): expected data= (a path, a DataFrame, an array [T, N] or "synthetic"), '
+            'found None; pass data="synthetic" to train on the built-in synthetic data.'
+        )
     cfg = get_preset(preset) if preset else TrainConfig()
     fields, data_options = split_options(data, overrides)
-    dataset = None
+    in_memory = data is not None and is_in_memory(data)
     if model is not None:
         fields["model"] = model
     if protocol is not None:
         fields["protocol"] = protocol
-    if data is not None and is_in_memory(data):
-        dataset = frame_dataset(data, data_options)
+    if in_memory:
         fields["data"] = describe_data(data)
         # kept in config.json: the run's later commands read new data the same way, and the
         # frame's null value wins over the protocol's as a file's reader option does
         fields["data_options"] = {**cfg.data_options, **recorded_options(data_options)}
     elif data is not None:
         fields["data"] = str(data)
+    # the config is checked whole before the frame is read: a bad option is refused the
+    # same way whether or not the data would have tripped over it
     cfg = cfg.replace(**fields) if fields else cfg
-    cfg = cfg.with_sets(list(sets))
+    cfg = cfg.with_sets(set_list)
+    dataset = None
+    if in_memory:
+        dataset = frame_dataset(data, data_options)
+        check_frame_times(data, dataset, cfg)
     show = interactive_session() if verbose is None else verbose
     progress = show and sys.stderr.isatty()
     levels = check_levels(level, "level") if level else ()
@@ -76,6 +101,10 @@ def fit(
         scores = record_or_warn(result.run_dir, levels, dataset=dataset)
         metrics = metrics | {"intervals": scores}
     return Run(result.run_dir, dataset=dataset, metrics=metrics, history=result.history)
+
+
+def _sets_key(item: str) -> str:
+    return item.partition("=")[0].strip()
 
 
 def interactive_session() -> bool:

@@ -36,6 +36,7 @@ from linearcast.engine.config_io import (
     parse_value,
     read_config_file,
     to_toml,
+    unknown_options,
 )
 from linearcast.engine.presets import PRESETS
 from linearcast.errors import ConfigError
@@ -255,11 +256,9 @@ class TrainConfig:
         elif preset_name:
             base = preset(preset_name)
         known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(known))
+        unknown = sorted(set(values) - set(known), key=str)
         if unknown:
-            raise ConfigError(
-                f"config: unknown option(s) {unknown}; known options: {', '.join(sorted(known))}."
-            )
+            raise ConfigError(unknown_options("config", unknown, known, "a config field"))
         merged = base.to_dict()
         for key, value in values.items():
             if key == "synthetic":
@@ -328,10 +327,10 @@ class TrainConfig:
 
 def _synthetic_from_dict(values: dict[str, Any]) -> SyntheticConfig:
     known = {f.name for f in dataclasses.fields(SyntheticConfig)}
-    unknown = sorted(set(values) - known)
+    unknown = sorted(set(values) - known, key=str)
     if unknown:
         raise ConfigError(
-            f"config: unknown synthetic option(s) {unknown}; known: {', '.join(sorted(known))}."
+            unknown_options("config", unknown, known, "a field of synthetic", kind="synthetic")
         )
     defaults = SyntheticConfig()
     coerced = {

@@ -12,14 +12,28 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as dt
+import difflib
 import json
 import math
+import numbers
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from linearcast.errors import ConfigError
-from linearcast.ranges import Check, Either, Flag, Integer, ListOf, Nothing, Number, Text
+from linearcast.ranges import (
+    Check,
+    Choice,
+    Either,
+    Flag,
+    Integer,
+    ListOf,
+    Nothing,
+    Number,
+    Text,
+    is_flag,
+)
 
 _SEED = Integer(0, 2**32 - 1)  # numpy's and Fabric's seeds are 32-bit
 _COUNT = Integer(0)  # "0: off/all"
@@ -88,11 +102,116 @@ PROTOCOL_CHECKS: dict[str, Check] = {
     "add_day_of_week": Flag(),
 }
 
-#: reader options (``data_options``) that are numbers in every format that takes them
+#: the values of the readers' ``non_finite`` and ``dedupe`` options (the ``Literal`` types
+#: ``NonFinitePolicy`` and ``Dedupe`` of the data package; a test keeps them equal)
+NON_FINITE_CHOICES = ("error", "mask", "null")
+DEDUPE_CHOICES = ("error", "first", "last", "mean")
+
+#: reader options (``data_options``) whose values are the same in every format that takes
+#: them, checked when the config is built: a run never stores one its reader would refuse
 DATA_OPTION_CHECKS: dict[str, Check] = {
-    "freq_minutes": Integer(1, 525_600),  # at most a year
+    "freq_minutes": Either((Integer(1, 525_600), Nothing())),  # at most a year
+    "steps_per_day": Either((Integer(1, 86_400), Nothing())),
     "null_value": Number(allow_nan=True),
+    "non_finite": Choice(NON_FINITE_CHOICES),
+    "dedupe": Choice(DEDUPE_CHOICES),
+    "weights": Choice(("connectivity", "distance", "gaussian")),
+    "layout": Choice(("auto", "time_node", "node_time", "node_day_step", "day_step_node")),
+    "graph_threshold": Number(0.0, 1.0),
 }
+
+#: what people often call a config field (other libraries' names, the CLI's flags), for the
+#: "did you mean" of an unknown option
+FIELD_ALIASES: dict[str, str] = {
+    "learning_rate": "lr",
+    "learningrate": "lr",
+    "epochs": "max_epochs",
+    "epoch": "max_epochs",
+    "n_epochs": "max_epochs",
+    "num_epochs": "max_epochs",
+    "out": "out_dir",
+    "output": "out_dir",
+    "output_dir": "out_dir",
+    "outdir": "out_dir",
+    "save_dir": "out_dir",
+    "log_dir": "out_dir",
+    "name": "run_name",
+    "experiment_name": "run_name",
+    "wd": "weight_decay",
+    "l2": "weight_decay",
+    "bs": "batch_size",
+    "batch": "batch_size",
+    "train_batch_size": "batch_size",
+    "val_batch_size": "eval_batch_size",
+    "test_batch_size": "eval_batch_size",
+    "workers": "num_workers",
+    "n_workers": "num_workers",
+    "clip": "grad_clip",
+    "clip_grad": "grad_clip",
+    "gradient_clip": "grad_clip",
+    "gradient_clip_val": "grad_clip",
+    "max_grad_norm": "grad_clip",
+    "early_stopping": "patience",
+    "early_stopping_patience": "patience",
+    "eps": "adam_eps",
+    "device": "accelerator",
+    "gpus": "devices",
+    "dataset": "data",
+    "data_path": "data",
+    "format": "data_format",
+    "model_options": "model_overrides",
+    "model_kwargs": "model_overrides",
+    "model_config": "model_overrides",
+    "protocol_options": "protocol_overrides",
+    "reader_options": "data_options",
+    "lr_scheduler": "scheduler",
+    "lr_milestones": "milestones",
+    "lr_gamma": "gamma",
+    "criterion": "loss",
+    "random_seed": "seed",
+    "random_state": "seed",
+    "amp": "precision",
+    "mixed_precision": "precision",
+}
+
+
+def did_you_mean(key: str, known: Iterable[str]) -> str | None:
+    """The known option ``key`` most likely means: its usual name elsewhere
+    (:data:`FIELD_ALIASES`: ``learning_rate`` -> ``lr``), else the closest spelling
+    (``lrr`` -> ``lr``); ``None`` when nothing is close."""
+    names = sorted(set(known))
+    folded = key.strip().lower().replace("-", "_")
+    alias = FIELD_ALIASES.get(folded)
+    if alias in names:
+        return alias
+    if folded in names:
+        return folded
+    close = difflib.get_close_matches(folded, names, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def unknown_options(
+    where: str, keys: Iterable[str], known: Iterable[str], what: str, kind: str = ""
+) -> str:
+    """One sentence for unknown option names: each with its likely meaning, then the list.
+
+    Args:
+        where: the message's prefix (``"config"``, ``"fit()"``).
+        keys: the unknown names, as given.
+        known: the accepted names.
+        what: what ``known`` are (``"a config field"``).
+        kind: a word before "option" (``"synthetic"``).
+    """
+    names = sorted(set(known))
+    parts = []
+    for key in keys:
+        guess = did_you_mean(str(key), names)
+        parts.append(f"{key!r}" + (f" (did you mean {guess!r}?)" if guess else ""))
+    options = "option" if len(parts) == 1 else "options"
+    kind = f"{kind} " if kind else ""
+    return (
+        f"{where}: unknown {kind}{options} {', '.join(parts)}; expected {what}: {', '.join(names)}."
+    )
 
 
 def check_values(values: dict[str, Any]) -> None:
@@ -113,7 +232,27 @@ def check_values(values: dict[str, Any]) -> None:
     ):
         for key, value in numbers_from_text(values[table]).items():
             if key in checks:
-                checks[key].check(f"{table}.{key}", value)
+                checks[key].check(f"{table}.{key}", value, _fix(table, key))
+
+
+def _fix(table: str, key: str) -> str:
+    """How to set an option of ``table``, from the CLI and from Python."""
+    if table == "data_options":
+        python = f"data_options={{{key!r}: VALUE}}"
+        if key in _frame_options():  # fit() takes a frame's data options as keywords
+            python += f", or {key}=VALUE with a frame or array"
+    else:
+        python = f"{table}={{{key!r}: VALUE}}"
+    return f"--set {table}.{key}=VALUE (Python: {python})"
+
+
+def _frame_options() -> set[str]:
+    """The options of :func:`linearcast.data.as_dataset` (imported only for a message)."""
+    import inspect
+
+    from linearcast.data.frames import as_dataset
+
+    return set(inspect.signature(as_dataset).parameters) - {"data"}
 
 
 def nonfinite_as_text(values: dict[str, Any]) -> dict[str, Any]:
@@ -143,12 +282,39 @@ def field_default(f: dataclasses.Field[Any]) -> Any:
     return None
 
 
+def plain(value: Any) -> Any:
+    """``value`` with NumPy numbers and bools (also inside lists, tuples and dicts) as Python's
+    ``int``, ``float`` and ``bool``: ``lr=np.float32(1e-3)`` is a learning rate, and
+    ``config.json`` holds plain values."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(plain(v) for v in value)
+    if type(value).__module__ != "numpy":
+        return value
+    if isinstance(value, str):  # np.str_
+        return str(value)
+    if is_flag(value):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        # a float32's shortest text is the number meant: np.float32(1e-3) -> 0.001, not
+        # 0.0010000000474974513
+        return float(str(value)) if getattr(value, "itemsize", 8) < 8 else float(value)
+    return value
+
+
 def coerce_value(key: str, value: Any, current: Any) -> Any:
     """Check ``value`` against the type of the field's current value; widen int -> float.
 
-    A field with a declared range (:data:`FIELD_CHECKS`) names that range when the type is
-    wrong, as it does when the value is out of range.
+    NumPy scalars count as the Python numbers they hold (:func:`plain`). A field with a
+    declared range (:data:`FIELD_CHECKS`) names that range when the type is wrong, as it does
+    when the value is out of range.
     """
+    value = plain(value)
     try:
         return _coerce(key, value, current)
     except ConfigError:
