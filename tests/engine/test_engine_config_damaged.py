@@ -35,3 +35,20 @@ def test_a_damaged_json_of_a_run_is_one_sentence_naming_it(tmp_path: Path, damag
     path.write_bytes(content)
     with pytest.raises(ConfigError, match=rf"^{path}: expected JSON text, ({found})"):
         read_json(path)
+
+
+def test_a_config_that_is_no_regular_file_says_what_it_is(tmp_path: Path) -> None:
+    """``--config /dev/zero`` or a FIFO was "config file not found"; reading either would
+    hang or never end, so neither is opened and the message says what the path is."""
+    import os
+
+    fifo = tmp_path / "c.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match=r"c\.toml: expected a config file .* found a FIFO"):
+        read_config_file(fifo)
+    with pytest.raises(ConfigError, match=r"/dev/zero: expected a config file .* found a device"):
+        read_config_file("/dev/zero")
+    with pytest.raises(ConfigError, match=r"expected a config file .*, found a directory"):
+        read_config_file(tmp_path)
+    with pytest.raises(ConfigError, match=r"none\.toml: file not found"):
+        read_config_file(tmp_path / "none.toml")

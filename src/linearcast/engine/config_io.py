@@ -425,7 +425,14 @@ def read_config_file(path: str | Path, *, new_run: bool = False) -> dict[str, An
 
 def _read_config_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found.")
+        from linearcast.data.readers._files import require_file
+        from linearcast.errors import DataError
+
+        try:  # not found, a loop, a directory, a FIFO or a device: say which
+            require_file(path, "a config file (.toml or .json)")
+        except DataError as err:
+            raise ConfigError(str(err)) from None
+        raise ConfigError(f"{path}: config file not found.")  # pragma: no cover - raced
     try:
         if path.suffix == ".toml":
             with path.open("rb") as fh:
