@@ -62,7 +62,6 @@ from linearcast.engine.run_report import (
 from linearcast.engine.run_state import (
     RunResult,
     RunState,
-    check_same_data,
     gather,
     restore_progress,
     resume_dir,
@@ -82,6 +81,7 @@ from linearcast.engine.setup import (
 )
 from linearcast.engine.target import apply_output_rule
 from linearcast.engine.tensorboard import open_tensorboard
+from linearcast.engine.trained_on import check_same_data
 from linearcast.models import REGISTRY
 
 if TYPE_CHECKING:

@@ -44,9 +44,9 @@ def forecast_windows(
     from linearcast.data import StandardScaler, WindowDataset
     from linearcast.engine.checkpoint import BEST, load_weights
     from linearcast.engine.evaluation import forward_eval
-    from linearcast.engine.run_state import check_trained_graph, trained_graph
     from linearcast.engine.setup import build_model_for
     from linearcast.engine.target import apply_output_rule, clip_data_units
+    from linearcast.engine.trained_on import check_trained_graph, trained_graph
     from linearcast.serve.run import inference_fabric
 
     scaler = StandardScaler.from_state_dict(ckpt["scaler"])

@@ -118,8 +118,8 @@ def _run_graph(
     copy, or for runs written before checkpoints kept it, read again from the run's data.
     DCRNN keeps its supports out of its weights, and every graph model's builder needs one
     before the checkpoint's buffers replace what it made."""
-    from linearcast.engine.run_state import trained_graph
     from linearcast.engine.setup import load_dataset
+    from linearcast.engine.trained_on import trained_graph
     from linearcast.errors import DataError
     from linearcast.models import REGISTRY
 

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from linearcast.engine.checkpoint import BEST, load_checkpoint, load_weights
 from linearcast.engine.config import TrainConfig
-from linearcast.engine.run_state import check_trained_graph, trained_graph
 from linearcast.engine.series_identity import match_series, read_series
 from linearcast.engine.setup import build_model, load_dataset, prepare_data
 from linearcast.engine.target import apply_output_rule
+from linearcast.engine.trained_on import check_trained_graph, trained_graph
 from linearcast.errors import ConfigError
 from linearcast.serve.data_step import check_step
 
