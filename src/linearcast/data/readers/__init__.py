@@ -322,8 +322,7 @@ def _with_format_hint(err: DataError, path: Path, fmt: str) -> DataError:
     """``err`` of a read in the ``fmt`` the user named, saying which format the file looks
     like when that is another (a CSV read as ``--format uctb`` fails in pickle's words)."""
     try:
-        with csv_options({}):
-            seen = sniff_format(path)
+        seen = sniff_format(path)
     except (DataError, ConfigError, OSError):
         return err
     if seen == fmt:
